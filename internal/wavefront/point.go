@@ -77,7 +77,7 @@ var allowedNameByte = func() (t [256]bool) {
 	for c := 'A'; c <= 'Z'; c++ {
 		t[c] = true
 	}
-	for c := ',' /* 44 */; c <= '9' /* 57 */; c++ {
+	for c := ','; /* 44 */ c <= '9'; /* 57 */ c++ {
 		t[c] = true
 	}
 	t['_'] = true
@@ -138,4 +138,6 @@ func trimSpace(b []byte) []byte {
 	return b
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' }
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
+}
