@@ -28,7 +28,7 @@ type Point struct {
 //	"<name>" <value> [<ts>] source="<source>" "<k>"="<v>" ...\n
 //
 // Names and tag keys are sanitised byte by byte; source and tag values are
-// trimmed and have '"' and newlines escaped.
+// trimmed and have '"' and newlines escaped (see appendQuotedValue).
 func AppendPoint(dst []byte, p *Point) []byte {
 	dst = appendSanitizedName(dst, p.Name)
 	dst = append(dst, ' ')
@@ -37,15 +37,20 @@ func AppendPoint(dst []byte, p *Point) []byte {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, p.Timestamp, 10)
 	}
+	dst = appendSourceAndTags(dst, p.Source, p.Tags)
+	return append(dst, '\n')
+}
+
+func appendSourceAndTags(dst, source []byte, tags []Tag) []byte {
 	dst = append(dst, " source="...)
-	dst = appendQuotedValue(dst, p.Source)
-	for _, t := range p.Tags {
+	dst = appendQuotedValue(dst, source)
+	for _, t := range tags {
 		dst = append(dst, ' ')
 		dst = appendSanitizedName(dst, t.Key)
 		dst = append(dst, '=')
 		dst = appendQuotedValue(dst, t.Value)
 	}
-	return append(dst, '\n')
+	return dst
 }
 
 // AppendValue writes v as the shortest decimal without an exponent, and
@@ -85,21 +90,23 @@ var allowedNameByte = func() (t [256]bool) {
 }()
 
 // appendSanitizedName quotes name, replacing every disallowed byte with '-'
-// but keeping a leading '~' or delta marker.
+// but keeping a leading '~' or delta marker, and a '~' right after a delta
+// marker (proxy.md §2.4), so every valid name is written unchanged.
 func appendSanitizedName(dst, name []byte) []byte {
 	dst = append(dst, '"')
 	i := 0
 	switch {
 	case len(name) > 0 && name[0] == '~':
-		dst = append(dst, '~')
 		i = 1
 	case hasPrefix(name, DeltaIncrement):
-		dst = append(dst, DeltaIncrement...)
 		i = len(DeltaIncrement)
 	case hasPrefix(name, DeltaGreek):
-		dst = append(dst, DeltaGreek...)
 		i = len(DeltaGreek)
 	}
+	if i > 1 && i < len(name) && name[i] == '~' {
+		i++
+	}
+	dst = append(dst, name[:i]...)
 	for ; i < len(name); i++ {
 		c := name[i]
 		if !allowedNameByte[c] {
@@ -110,15 +117,32 @@ func appendSanitizedName(dst, name []byte) []byte {
 	return append(dst, '"')
 }
 
+// appendQuotedValue trims v and writes it double-quoted with '"' as \" and
+// a newline as \n, like the reference SDK. The reference cannot represent
+// a backslash before a quote, before the closing quote or before an 'n'
+// unambiguously, so a run of backslashes followed by '"', 'n', a newline or
+// the end of the value is doubled; Decoder reads that back exactly, and for
+// values without such runs the output is byte-identical to the reference.
 func appendQuotedValue(dst, v []byte) []byte {
 	v = trimSpace(v)
 	dst = append(dst, '"')
-	for _, c := range v {
-		switch c {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
 		case '"':
 			dst = append(dst, '\\', '"')
 		case '\n':
 			dst = append(dst, '\\', 'n')
+		case '\\':
+			j := i
+			for j < len(v) && v[j] == '\\' {
+				j++
+			}
+			n := j - i
+			if j == len(v) || v[j] == '"' || v[j] == 'n' || v[j] == '\n' {
+				n *= 2
+			}
+			dst = appendBackslashes(dst, n)
+			i = j - 1
 		default:
 			dst = append(dst, c)
 		}

@@ -1,0 +1,262 @@
+package wavefront
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+)
+
+// Span is one Wavefront span (proxy.md §4.1). Tags are the span's
+// annotations in order; unlike point tags, keys may repeat (parent,
+// followsFrom). Like Point, its byte slices may alias a producer's buffers.
+type Span struct {
+	Name           []byte
+	Source         []byte
+	SpanID         []byte // a UUID string
+	TraceID        []byte // a UUID string
+	StartMillis    int64
+	DurationMillis int64
+	Tags           []Tag
+}
+
+// AppendSpan appends s in the span line format the reference forwards:
+//
+//	"<name>" source="<s>" spanId="<id>" traceId="<id>" "<k>"="<v>" ... <startMillis> <durationMillis>\n
+//
+// Strings are quoted and escaped as AppendPoint does; annotation keys are
+// sanitised like tag keys. The format is only unambiguous to a decoder when
+// StartMillis ≥ 1e12 (later than 2001-09) and DurationMillis < StartMillis,
+// because the decoder infers units and end-vs-duration from magnitudes.
+func AppendSpan(dst []byte, s *Span) []byte {
+	dst = appendQuotedValue(dst, s.Name)
+	dst = append(dst, " source="...)
+	dst = appendQuotedValue(dst, s.Source)
+	dst = append(dst, " spanId="...)
+	dst = appendQuotedValue(dst, s.SpanID)
+	dst = append(dst, " traceId="...)
+	dst = appendQuotedValue(dst, s.TraceID)
+	for _, t := range s.Tags {
+		dst = append(dst, ' ')
+		dst = appendSanitizedName(dst, t.Key)
+		dst = append(dst, '=')
+		dst = appendQuotedValue(dst, t.Value)
+	}
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, s.StartMillis, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, s.DurationMillis, 10)
+	return append(dst, '\n')
+}
+
+var (
+	keySpanLogs   = []byte("_spanLogs")
+	keySecondary  = []byte("_spanSecondaryId")
+	valTrue       = []byte("true")
+	errSpanFuture = &LineError{CodeTimeframe, "Span outside of reasonable timeframe"}
+)
+
+// spanMillis converts a span timestamp to milliseconds in the unit implied
+// by the magnitude of first (§4.1).
+func spanMillis(v, first int64) int64 {
+	switch {
+	case first > 999_999_999_999_999_999:
+		return v / 1_000_000
+	case first > 999_999_999_999_999:
+		return v / 1000
+	case first > 999_999_999_999:
+		return v
+	}
+	if v > math.MaxInt64/1000 {
+		return math.MaxInt64 // Java would overflow; saturate instead
+	}
+	return v * 1000
+}
+
+// DecodeSpan parses and validates a span line (§4.1, §4.2). Annotation
+// values longer than Limits.MaxSpanValueLength are truncated rather than
+// rejected: the full values are then available from TruncatedAnnotations
+// and _spanLogs=true is set, so the caller can emit them as span logs
+// (see TruncationSpanLogs).
+func (d *Decoder) DecodeSpan(line []byte, s *Span) error {
+	if e := d.parseSpan(line, s); e != nil {
+		return e
+	}
+	if e := d.validateSpan(s); e != nil {
+		return e
+	}
+	return nil
+}
+
+func (d *Decoder) parseSpan(line []byte, s *Span) *LineError {
+	if e := d.tokenize(line); e != nil {
+		return e
+	}
+	name, ok := d.next()
+	if !ok {
+		return parseErr("Span name is missing")
+	}
+	var src, spanID, traceID []byte
+	d.tags = d.tags[:0]
+	for d.pos < len(d.toks) && !(d.toks[d.pos].kind <= tokQuoted && isAllDigits(d.toks[d.pos].b)) {
+		k, _ := d.next()
+		if k.kind == tokEq || k.kind == tokHash {
+			return parseErr("Unexpected " + quoteTok(k.b) + " where a tag key was expected")
+		}
+		if !d.peekKind(tokEq) {
+			return parseErr("Tag keys and values must be separated by '=': " + quoteTok(k.b))
+		}
+		d.pos++
+		v, ok := d.next()
+		if !ok || v.kind == tokEq || v.kind == tokHash {
+			return parseErr("Value missing for " + quoteTok(k.b))
+		}
+		switch {
+		case bytes.Equal(k.b, keySource), bytes.Equal(k.b, keyHost):
+			src = v.b
+		case bytes.Equal(k.b, keySpanID):
+			spanID = v.b
+		case bytes.Equal(k.b, keyTraceID):
+			traceID = v.b
+		default:
+			d.tags = append(d.tags, Tag{k.b, v.b})
+		}
+	}
+	first, ok := d.next()
+	if !ok {
+		return parseErr("Span start timestamp is missing")
+	}
+	start, ok := parseJavaInt(first.b, 64)
+	if !ok {
+		return parseErr("Invalid span start timestamp: " + quoteTok(first.b))
+	}
+	second, ok := d.next()
+	if !ok {
+		return parseErr("Span end timestamp or duration is missing")
+	}
+	end, ok := parseJavaInt(second.b, 64)
+	if !ok || second.kind > tokQuoted || !isAllDigits(second.b) {
+		return parseErr("Invalid span end timestamp or duration: " + quoteTok(second.b))
+	}
+	if t, ok := d.next(); ok {
+		return parseErr("Unexpected extra input: " + quoteTok(t.b))
+	}
+	if spanID == nil {
+		return parseErr("spanId can't be null")
+	}
+	if traceID == nil {
+		return parseErr("traceId can't be null")
+	}
+	s.Name = name.b
+	s.Source = src
+	if s.Source == nil {
+		s.Source = d.defaultSource(line)
+	}
+	s.SpanID = spanID
+	s.TraceID = traceID
+	// Units of both numbers come from the first; the second is an end
+	// timestamp unless it is smaller than the start.
+	s.StartMillis = spanMillis(start, start)
+	if end-start >= 0 {
+		s.DurationMillis = spanMillis(end, start) - s.StartMillis
+	} else {
+		s.DurationMillis = spanMillis(end, start)
+	}
+	s.Tags = d.tags
+	return nil
+}
+
+func (d *Decoder) validateSpan(s *Span) *LineError {
+	lim := d.limits()
+	if lim.SpanDropDelay > 0 || lim.Prefill > 0 {
+		now := d.nowMillis()
+		if lim.SpanDropDelay > 0 && saturatingAdd(s.StartMillis, s.DurationMillis) < saturatingAdd(now, -lim.SpanDropDelay.Milliseconds()) {
+			return &LineError{CodeTimeframe, "span is older than acceptable delay of " +
+				strconv.FormatFloat(lim.SpanDropDelay.Minutes(), 'f', -1, 64) + " minutes"}
+		}
+		if lim.Prefill > 0 && s.StartMillis > saturatingAdd(now, lim.Prefill.Milliseconds()) {
+			return errSpanFuture
+		}
+	}
+	if i := bytes.IndexByte(s.Name, '*'); i >= 0 {
+		start := len(d.scratch)
+		d.scratch = append(d.scratch, s.Name...)
+		name := d.scratch[start:len(d.scratch):len(d.scratch)]
+		for j := i; j < len(name); j++ {
+			if name[j] == '*' {
+				name[j] = '-'
+			}
+		}
+		s.Name = name
+	}
+	if len(trimSpace(s.Source)) == 0 {
+		return &LineError{CodeSpanSourceMissing, "Span source/host name is required"}
+	}
+	if n := utf16Len(s.Source); n > lim.MaxSourceLength {
+		return &LineError{CodeSpanSourceTooLong, "Span source/host name is too long" + lenDetail(n, lim.MaxSourceLength) + ": " + quoteTok(s.Source)}
+	}
+	if n := utf16Len(s.Name); n > lim.MaxSpanNameLength {
+		return &LineError{CodeSpanNameTooLong, "Span name is too long" + lenDetail(n, lim.MaxSpanNameLength) + ": " + quoteTok(s.Name)}
+	}
+	if len(s.Tags) > lim.MaxSpanAnnotations {
+		return &LineError{CodeSpanTooManyTags, "Span has too many annotations" + lenDetail(len(s.Tags), lim.MaxSpanAnnotations)}
+	}
+	d.full = d.full[:0]
+	for i := range s.Tags {
+		t := &s.Tags[i]
+		switch n := utf16Len(t.Key); {
+		case n > lim.MaxSpanKeyLength:
+			return &LineError{CodeSpanKeyTooLong, "Span annotation key is too long" + lenDetail(n, lim.MaxSpanKeyLength) + ": " + quoteTok(t.Key)}
+		case !validName(t.Key):
+			return &LineError{CodeSpanKeyChars, "Span annotation key has illegal character(s): " + quoteTok(t.Key)}
+		case len(t.Value) == 0:
+			return &LineError{CodeSpanValueEmpty, "Span annotation value for " + quoteTok(t.Key) + " is empty"}
+		}
+		if utf16Len(t.Value) > lim.MaxSpanValueLength {
+			d.full = append(d.full, *t)
+			t.Value = truncateUTF16(t.Value, lim.MaxSpanValueLength)
+		}
+	}
+	if len(d.full) > 0 {
+		if i := tagIndex(s.Tags, keySpanLogs); i >= 0 {
+			s.Tags[i].Value = valTrue
+		} else {
+			s.Tags = append(s.Tags, Tag{keySpanLogs, valTrue})
+			d.tags = s.Tags
+		}
+	}
+	return nil
+}
+
+// TruncatedAnnotations returns the annotations the last DecodeSpan
+// truncated (WF-433), with their full values, in span order. Valid until
+// the next call.
+func (d *Decoder) TruncatedAnnotations() []Tag { return d.full }
+
+// TruncationSpanLogs builds the span-logs object the reference emits for a
+// span whose annotation values were truncated (§4.2): one log entry with
+// timestamp -1 mapping each truncated key to its full value.
+func TruncationSpanLogs(s *Span, full []Tag) *SpanLogs {
+	fields := make(map[string]string, len(full))
+	for _, t := range full {
+		fields[string(t.Key)] = string(t.Value)
+	}
+	sl := &SpanLogs{
+		TraceID: string(s.TraceID),
+		SpanID:  string(s.SpanID),
+		Logs:    []SpanLog{{Timestamp: -1, Fields: fields}},
+	}
+	if i := tagIndex(s.Tags, keySecondary); i >= 0 {
+		id := string(s.Tags[i].Value)
+		sl.SpanSecondaryID = &id
+	}
+	return sl
+}
+
+func isAllDigits(b []byte) bool {
+	for _, c := range b {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return len(b) > 0
+}

@@ -1,0 +1,92 @@
+package wavefront
+
+import "encoding/json"
+
+// SpanLogs is one span-logs object (proxy.md §4.4). Field order matches the
+// reference's output; SpanSecondaryID is written as null when nil.
+type SpanLogs struct {
+	Customer        string    `json:"customer,omitempty"`
+	TraceID         string    `json:"traceId"`
+	SpanID          string    `json:"spanId"`
+	SpanSecondaryID *string   `json:"spanSecondaryId"`
+	Logs            []SpanLog `json:"logs"`
+	// Span is the optional span line on input; on output the proxy
+	// overwrites it with _sampledByPolicy=<id|NONE>.
+	Span string `json:"span,omitempty"`
+}
+
+// SpanLog is one log entry. Timestamp is in microseconds.
+type SpanLog struct {
+	Timestamp int64     `json:"timestamp"`
+	Fields    LogFields `json:"fields"`
+}
+
+// LogFields are a log entry's fields. On input, scalar JSON values are
+// accepted and kept as their text (numbers, booleans) or dropped (null), as
+// the reference's Jackson mapping to Map<String,String> coerces them.
+type LogFields map[string]string
+
+// UnmarshalJSON implements the coercion described on LogFields.
+func (f *LogFields) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if raw == nil {
+		*f = nil
+		return nil
+	}
+	m := make(LogFields, len(raw))
+	for k, v := range raw {
+		switch {
+		case len(v) == 0 || string(v) == "null":
+			continue
+		case v[0] == '"':
+			var s string
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			m[k] = s
+		case v[0] == '{' || v[0] == '[':
+			return &json.UnmarshalTypeError{Value: "object or array", Field: "fields." + k}
+		default:
+			m[k] = string(v)
+		}
+	}
+	*f = m
+	return nil
+}
+
+// DecodeSpanLogs parses one span-logs JSON line. _spanSecondaryId is
+// accepted as an alias of spanSecondaryId. traceId and spanId are required.
+// Errors are *LineError with CodeParse.
+func DecodeSpanLogs(line []byte, sl *SpanLogs) error {
+	var in struct {
+		SpanLogs
+		AliasSecondaryID *string `json:"_spanSecondaryId"`
+	}
+	if err := json.Unmarshal(line, &in); err != nil {
+		return parseErr("Cannot parse span logs: " + err.Error())
+	}
+	if in.SpanSecondaryID == nil {
+		in.SpanSecondaryID = in.AliasSecondaryID
+	}
+	switch {
+	case in.TraceID == "":
+		return parseErr("Span logs: traceId is missing")
+	case in.SpanID == "":
+		return parseErr("Span logs: spanId is missing")
+	}
+	*sl = in.SpanLogs
+	return nil
+}
+
+// AppendSpanLogs appends sl as one JSON line (with a trailing newline).
+func AppendSpanLogs(dst []byte, sl *SpanLogs) ([]byte, error) {
+	b, err := json.Marshal(sl)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, b...)
+	return append(dst, '\n'), nil
+}
