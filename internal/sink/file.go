@@ -43,6 +43,8 @@ func (t *fileTransport) send(_ context.Context, b *block) error {
 	return nil
 }
 
+func (t *fileTransport) pending() bool { return false }
+
 func (t *fileTransport) close() error {
 	if t.owned {
 		return t.f.Close()

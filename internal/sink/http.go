@@ -92,10 +92,10 @@ func (h *httpTransport) send(ctx context.Context, b *block) error {
 		return nil
 	}
 	return &statusError{
-		code:       resp.StatusCode,
-		body:       strings.ToValidUTF8(strings.TrimSpace(string(snippet)), string(utf8.RuneError)),
-		permanent:  !retryable(resp.StatusCode),
-		retryAfter: parseRetryAfter(resp.Header.Get("Retry-After")),
+		code:      resp.StatusCode,
+		body:      strings.ToValidUTF8(strings.TrimSpace(string(snippet)), string(utf8.RuneError)),
+		permanent: !retryable(resp.StatusCode),
+		after:     parseRetryAfter(resp.Header.Get("Retry-After")),
 	}
 }
 
@@ -122,6 +122,8 @@ func parseRetryAfter(v string) time.Duration {
 	}
 	return 0
 }
+
+func (h *httpTransport) pending() bool { return false }
 
 func (h *httpTransport) close() error {
 	h.tr.CloseIdleConnections()

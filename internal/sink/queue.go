@@ -34,18 +34,27 @@ type transport interface {
 	// back with core.release once done with it; on error the core keeps it
 	// and will offer it again (or give up on it).
 	send(ctx context.Context, b *block) error
+	// pending reports work the transport has besides the queue: a TCP
+	// connection that died with recently written bytes to replay. The core
+	// then calls send with an empty block.
+	pending() bool
 	// close releases the connection or file once the writer goroutine has
 	// stopped.
 	close() error
 }
 
+// retryAfterer is an error that knows the earliest sensible retry.
+type retryAfterer interface{ retryAfter() time.Duration }
+
 // statusError is a destination's refusal. permanent ones are not retried.
 type statusError struct {
-	code       int
-	body       string
-	permanent  bool
-	retryAfter time.Duration
+	code      int
+	body      string
+	permanent bool
+	after     time.Duration // from Retry-After
 }
+
+func (e *statusError) retryAfter() time.Duration { return e.after }
 
 func (e *statusError) Error() string {
 	if e.body == "" {
@@ -328,6 +337,12 @@ func (c *core) next(tick <-chan time.Time) *block {
 			c.mu.Unlock()
 			return b
 		}
+		if c.t.pending() {
+			wm := c.watermarkLocked()
+			c.inflight, c.inflightStart, c.inflightBytes = true, wm, 0
+			c.mu.Unlock()
+			return &block{start: wm}
+		}
 		done := c.closing
 		c.mu.Unlock()
 		if done {
@@ -369,7 +384,7 @@ func (c *core) deliver(b *block) {
 			return
 		}
 		c.m.retries.Inc()
-		delay := c.backoff(attempt, se)
+		delay := c.backoff(attempt, err)
 		c.logs.warn("send", "delivery failed; will retry", "err", err, "lines", lines, "retry_in", delay)
 		timer := time.NewTimer(delay)
 		select {
@@ -400,16 +415,17 @@ func (c *core) finish(n, lines int, ok bool) {
 }
 
 // backoff is MinBackoff·2^attempt capped at MaxBackoff, ±25 % jitter so
-// many collectors do not reconnect in lockstep; a server's Retry-After
-// wins if longer (still capped).
-func (c *core) backoff(attempt int, se *statusError) time.Duration {
+// many collectors do not reconnect in lockstep; the error's own retry hint
+// (Retry-After) wins if longer, still capped.
+func (c *core) backoff(attempt int, err error) time.Duration {
 	d := c.opt.MaxBackoff
 	if attempt < 30 {
 		d = min(c.opt.MinBackoff<<attempt, c.opt.MaxBackoff)
 	}
 	d = d*3/4 + rand.N(d/2+1)
-	if se != nil && se.retryAfter > d {
-		d = min(se.retryAfter, c.opt.MaxBackoff)
+	var ra retryAfterer
+	if errors.As(err, &ra) && ra.retryAfter() > d {
+		d = min(ra.retryAfter(), c.opt.MaxBackoff)
 	}
 	return d
 }

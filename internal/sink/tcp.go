@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -49,7 +50,11 @@ type tcpTransport struct {
 	conn *tcpConn
 	// lostAt is when the previous connection was found dead; replay starts
 	// from bytes written ReplayWindow before it.
-	lostAt      time.Time
+	lostAt time.Time
+	// flaps counts consecutive connections the proxy closed within
+	// ReplayWindow of accepting them (e.g. a load balancer without
+	// backends), so reconnecting backs off instead of spinning.
+	flaps       int
 	replay      []*block // recently written blocks, oldest first
 	replayBytes int
 }
@@ -59,6 +64,7 @@ type tcpTransport struct {
 // noticed before the next write rather than one write too late.
 type tcpConn struct {
 	net.Conn
+	since   time.Time
 	gone    chan struct{}
 	goneAt  atomic.Int64 // UnixNano
 	unwatch func() bool  // stops closing the conn on writer abort
@@ -70,8 +76,33 @@ func (t *tcpTransport) read(tc *tcpConn) {
 		if _, err := tc.Read(buf[:]); err != nil {
 			tc.goneAt.Store(time.Now().UnixNano())
 			close(tc.gone)
+			t.c.signal() // so replay happens even if nothing new is written
 			return
 		}
+	}
+}
+
+// flapError reports a connection the proxy closed soon after accepting it.
+type flapError struct {
+	lived time.Duration
+	after time.Duration
+}
+
+func (e *flapError) Error() string {
+	return fmt.Sprintf("proxy closed the connection %v after accepting it", e.lived.Round(time.Millisecond))
+}
+
+func (e *flapError) retryAfter() time.Duration { return e.after }
+
+func (t *tcpTransport) pending() bool {
+	if t.conn == nil || len(t.replay) == 0 {
+		return false
+	}
+	select {
+	case <-t.conn.gone:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -79,8 +110,14 @@ func (t *tcpTransport) send(ctx context.Context, b *block) error {
 	if t.conn != nil {
 		select {
 		case <-t.conn.gone:
-			t.c.logs.warn("peer-closed", "proxy closed the connection; reconnecting")
+			lived := time.Duration(t.conn.goneAt.Load() - t.conn.since.UnixNano())
 			t.disconnect()
+			if lived < t.c.opt.ReplayWindow {
+				t.flaps++
+				return &flapError{lived: lived, after: t.c.backoff(t.flaps-1, nil)}
+			}
+			t.flaps = 0
+			t.c.logs.warn("peer-closed", "proxy closed the connection; reconnecting")
 		default:
 		}
 	}
@@ -88,6 +125,9 @@ func (t *tcpTransport) send(ctx context.Context, b *block) error {
 		if err := t.connect(ctx); err != nil {
 			return err
 		}
+	}
+	if len(b.data()) == 0 {
+		return nil // only the replay was wanted
 	}
 	if err := t.write(b); err != nil {
 		t.disconnect()
@@ -102,7 +142,7 @@ func (t *tcpTransport) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tc := &tcpConn{Conn: conn, gone: make(chan struct{})}
+	tc := &tcpConn{Conn: conn, since: time.Now(), gone: make(chan struct{})}
 	// Close interrupts a write stuck on a slow proxy.
 	tc.unwatch = context.AfterFunc(ctx, func() { conn.Close() })
 	go t.read(tc)
