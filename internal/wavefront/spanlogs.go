@@ -1,6 +1,10 @@
 package wavefront
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+)
 
 // SpanLogs is one span-logs object (proxy.md §4.4). Field order matches the
 // reference's output; SpanSecondaryID is written as null when nil.
@@ -48,7 +52,7 @@ func (f *LogFields) UnmarshalJSON(b []byte) error {
 			}
 			m[k] = s
 		case v[0] == '{' || v[0] == '[':
-			return &json.UnmarshalTypeError{Value: "object or array", Field: "fields." + k}
+			return errors.New("log field " + strconv.Quote(k) + " is not a scalar")
 		default:
 			m[k] = string(v)
 		}

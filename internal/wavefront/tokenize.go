@@ -31,6 +31,10 @@ func (d *Decoder) tokenize(line []byte) *LineError {
 		// The reference logs this and then ingests the line anyway (§1.2).
 		return parseErr("'EOT' character is not allowed")
 	}
+	// Framing normally strips the line ending; accept it anyway so encoder
+	// output can be fed back directly.
+	line = bytes.TrimSuffix(line, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
 	if cap(d.scratch) < len(line) {
 		d.scratch = make([]byte, 0, 2*len(line))
 	}
