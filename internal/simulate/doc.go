@@ -1,0 +1,13 @@
+// Package simulate is a deterministic Istio mesh simulator. It models
+// namespaces, services, workload versions and pods with a fixed traffic graph
+// and serves what a real mesh would expose to the Wavefront Istio pipeline:
+// each sidecar's merged /stats/prometheus (Envoy + istio-agent), istiod's
+// /metrics, and the /federate body the integration's Prometheus returns for
+// match[]={job=~"federate|kubernetes-pods"}.
+//
+// Every value is a pure function of the mesh, the seed and the clock: counters
+// are rate × elapsed time, so two scrapes are monotonic and mutually consistent
+// without any background goroutine. Output is streamed into a bufio.Writer
+// with strconv.Append*, so even a 1 M-series /federate costs no per-series
+// allocation and never exists in memory as a whole.
+package simulate
