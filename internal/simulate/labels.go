@@ -39,9 +39,9 @@ const (
 	sDestinationCanonicalService
 	sSourceCanonicalRevision
 	sDestinationCanonicalRevision
-	sLe    // `le` of buckets, `quantile` of summaries
-	sApp   // `app` of recorded (aggregated) series
-	sJob   // target labels added by Prometheus
+	sLe  // `le` of buckets, `quantile` of summaries
+	sApp // `app` of recorded (aggregated) series
+	sJob // target labels added by Prometheus
 	sInstance
 	sKubeNamespace
 	sKubePod
@@ -49,7 +49,7 @@ const (
 	sM1
 	sM2
 	sM3
-	sP0 // pod labels, positionally per target kind
+	sP0    // pod labels, positionally per target kind
 	nSlots = sP0 + maxPodLabels
 )
 

@@ -69,7 +69,7 @@ type Mesh struct {
 	rawSamples int
 
 	envoyB *buckets
-	lsets  []*lset // indexed by the ls* constants, then simple families
+	lsets  []*lset   // indexed by the ls* constants, then simple families
 	agg    [2]*shape // recorded series: HTTP, TCP
 	aggLe  *shape
 	self   *shape // the federate job's own up/scrape_* series
@@ -88,8 +88,8 @@ type service struct {
 
 type workload struct {
 	name, ns, app, version, canonSvc, canonRev, principal, hash string
-	svc                                                      *service
-	pods                                                     []*pod
+	svc                                                         *service
+	pods                                                        []*pod
 }
 
 // outcome is one response class of an edge. Groups of the recording rules
