@@ -134,8 +134,8 @@ func validName(b []byte) bool {
 	if i > 1 && i < len(b) && b[i] == '~' {
 		i++ // a delta marker may be followed by '~'
 	}
-	for ; i < len(b); i++ {
-		if !allowedNameByte[b[i]] {
+	for _, c := range b[i:] {
+		if !allowedNameByte[c] {
 			return false
 		}
 	}
@@ -150,8 +150,12 @@ func isDelta(name []byte) bool {
 // per BMP rune (and per invalid byte, which Java decodes to U+FFFD), two per
 // supplementary rune.
 func utf16Len(b []byte) int {
-	n := 0
-	for i := 0; i < len(b); {
+	i := 0
+	for i < len(b) && b[i] < utf8.RuneSelf {
+		i++
+	}
+	n := i
+	for i < len(b) {
 		if b[i] < utf8.RuneSelf {
 			n++
 			i++

@@ -107,12 +107,16 @@ func appendSanitizedName(dst, name []byte) []byte {
 		i++
 	}
 	dst = append(dst, name[:i]...)
-	for ; i < len(name); i++ {
-		c := name[i]
-		if !allowedNameByte[c] {
-			c = '-'
+	for i < len(name) {
+		j := i
+		for j < len(name) && allowedNameByte[name[j]] {
+			j++
 		}
-		dst = append(dst, c)
+		dst = append(dst, name[i:j]...)
+		for ; j < len(name) && !allowedNameByte[name[j]]; j++ {
+			dst = append(dst, '-')
+		}
+		i = j
 	}
 	return append(dst, '"')
 }
@@ -127,6 +131,14 @@ func appendQuotedValue(dst, v []byte) []byte {
 	v = trimSpace(v)
 	dst = append(dst, '"')
 	for i := 0; i < len(v); i++ {
+		j := i
+		for j < len(v) && !quoteSpecial[v[j]] {
+			j++
+		}
+		dst = append(dst, v[i:j]...)
+		if i = j; i == len(v) {
+			break
+		}
 		switch c := v[i]; c {
 		case '"':
 			dst = append(dst, '\\', '"')
@@ -143,12 +155,12 @@ func appendQuotedValue(dst, v []byte) []byte {
 			}
 			dst = appendBackslashes(dst, n)
 			i = j - 1
-		default:
-			dst = append(dst, c)
 		}
 	}
 	return append(dst, '"')
 }
+
+var quoteSpecial = [256]bool{'"': true, '\n': true, '\\': true}
 
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
 

@@ -208,7 +208,9 @@ func (d *Decoder) validateSpan(s *Span) *LineError {
 			return &LineError{CodeSpanKeyTooLong, "Span annotation key is too long" + lenDetail(n, lim.MaxSpanKeyLength) + ": " + quoteTok(t.Key)}
 		case !validName(t.Key):
 			return &LineError{CodeSpanKeyChars, "Span annotation key has illegal character(s): " + quoteTok(t.Key)}
-		case len(t.Value) == 0:
+		case len(trimSpace(t.Value)) == 0:
+			// Blank, not just empty as in the reference: the encoder trims
+			// values, so a blank one could not be forwarded.
 			return &LineError{CodeSpanValueEmpty, "Span annotation value for " + quoteTok(t.Key) + " is empty"}
 		}
 		if utf16Len(t.Value) > lim.MaxSpanValueLength {

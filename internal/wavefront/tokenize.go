@@ -62,7 +62,7 @@ func (d *Decoder) tokenize(line []byte) *LineError {
 			i = next
 		default:
 			j := i + 1
-			for j < len(line) && line[j] != ' ' && line[j] != '\t' && line[j] != '=' {
+			for j < len(line) && !tokenEnd[line[j]] {
 				j++
 			}
 			d.toks = append(d.toks, token{line[i:j:j], tokWord})
@@ -82,16 +82,15 @@ func (d *Decoder) tokenize(line []byte) *LineError {
 // before anything else are literal. For k=1 before q this is the reference
 // rule, and re-encoding any accepted input reproduces its bytes.
 func (d *Decoder) unquote(line []byte, i int, q byte) ([]byte, int, bool) {
-	j := i
-	for j < len(line) && line[j] != q && line[j] != '\\' {
-		j++
-	}
-	if j == len(line) {
+	e := bytes.IndexByte(line[i:], q)
+	if e < 0 {
 		return nil, 0, false
 	}
-	if line[j] == q {
-		return line[i:j:j], j + 1, true
+	j := bytes.IndexByte(line[i:i+e], '\\')
+	if j < 0 {
+		return line[i : i+e : i+e], i + e + 1, true
 	}
+	j += i
 	start := len(d.scratch)
 	d.scratch = append(d.scratch, line[i:j]...)
 	for j < len(line) {
@@ -127,6 +126,9 @@ func (d *Decoder) unquote(line []byte, i int, q byte) ([]byte, int, bool) {
 	}
 	return nil, 0, false
 }
+
+// tokenEnd marks the bytes that end an unquoted token.
+var tokenEnd = [256]bool{' ': true, '\t': true, '=': true}
 
 func appendBackslashes(dst []byte, n int) []byte {
 	for ; n > 0; n-- {
