@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // BenchmarkTCPWrite pushes 1 KiB chunks of lines through a TCP writer to a
@@ -50,7 +48,7 @@ func BenchmarkTCPWrite(b *testing.B) {
 	if err := w.Flush(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	if d := testutil.ToFloat64(m.dropped.WithLabelValues("bench")); d != 0 {
+	if d := counterValue(m.dropped, "bench"); d != 0 {
 		b.Fatalf("%v lines dropped: the numbers would overstate throughput", d)
 	}
 }

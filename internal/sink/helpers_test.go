@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // testOptions keeps retries and flushes fast so the tests stay quick.
@@ -36,7 +36,17 @@ func testLogger(t *testing.T) *slog.Logger {
 func testMetrics() *Metrics { return NewMetrics(prometheus.NewRegistry()) }
 
 func counter(v *prometheus.CounterVec, t *testing.T) float64 {
-	return testutil.ToFloat64(v.WithLabelValues(t.Name()))
+	return counterValue(v, t.Name())
+}
+
+// counterValue reads a counter the way a scrape would. (It does what
+// prometheus/testutil.ToFloat64 does without that package's extra module.)
+func counterValue(v *prometheus.CounterVec, sink string) float64 {
+	var m dto.Metric
+	if err := v.WithLabelValues(sink).Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }
 
 // checkLeaks fails the test if goroutines started during it outlive it.

@@ -35,7 +35,11 @@ const maxBodySnippet = 256
 func NewHTTP(server, token string, opt Options, m *Metrics, log *slog.Logger) Writer {
 	opt = opt.withDefaults(true)
 	endpoint := strings.TrimSuffix(server, "/") + "/report?f=" + url.QueryEscape(opt.Format)
-	c := newCore(opt, m, log, endpoint)
+	dest := endpoint
+	if u, err := url.Parse(endpoint); err == nil {
+		dest = u.Redacted() // logs must not carry credentials
+	}
+	c := newCore(opt, m, log, dest)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	gz, _ := gzip.NewWriterLevel(io.Discard, gzipLevel) // the level is valid
 	return c.start(&httpTransport{

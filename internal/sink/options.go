@@ -51,7 +51,8 @@ type Options struct {
 	// Default 10 s.
 	WriteTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the exponential retry backoff, which
-	// doubles per failed attempt with ±25 % jitter. Defaults 100 ms and 30 s.
+	// doubles per failed attempt up to MaxBackoff, then gets ±25 % jitter.
+	// Defaults 100 ms and 30 s.
 	MinBackoff, MaxBackoff time.Duration
 	// ReplayBytes bounds how many recently written bytes a TCP writer keeps
 	// to re-send after the connection dies (see ReplayWindow); negative

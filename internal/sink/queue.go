@@ -187,7 +187,6 @@ func (c *core) Write(p []byte) {
 	c.m.queueBytes.Set(float64(c.queuedBytes + c.inflightBytes))
 	c.mu.Unlock()
 	if dropped > 0 {
-		c.m.dropped.Add(float64(dropped))
 		c.logs.warn("overflow", "queue full; dropped oldest lines",
 			"lines", dropped, "max_bytes", c.opt.MaxBufferBytes, "max_lines", c.opt.MaxBufferLines)
 	}
@@ -231,6 +230,7 @@ func (c *core) trimLocked() (dropped int) {
 		dropped += l
 	}
 	if dropped > 0 {
+		c.m.dropped.Add(float64(dropped))
 		c.lost += int64(dropped)
 		c.broadcastLocked()
 	}
@@ -363,11 +363,14 @@ func (c *core) next(tick <-chan time.Time) *block {
 // deliver sends b until it is delivered, permanently refused, or delivery
 // is aborted by Close.
 func (c *core) deliver(b *block) {
-	n, lines := len(b.data()), b.lines
+	lines := b.lines
 	for attempt := 0; ; attempt++ {
 		err := c.t.send(c.ctx, b)
 		if err == nil {
-			c.finish(n, lines, true)
+			if attempt > 0 {
+				c.log.Info("delivery recovered", "failed_attempts", attempt)
+			}
+			c.finish(lines, true)
 			return
 		}
 		var se *statusError
@@ -375,12 +378,12 @@ func (c *core) deliver(b *block) {
 			c.logs.error("rejected", "destination rejected a batch; dropping it",
 				"lines", lines, "status", se.code, "body", se.body)
 			c.release(b)
-			c.finish(n, lines, false)
+			c.finish(lines, false)
 			return
 		}
 		if c.ctx.Err() != nil {
 			c.release(b)
-			c.finish(n, lines, false)
+			c.finish(lines, false)
 			return
 		}
 		c.m.retries.Inc()
@@ -392,13 +395,20 @@ func (c *core) deliver(b *block) {
 		case <-c.ctx.Done():
 			timer.Stop()
 			c.release(b)
-			c.finish(n, lines, false)
+			c.finish(lines, false)
 			return
 		}
 	}
 }
 
-func (c *core) finish(n, lines int, ok bool) {
+// finish accounts for the unit in flight. Counters move before Flush is
+// woken, so a caller that flushed sees them up to date.
+func (c *core) finish(lines int, ok bool) {
+	if ok {
+		c.m.sent.Add(float64(lines))
+	} else {
+		c.m.errors.Add(float64(lines))
+	}
 	c.mu.Lock()
 	c.inflight, c.inflightBytes = false, 0
 	if !ok {
@@ -407,11 +417,6 @@ func (c *core) finish(n, lines int, ok bool) {
 	c.broadcastLocked()
 	c.m.queueBytes.Set(float64(c.queuedBytes))
 	c.mu.Unlock()
-	if ok {
-		c.m.sent.Add(float64(lines))
-	} else {
-		c.m.errors.Add(float64(lines))
-	}
 }
 
 // backoff is MinBackoff·2^attempt capped at MaxBackoff, ±25 % jitter so
@@ -475,8 +480,8 @@ func (c *core) close(ctx context.Context) error {
 		c.cancel() // abort retries and in-flight I/O
 		<-c.exited
 	}
-	c.cancel()
 	terr := c.t.close()
+	c.cancel()
 
 	c.mu.Lock()
 	left := c.queuedLines
@@ -484,12 +489,12 @@ func (c *core) close(ctx context.Context) error {
 		h := c.queue[0]
 		c.consumeLocked(h, len(h.data()), h.lines)
 	}
+	c.m.errors.Add(float64(left))
 	c.lost += int64(left)
 	lost := c.lost - lost0
 	c.broadcastLocked()
 	c.m.queueBytes.Set(0)
 	c.mu.Unlock()
-	c.m.errors.Add(float64(left))
 
 	var err error
 	if lost > 0 {
