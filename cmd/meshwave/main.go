@@ -62,6 +62,8 @@ func run(ctx context.Context, cmd string, args []string, stdout io.Writer) error
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	case "simulate":
+		return runSimulate(ctx, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 }
