@@ -64,6 +64,14 @@ func run(ctx context.Context, cmd string, args []string, stdout io.Writer) error
 		return nil
 	case "simulate":
 		return runSimulate(ctx, args, stdout)
+	case "collector":
+		return runCollector(ctx, args, stdout)
+	case "check-config":
+		return runCheckConfig(ctx, args, stdout)
+	case "explain":
+		return runExplain(ctx, args, stdout)
+	case "demo":
+		return runDemo(ctx, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 }
