@@ -164,7 +164,14 @@ func suggest(key string, fields map[string]setter) string {
 	if bestD <= max(2, len(key)/4) {
 		return best
 	}
-	return ""
+	// A truncated key, e.g. `bearer` for bearer_token.
+	best = ""
+	for _, name := range names {
+		if len(key) >= 4 && strings.HasPrefix(strings.ToLower(name), strings.ToLower(key)) && (best == "" || len(name) < len(best)) {
+			best = name
+		}
+	}
+	return best
 }
 
 func editDistance(a, b string) int {

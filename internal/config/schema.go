@@ -509,7 +509,12 @@ func (d *decoder) embeddedHTTPConfig(n *yaml.Node, path string) *HTTPConfig {
 	}
 	if err != nil || len(sub.errs) > 0 {
 		for _, e := range append(sub.errs, err) {
-			if e != nil {
+			var ce *Error
+			switch {
+			case errors.As(e, &ce):
+				d.warns = append(d.warns, Warning{File: d.file, Line: ce.Line,
+					Message: strings.TrimPrefix(ce.Key+": ", ": ") + ce.Msg + "; this rule will produce no targets"})
+			case e != nil:
 				d.warnf(n, "%s: %v; this rule will produce no targets", path, e)
 			}
 		}
