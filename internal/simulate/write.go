@@ -94,10 +94,23 @@ func (m *Mesh) writeFamily(e *enc, p *pod, f *family, pt part) {
 		e.streamLabels(s)
 		n := math.Floor(s.rate * e.el)
 		switch f.kind {
-		case fkRequests, fkReqMsgs:
+		case fkRequests:
 			e.line(f.name, "", sh, n)
-		case fkRespMsgs:
-			e.line(f.name, "", sh, math.Floor(n*s.e.respMsgs))
+		case fkReqMsgs, fkRespMsgs:
+			// Message counters carry peer labels only: one series per call
+			// path, over all its outcomes (which are adjacent in streams).
+			if i > 0 && sameCall(s, &p.streams[i-1]) {
+				continue
+			}
+			msgs := 0.0
+			for j := i; j < len(p.streams) && sameCall(s, &p.streams[j]); j++ {
+				c := math.Floor(p.streams[j].rate * e.el)
+				if f.kind == fkRespMsgs {
+					c = math.Floor(c * s.e.respMsgs)
+				}
+				msgs += c
+			}
+			e.line(f.name, "", sh, msgs)
 		case fkTCP:
 			e.line(f.name, "", sh, tcpValue(s.e, f.sub, s.dest, s.rate, e.el))
 		case fkHist:
@@ -187,6 +200,11 @@ func tcpValue(e *edge, sub int, dest bool, r, el float64) float64 {
 	return math.Floor(opened * e.downBytes)
 }
 
+// sameCall reports whether two streams differ only in outcome.
+func sameCall(a, b *stream) bool {
+	return a.e == b.e && a.src == b.src && a.dst == b.dst && a.dest == b.dest
+}
+
 // streamLabels fills the 25 Istio label slots for s.
 func (e *enc) streamLabels(s *stream) {
 	v := &e.vals
@@ -235,7 +253,9 @@ func (m *Mesh) podSamples(p *pod) int {
 			per = len(f.b.native) + 2
 		}
 		for i := range p.streams {
-			if f.accepts(p.streams[i].e.proto) {
+			s := &p.streams[i]
+			msgs := f.kind == fkReqMsgs || f.kind == fkRespMsgs
+			if f.accepts(s.e.proto) && !(msgs && i > 0 && sameCall(s, &p.streams[i-1])) {
 				n += per
 			}
 		}
