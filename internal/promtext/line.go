@@ -150,15 +150,23 @@ func lexMetricName(line []byte, i int) (name []byte, end int, ok bool) {
 // lexQuoted returns the index just past the closing quote of the string
 // starting at line[i] == '"'. A backslash escapes any following byte.
 func lexQuoted(line []byte, i int) (end int, ok bool) {
-	for j := i + 1; j < len(line); j++ {
-		switch line[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1, true
+	for j := i + 1; ; {
+		k := bytes.IndexByte(line[j:], '"')
+		if k < 0 {
+			return i, false
 		}
+		q := j + k
+		// The quote closes the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for p := q - 1; p > i && line[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, true
+		}
+		j = q + 1
 	}
-	return i, false
 }
 
 // parseSample parses a sample line starting at i into p.sample.
@@ -466,9 +474,35 @@ func skipSpace(b []byte, i int) int {
 }
 
 func isSpace(c byte) bool      { return c == ' ' || c == '\t' }
-func isNameStart(c byte) bool  { return isLabelStart(c) || c == ':' }
-func isNameChar(c byte) bool   { return isLabelChar(c) || c == ':' }
-func isLabelStart(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' || c == '_' }
-func isLabelChar(c byte) bool  { return isLabelStart(c) || c >= '0' && c <= '9' }
+func isNameStart(c byte) bool  { return charClass[c]&nameStart != 0 }
+func isNameChar(c byte) bool   { return charClass[c]&nameChar != 0 }
+func isLabelStart(c byte) bool { return charClass[c]&labelStart != 0 }
+func isLabelChar(c byte) bool  { return charClass[c]&labelChar != 0 }
+
+// Character classes of metric and label names, as a table because name
+// scanning is the parser's inner loop.
+const (
+	labelStart = 1 << iota // [a-zA-Z_]
+	labelChar              // [a-zA-Z0-9_]
+	nameStart              // [a-zA-Z_:]
+	nameChar               // [a-zA-Z0-9_:]
+)
+
+var charClass = func() (t [256]uint8) {
+	for c := range 256 {
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+		digit := c >= '0' && c <= '9'
+		if letter {
+			t[c] |= labelStart | nameStart
+		}
+		if letter || digit {
+			t[c] |= labelChar | nameChar
+		}
+		if c == ':' {
+			t[c] |= nameStart | nameChar
+		}
+	}
+	return t
+}()
 
 func quoteByte(c byte) string { return strconv.QuoteRune(rune(c)) }
