@@ -109,6 +109,9 @@ func isManifest(d *decoder, root *yaml.Node) bool {
 }
 
 func lookup(d *decoder, n *yaml.Node, key string) *yaml.Node {
+	if n == nil {
+		return nil
+	}
 	n = d.deref(n)
 	if n.Kind != yaml.MappingNode {
 		return nil

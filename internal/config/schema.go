@@ -65,14 +65,15 @@ func (d *decoder) collection(f map[string]setter, c *Collection) {
 // (the new key wins when non-empty) and compiles it, mapping a pattern
 // error back to the pattern's line.
 func (d *decoder) filters(n *yaml.Node, path string) (filter.Config, *filter.Filter) {
-	type listKey struct {
-		nodes          map[string]*yaml.Node // key -> list node (maps: tag key -> list node)
-		lists          []string
-		maps           map[string][]string
-		listNode, name string
+	// parsed is one key's value; for the tag maps, nodes maps each tag key
+	// to its list node so pattern errors can name the line.
+	type parsed struct {
+		nodes map[string]*yaml.Node
+		lists []string
+		maps  map[string][]string
 	}
 	nodes := map[string]*yaml.Node{}
-	var raw [11]listKey
+	var raw [11]parsed
 	names := []string{"metricAllowList", "metricDenyList", "metricTagAllowList", "metricTagDenyList",
 		"tagInclude", "tagExclude", "tagGuaranteeList",
 		"metricWhitelist", "metricBlacklist", "metricTagWhitelist", "metricTagBlacklist"}
@@ -82,7 +83,7 @@ func (d *decoder) filters(n *yaml.Node, path string) (filter.Config, *filter.Fil
 			name == "metricTagWhitelist" || name == "metricTagBlacklist"
 		f[name] = func(v *yaml.Node, p string) {
 			nodes[name] = d.deref(v)
-			raw[i] = listKey{name: name}
+			raw[i] = parsed{}
 			if isMap {
 				raw[i].nodes = map[string]*yaml.Node{}
 				raw[i].maps = map[string][]string{}
