@@ -10,4 +10,14 @@
 // without any background goroutine. Output is streamed into a bufio.Writer
 // with strconv.Append*, so even a 1 M-series /federate costs no per-series
 // allocation and never exists in memory as a whole.
+//
+// Entry points: NewMesh(Options) or NewMeshForSeries(n) (and ShapeForSeries)
+// build a mesh; WriteFederate, WriteIstiod and WritePod render it at a given
+// time; Mesh.FederateSeries is the exact /federate sample count; Server puts
+// it all on one listener, with /targets as Prometheus file_sd JSON.
+//
+// /federate follows Prometheus, not a simplification of it: labels sorted by
+// name, an added instance="" last on recorded series (raw series keep their
+// instance in sorted position, as federate_test.go shows), families sorted
+// by name and all untyped.
 package simulate

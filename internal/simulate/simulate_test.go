@@ -380,13 +380,13 @@ func TestFederate(t *testing.T) {
 		t.Errorf("%d samples, FederateSeries says %d", len(samples), m.FederateSeries())
 	}
 	setA := istioLabelNames(aggLabels(false))
-	seen := map[string]bool{}
+	seen := map[uint64]bool{}
 	jobs := map[string]int{}
 	for _, s := range samples {
-		if seen[s.lset.String()] {
+		if seen[s.lset.Hash()] {
 			t.Fatalf("duplicate series %s", s.lset)
 		}
-		seen[s.lset.String()] = true
+		seen[s.lset.Hash()] = true
 		name, job := s.lset.Get("__name__"), s.lset.Get("job")
 		jobs[job]++
 		order := labelNames(t, s.line)
