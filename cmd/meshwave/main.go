@@ -24,6 +24,7 @@ Commands:
   check-config  validate and lint a collector configuration file
   explain       scrape once and show what happens to every series
   simulate      serve simulated Istio sidecar, istiod and /federate metrics
+  bench         benchmark the scrape path against textparse and expfmt; measure peak heap
 
 Run "meshwave <command> -h" for a command's flags.
 `
@@ -72,6 +73,8 @@ func run(ctx context.Context, cmd string, args []string, stdout io.Writer) error
 		return runExplain(ctx, args, stdout)
 	case "demo":
 		return runDemo(ctx, args, stdout)
+	case "bench":
+		return runBench(ctx, args, stdout)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
 }
