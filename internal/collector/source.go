@@ -42,6 +42,7 @@ type source struct {
 	clientErr error
 	conv      *convert.Converter
 	parser    *promtext.Parser
+	maxLine   int // promtext.Options.MaxLineBytes, passed again on every Reset
 	out       pointSink
 	m         *Metrics
 	log       *slog.Logger
@@ -147,7 +148,7 @@ func (s *source) fetch(ctx context.Context, started time.Time, res *ScrapeResult
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("error retrieving prometheus metrics from %s (http status %s)", s.cfg.URL, resp.Status)
 	}
-	opts := promtext.Options{}
+	opts := promtext.Options{MaxLineBytes: s.maxLine}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/openmetrics-text" {
 		opts.OpenMetrics = true
 	}
@@ -167,7 +168,8 @@ func (s *source) fetch(ctx context.Context, started time.Time, res *ScrapeResult
 			s.parseError(res)
 		case promtext.EntryEOF:
 			if err := s.parser.Err(); err != nil {
-				return fmt.Errorf("reading body after line %d: %w", s.parser.Line(), err)
+				// Unlike transport errors, body errors do not carry the URL.
+				return fmt.Errorf("reading body of %s after line %d: %w", s.cfg.URL, s.parser.Line(), err)
 			}
 			if res.ParseErrors > parseErrorsLogged {
 				s.log.Warn("exposition lines skipped", "source", s.name, "url", s.cfg.URL, "count", res.ParseErrors)
