@@ -505,6 +505,7 @@ sources:
 	}
 	if gathered(t, c, "kubernetes_collector_source_points_filtered", "type", "prometheus") != 0 ||
 		len(find(points, "kubernetes.collector.source.points.filtered")) != 0 ||
+		len(find(points, "kubernetes.collector.wavefront.points.filtered.count")) != 0 ||
 		len(find(points, "kubernetes.collector.source.collect.errors")) != 0 {
 		t.Errorf("zero-valued points.filtered / collect.errors sent")
 	}
@@ -956,10 +957,8 @@ sources:
     collection: {timeout: 1s}
   - url: %s
     name: failing
-    collection: {timeout: 1s}
   - url: %s
     name: good
-    collection: {timeout: 1s}
 `, out, yq(hang.URL+"/slow"), yq(fail.URL+"/err"), yq(good.URL+"/ok")), Options{})
 	start := time.Now()
 	results, err := once(t, c)
@@ -984,8 +983,8 @@ sources:
 	if n := len(find(readWF(t, out), "good.metric.gauge")); n != 500 {
 		t.Errorf("%d good points delivered, want 500", n)
 	}
-	if got := gathered(t, c, "kubernetes_collector_source_manager_scrape_timeouts"); got != 1 {
-		t.Errorf("scrape_timeouts = %v, want 1", got)
+	if got := gathered(t, c, "kubernetes_collector_source_manager_scrape_timeouts"); got < 1 {
+		t.Errorf("scrape_timeouts = %v, want ≥ 1", got)
 	}
 	if got := gathered(t, c, "kubernetes_collector_source_collect_errors", "type", "prometheus"); got != 2 {
 		t.Errorf("source_collect_errors = %v, want 2", got)
