@@ -107,6 +107,11 @@ func (s *source) scrape(ctx context.Context) ScrapeResult {
 	if res.Duration >= s.timeout || errors.Is(err, context.DeadlineExceeded) {
 		s.m.scrapeTimeouts.Inc()
 	}
+	if err != nil && ctx.Err() != nil {
+		// Shutting down mid-scrape is not a failure of the target.
+		res.Err = err
+		return res
+	}
 	if err != nil {
 		res.Err = err
 		s.m.collectErrors.WithLabelValues("prometheus").Inc()
