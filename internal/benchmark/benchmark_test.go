@@ -28,6 +28,20 @@ func TestPathsAgree(t *testing.T) {
 	if err := Check(p); err != nil {
 		t.Fatal(err)
 	}
+	// The seed filter must keep some points and drop others, or meshwave's
+	// path would skip the encoding or the filtering the others are
+	// compared against.
+	r, err := newMeshwavePath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := r.(*meshwavePath)
+	if _, err := m.run(p.Body); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.conv.Stats; st.Collected == 0 || st.Filtered == 0 || m.enc.encoded == 0 {
+		t.Fatalf("stats %+v, %d bytes encoded: want points both kept and filtered, and encoded", st, m.enc.encoded)
+	}
 }
 
 // TestNextChunk pins the reference's chunking: comments and blank lines

@@ -93,12 +93,10 @@ const encodeBatchBytes = 64 << 10
 // batches do, into one reused buffer.
 type encoder struct {
 	buf     []byte
-	points  int
-	encoded int64 // bytes of Wavefront lines produced
+	encoded int64 // bytes of Wavefront lines produced, for the tests
 }
 
 func (e *encoder) WritePoint(p *wavefront.Point) {
-	e.points++
 	e.buf = wavefront.AppendPoint(e.buf, p)
 	if len(e.buf) >= encodeBatchBytes {
 		e.flush()
@@ -106,7 +104,6 @@ func (e *encoder) WritePoint(p *wavefront.Point) {
 }
 
 func (e *encoder) WriteDistribution(d *wavefront.Distribution) {
-	e.points++
 	e.buf = wavefront.AppendDistribution(e.buf, d)
 	if len(e.buf) >= encodeBatchBytes {
 		e.flush()
