@@ -179,12 +179,18 @@ func (d *Deriver) writeHeartbeats(out Emitter, p *wavefront.Point, hb *heartbeat
 	out.WritePoint(p)
 }
 
-// appendCentroids compresses td and appends its centroids. The digest's
-// counts are integers already, so they add up to the number of samples.
+// appendCentroids compresses td and appends its centroids, merging
+// neighbours with equal means: the digest keeps repeated values apart at its
+// edges, and integer durations repeat a lot. The digest's counts are
+// integers already, so they add up to the number of samples.
 func appendCentroids(dst []wavefront.Centroid, td *tdigest.TDigest) []wavefront.Centroid {
 	_ = td.Compress() // fails only on NaN means, which integer durations never produce
 	td.ForEachCentroid(func(mean float64, count uint64) bool {
-		dst = append(dst, wavefront.Centroid{Count: int(count), Mean: mean})
+		if n := len(dst); n > 0 && dst[n-1].Mean == mean {
+			dst[n-1].Count += int(count)
+		} else {
+			dst = append(dst, wavefront.Centroid{Count: int(count), Mean: mean})
+		}
 		return true
 	})
 	return dst
