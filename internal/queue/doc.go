@@ -1,0 +1,46 @@
+// Package queue is a durable on-disk FIFO of opaque records: the buffer
+// between accepting data and forwarding it, for the proxy and for any sink
+// that must not lose data across backend outages or crashes.
+//
+// Data comes from ingestion: a handler packs many lines into one record and
+// calls Append, which returns only after the record is fsync'd, so the
+// handler may answer 2xx as soon as Append returns nil. Concurrent Appends
+// share fsyncs (group commit): one writer goroutine writes every pending
+// Append, fsyncs once and releases them all. Data goes to one forwarder,
+// which calls Read for a batch, delivers it, then Ack (delivered) or Nack
+// (retry later). Several batches may be in flight; they must be acked in
+// order.
+//
+// On disk, dir holds numbered segment files (<20-digit seq>.seg: an 8-byte
+// magic, then records framed as len uint32 LE | crc32c(len, payload)
+// uint32 LE | payload), a two-slot cursor file holding the position of the
+// oldest unacknowledged record, and a lock file (flock) that keeps a second
+// process out. Segments are sealed at Options.SegmentBytes; a segment is
+// deleted once all its records are acknowledged, or, oldest first, when
+// Options.MaxBytes would be exceeded (counted and logged: a backend outage
+// longer than the disk budget loses the oldest data, not the newest).
+//
+// Guarantees:
+//   - Durability: a record is on disk (file, directory entry and all earlier
+//     records fsync'd) before its Append returns nil.
+//   - At-least-once: every record whose Append returned nil is returned by
+//     Read until a batch containing it is acked, unless it is dropped for
+//     room. A crash or Close between delivery and Ack re-delivers the batch
+//     after Open, and a torn cursor write falls back to the previous one.
+//     Receivers must tolerate duplicates (Wavefront keeps one value per
+//     metric, source, tags and timestamp).
+//   - Order: records are read in Append order; Appends from one goroutine
+//     keep their order.
+//   - Crash recovery: Open truncates a torn or damaged tail of the newest
+//     segment (only records whose Append had not returned can be there),
+//     logs it and counts it in queue_torn_records_total. A damaged record
+//     found later by Read cuts the rest of its segment, likewise logged.
+//   - Bounded memory: records are streamed through a 64 KiB read buffer and
+//     a recycled batch buffer (about maxBytes); nothing is proportional to
+//     the backlog except one small struct per segment file.
+//
+// The package must not interpret records, retry deliveries or talk to the
+// network (that is the forwarder's job), and keeps no package-level
+// mutable state: each Queue owns its files, goroutine and buffers and
+// reports through the Metrics it is given.
+package queue

@@ -1,0 +1,188 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// On-disk layout of one segment file (<seq zero-padded to 20 digits>.seg):
+//
+//	segMagic (8 bytes)
+//	record*  where record = len uint32 LE | crc32c uint32 LE | payload[len]
+//
+// The CRC covers the 4 length bytes and the payload, so a zeroed or torn
+// header is detected as well as a torn payload.
+const (
+	segMagic    = "MWQSEG\x00\x01"
+	segHdrSize  = int64(len(segMagic))
+	recHdrSize  = 8
+	segSuffix   = ".seg"
+	readBufSize = 64 << 10
+)
+
+// errCorrupt marks a record that fails validation; everything from it to
+// the end of its segment is unreadable.
+var errCorrupt = errors.New("corrupt record")
+
+func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segSuffix) }
+
+func segPath(dir string, seq uint64) string { return filepath.Join(dir, segName(seq)) }
+
+func parseSegName(name string) (uint64, bool) {
+	s, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(s) != 20 {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(s, 10, 64)
+	return seq, err == nil
+}
+
+func checksum(lenBytes, payload []byte) uint32 {
+	t := crc32.MakeTable(crc32.Castagnoli) // cached by the crc32 package
+	return crc32.Update(crc32.Update(0, t, lenBytes), t, payload)
+}
+
+func putRecHeader(h []byte, payload []byte) {
+	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(h[4:8], checksum(h[0:4], payload))
+}
+
+// segReader reads a segment with positioned reads through one fixed
+// buffer, so scanning or reading never loads more than readBufSize plus one
+// record into memory. It keeps no file offset, so rewinding is free.
+type segReader struct {
+	f    *os.File
+	seq  uint64
+	buf  []byte
+	base int64 // file offset of buf[0]
+	n    int   // valid bytes in buf
+}
+
+func newSegReader() *segReader { return &segReader{buf: make([]byte, readBufSize)} }
+
+// use points the reader at f (seq identifies it for callers that cache it).
+func (r *segReader) use(f *os.File, seq uint64) {
+	r.f, r.seq, r.n = f, seq, 0
+}
+
+func (r *segReader) readAt(p []byte, off int64) error {
+	if off >= r.base && off+int64(len(p)) <= r.base+int64(r.n) {
+		copy(p, r.buf[off-r.base:])
+		return nil
+	}
+	if len(p) > len(r.buf)/2 {
+		// Large payloads bypass the buffer: one copy instead of several.
+		_, err := r.f.ReadAt(p, off)
+		return noEOF(err)
+	}
+	m, err := r.f.ReadAt(r.buf, off)
+	r.base, r.n = off, m
+	if m >= len(p) {
+		copy(p, r.buf[:len(p)])
+		return nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return noEOF(err)
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readRecord reads the record at off, which must end at or before limit,
+// appending its payload to dst. A record that does not fit, fails its CRC
+// or cannot be read in full is errCorrupt; other errors are I/O errors.
+func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out []byte, next int64, err error) {
+	var h [recHdrSize]byte
+	if off+recHdrSize > limit {
+		return dst, off, errCorrupt
+	}
+	if err := r.readAt(h[:], off); err != nil {
+		return dst, off, corruptIfShort(err)
+	}
+	n := int64(binary.LittleEndian.Uint32(h[0:4]))
+	next = off + recHdrSize + n
+	if next > limit {
+		return dst, off, errCorrupt
+	}
+	if !verify {
+		return dst, next, nil
+	}
+	start := len(dst)
+	dst = grow(dst, int(n))
+	if err := r.readAt(dst[start:], off+recHdrSize); err != nil {
+		return dst[:start], off, corruptIfShort(err)
+	}
+	if checksum(h[0:4], dst[start:]) != binary.LittleEndian.Uint32(h[4:8]) {
+		return dst[:start], off, errCorrupt
+	}
+	return dst, next, nil
+}
+
+func corruptIfShort(err error) error {
+	if err == io.ErrUnexpectedEOF {
+		return errCorrupt
+	}
+	return err
+}
+
+// grow extends dst by n bytes, reallocating at most geometrically.
+func grow(dst []byte, n int) []byte {
+	if len(dst)+n <= cap(dst) {
+		return dst[:len(dst)+n]
+	}
+	out := make([]byte, len(dst)+n, max(2*cap(dst), len(dst)+n))
+	copy(out, dst)
+	return out
+}
+
+// scanResult describes the valid prefix of a segment file.
+type scanResult struct {
+	count    int64 // valid records
+	end      int64 // offset just past the last valid record
+	before   int64 // records ending at or before the probe offset
+	boundary int64 // largest record boundary <= the probe offset
+	torn     bool  // bytes after end are not a valid record
+}
+
+// scanSegment walks the records of the file from the header on, stopping
+// at the first invalid one. With verify it reads payloads and checks CRCs;
+// without it only lengths are checked, which for a sealed segment reads
+// one buffer per 64 KiB of small records instead of every payload. probe
+// is an offset (the persisted cursor) to locate among the records.
+func scanSegment(r *segReader, size int64, verify bool, probe int64) (scanResult, error) {
+	res := scanResult{end: segHdrSize, boundary: segHdrSize}
+	var scratch []byte
+	for off := segHdrSize; off < size; {
+		next := off
+		var err error
+		scratch, next, err = r.readRecord(scratch[:0], off, size, verify)
+		if err == errCorrupt {
+			res.torn = true
+			return res, nil
+		}
+		if err != nil {
+			return res, err
+		}
+		off = next
+		res.count++
+		res.end = off
+		if off <= probe {
+			res.before++
+			res.boundary = off
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,881 @@
+package queue
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Errors returned by the queue.
+var (
+	ErrClosed   = errors.New("queue: closed")
+	ErrTooLarge = errors.New("queue: record larger than a segment")
+	ErrAckOrder = errors.New("queue: batch acknowledged out of order")
+)
+
+const (
+	defaultSegmentBytes = 8 << 20
+	minSegmentBytes     = 1 << 10
+	dropLogEvery        = 10 * time.Second
+)
+
+// Options configure a Queue. The zero value is usable.
+type Options struct {
+	// MaxBytes bounds the segment files on disk. When a new segment would
+	// overflow it, the oldest segments are deleted first, with their
+	// unacknowledged records counted and logged. 0 means no bound.
+	// SegmentBytes is lowered to MaxBytes/4 if larger, so the bound is
+	// kept to within a quarter.
+	MaxBytes int64
+	// SegmentBytes is the size at which a segment file is sealed and a new
+	// one started (default 8 MiB). A record must fit in one segment.
+	SegmentBytes int64
+	// SyncInterval is how long the writer lingers after the first pending
+	// Append to gather more before it writes and fsyncs. Appends that
+	// arrive while an fsync runs always share the next one, so the default
+	// 0 already gives group commit without delaying a lone appender; a
+	// positive value only helps on disks whose fsync is much cheaper than
+	// the arrival interval.
+	SyncInterval time.Duration
+	Logger       *slog.Logger // default slog.Default()
+	Metrics      *Metrics     // optional
+}
+
+// segment is the durable state of one segment file. Only records below
+// size are visible to readers: the writer publishes them after fsync.
+type segment struct {
+	seq      uint64
+	firstIdx int64 // in-memory index of its first record
+	count    int64
+	size     int64
+	sealed   bool // a later segment exists; this one is never written again
+}
+
+// Queue is a durable FIFO of opaque records; see the package doc.
+type Queue struct {
+	dir      string
+	opt      Options
+	log      *slog.Logger
+	m        *Metrics
+	lockFile *os.File
+	maxRec   int64
+
+	// Writer goroutine only (and Open/Close around it).
+	wf       *os.File
+	bw       *bufio.Writer
+	wseq     uint64
+	wsize    int64 // bytes written to wf, synced or not
+	wcount   int64
+	werr     error // sticky: the segment could not be restored after a failed write
+	drops    dropLog
+	reqPool  sync.Pool
+	writerOK chan struct{} // closed when the writer goroutine exits
+
+	pmu     sync.Mutex // guards pending and closing
+	pending []*appendReq
+	closing bool
+	wake    chan struct{}
+
+	mu        sync.Mutex
+	segs      []segment // oldest first; the last is the write segment
+	diskBytes int64
+	ack       position // first unacknowledged record; ack.seq == segs[0].seq
+	ackIdx    int64
+	rd        position // next record Read returns
+	rdIdx     int64
+	batchIdx  int64  // start index of the next batch (< rdIdx only after skipping corrupt records)
+	epoch     uint64 // bumped by Nack so a Read racing with it starts over
+	notify    chan struct{}
+	shut      bool
+
+	rmu    sync.Mutex // serialises Read's file I/O
+	reader *segReader
+	bufs   sync.Pool
+
+	amu    sync.Mutex // serialises Ack's cursor writes and deletions
+	cursor *cursorFile
+}
+
+type appendReq struct {
+	recs [][]byte
+	done chan error
+}
+
+// Batch is a run of consecutive records returned by Read. Records alias a
+// buffer owned by the queue and stay valid until the batch is passed to
+// Ack or Nack; copy them to keep them longer.
+type Batch struct {
+	Records [][]byte
+	start   int64 // index of the first record, or of skipped corrupt ones
+	end     int64 // index after the last record
+	endPos  position
+	buf     *batchBuf
+	gen     uint64
+}
+
+// Bytes is the payload size of the batch.
+func (b Batch) Bytes() int {
+	n := 0
+	for _, r := range b.Records {
+		n += len(r)
+	}
+	return n
+}
+
+// batchBuf is recycled once its batch is acked or nacked; gen makes a
+// second Ack or Nack of the same batch harmless.
+type batchBuf struct {
+	data []byte
+	ends []int
+	recs [][]byte
+	gen  uint64
+}
+
+// Open opens or creates the queue in dir. It recovers from a crash:
+// segments before the persisted cursor are deleted, a torn or damaged
+// tail of the newest segment is truncated (logged and counted), and
+// reading resumes at the cursor, so unacknowledged records are delivered
+// again. Only the newest segment is checksummed here; older ones are
+// checked record by record as they are read.
+func Open(dir string, opt Options) (*Queue, error) {
+	if opt.SegmentBytes <= 0 {
+		opt.SegmentBytes = defaultSegmentBytes
+	}
+	if opt.MaxBytes > 0 && opt.SegmentBytes > opt.MaxBytes/4 {
+		opt.SegmentBytes = opt.MaxBytes / 4
+	}
+	opt.SegmentBytes = max(opt.SegmentBytes, minSegmentBytes)
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	lf, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{
+		dir:      dir,
+		opt:      opt,
+		log:      opt.Logger.With("queue", dir),
+		m:        opt.Metrics,
+		lockFile: lf,
+		maxRec:   min(opt.SegmentBytes-segHdrSize-recHdrSize, 1<<32-1),
+		wake:     make(chan struct{}, 1),
+		writerOK: make(chan struct{}),
+		notify:   make(chan struct{}),
+		reader:   newSegReader(),
+	}
+	q.reqPool.New = func() any { return &appendReq{done: make(chan error, 1)} }
+	q.bufs.New = func() any { return new(batchBuf) }
+	if err := q.recover(); err != nil {
+		q.closeFiles()
+		return nil, err
+	}
+	go q.writeLoop()
+	return q, nil
+}
+
+func (q *Queue) recover() error {
+	cur, cpos, cok, err := openCursor(q.dir)
+	if err != nil {
+		return err
+	}
+	q.cursor = cur
+	entries, err := os.ReadDir(q.dir)
+	if err != nil {
+		return err
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		if seq, ok := parseSegName(e.Name()); ok {
+			seqs = append(seqs, seq)
+		}
+	}
+	slices.Sort(seqs)
+	removed := false
+	for len(seqs) > 0 && cok && seqs[0] < cpos.seq {
+		// Acknowledged, but the process died before deleting it.
+		if err := os.Remove(segPath(q.dir, seqs[0])); err != nil {
+			return err
+		}
+		seqs, removed = seqs[1:], true
+	}
+	next := uint64(1)
+	if cok {
+		next = cpos.seq + 1
+	}
+	var idx int64
+	for i, seq := range seqs {
+		last := i == len(seqs)-1
+		probe := int64(-1)
+		if cok && seq == cpos.seq {
+			probe = cpos.off
+		}
+		seg, res, ok, err := q.recoverSegment(seq, last, probe)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			removed = true
+			continue
+		}
+		seg.firstIdx = idx
+		idx += seg.count
+		if len(q.segs) == 0 {
+			// The cursor points into the oldest surviving segment, or it
+			// predates it (the segments it pointed into are gone).
+			q.ack, q.ackIdx = position{seq, segHdrSize}, seg.firstIdx
+			if probe >= 0 {
+				if res.boundary != probe {
+					q.log.Warn("queue cursor is not at a record boundary; re-delivering from the previous record",
+						"segment", segName(seq), "cursor", probe, "boundary", res.boundary)
+				}
+				q.ack.off, q.ackIdx = res.boundary, seg.firstIdx+res.before
+			}
+		}
+		q.segs = append(q.segs, seg)
+		q.diskBytes += seg.size
+		next = max(next, seq+1)
+	}
+	if removed {
+		if err := syncDir(q.dir); err != nil {
+			return err
+		}
+	}
+	if n := len(q.segs); n > 0 && q.segs[n-1].size >= segHdrSize {
+		last := q.segs[n-1]
+		f, err := os.OpenFile(segPath(q.dir, last.seq), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		q.wf, q.wseq, q.wsize, q.wcount = f, last.seq, last.size, last.count
+		q.bw = bufio.NewWriterSize(f, readBufSize)
+		for i := range q.segs[:n-1] {
+			q.segs[i].sealed = true
+		}
+	} else if err := q.createSegment(next); err != nil {
+		return err
+	}
+	q.rd, q.rdIdx, q.batchIdx = q.ack, q.ackIdx, q.ackIdx
+	q.mu.Lock()
+	q.dropForRoom(q.opt.SegmentBytes - q.segs[len(q.segs)-1].size)
+	q.updateGauges()
+	q.mu.Unlock()
+	return q.cursor.write(q.ack)
+}
+
+// recoverSegment validates one segment at Open. The newest one (last) is
+// checksummed and truncated after its last valid record; older ones are
+// only length-checked. A file without a valid header that is not the
+// newest is deleted (ok=false); the newest is reset to empty.
+func (q *Queue) recoverSegment(seq uint64, last bool, probe int64) (segment, scanResult, bool, error) {
+	path := segPath(q.dir, seq)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return segment{}, scanResult{}, false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return segment{}, scanResult{}, false, err
+	}
+	size := fi.Size()
+	var magic [segHdrSize]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != segMagic {
+		q.tornLog(segName(seq), 0, size, "bad segment header")
+		if !last {
+			return segment{}, scanResult{}, false, os.Remove(path)
+		}
+		if err := f.Truncate(0); err != nil {
+			return segment{}, scanResult{}, false, err
+		}
+		if _, err := f.WriteAt([]byte(segMagic), 0); err != nil {
+			return segment{}, scanResult{}, false, err
+		}
+		return segment{seq: seq, size: segHdrSize}, scanResult{boundary: segHdrSize, end: segHdrSize}, true, f.Sync()
+	}
+	r := newSegReader()
+	r.use(f, seq)
+	res, err := scanSegment(r, size, last, probe)
+	if err != nil {
+		return segment{}, scanResult{}, false, err
+	}
+	if res.torn {
+		q.tornLog(segName(seq), res.end, size, "torn or damaged record")
+		if err := f.Truncate(res.end); err != nil {
+			return segment{}, scanResult{}, false, err
+		}
+		if err := f.Sync(); err != nil {
+			return segment{}, scanResult{}, false, err
+		}
+	}
+	return segment{seq: seq, count: res.count, size: res.end}, res, true, nil
+}
+
+func (q *Queue) tornLog(seg string, at, size int64, why string) {
+	q.log.Warn("queue recovery: truncating segment", "segment", seg, "reason", why, "at", at, "lost_bytes", size-at)
+	if q.m != nil {
+		q.m.tornRec.Inc()
+	}
+}
+
+// createSegment starts segment seq as the write segment. The header and
+// the directory entry are fsync'd before any record goes in, so an
+// acknowledged record can never be lost with its file's name.
+func (q *Queue) createSegment(seq uint64) error {
+	path := segPath(q.dir, seq)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write([]byte(segMagic))
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = syncDir(q.dir)
+	}
+	if err != nil {
+		// Remove it so a retry can create it again (O_EXCL).
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	q.wf, q.wseq, q.wsize, q.wcount = f, seq, segHdrSize, 0
+	if q.bw == nil {
+		q.bw = bufio.NewWriterSize(f, readBufSize)
+	} else {
+		q.bw.Reset(f)
+	}
+	q.mu.Lock()
+	if n := len(q.segs); n > 0 {
+		q.segs[n-1].sealed = true
+	}
+	idx := q.syncedIdxLocked()
+	q.segs = append(q.segs, segment{seq: seq, firstIdx: idx, size: segHdrSize})
+	q.diskBytes += segHdrSize
+	if len(q.segs) == 1 {
+		q.ack, q.ackIdx = position{seq, segHdrSize}, idx
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (q *Queue) syncedIdxLocked() int64 {
+	if n := len(q.segs); n > 0 {
+		return q.segs[n-1].firstIdx + q.segs[n-1].count
+	}
+	return q.ackIdx
+}
+
+// Append writes records and returns once they are fsync'd, so a caller may
+// acknowledge its own client as soon as Append returns nil. Concurrent
+// Appends share fsyncs. Records may be empty; each must fit in a segment
+// (ErrTooLarge). The queue reads the slices only until Append returns. On
+// error some of the records may still have been stored: a retry can
+// duplicate them, never lose them.
+func (q *Queue) Append(records ...[]byte) error {
+	if len(records) == 0 {
+		return nil
+	}
+	for _, r := range records {
+		if int64(len(r)) > q.maxRec {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(r), q.maxRec)
+		}
+	}
+	req := q.reqPool.Get().(*appendReq)
+	req.recs = records
+	q.pmu.Lock()
+	if q.closing {
+		q.pmu.Unlock()
+		return ErrClosed
+	}
+	q.pending = append(q.pending, req)
+	q.pmu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	err := <-req.done
+	req.recs = nil
+	q.reqPool.Put(req)
+	return err
+}
+
+// writeLoop is the only goroutine that writes segments: it takes every
+// pending Append, writes them all, fsyncs once and then releases them.
+// Appends arriving during the fsync form the next group.
+func (q *Queue) writeLoop() {
+	defer close(q.writerOK)
+	var group []*appendReq
+	for range q.wake {
+		if q.opt.SyncInterval > 0 {
+			time.Sleep(q.opt.SyncInterval)
+		}
+		q.pmu.Lock()
+		group, q.pending = q.pending, group[:0]
+		closing := q.closing
+		q.pmu.Unlock()
+		if len(group) > 0 {
+			err := q.commit(group)
+			for _, r := range group {
+				r.done <- err
+			}
+			clear(group)
+		}
+		if closing {
+			return
+		}
+	}
+}
+
+func (q *Queue) commit(group []*appendReq) error {
+	if q.werr != nil {
+		return q.werr
+	}
+	if q.wf == nil {
+		// An earlier rotation could not create the next segment.
+		if err := q.createSegment(q.wseq + 1); err != nil {
+			return err
+		}
+	}
+	var n int64
+	var h [recHdrSize]byte
+	for _, r := range group {
+		for _, rec := range r.recs {
+			sz := recHdrSize + int64(len(rec))
+			if q.wsize+sz > q.opt.SegmentBytes && q.wsize > segHdrSize {
+				if err := q.rotate(); err != nil {
+					return q.fail(err)
+				}
+			}
+			putRecHeader(h[:], rec)
+			if _, err := q.bw.Write(h[:]); err != nil {
+				return q.fail(err)
+			}
+			if _, err := q.bw.Write(rec); err != nil {
+				return q.fail(err)
+			}
+			q.wsize += sz
+			q.wcount++
+			n++
+		}
+	}
+	if err := q.flushSync(); err != nil {
+		return q.fail(err)
+	}
+	if q.m != nil {
+		q.m.appended.Add(float64(n))
+	}
+	return nil
+}
+
+// flushSync makes everything written so far durable and visible to Read.
+func (q *Queue) flushSync() error {
+	if err := q.bw.Flush(); err != nil {
+		return err
+	}
+	if err := q.wf.Sync(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	s := &q.segs[len(q.segs)-1]
+	q.diskBytes += q.wsize - s.size
+	s.size, s.count = q.wsize, q.wcount
+	close(q.notify)
+	q.notify = make(chan struct{})
+	q.updateGauges()
+	q.mu.Unlock()
+	return nil
+}
+
+// rotate seals the write segment and starts the next one, first deleting
+// the oldest segments if the new one could overflow MaxBytes.
+func (q *Queue) rotate() error {
+	if err := q.flushSync(); err != nil {
+		return err
+	}
+	err := q.wf.Close()
+	q.wf = nil
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.dropForRoom(q.opt.SegmentBytes)
+	q.mu.Unlock()
+	return q.createSegment(q.wseq + 1)
+}
+
+// fail restores the write segment to its last durable size so the next
+// Append does not land after a partial record. If even that fails the
+// queue refuses further Appends until it is reopened (and recovered).
+func (q *Queue) fail(err error) error {
+	if q.wf == nil {
+		return err
+	}
+	q.mu.Lock()
+	s := q.segs[len(q.segs)-1]
+	q.mu.Unlock()
+	q.bw.Reset(q.wf)
+	if terr := q.wf.Truncate(s.size); terr != nil {
+		q.werr = fmt.Errorf("queue: write failed (%v) and could not be undone: %w", err, terr)
+		return q.werr
+	}
+	q.wsize, q.wcount = s.size, s.count
+	return err
+}
+
+// dropForRoom deletes the oldest segments, never the newest, while the
+// segments plus reserve (what the write segment may still grow by) exceed
+// MaxBytes. Records in flight in a deleted segment are simply gone: their
+// Ack is a no-op.
+func (q *Queue) dropForRoom(reserve int64) {
+	if q.opt.MaxBytes <= 0 {
+		return
+	}
+	for len(q.segs) > 1 && q.diskBytes+reserve > q.opt.MaxBytes {
+		s := q.segs[0]
+		recs := s.count - (q.ackIdx - s.firstIdx)
+		bytes := s.size - q.ack.off
+		if err := os.Remove(segPath(q.dir, s.seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			q.log.Error("queue: cannot delete segment to make room", "segment", segName(s.seq), "err", err)
+			return
+		}
+		q.segs = q.segs[1:]
+		q.diskBytes -= s.size
+		q.ack, q.ackIdx = position{q.segs[0].seq, segHdrSize}, q.segs[0].firstIdx
+		q.drops.add(q.log, q.m, recs, bytes, time.Now())
+	}
+}
+
+// dropLog counts drops exactly but logs at most once per dropLogEvery.
+type dropLog struct {
+	last          time.Time
+	records, size int64
+}
+
+func (d *dropLog) add(log *slog.Logger, m *Metrics, recs, bytes int64, now time.Time) {
+	if m != nil {
+		m.dropped.Add(float64(recs))
+		m.droppedBytes.Add(float64(bytes))
+	}
+	d.records += recs
+	d.size += bytes
+	if now.Sub(d.last) >= dropLogEvery {
+		d.flush(log, now)
+	}
+}
+
+func (d *dropLog) flush(log *slog.Logger, now time.Time) {
+	if d.records == 0 && d.size == 0 {
+		return
+	}
+	log.Warn(fmt.Sprintf("queue full: dropped %d records (%d bytes) oldest first", d.records, d.size))
+	d.last, d.records, d.size = now, 0, 0
+}
+
+func (q *Queue) updateGauges() {
+	if q.m == nil {
+		return
+	}
+	q.m.records.Set(float64(q.lenLocked()))
+	q.m.bytes.Set(float64(q.bytesLocked()))
+}
+
+// Len is the number of durable records not yet acknowledged.
+func (q *Queue) Len() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.lenLocked()
+}
+
+// Bytes is the on-disk size of the records not yet acknowledged, with
+// their 8-byte headers.
+func (q *Queue) Bytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytesLocked()
+}
+
+func (q *Queue) lenLocked() int64 { return q.syncedIdxLocked() - q.ackIdx }
+
+func (q *Queue) bytesLocked() int64 {
+	return q.diskBytes - int64(len(q.segs))*segHdrSize - (q.ack.off - segHdrSize)
+}
+
+// Read blocks until at least one record is available, ctx is done or the
+// queue is closed, then returns consecutive records from the read position:
+// as many as fit in maxBytes of payload, and always at least one. It does
+// not acknowledge them; the next Read continues after them, so a forwarder
+// can have several batches in flight. Only durable records are returned.
+func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	for {
+		q.mu.Lock()
+		for {
+			if q.shut {
+				q.mu.Unlock()
+				return Batch{}, ErrClosed
+			}
+			if q.rdIdx < q.ackIdx {
+				// Records acked after a Nack, or dropped for room.
+				q.rd, q.rdIdx = q.ack, q.ackIdx
+			}
+			q.batchIdx = max(q.batchIdx, q.ackIdx)
+			if q.rdIdx < q.syncedIdxLocked() {
+				break
+			}
+			ch := q.notify
+			q.mu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return Batch{}, ctx.Err()
+			}
+			q.mu.Lock()
+		}
+		from, fromIdx, start, epoch := q.rd, q.rdIdx, q.batchIdx, q.epoch
+		q.mu.Unlock()
+
+		buf := q.bufs.Get().(*batchBuf)
+		to, toIdx, skipped, err := q.readRecords(buf, from, fromIdx, maxBytes)
+		if err != nil {
+			q.bufs.Put(buf)
+			return Batch{}, err
+		}
+		q.mu.Lock()
+		if epoch != q.epoch {
+			q.mu.Unlock()
+			q.bufs.Put(buf)
+			continue
+		}
+		q.rd, q.rdIdx = to, toIdx
+		if len(buf.ends) > 0 {
+			q.batchIdx = toIdx
+		}
+		q.mu.Unlock()
+		if skipped > 0 && q.m != nil {
+			q.m.tornRec.Inc()
+		}
+		if len(buf.ends) == 0 {
+			q.bufs.Put(buf)
+			continue
+		}
+		buf.recs = buf.recs[:0]
+		prev := 0
+		for _, e := range buf.ends {
+			buf.recs = append(buf.recs, buf.data[prev:e:e])
+			prev = e
+		}
+		return Batch{Records: buf.recs, start: start, end: toIdx, endPos: to, buf: buf, gen: buf.gen}, nil
+	}
+}
+
+// readRecords reads durable records from pos into buf. A record that fails
+// validation makes the rest of its segment unreadable: it is logged and
+// skipped, and counted in the batch so acknowledging the batch moves past
+// it.
+func (q *Queue) readRecords(buf *batchBuf, pos position, idx int64, maxBytes int) (position, int64, int64, error) {
+	buf.data, buf.ends = buf.data[:0], buf.ends[:0]
+	var skipped int64
+	for {
+		seg, next, ok := q.segInfo(pos.seq)
+		if !ok {
+			// Deleted for room while we were not looking: Read restarts
+			// from the new head.
+			return pos, idx, skipped, nil
+		}
+		if pos.off >= seg.size {
+			if !seg.sealed || next == nil {
+				return pos, idx, skipped, nil
+			}
+			pos, idx = position{next.seq, segHdrSize}, next.firstIdx
+			continue
+		}
+		if len(buf.ends) > 0 && len(buf.data)+recHdrSize > maxBytes {
+			return pos, idx, skipped, nil
+		}
+		if q.reader.f == nil || q.reader.seq != pos.seq {
+			if q.reader.f != nil {
+				q.reader.f.Close()
+				q.reader.f = nil
+			}
+			f, err := os.Open(segPath(q.dir, pos.seq))
+			if errors.Is(err, os.ErrNotExist) {
+				return pos, idx, skipped, nil
+			}
+			if err != nil {
+				return pos, idx, skipped, err
+			}
+			q.reader.use(f, pos.seq)
+		}
+		before := len(buf.data)
+		data, nextOff, err := q.reader.readRecord(buf.data, pos.off, seg.size, true)
+		if err == errCorrupt {
+			lost := seg.firstIdx + seg.count - idx
+			q.log.Error("queue: damaged record, skipping the rest of its segment",
+				"segment", segName(pos.seq), "offset", pos.off, "records", lost)
+			skipped += lost
+			pos, idx = position{pos.seq, seg.size}, seg.firstIdx+seg.count
+			continue
+		}
+		if err != nil {
+			return pos, idx, skipped, err
+		}
+		if len(buf.ends) > 0 && len(data) > maxBytes {
+			buf.data = data[:before]
+			return pos, idx, skipped, nil
+		}
+		buf.data = data
+		buf.ends = append(buf.ends, len(data))
+		pos.off = nextOff
+		idx++
+	}
+}
+
+// segInfo returns the durable state of segment seq and of its successor.
+func (q *Queue) segInfo(seq uint64) (segment, *segment, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	i := sort.Search(len(q.segs), func(i int) bool { return q.segs[i].seq >= seq })
+	if i == len(q.segs) || q.segs[i].seq != seq {
+		return segment{}, nil, false
+	}
+	if i+1 < len(q.segs) {
+		next := q.segs[i+1]
+		return q.segs[i], &next, true
+	}
+	return q.segs[i], nil, true
+}
+
+// release recycles the batch's buffer once; q.mu must be held.
+func (q *Queue) release(b Batch) {
+	if b.buf != nil && b.buf.gen == b.gen {
+		b.buf.gen++
+		q.bufs.Put(b.buf)
+	}
+}
+
+// Ack marks b delivered: the persisted cursor moves past it (fsync'd) and
+// fully delivered segments are deleted. Batches must be acked in the order
+// Read returned them (ErrAckOrder otherwise, and nothing changes). Acking
+// a batch whose records were already acked, or dropped for room, is a
+// no-op. After Ack, b.Records must not be used.
+func (q *Queue) Ack(b Batch) error {
+	q.amu.Lock()
+	defer q.amu.Unlock()
+	q.mu.Lock()
+	if q.shut {
+		q.mu.Unlock()
+		return ErrClosed
+	}
+	if b.end <= q.ackIdx {
+		q.release(b)
+		q.mu.Unlock()
+		return nil
+	}
+	if b.start > q.ackIdx {
+		q.mu.Unlock()
+		return fmt.Errorf("%w: batch starts at record %d, oldest unacknowledged is %d", ErrAckOrder, b.start, q.ackIdx)
+	}
+	q.release(b)
+	q.ack, q.ackIdx = b.endPos, b.end
+	var gone []uint64
+	for len(q.segs) > 1 && (q.segs[0].seq < q.ack.seq || q.segs[0].sealed && q.ack.seq == q.segs[0].seq && q.ack.off >= q.segs[0].size) {
+		gone = append(gone, q.segs[0].seq)
+		q.diskBytes -= q.segs[0].size
+		q.segs = q.segs[1:]
+	}
+	if q.ack.seq != q.segs[0].seq {
+		q.ack = position{q.segs[0].seq, segHdrSize}
+	}
+	pos := q.ack
+	q.updateGauges()
+	q.mu.Unlock()
+
+	// The cursor goes first: a crash between the two steps leaves
+	// segments that Open recognises as consumed and deletes.
+	if err := q.cursor.write(pos); err != nil {
+		return err
+	}
+	for _, seq := range gone {
+		if err := os.Remove(segPath(q.dir, seq)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Nack reports that b could not be delivered: Read starts again at the
+// oldest unacknowledged record, so b and every batch read after it are
+// returned again (acking those later batches is then out of order).
+// After Nack, b.Records must not be used.
+func (q *Queue) Nack(b Batch) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.release(b)
+	q.rd, q.rdIdx, q.batchIdx = q.ack, q.ackIdx, q.ackIdx
+	q.epoch++
+}
+
+// Close waits for pending Appends, fails blocked and later calls with
+// ErrClosed and closes the files. Unacknowledged records stay on disk for
+// the next Open.
+func (q *Queue) Close() error {
+	q.pmu.Lock()
+	if q.closing {
+		q.pmu.Unlock()
+		return ErrClosed
+	}
+	q.closing = true
+	q.pmu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+	<-q.writerOK
+	q.mu.Lock()
+	q.shut = true
+	close(q.notify)
+	q.mu.Unlock()
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	q.amu.Lock()
+	defer q.amu.Unlock()
+	q.drops.flush(q.log, time.Now())
+	return q.closeFiles()
+}
+
+func (q *Queue) closeFiles() error {
+	var errs []error
+	if q.wf != nil {
+		errs = append(errs, q.bw.Flush(), q.wf.Close())
+	}
+	if q.reader.f != nil {
+		errs = append(errs, q.reader.f.Close())
+	}
+	if q.cursor != nil {
+		errs = append(errs, q.cursor.f.Close())
+	}
+	errs = append(errs, q.lockFile.Close())
+	return errors.Join(errs...)
+}
