@@ -1,0 +1,24 @@
+// Package zipkin ingests Zipkin span lists (JSON v2, JSON v1, proto3) the
+// way the reference proxy's Zipkin port does (proxy.md §5) and converts
+// them to Wavefront spans and span logs.
+//
+// Decoding is split from conversion:
+//
+//   - Detect picks the encoding from the body's first bytes (§5.1).
+//   - Decoder.Decode decodes and normalises a whole body (§5.2) before it
+//     hands the first span to the caller, so one malformed span fails the
+//     batch and nothing from it is forwarded. Every error it returns is a
+//     client error whose text is meant as the 400 reason.
+//   - Converter.Convert turns one normalised Span into a wavefront.Span,
+//     optional wavefront.SpanLogs and the RED inputs of §6 (§5.3–§5.5).
+//
+// Both Decoder and Converter reuse their buffers across calls and are
+// therefore not safe for concurrent use; keep one per goroutine. Decoded
+// and converted byte slices alias the request body or those buffers and are
+// valid only until the next call.
+//
+// The JSON v2 path, which carries all Istio/Envoy traffic, is a hand-written
+// tokenizer that allocates nothing per span once the Decoder is warm.
+// Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
+// Thrift cheaply, and Envoy/Istio never send it.
+package zipkin

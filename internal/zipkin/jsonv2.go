@@ -1,0 +1,236 @@
+package zipkin
+
+import (
+	"errors"
+	"strconv"
+)
+
+// decodeJSONV2 decodes a Zipkin v2 JSON list, following the reference's
+// V2SpanReader: unknown fields are skipped, null optional fields are
+// ignored, and strings are also accepted as numbers where it reads numbers
+// (and vice versa).
+func (d *Decoder) decodeJSONV2(body []byte, emit func(*Span) error) error {
+	l := lexer{b: body, d: d}
+	if err := l.expect('['); err != nil {
+		return err
+	}
+	var s Span
+	for n := 0; ; n++ {
+		ok, err := l.arrayNext(n == 0)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if err := d.readSpanV2(&l, &s); err != nil {
+			return &SpanError{n, err}
+		}
+		if err := emit(&s); err != nil {
+			return err
+		}
+	}
+	return l.end()
+}
+
+func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
+	d.beginSpan(s)
+	if err := l.expect('{'); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		key, ok, err := l.objectNext(first)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		if err := d.readFieldV2(l, s, key); err != nil {
+			if _, isSyntax := err.(*syntaxError); isSyntax {
+				return err
+			}
+			return errors.New(string(key) + ": " + err.Error())
+		}
+	}
+	return d.finishSpan(s)
+}
+
+func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
+	var err error
+	var v []byte
+	switch string(key) {
+	case "traceId":
+		if v, err = l.stringOrNumber(); err == nil {
+			s.TraceID, err = d.traceID(v)
+		}
+		return err
+	case "id":
+		if v, err = l.stringOrNumber(); err == nil {
+			s.ID, err = d.spanID(v)
+		}
+		return err
+	}
+	if l.isNull() {
+		return nil
+	}
+	switch string(key) {
+	case "parentId":
+		if v, err = l.stringOrNumber(); err == nil {
+			s.ParentID, err = d.parentID(v)
+		}
+	case "name":
+		if v, err = l.stringOrNumber(); err == nil {
+			s.Name = d.lower(v)
+		}
+	case "kind":
+		if v, err = l.stringOrNumber(); err == nil {
+			var ok bool
+			if s.Kind, ok = parseKind(v); !ok {
+				err = errors.New("unknown kind " + strconv.Quote(string(v)))
+			}
+		}
+	case "timestamp":
+		s.Timestamp, err = l.int64()
+		s.Timestamp = clampNonNegative(s.Timestamp)
+	case "duration":
+		s.Duration, err = l.int64()
+		s.Duration = clampNonNegative(s.Duration)
+	case "localEndpoint":
+		err = d.readEndpoint(l, &s.LocalEndpoint)
+	case "remoteEndpoint":
+		err = d.readEndpoint(l, &s.RemoteEndpoint)
+	case "annotations":
+		err = d.readAnnotations(l)
+	case "tags":
+		err = d.readTags(l)
+	case "debug":
+		var b bool
+		b, err = l.boolean()
+		s.Debug = s.Debug || b
+	case "shared":
+		var b bool
+		b, err = l.boolean()
+		s.Shared = s.Shared || b
+	default:
+		err = l.skip()
+	}
+	return err
+}
+
+var errIncompleteAnnotation = errors.New("annotation needs a timestamp and a value")
+
+func (d *Decoder) readAnnotations(l *lexer) error {
+	if err := l.expect('['); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		ok, err := l.arrayNext(first)
+		if err != nil || !ok {
+			return err
+		}
+		if err := l.expect('{'); err != nil {
+			return err
+		}
+		var a Annotation
+		hasTS, hasValue := false, false
+		for first := true; ; first = false {
+			key, ok, err := l.objectNext(first)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			switch string(key) {
+			case "timestamp":
+				a.Timestamp, err = l.int64()
+				hasTS = true
+			case "value":
+				a.Value, err = l.stringOrNumber()
+				hasValue = true
+			default:
+				err = l.skip()
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !hasTS || !hasValue {
+			return errIncompleteAnnotation
+		}
+		d.anns = append(d.anns, a)
+	}
+}
+
+func (d *Decoder) readTags(l *lexer) error {
+	if err := l.expect('{'); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		key, ok, err := l.objectNext(first)
+		if err != nil || !ok {
+			return err
+		}
+		// Only strings and numbers: the reference fails the batch on a
+		// null or boolean tag value (§5.2).
+		v, err := l.stringOrNumber()
+		if err != nil {
+			if _, isSyntax := err.(*syntaxError); isSyntax && l.i < len(l.b) && isValueStart(l.b[l.i]) {
+				return errors.New("value of tag " + strconv.Quote(string(key)) + " must be a string or number")
+			}
+			return err
+		}
+		d.tags = append(d.tags, Tag{key, v})
+	}
+}
+
+func isValueStart(c byte) bool {
+	return c == 'n' || c == 't' || c == 'f' || c == '{' || c == '['
+}
+
+func (d *Decoder) readEndpoint(l *lexer, e *Endpoint) error {
+	*e = Endpoint{}
+	if err := l.expect('{'); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		key, ok, err := l.objectNext(first)
+		if err != nil || !ok {
+			return err
+		}
+		if l.isNull() {
+			continue
+		}
+		var v []byte
+		switch string(key) {
+		case "serviceName":
+			if v, err = l.stringOrNumber(); err == nil {
+				e.ServiceName = d.lower(v)
+			}
+		case "ipv4", "ipv6":
+			if v, err = l.stringOrNumber(); err == nil {
+				e.setIP(parseIP(v))
+			}
+		case "port":
+			var p int64
+			if p, err = l.int64(); err == nil {
+				e.Port, err = port(p)
+			}
+		default:
+			err = l.skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// port applies the reference's rule: above 65535 is an error, and zero or
+// negative means "no port".
+func port(p int64) (uint16, error) {
+	if p > 0xffff {
+		return 0, errors.New("invalid port " + strconv.FormatInt(p, 10))
+	}
+	return uint16(max(p, 0)), nil
+}

@@ -1,0 +1,507 @@
+package zipkin
+
+import (
+	"errors"
+	"math"
+	"net/netip"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// lexer is a pull tokenizer over one JSON document. Strings without escapes
+// or non-ASCII bytes are returned as sub-slices of the input; the others
+// are rebuilt in the Decoder's arena. Invalid UTF-8 and lone surrogates
+// become U+FFFD, as the reference's UTF-8 reader and encoding/json do.
+type lexer struct {
+	b     []byte
+	i     int
+	d     *Decoder
+	depth int
+}
+
+// maxDepth bounds nesting inside skipped values so hostile input cannot
+// exhaust the stack.
+const maxDepth = 1000
+
+type syntaxError struct {
+	off int
+	msg string
+}
+
+func (e *syntaxError) Error() string {
+	return "malformed JSON at offset " + strconv.Itoa(e.off) + ": " + e.msg
+}
+
+func (l *lexer) errorf(msg string) error { return &syntaxError{l.i, msg} }
+
+func (l *lexer) expected(what string) error {
+	if l.i >= len(l.b) {
+		return l.errorf("unexpected end of input, expected " + what)
+	}
+	return l.errorf("expected " + what + ", found " + strconv.QuoteRune(rune(l.b[l.i])))
+}
+
+func (l *lexer) ws() {
+	for l.i < len(l.b) {
+		switch l.b[l.i] {
+		case ' ', '\t', '\n', '\r':
+			l.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek skips whitespace and returns the next byte, or 0 at the end.
+func (l *lexer) peek() byte {
+	l.ws()
+	if l.i < len(l.b) {
+		return l.b[l.i]
+	}
+	return 0
+}
+
+func (l *lexer) expect(c byte) error {
+	if l.peek() != c {
+		return l.expected(strconv.QuoteRune(rune(c)))
+	}
+	l.i++
+	return nil
+}
+
+// end checks that only whitespace follows the document.
+func (l *lexer) end() error {
+	if l.peek() != 0 || l.i < len(l.b) {
+		return l.errorf("unexpected data after the span list")
+	}
+	return nil
+}
+
+// objectNext advances to the next member of an object whose '{' has been
+// consumed and returns its key, positioned at the value; ok is false after
+// the closing '}'.
+func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
+	c := l.peek()
+	if c == '}' {
+		l.i++
+		return nil, false, nil
+	}
+	if !first {
+		if c != ',' {
+			return nil, false, l.expected("',' or '}'")
+		}
+		l.i++
+		l.ws()
+	}
+	if key, err = l.str(); err != nil {
+		return nil, false, err
+	}
+	if err = l.expect(':'); err != nil {
+		return nil, false, err
+	}
+	l.ws()
+	return key, true, nil
+}
+
+// arrayNext is objectNext for arrays: ok reports whether an element
+// follows.
+func (l *lexer) arrayNext(first bool) (ok bool, err error) {
+	c := l.peek()
+	if c == ']' {
+		l.i++
+		return false, nil
+	}
+	if !first {
+		if c != ',' {
+			return false, l.expected("',' or ']'")
+		}
+		l.i++
+		l.ws()
+	}
+	return true, nil
+}
+
+// isNull consumes a null literal if one is next.
+func (l *lexer) isNull() bool {
+	if l.peek() == 'n' && l.literal("null") {
+		return true
+	}
+	return false
+}
+
+func (l *lexer) literal(lit string) bool {
+	if len(l.b)-l.i >= len(lit) && string(l.b[l.i:l.i+len(lit)]) == lit {
+		l.i += len(lit)
+		return true
+	}
+	return false
+}
+
+func (l *lexer) boolean() (bool, error) {
+	switch l.peek() {
+	case 't':
+		if l.literal("true") {
+			return true, nil
+		}
+	case 'f':
+		if l.literal("false") {
+			return false, nil
+		}
+	}
+	return false, l.expected("true or false")
+}
+
+// plain marks bytes that end the fast path of a string scan.
+var plain = func() (t [256]bool) {
+	for c := range utf8.RuneSelf {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// str reads a JSON string.
+func (l *lexer) str() ([]byte, error) {
+	if l.i >= len(l.b) || l.b[l.i] != '"' {
+		return nil, l.expected("a string")
+	}
+	l.i++
+	start := l.i
+	b := l.b
+	i := l.i
+	for i < len(b) && plain[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' {
+		l.i = i + 1
+		return b[start:i], nil
+	}
+	l.i = i
+	return l.strSlow(start)
+}
+
+// strSlow finishes a string that has escapes or non-ASCII bytes; the text
+// from start to l.i is plain ASCII.
+func (l *lexer) strSlow(start int) ([]byte, error) {
+	b := l.b
+	out := append(l.d.scratch[:0], b[start:l.i]...)
+	defer func() { l.d.scratch = out[:0] }()
+	for l.i < len(b) {
+		c := b[l.i]
+		switch {
+		case c == '"':
+			l.i++
+			s := l.d.alloc(len(out))
+			copy(s, out)
+			return s, nil
+		case c == '\\':
+			if l.i+1 >= len(b) {
+				l.i = len(b)
+				return nil, l.expected("an escape")
+			}
+			l.i += 2
+			switch e := b[l.i-1]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := l.hex4()
+				if !ok {
+					return nil, l.errorf("invalid \\u escape")
+				}
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if save := l.i; len(b)-l.i >= 2 && b[l.i] == '\\' && b[l.i+1] == 'u' {
+						l.i += 2
+						var ok2 bool
+						if r2, ok2 = l.hex4(); !ok2 {
+							return nil, l.errorf("invalid \\u escape")
+						}
+						l.i = save
+					}
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						r = d
+						l.i += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				l.i--
+				return nil, l.errorf("invalid escape \\" + string(rune(e)))
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			l.i++
+		default:
+			r, n := utf8.DecodeRune(b[l.i:])
+			out = utf8.AppendRune(out, r) // RuneError for invalid bytes
+			l.i += n
+		}
+	}
+	return nil, l.expected("'\"'")
+}
+
+func (l *lexer) hex4() (rune, bool) {
+	if len(l.b)-l.i < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range l.b[l.i : l.i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	l.i += 4
+	return r, true
+}
+
+// num reads a JSON number and returns its text; integer reports whether it
+// has neither fraction nor exponent.
+func (l *lexer) num() (text []byte, integer bool, err error) {
+	b, start := l.b, l.i
+	i := start
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	default:
+		l.i = i
+		return nil, false, l.expected("a number")
+	}
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		integer = false
+		i++
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			l.i = i
+			return nil, false, l.expected("a digit")
+		}
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integer = false
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || b[i] < '0' || b[i] > '9' {
+			l.i = i
+			return nil, false, l.expected("a digit")
+		}
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+	}
+	l.i = i
+	return b[start:i], integer, nil
+}
+
+// stringOrNumber reads a value the way the reference's nextString does: a
+// string, or a number as its literal text.
+func (l *lexer) stringOrNumber() ([]byte, error) {
+	switch c := l.peek(); {
+	case c == '"':
+		return l.str()
+	case c == '-' || '0' <= c && c <= '9':
+		t, _, err := l.num()
+		return t, err
+	}
+	return nil, l.expected("a string or number")
+}
+
+var errNotInteger = errors.New("not an integer")
+
+// int64 reads an integer the way the reference's nextLong does: a number
+// or a quoted number, whose value must be integral and fit in 64 bits.
+func (l *lexer) int64() (int64, error) {
+	start := l.i
+	var t []byte
+	var integer bool
+	var err error
+	if l.peek() == '"' {
+		t, err = l.str()
+		integer = true
+	} else {
+		t, integer, err = l.num()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if v, ok := parseInt(t); ok && integer {
+		return v, nil
+	}
+	if f, perr := strconv.ParseFloat(string(t), 64); perr == nil && f == math.Trunc(f) && f >= math.MinInt64 && f < math.MaxInt64 {
+		return int64(f), nil
+	}
+	l.i = start
+	return 0, l.errorf("expected a 64-bit integer, found " + strconv.Quote(string(t)))
+}
+
+// parseInt parses an optionally negative decimal integer without overflow.
+func parseInt(t []byte) (int64, bool) {
+	neg := len(t) > 0 && t[0] == '-'
+	if neg {
+		t = t[1:]
+	}
+	if len(t) == 0 || len(t) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range t {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	switch {
+	case neg && v <= 1<<63:
+		return -int64(v - 1) - 1, true
+	case !neg && v < 1<<63:
+		return int64(v), true
+	}
+	return 0, false
+}
+
+// skip skips one value of any type, checking its syntax.
+func (l *lexer) skip() error {
+	switch c := l.peek(); c {
+	case '"':
+		return l.skipStr()
+	case '{', '[':
+		if l.depth++; l.depth > maxDepth {
+			return l.errorf("nesting too deep")
+		}
+		defer func() { l.depth-- }()
+		l.i++
+		if c == '{' {
+			for first := true; ; first = false {
+				_, ok, err := l.objectNext(first)
+				if err != nil || !ok {
+					return err
+				}
+				if err := l.skip(); err != nil {
+					return err
+				}
+			}
+		}
+		for first := true; ; first = false {
+			ok, err := l.arrayNext(first)
+			if err != nil || !ok {
+				return err
+			}
+			if err := l.skip(); err != nil {
+				return err
+			}
+		}
+	case 't':
+		if l.literal("true") {
+			return nil
+		}
+	case 'f':
+		if l.literal("false") {
+			return nil
+		}
+	case 'n':
+		if l.literal("null") {
+			return nil
+		}
+	default:
+		_, _, err := l.num()
+		return err
+	}
+	return l.expected("a value")
+}
+
+// skipStr checks a string's escapes without building it.
+func (l *lexer) skipStr() error {
+	b := l.b
+	for l.i++; l.i < len(b); l.i++ {
+		switch b[l.i] {
+		case '"':
+			l.i++
+			return nil
+		case '\\':
+			if l.i+1 >= len(b) {
+				return l.expected("an escape")
+			}
+			l.i++
+			switch b[l.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				l.i++
+				if _, ok := l.hex4(); !ok {
+					return l.errorf("invalid \\u escape")
+				}
+				l.i--
+			default:
+				return l.errorf("invalid escape")
+			}
+		}
+	}
+	return l.expected("'\"'")
+}
+
+// parseIP parses a textual address like the reference's Endpoint.parseIp:
+// the result is invalid (and ignored by the caller) for anything else.
+// Dotted quads, which is what Envoy sends, are parsed without allocating.
+func parseIP(b []byte) netip.Addr {
+	var q [4]byte
+	part, digits := 0, 0
+	v := 0
+	for i, c := range b {
+		switch {
+		case '0' <= c && c <= '9' && !(digits == 1 && v == 0):
+			v = v*10 + int(c-'0')
+			digits++
+			if v > 255 {
+				return parseIPSlow(b)
+			}
+		case c == '.' && digits > 0 && part < 3 && i+1 < len(b):
+			q[part] = byte(v)
+			part++
+			v, digits = 0, 0
+		default:
+			return parseIPSlow(b)
+		}
+	}
+	if part != 3 || digits == 0 {
+		return parseIPSlow(b)
+	}
+	q[3] = byte(v)
+	return netip.AddrFrom4(q)
+}
+
+func parseIPSlow(b []byte) netip.Addr {
+	a, err := netip.ParseAddr(string(b))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a
+}

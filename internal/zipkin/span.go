@@ -1,0 +1,403 @@
+package zipkin
+
+import (
+	"bytes"
+	"net/netip"
+	"slices"
+	"unicode/utf8"
+)
+
+// Kind is a Zipkin span kind; KindUnset when the span has none.
+type Kind uint8
+
+// Span kinds, in Zipkin's proto3 enum order.
+const (
+	KindUnset Kind = iota
+	KindClient
+	KindServer
+	KindProducer
+	KindConsumer
+)
+
+var kindNames = [...]string{"", "CLIENT", "SERVER", "PRODUCER", "CONSUMER"}
+
+// String returns the upper-case Zipkin name ("" for KindUnset).
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "Kind(?)"
+}
+
+func parseKind(b []byte) (Kind, bool) {
+	switch string(b) {
+	case "CLIENT":
+		return KindClient, true
+	case "SERVER":
+		return KindServer, true
+	case "PRODUCER":
+		return KindProducer, true
+	case "CONSUMER":
+		return KindConsumer, true
+	}
+	return KindUnset, false
+}
+
+// Endpoint is a Zipkin endpoint. The zero value means "absent". Addresses
+// are parsed as the reference does: an IPv4-mapped IPv6 address is stored
+// as IPv4, and an unparsable address is dropped rather than failing the span.
+type Endpoint struct {
+	ServiceName []byte // lower-cased; nil when absent or empty
+	IPv4        netip.Addr
+	IPv6        netip.Addr
+	Port        uint16
+}
+
+func (e *Endpoint) setIP(a netip.Addr) {
+	switch {
+	case a.Is4() || a.Is4In6():
+		e.IPv4 = a.Unmap()
+	case a.Is6() && a.Zone() == "":
+		e.IPv6 = a
+	}
+}
+
+// Annotation is a timestamped event on a span (µs since the epoch).
+type Annotation struct {
+	Timestamp int64
+	Value     []byte
+}
+
+// Tag is one Zipkin tag.
+type Tag struct {
+	Key, Value []byte
+}
+
+// Span is a normalised Zipkin v2 span (proxy.md §5.2):
+//   - IDs are lower-case hex: TraceID 16 or 32 characters (a 32-character
+//     ID with a zero upper half is shortened to 16), ID and ParentID 16;
+//     ParentID is nil when absent, all zeros or equal to ID;
+//   - Name and LocalEndpoint.ServiceName are lower-cased, nil when empty;
+//   - Timestamp and Duration are µs, 0 when absent or negative;
+//   - Annotations are sorted by (timestamp, value) without duplicates;
+//   - Tags are sorted by key with unique keys (the last value wins).
+type Span struct {
+	TraceID, ID, ParentID []byte
+	Name                  []byte
+	Kind                  Kind
+	Timestamp, Duration   int64
+	Debug, Shared         bool
+	LocalEndpoint         Endpoint
+	RemoteEndpoint        Endpoint
+	Annotations           []Annotation
+	Tags                  []Tag
+
+	// Ranges into the Decoder's pools while a batch is buffered; the pools
+	// may be reallocated until the batch is complete.
+	annLo, annHi, tagLo, tagHi int
+}
+
+// Decoder decodes Zipkin span lists, reusing its buffers across calls.
+// The zero value is ready to use.
+type Decoder struct {
+	spans []Span
+	anns  []Annotation
+	tags  []Tag
+	arena   []byte // unescaped or rewritten strings; see alloc
+	scratch []byte // a string being unescaped
+	v1    v1State
+
+	// maxBuffered bounds how many spans, tags and annotations one batch may
+	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
+	// validates the whole body first and decodes it a second time while
+	// emitting, so memory stays proportional to the largest span instead
+	// of to the body, whose worst case is ~30 bytes per span.
+	maxBuffered int
+}
+
+const defaultMaxBuffered = 1 << 16
+
+// Decode decodes body in encoding enc and calls fn for every span, in body
+// order, but only once the whole body has decoded without error (§5.1).
+// The span and everything it references are valid only during the call.
+// An error from fn stops the iteration and is returned unchanged.
+func (d *Decoder) Decode(body []byte, enc Encoding, fn func(*Span) error) error {
+	var decode func([]byte, func(*Span) error) error
+	switch enc {
+	case JSONV2:
+		decode = d.decodeJSONV2
+	case JSONV1:
+		decode = d.decodeJSONV1
+	case Proto3:
+		decode = d.decodeProto3
+	default:
+		return errUnknownEncoding
+	}
+	limit := d.maxBuffered
+	if limit <= 0 {
+		limit = defaultMaxBuffered
+	}
+	d.reset()
+	streaming := false
+	err := decode(body, func(s *Span) error {
+		if !streaming {
+			d.spans = append(d.spans, *s)
+			if len(d.spans)+len(d.tags)+len(d.anns) <= limit {
+				return nil
+			}
+			streaming = true
+		}
+		d.reset() // validate only: forget this span
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if streaming {
+		return decode(body, func(s *Span) error {
+			d.resolve(s)
+			err := fn(s)
+			d.reset()
+			return err
+		})
+	}
+	for i := range d.spans {
+		s := &d.spans[i]
+		d.resolve(s)
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Decoder) reset() {
+	d.spans = d.spans[:0]
+	d.anns = d.anns[:0]
+	d.tags = d.tags[:0]
+	d.arena = d.arena[:0]
+}
+
+func (d *Decoder) resolve(s *Span) {
+	s.Annotations = d.anns[s.annLo:s.annHi:s.annHi]
+	s.Tags = d.tags[s.tagLo:s.tagHi:s.tagHi]
+}
+
+// alloc returns n bytes of arena space. A full chunk is replaced rather
+// than grown, so slices handed out earlier stay valid for the whole batch.
+func (d *Decoder) alloc(n int) []byte {
+	if cap(d.arena)-len(d.arena) < n {
+		d.arena = make([]byte, 0, max(2*cap(d.arena), n, 4096))
+	}
+	start := len(d.arena)
+	d.arena = d.arena[:start+n]
+	return d.arena[start : start+n : start+n]
+}
+
+// beginSpan prepares s to collect annotations and tags into the pools.
+func (d *Decoder) beginSpan(s *Span) {
+	*s = Span{annLo: len(d.anns), tagLo: len(d.tags)}
+}
+
+// finishSpan applies the checks and normalisation that need the whole span
+// (§5.2) and records its pool ranges.
+func (d *Decoder) finishSpan(s *Span) error {
+	if s.TraceID == nil {
+		if s.ID == nil {
+			return errMissingBoth
+		}
+		return errMissingTraceID
+	}
+	if s.ID == nil {
+		return errMissingID
+	}
+	if bytes.Equal(s.ParentID, s.ID) {
+		s.ParentID = nil
+	}
+	// The reference clears "shared" on client spans: only a server can
+	// share its client's span ID.
+	if s.Kind == KindClient {
+		s.Shared = false
+	}
+	s.annHi = len(d.anns)
+	s.tagHi = len(d.tags)
+	d.anns = d.anns[:s.annLo+sortAnnotations(d.anns[s.annLo:s.annHi])]
+	d.tags = d.tags[:s.tagLo+sortTags(d.tags[s.tagLo:s.tagHi])]
+	s.annHi = len(d.anns)
+	s.tagHi = len(d.tags)
+	return nil
+}
+
+// sortTags sorts by key and keeps the last value of each key, as the
+// reference's TreeMap does; it returns the new length.
+func sortTags(t []Tag) int {
+	if len(t) < 2 {
+		return len(t)
+	}
+	// Insertion sort: stable, allocation-free and fastest for the ~20 tags
+	// of an Envoy span.
+	if len(t) <= 32 {
+		for i := 1; i < len(t); i++ {
+			for j := i; j > 0 && bytes.Compare(t[j-1].Key, t[j].Key) > 0; j-- {
+				t[j-1], t[j] = t[j], t[j-1]
+			}
+		}
+	} else {
+		slices.SortStableFunc(t, func(a, b Tag) int { return bytes.Compare(a.Key, b.Key) })
+	}
+	n := 0
+	for i := range t {
+		if n > 0 && bytes.Equal(t[n-1].Key, t[i].Key) {
+			t[n-1] = t[i]
+			continue
+		}
+		t[n] = t[i]
+		n++
+	}
+	return n
+}
+
+func compareAnnotations(a, b Annotation) int {
+	switch {
+	case a.Timestamp < b.Timestamp:
+		return -1
+	case a.Timestamp > b.Timestamp:
+		return 1
+	}
+	return bytes.Compare(a.Value, b.Value)
+}
+
+// sortAnnotations sorts by (timestamp, value), drops exact duplicates and
+// returns the new length.
+func sortAnnotations(a []Annotation) int {
+	if len(a) < 2 {
+		return len(a)
+	}
+	slices.SortFunc(a, compareAnnotations)
+	return len(slices.CompactFunc(a, func(x, y Annotation) bool { return compareAnnotations(x, y) == 0 }))
+}
+
+// Hex ID normalisation (§5.2). Each returns the normalised ID or an error
+// naming the field; results alias id unless padding was needed.
+
+func (d *Decoder) traceID(id []byte) ([]byte, error) {
+	n := len(id)
+	switch {
+	case n == 0:
+		return nil, errEmptyTraceID
+	case n > 32:
+		return nil, errLongTraceID
+	case n == 15:
+		// The reference library rejects exactly this length (an upstream
+		// quirk, proxy.md §5.2); kept so both proxies agree on the batch.
+		return nil, errTraceID15
+	}
+	zeros, ok := lowerHexZeros(id)
+	switch {
+	case !ok:
+		return nil, hexError("traceId", id)
+	case zeros == n:
+		return nil, errZeroTraceID
+	case n == 32 && zeros >= 16:
+		return id[16:], nil
+	case n == 16 || n == 32:
+		return id, nil
+	case n < 16:
+		return d.padLeft(id, 16), nil
+	}
+	return d.padLeft(id, 32), nil
+}
+
+func (d *Decoder) spanID(id []byte) ([]byte, error) {
+	n := len(id)
+	switch {
+	case n == 0:
+		return nil, errEmptyID
+	case n > 16:
+		return nil, errLongID
+	}
+	zeros, ok := lowerHexZeros(id)
+	switch {
+	case !ok:
+		return nil, hexError("id", id)
+	case zeros == n:
+		return nil, errZeroID
+	case n < 16:
+		return d.padLeft(id, 16), nil
+	}
+	return id, nil
+}
+
+// parentID returns nil for an all-zero parent, which means "root span".
+func (d *Decoder) parentID(id []byte) ([]byte, error) {
+	n := len(id)
+	switch {
+	case n == 0:
+		return nil, errEmptyParentID
+	case n > 16:
+		return nil, errLongParentID
+	}
+	zeros, ok := lowerHexZeros(id)
+	switch {
+	case !ok:
+		return nil, hexError("parentId", id)
+	case zeros == n:
+		return nil, nil
+	case n < 16:
+		return d.padLeft(id, 16), nil
+	}
+	return id, nil
+}
+
+// lowerHexZeros reports the number of leading '0's and whether id is
+// entirely lower-case hex.
+func lowerHexZeros(id []byte) (zeros int, ok bool) {
+	for zeros < len(id) && id[zeros] == '0' {
+		zeros++
+	}
+	for _, c := range id[zeros:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return zeros, false
+		}
+	}
+	return zeros, true
+}
+
+func (d *Decoder) padLeft(id []byte, n int) []byte {
+	b := d.alloc(n)
+	p := n - len(id)
+	for i := range p {
+		b[i] = '0'
+	}
+	copy(b[p:], id)
+	return b
+}
+
+// lower returns b lower-cased (nil when empty), copying only when needed.
+// The reference lower-cases with Java's Locale.ROOT rules; Go's Unicode
+// simple case mapping agrees on everything but a few special cases.
+func (d *Decoder) lower(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	upper := false
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return bytes.ToLower(b)
+		}
+		upper = upper || 'A' <= c && c <= 'Z'
+	}
+	if !upper {
+		return b
+	}
+	out := d.alloc(len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func clampNonNegative(v int64) int64 { return max(v, 0) }
