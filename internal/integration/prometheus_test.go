@@ -155,9 +155,11 @@ func TestFederationWithRealPrometheus(t *testing.T) {
 	out := filepath.Join(dir, "out.wf")
 	collectorCfg := filepath.Join(dir, "collector.yaml")
 	allow := writeCollectorConfig(t, collectorCfg, promAddr, out, dir)
-	if o, err := run(t, meshwave, "check-config", collectorCfg); err != nil {
+	o, err := run(t, meshwave, "check-config", collectorCfg)
+	if err != nil {
 		t.Fatalf("meshwave check-config: %v\n%s", err, o)
 	}
+	t.Logf("meshwave check-config:\n%s", o)
 	if o, err := run(t, meshwave, "collector", "--config", collectorCfg, "--once"); err != nil {
 		t.Fatalf("meshwave collector --once: %v\n%s", err, o)
 	}
