@@ -413,6 +413,7 @@ func (rn *ruleNode) build(r *rule) {
 		r.match = rn.full("match", false)
 	case actRenameTag:
 		r.key, _ = rn.str(tagKey, true)
+		r.match = rn.full("match", false)
 		if r.span {
 			r.newKey, _ = rn.str("newkey", true)
 		} else {
