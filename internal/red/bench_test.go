@@ -62,3 +62,20 @@ func BenchmarkObserveAndHeartbeat(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkObserveVaried(b *testing.B) {
+	d := New(Options{})
+	spans := istioSpans(64)
+	var next atomic.Uint32
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(7))
+		for pb.Next() {
+			sp := spans[i%len(spans)]
+			sp.DurationMicros = int64(i*7919%100000 + 1)
+			d.Observe(&sp)
+			i++
+		}
+	})
+}

@@ -45,8 +45,9 @@
 //
 // Series live in 64 mutex-striped shards chosen by a hash of the series key,
 // which is encoded into a stack buffer: observing an already-seen series
-// takes one short critical section and allocates nothing (except a digest,
-// reused through a pool, on the first span of each minute). A series idle
+// takes one short critical section and allocates nothing. Histogram bins
+// count repeated values exactly before feeding a t-digest (taken from a
+// pool), whose insertion cost grows with its centroids. A series idle
 // for a whole flush window, with no histogram left to send, is released at
 // that flush. At most MaxSeries series are held at once; spans of a new
 // series beyond that are counted by Dropped and otherwise ignored (in

@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/caio/go-tdigest/v4"
-
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -74,7 +72,7 @@ func (d *Deriver) flush(now time.Time, out Emitter, all bool) {
 
 	var centroids []wavefront.Centroid
 	for _, b := range bins {
-		centroids = appendCentroids(centroids[:0], b.digest)
+		centroids = b.appendCentroids(centroids[:0], d)
 		dist := &wavefront.Distribution{
 			Granularity: wavefront.Minute,
 			Timestamp:   b.start,
@@ -177,21 +175,4 @@ func (d *Deriver) writeHeartbeats(out Emitter, p *wavefront.Point, hb *heartbeat
 	out.WritePoint(p)
 	p.Tags = hb.second
 	out.WritePoint(p)
-}
-
-// appendCentroids compresses td and appends its centroids, merging
-// neighbours with equal means: the digest keeps repeated values apart at its
-// edges, and integer durations repeat a lot. The digest's counts are
-// integers already, so they add up to the number of samples.
-func appendCentroids(dst []wavefront.Centroid, td *tdigest.TDigest) []wavefront.Centroid {
-	_ = td.Compress() // fails only on NaN means, which integer durations never produce
-	td.ForEachCentroid(func(mean float64, count uint64) bool {
-		if n := len(dst); n > 0 && dst[n-1].Mean == mean {
-			dst[n-1].Count += int(count)
-		} else {
-			dst = append(dst, wavefront.Centroid{Count: int(count), Mean: mean})
-		}
-		return true
-	})
-	return dst
 }

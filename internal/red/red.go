@@ -2,12 +2,9 @@ package red
 
 import (
 	"hash/maphash"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/caio/go-tdigest/v4"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
@@ -125,14 +122,6 @@ type entry struct {
 	bins                             []bin
 }
 
-// bin is the t-digest of one histogram series (plain or error) for one
-// minute.
-type bin struct {
-	start   int64 // Unix seconds
-	isError bool
-	digest  *tdigest.TDigest
-}
-
 // heartbeat is one heartbeat key, shared by the series that differ only in
 // operation name.
 type heartbeat struct {
@@ -174,22 +163,6 @@ func New(opts Options) *Deriver {
 	d.digests.New = func() any { return newDigest() }
 	d.points.New = func() any { return new(wavefront.Point) }
 	return d
-}
-
-// globalRNG feeds t-digest compression from math/rand/v2's goroutine-safe
-// generator, sparing each digest the 5 KB source the library's default
-// seeds.
-type globalRNG struct{}
-
-func (globalRNG) Float32() float32 { return rand.Float32() }
-func (globalRNG) Intn(n int) int   { return rand.IntN(n) }
-
-func newDigest() *tdigest.TDigest {
-	td, err := tdigest.New(tdigest.Compression(compression), tdigest.RandomNumberGenerator(globalRNG{}))
-	if err != nil {
-		panic("red: t-digest options rejected: " + err.Error()) // constant options: a programming error
-	}
-	return td
 }
 
 // Dropped returns how many spans have been ignored since New because their
@@ -254,26 +227,13 @@ func (d *Deriver) observe(s *Span, now int64) *entry {
 	}
 	e.totalMillis += millis
 	e.touched = true
-	_ = e.digestFor(start, s.IsError, d).Add(sample) // fails only for NaN, which an integer duration never is
+	e.binFor(start, s.IsError).add(sample, d)
 	sh.mu.Unlock()
 
 	if d.mode == ZipkinMode && !e.hb.seen.Load() { // read first: no cache-line write per span
 		e.hb.seen.Store(true)
 	}
 	return e
-}
-
-// digestFor returns the digest of the (start, isError) bin, creating it.
-// The caller holds the shard's mutex.
-func (e *entry) digestFor(start int64, isError bool, d *Deriver) *tdigest.TDigest {
-	for i := len(e.bins) - 1; i >= 0; i-- { // the current minute is last
-		if b := &e.bins[i]; b.start == start && b.isError == isError {
-			return b.digest
-		}
-	}
-	td := d.digests.Get().(*tdigest.TDigest)
-	e.bins = append(e.bins, bin{start: start, isError: isError, digest: td})
-	return td
 }
 
 // admit creates the entry for a new key under the shard's mutex, or returns

@@ -181,6 +181,32 @@ func TestCentroidCountsSumToSamples(t *testing.T) {
 	}
 }
 
+// TestRepeatedValuesStayExact: a few distinct durations (millisecond
+// resolution) are counted exactly, not spread over many digest centroids.
+func TestRepeatedValuesStayExact(t *testing.T) {
+	clk := &clock{t: at(t0)}
+	d := New(Options{Mode: CustomTracingMode, Now: clk.now})
+	for i := range 1000 {
+		ms := int64(1)
+		switch {
+		case i%10 >= 8:
+			ms = 3
+		case i%10 >= 5:
+			ms = 2
+		}
+		d.Observe(&Span{Application: "a", Service: "s", Operation: "o", DurationMillis: ms})
+	}
+	var r recorder
+	d.Flush(at(t0+60), &r)
+	if len(r.dists) != 1 {
+		t.Fatalf("got %d distributions", len(r.dists))
+	}
+	want := []wavefront.Centroid{{Count: 500, Mean: 1000}, {Count: 300, Mean: 2000}, {Count: 200, Mean: 3000}}
+	if got := r.dists[0].Centroids; !slices.Equal(got, want) {
+		t.Errorf("centroids %v, want %v", got, want)
+	}
+}
+
 func TestHeartbeatsZipkin(t *testing.T) {
 	clk := &clock{t: at(t0)}
 	d := New(Options{Now: clk.now})
