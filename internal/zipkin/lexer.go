@@ -382,7 +382,7 @@ func parseInt(t []byte) (int64, bool) {
 	}
 	switch {
 	case neg && v <= 1<<63:
-		return -int64(v - 1) - 1, true
+		return -int64(v-1) - 1, true
 	case !neg && v < 1<<63:
 		return int64(v), true
 	}

@@ -100,12 +100,12 @@ type Span struct {
 // Decoder decodes Zipkin span lists, reusing its buffers across calls.
 // The zero value is ready to use.
 type Decoder struct {
-	spans []Span
-	anns  []Annotation
-	tags  []Tag
-	arena   []byte // unescaped or rewritten strings; see alloc
+	spans   []Span
+	anns    []Annotation
+	tags    []Tag
+	arena   arena  // unescaped or rewritten strings
 	scratch []byte // a string being unescaped
-	v1    v1State
+	v1      v1State
 
 	// maxBuffered bounds how many spans, tags and annotations one batch may
 	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
@@ -175,7 +175,7 @@ func (d *Decoder) reset() {
 	d.spans = d.spans[:0]
 	d.anns = d.anns[:0]
 	d.tags = d.tags[:0]
-	d.arena = d.arena[:0]
+	d.arena.reset()
 }
 
 func (d *Decoder) resolve(s *Span) {
@@ -183,16 +183,23 @@ func (d *Decoder) resolve(s *Span) {
 	s.Tags = d.tags[s.tagLo:s.tagHi:s.tagHi]
 }
 
-// alloc returns n bytes of arena space. A full chunk is replaced rather
-// than grown, so slices handed out earlier stay valid for the whole batch.
-func (d *Decoder) alloc(n int) []byte {
-	if cap(d.arena)-len(d.arena) < n {
-		d.arena = make([]byte, 0, max(2*cap(d.arena), n, 4096))
+func (d *Decoder) alloc(n int) []byte { return d.arena.alloc(n) }
+
+// arena hands out byte slices for rewritten strings. A full chunk is
+// replaced rather than grown, so slices handed out earlier stay valid until
+// reset.
+type arena struct{ b []byte }
+
+func (a *arena) alloc(n int) []byte {
+	if cap(a.b)-len(a.b) < n {
+		a.b = make([]byte, 0, max(2*cap(a.b), n, 4096))
 	}
-	start := len(d.arena)
-	d.arena = d.arena[:start+n]
-	return d.arena[start : start+n : start+n]
+	start := len(a.b)
+	a.b = a.b[:start+n]
+	return a.b[start : start+n : start+n]
 }
+
+func (a *arena) reset() { a.b = a.b[:0] }
 
 // beginSpan prepares s to collect annotations and tags into the pools.
 func (d *Decoder) beginSpan(s *Span) {

@@ -1,0 +1,374 @@
+package zipkin
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// Converter turns normalised Zipkin spans into Wavefront spans the way the
+// reference's Zipkin port does, including its system sanitising
+// preprocessor (proxy.md §5.3–§5.5). The zero value uses the reference
+// defaults. A Converter reuses its buffers and is not safe for concurrent
+// use; output slices are valid until the next Convert.
+type Converter struct {
+	// DefaultApplication is used when a span has no application tag
+	// (--traceZipkinApplicationName); "" means "Zipkin".
+	DefaultApplication string
+	// DefaultService is used when a span has no local service name; ""
+	// means "defaultService".
+	DefaultService string
+	// DefaultOperation is used when a span has no name; "" means
+	// "defaultOperation".
+	DefaultOperation string
+	// SpanLogs enables Zipkin annotations → span logs, and with it the
+	// _spanLogs=true annotation.
+	SpanLogs bool
+	// CustomTagKeys are extra annotation keys carried to RED metrics
+	// (--traceDerivedCustomTagKeys); matched exactly, last occurrence wins.
+	CustomTagKeys []string
+
+	w      *words
+	arena  arena
+	custom []wavefront.Tag
+}
+
+// RED is what the RED-metrics and heartbeat stage (§6) needs from a span.
+// Byte slices alias the Converter and are valid until its next Convert.
+//
+// Application, Service, Cluster and Shard are always set on the Zipkin
+// port (defaults applied during conversion). Component, SpanKind and
+// HTTPStatusCode are nil when the span has none; the RED stage then writes
+// the §6.2 defaults ("none"), so metric names can use the raw values.
+// After user preprocessing rules, call Converter.Refresh to re-read them
+// from the final annotations.
+type RED struct {
+	Application, Service, Cluster, Shard, Component []byte
+	// Operation is the sanitised span name (the operationName tag and the
+	// <op> of metric names).
+	Operation []byte
+	// Source is the span's source; per proxy.md §10.8 meshwave uses it as
+	// the RED points' source instead of adding a "source" tag.
+	Source []byte
+	// SpanKind is the value of the last span.kind annotation.
+	SpanKind []byte
+	// HTTPStatusCode is the last annotation whose key equals
+	// http.status_code ignoring case; write it as lower-case
+	// "http.status_code".
+	HTTPStatusCode []byte
+	// CustomTags holds the annotations whose keys are in
+	// Converter.CustomTagKeys, in that order, one per key.
+	CustomTags []wavefront.Tag
+	// IsError is sticky: set by a non-blank Zipkin error tag or any error
+	// annotation; later removal of the annotation does not clear it.
+	IsError bool
+	// DurationMicros is the original Zipkin duration, the sample of the
+	// duration.micros histogram; the span's DurationMillis is the
+	// total_time.millis increment.
+	DurationMicros int64
+}
+
+// words are the fixed keys and values Convert emits. Each Converter owns
+// a copy because output tags alias them and []byte cannot be constant.
+type words struct {
+	zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
+	application, cluster, shard, debug, ipv4, spanLogs, true, none, zipkin []byte
+	kinds [5][]byte // lower-case names by Kind
+}
+
+func newWords() *words {
+	b := func(s string) []byte { return []byte(s) }
+	return &words{
+		zipkinSpanID: b("zipkinSpanId"), zipkinTraceID: b("zipkinTraceId"), parent: b("parent"),
+		spanKind: b("span.kind"), secondaryID: b("_spanSecondaryId"), service: b("service"),
+		application: b("application"), cluster: b("cluster"), shard: b("shard"), debug: b("debug"),
+		ipv4: b("ipv4"), spanLogs: b("_spanLogs"), true: b("true"), none: b("none"), zipkin: b("zipkin"),
+		kinds: [5][]byte{nil, b("client"), b("server"), b("producer"), b("consumer")},
+	}
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// Convert fills out from z, reusing out.Tags' capacity, and returns the
+// RED inputs. Annotations are emitted in the reference's order (§5.3).
+func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
+	if c.w == nil {
+		c.w = newWords()
+	}
+	w := c.w
+	c.arena.reset()
+	name := z.Name
+	if len(name) == 0 {
+		name = []byte(orDefault(c.DefaultOperation, "defaultOperation"))
+	}
+	out.Name = c.sanitizeName(name)
+	out.Source = w.zipkin
+	if i, ok := slices.BinarySearchFunc(z.Tags, "source", func(t Tag, k string) int {
+		return bytes.Compare(t.Key, []byte(k))
+	}); ok {
+		out.Source = c.sanitizeKey(z.Tags[i].Value)
+	}
+	out.TraceID = c.uuid(z.TraceID)
+	out.SpanID = c.uuid(z.ID)
+	out.StartMillis = z.Timestamp / 1000
+	out.DurationMillis = z.Duration / 1000
+
+	tags := append(out.Tags[:0],
+		wavefront.Tag{Key: w.zipkinSpanID, Value: z.ID},
+		wavefront.Tag{Key: w.zipkinTraceID, Value: z.TraceID})
+	if z.ParentID != nil {
+		tags = append(tags, wavefront.Tag{Key: w.parent, Value: c.uuid(z.ParentID)})
+	}
+	if z.Kind != KindUnset {
+		tags = append(tags, wavefront.Tag{Key: w.spanKind, Value: w.kinds[z.Kind]})
+		if len(z.Annotations) > 0 {
+			tags = append(tags, wavefront.Tag{Key: w.secondaryID, Value: w.kinds[z.Kind]})
+		}
+	}
+	service := z.LocalEndpoint.ServiceName
+	if service == nil {
+		service = []byte(orDefault(c.DefaultService, "defaultService"))
+	}
+	tags = append(tags, wavefront.Tag{Key: w.service, Value: javaTrim(service)})
+
+	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration}
+	debugTagged := false
+	for _, t := range z.Tags {
+		v := javaTrim(t.Value)
+		if len(v) == 0 || bytes.EqualFold(t.Key, []byte("source")) {
+			continue
+		}
+		// Special keys match exactly: "Application" is an ordinary tag.
+		switch string(t.Key) {
+		case "application":
+			red.Application = v
+			continue
+		case "cluster":
+			red.Cluster = v
+			continue
+		case "shard":
+			red.Shard = v
+			continue
+		case "error":
+			// Any non-blank value, even "false", marks an error.
+			red.IsError = true
+			v = w.true
+		case "component":
+			red.Component = v
+		case "debug":
+			debugTagged = debugTagged || string(v) == "true"
+		}
+		tags = append(tags, wavefront.Tag{Key: c.sanitizeKey(t.Key), Value: v})
+	}
+	if red.Application == nil {
+		red.Application = []byte(orDefault(c.DefaultApplication, "Zipkin"))
+	}
+	tags = append(tags,
+		wavefront.Tag{Key: w.application, Value: red.Application},
+		wavefront.Tag{Key: w.cluster, Value: red.Cluster},
+		wavefront.Tag{Key: w.shard, Value: red.Shard})
+	if z.Debug && !debugTagged {
+		tags = append(tags, wavefront.Tag{Key: w.debug, Value: w.true})
+	}
+	if ip := z.LocalEndpoint.IPv4; ip.IsValid() {
+		b := c.arena.alloc(len("255.255.255.255"))
+		tags = append(tags, wavefront.Tag{Key: w.ipv4, Value: ip.AppendTo(b[:0])})
+	}
+	if len(z.Annotations) > 0 && c.SpanLogs {
+		tags = append(tags, wavefront.Tag{Key: w.spanLogs, Value: w.true})
+	}
+	out.Tags = tags
+	red.Service = service
+	c.Refresh(&red, out)
+	return red
+}
+
+// Refresh re-reads red from s's annotations, as the reference does after
+// preprocessing (§6): application, service, cluster, shard and component
+// take the last annotation with that exact key and keep their previous
+// value when a rule removed it; span.kind, http.status_code and custom
+// tags are present only if still on the span; an error annotation sets
+// IsError, and nothing clears it.
+func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
+	red.Operation, red.Source = s.Name, s.Source
+	red.SpanKind, red.HTTPStatusCode = nil, nil
+	c.custom = c.custom[:0]
+	for _, t := range s.Tags {
+		switch string(t.Key) {
+		case "application":
+			red.Application = t.Value
+		case "service":
+			red.Service = t.Value
+		case "cluster":
+			red.Cluster = t.Value
+		case "shard":
+			red.Shard = t.Value
+		case "component":
+			red.Component = t.Value
+		case "span.kind":
+			red.SpanKind = t.Value
+		case "error":
+			red.IsError = true
+		}
+		if bytes.EqualFold(t.Key, []byte("http.status_code")) {
+			red.HTTPStatusCode = t.Value
+		}
+	}
+	for _, k := range c.CustomTagKeys {
+		for i := len(s.Tags) - 1; i >= 0; i-- {
+			if string(s.Tags[i].Key) == k {
+				c.custom = append(c.custom, s.Tags[i])
+				break
+			}
+		}
+	}
+	red.CustomTags = c.custom
+}
+
+// ConvertLogs fills logs with z's annotations as the reference forwards them
+// for a sampled span (§5.5) and reports whether there were any (and span
+// logs are enabled). out must be z's converted span. logs is freshly
+// allocated, so it may outlive the Converter's buffers; the sampling stage
+// sets logs.Span to _sampledByPolicy=<policy|NONE>.
+func (c *Converter) ConvertLogs(z *Span, out *wavefront.Span, logs *wavefront.SpanLogs) bool {
+	if len(z.Annotations) == 0 || !c.SpanLogs {
+		return false
+	}
+	*logs = wavefront.SpanLogs{
+		Customer: "default",
+		TraceID:  string(out.TraceID),
+		SpanID:   string(out.SpanID),
+		Logs:     make([]wavefront.SpanLog, len(z.Annotations)),
+	}
+	if z.Kind != KindUnset {
+		id := strings.ToLower(kindNames[z.Kind])
+		logs.SpanSecondaryID = &id
+	}
+	for i, a := range z.Annotations {
+		logs.Logs[i] = wavefront.SpanLog{
+			Timestamp: a.Timestamp,
+			Fields:    wavefront.LogFields{"annotation": string(a.Value)},
+		}
+	}
+	return true
+}
+
+// uuid writes a hex ID in UUID form (§5.4): left-padded to 32 characters
+// and hyphenated 8-4-4-4-12. IDs containing '-' are kept as they are.
+func (c *Converter) uuid(id []byte) []byte {
+	if bytes.IndexByte(id, '-') >= 0 || len(id) > 32 {
+		return id
+	}
+	var hex [32]byte
+	p := 32 - len(id)
+	for i := range p {
+		hex[i] = '0'
+	}
+	copy(hex[p:], id)
+	b := c.arena.alloc(36)
+	copy(b[0:8], hex[0:8])
+	b[8] = '-'
+	copy(b[9:13], hex[8:12])
+	b[13] = '-'
+	copy(b[14:18], hex[12:16])
+	b[18] = '-'
+	copy(b[19:23], hex[16:20])
+	b[23] = '-'
+	copy(b[24:36], hex[20:32])
+	return b
+}
+
+// javaTrim trims like Java's String.trim: every byte ≤ ' '.
+func javaTrim(b []byte) []byte {
+	for len(b) > 0 && b[0] <= ' ' {
+		b = b[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] <= ' ' {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// sanitizeName trims the operation name and replaces '*' with '-'.
+// Newlines are escaped later by wavefront.AppendSpan.
+func (c *Converter) sanitizeName(name []byte) []byte {
+	name = javaTrim(name)
+	i := bytes.IndexByte(name, '*')
+	if i < 0 {
+		return name
+	}
+	b := c.arena.alloc(len(name))
+	copy(b, name)
+	for ; i < len(b); i++ {
+		if b[i] == '*' {
+			b[i] = '-'
+		}
+	}
+	return b
+}
+
+// keyByte marks the bytes the span sanitiser keeps in keys and sources:
+// [,-.0-9A-Za-z_]. Unlike point tag keys, '/' is replaced too.
+var keyByte = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	t[','], t['-'], t['.'], t['_'] = true, true, true, true
+	return t
+}()
+
+// sanitizeKey replaces every character outside [,-.0-9A-Za-z_] with '-',
+// keeping a leading '~' or delta marker (and a '~' after the marker) as
+// §2.4 allows. Like the reference, which works on UTF-16 code units, a
+// character beyond U+FFFF becomes two '-'.
+func (c *Converter) sanitizeKey(k []byte) []byte {
+	keep := 0
+	switch {
+	case len(k) > 0 && k[0] == '~':
+		keep = 1
+	case bytes.HasPrefix(k, []byte(wavefront.DeltaIncrement)):
+		keep = len(wavefront.DeltaIncrement)
+	case bytes.HasPrefix(k, []byte(wavefront.DeltaGreek)):
+		keep = len(wavefront.DeltaGreek)
+	}
+	if keep > 1 && keep < len(k) && k[keep] == '~' {
+		keep++
+	}
+	i := keep
+	for i < len(k) && keyByte[k[i]] {
+		i++
+	}
+	if i == len(k) {
+		return k
+	}
+	b := c.arena.alloc(len(k))[:i]
+	copy(b, k[:i])
+	for i < len(k) {
+		if keyByte[k[i]] {
+			b = append(b, k[i])
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(k[i:])
+		b = append(b, '-')
+		if r > 0xFFFF {
+			b = append(b, '-')
+		}
+		i += n
+	}
+	return b
+}
