@@ -228,11 +228,12 @@ func (d *Deriver) observe(s *Span, now int64) *entry {
 	e.totalMillis += millis
 	e.touched = true
 	e.binFor(start, s.IsError).add(sample, d)
-	sh.mu.Unlock()
-
-	if d.mode == ZipkinMode && !e.hb.seen.Load() { // read first: no cache-line write per span
+	// Marked under the lock, so a flush cannot release the heartbeat in
+	// between. Read first: no shared cache-line write per span.
+	if d.mode == ZipkinMode && !e.hb.seen.Load() {
 		e.hb.seen.Store(true)
 	}
+	sh.mu.Unlock()
 	return e
 }
 
