@@ -63,6 +63,7 @@ type segReader struct {
 	buf  []byte
 	base int64 // file offset of buf[0]
 	n    int   // valid bytes in buf
+	hdr  [recHdrSize]byte
 }
 
 func newSegReader() *segReader { return &segReader{buf: make([]byte, readBufSize)} }
@@ -105,11 +106,11 @@ func noEOF(err error) error {
 // appending its payload to dst. A record that does not fit, fails its CRC
 // or cannot be read in full is errCorrupt; other errors are I/O errors.
 func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out []byte, next int64, err error) {
-	var h [recHdrSize]byte
+	h := r.hdr[:] // a field, not a local: a local would escape through ReadAt
 	if off+recHdrSize > limit {
 		return dst, off, errCorrupt
 	}
-	if err := r.readAt(h[:], off); err != nil {
+	if err := r.readAt(h, off); err != nil {
 		return dst, off, corruptIfShort(err)
 	}
 	n := int64(binary.LittleEndian.Uint32(h[0:4]))

@@ -2,13 +2,13 @@ package queue
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 )
@@ -97,7 +97,7 @@ type Queue struct {
 
 	rmu    sync.Mutex // serialises Read's file I/O
 	reader *segReader
-	bufs   sync.Pool
+	free   []*batchBuf // recycled batch buffers, guarded by mu
 
 	amu    sync.Mutex // serialises Ack's cursor writes and deletions
 	cursor *cursorFile
@@ -175,7 +175,6 @@ func Open(dir string, opt Options) (*Queue, error) {
 		reader:   newSegReader(),
 	}
 	q.reqPool.New = func() any { return &appendReq{done: make(chan error, 1)} }
-	q.bufs.New = func() any { return new(batchBuf) }
 	if err := q.recover(); err != nil {
 		q.closeFiles()
 		return nil, err
@@ -656,28 +655,28 @@ func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
 		from, fromIdx, start, epoch := q.rd, q.rdIdx, q.batchIdx, q.epoch
 		q.mu.Unlock()
 
-		buf := q.bufs.Get().(*batchBuf)
+		buf := q.getBuf()
 		to, toIdx, skipped, err := q.readRecords(buf, from, fromIdx, maxBytes)
-		if err != nil {
-			q.bufs.Put(buf)
-			return Batch{}, err
-		}
 		q.mu.Lock()
-		if epoch != q.epoch {
+		if err != nil || epoch != q.epoch {
+			q.putBufLocked(buf)
 			q.mu.Unlock()
-			q.bufs.Put(buf)
+			if err != nil {
+				return Batch{}, err
+			}
 			continue
 		}
 		q.rd, q.rdIdx = to, toIdx
 		if len(buf.ends) > 0 {
 			q.batchIdx = toIdx
+		} else {
+			q.putBufLocked(buf)
 		}
 		q.mu.Unlock()
 		if skipped > 0 && q.m != nil {
 			q.m.tornRec.Inc()
 		}
 		if len(buf.ends) == 0 {
-			q.bufs.Put(buf)
 			continue
 		}
 		buf.recs = buf.recs[:0]
@@ -698,14 +697,14 @@ func (q *Queue) readRecords(buf *batchBuf, pos position, idx int64, maxBytes int
 	buf.data, buf.ends = buf.data[:0], buf.ends[:0]
 	var skipped int64
 	for {
-		seg, next, ok := q.segInfo(pos.seq)
+		seg, next, hasNext, ok := q.segInfo(pos.seq)
 		if !ok {
 			// Deleted for room while we were not looking: Read restarts
 			// from the new head.
 			return pos, idx, skipped, nil
 		}
 		if pos.off >= seg.size {
-			if !seg.sealed || next == nil {
+			if !seg.sealed || !hasNext {
 				return pos, idx, skipped, nil
 			}
 			pos, idx = position{next.seq, segHdrSize}, next.firstIdx
@@ -753,25 +752,45 @@ func (q *Queue) readRecords(buf *batchBuf, pos position, idx int64, maxBytes int
 }
 
 // segInfo returns the durable state of segment seq and of its successor.
-func (q *Queue) segInfo(seq uint64) (segment, *segment, bool) {
+func (q *Queue) segInfo(seq uint64) (seg, next segment, hasNext, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	i := sort.Search(len(q.segs), func(i int) bool { return q.segs[i].seq >= seq })
-	if i == len(q.segs) || q.segs[i].seq != seq {
-		return segment{}, nil, false
+	i, found := slices.BinarySearchFunc(q.segs, seq, func(s segment, seq uint64) int { return cmp.Compare(s.seq, seq) })
+	if !found {
+		return segment{}, segment{}, false, false
 	}
 	if i+1 < len(q.segs) {
-		next := q.segs[i+1]
-		return q.segs[i], &next, true
+		return q.segs[i], q.segs[i+1], true, true
 	}
-	return q.segs[i], nil, true
+	return q.segs[i], segment{}, false, true
+}
+
+// maxFreeBufs bounds the recycled batch buffers: enough for a forwarder
+// with a few batches in flight, so steady-state reading allocates nothing.
+const maxFreeBufs = 4
+
+func (q *Queue) getBuf() *batchBuf {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if n := len(q.free); n > 0 {
+		b := q.free[n-1]
+		q.free = q.free[:n-1]
+		return b
+	}
+	return new(batchBuf)
+}
+
+func (q *Queue) putBufLocked(b *batchBuf) {
+	if len(q.free) < maxFreeBufs {
+		q.free = append(q.free, b)
+	}
 }
 
 // release recycles the batch's buffer once; q.mu must be held.
 func (q *Queue) release(b Batch) {
 	if b.buf != nil && b.buf.gen == b.gen {
 		b.buf.gen++
-		q.bufs.Put(b.buf)
+		q.putBufLocked(b.buf)
 	}
 }
 
