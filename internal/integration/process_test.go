@@ -144,7 +144,12 @@ func get(ctx context.Context, url string) ([]byte, error) {
 	return b, err
 }
 
-// buildMeshwave builds the command once for this test binary, into dir.
+// buildMeshwave builds the command into dir.
+//
+// go test caches a pass keyed on the test binary and on the files the test
+// opened, and this test runs code it does not import. So it reads the
+// directories of the command's packages in this module, and go.mod and
+// go.sum: changing a file in them makes go test rerun it.
 func buildMeshwave(t *testing.T, dir string) string {
 	t.Helper()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
@@ -152,6 +157,22 @@ func buildMeshwave(t *testing.T, dir string) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	list := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{if .Main}}{{$.Dir}}{{end}}{{end}}", "./cmd/meshwave")
+	list.Dir = root
+	dirs, err := list.Output()
+	if err != nil {
+		t.Fatalf("go list ./cmd/meshwave: %v", err)
+	}
+	for _, d := range strings.Fields(string(dirs)) {
+		if _, err := os.ReadDir(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	bin := filepath.Join(dir, "meshwave")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/meshwave")
 	cmd.Dir = root
