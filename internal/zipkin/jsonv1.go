@@ -51,12 +51,12 @@ type v1State struct {
 	cs, sr, ss, cr, ms, mr, ws, wr int
 }
 
-func (d *Decoder) decodeJSONV1(body []byte, emit func(*Span) error) error {
+func (d *Decoder) decodeJSONV1(body []byte) error {
 	l := lexer{b: body, d: d}
 	if err := l.expect('['); err != nil {
 		return err
 	}
-	var s Span
+	s := &d.cur
 	for n := 0; ; n++ {
 		ok, err := l.arrayNext(n == 0)
 		if err != nil {
@@ -71,10 +71,10 @@ func (d *Decoder) decodeJSONV1(body []byte, emit func(*Span) error) error {
 		v := &d.v1
 		v.convert()
 		for i := range v.out {
-			if err := d.buildV1(&v.out[i], &s); err != nil {
+			if err := d.buildV1(&v.out[i], s); err != nil {
 				return &SpanError{n, err}
 			}
-			if err := emit(&s); err != nil {
+			if err := d.emit(s); err != nil {
 				return err
 			}
 		}

@@ -9,12 +9,12 @@ import (
 // V2SpanReader: unknown fields are skipped, null optional fields are
 // ignored, and strings are also accepted as numbers where it reads numbers
 // (and vice versa).
-func (d *Decoder) decodeJSONV2(body []byte, emit func(*Span) error) error {
+func (d *Decoder) decodeJSONV2(body []byte) error {
 	l := lexer{b: body, d: d}
 	if err := l.expect('['); err != nil {
 		return err
 	}
-	var s Span
+	s := &d.cur
 	for n := 0; ; n++ {
 		ok, err := l.arrayNext(n == 0)
 		if err != nil {
@@ -23,10 +23,10 @@ func (d *Decoder) decodeJSONV2(body []byte, emit func(*Span) error) error {
 		if !ok {
 			break
 		}
-		if err := d.readSpanV2(&l, &s); err != nil {
+		if err := d.readSpanV2(&l, s); err != nil {
 			return &SpanError{n, err}
 		}
-		if err := emit(&s); err != nil {
+		if err := d.emit(s); err != nil {
 			return err
 		}
 	}

@@ -14,8 +14,8 @@ import (
 // generated code or reflection is involved. Unknown fields are skipped;
 // for repeated non-repeated fields the last wins and endpoints merge, as
 // proto3 specifies.
-func (d *Decoder) decodeProto3(body []byte, emit func(*Span) error) error {
-	var s Span
+func (d *Decoder) decodeProto3(body []byte) error {
+	s := &d.cur
 	for n := 0; len(body) > 0; {
 		num, typ, m := protowire.ConsumeTag(body)
 		if m < 0 {
@@ -37,10 +37,10 @@ func (d *Decoder) decodeProto3(body []byte, emit func(*Span) error) error {
 			return protoError(m)
 		}
 		body = body[m:]
-		if err := d.readSpanProto(msg, &s); err != nil {
+		if err := d.readSpanProto(msg, s); err != nil {
 			return &SpanError{n, err}
 		}
-		if err := emit(&s); err != nil {
+		if err := d.emit(s); err != nil {
 			return err
 		}
 		n++

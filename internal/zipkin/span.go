@@ -101,6 +101,7 @@ type Span struct {
 // The zero value is ready to use.
 type Decoder struct {
 	spans   []Span
+	cur     Span // the span being decoded
 	anns    []Annotation
 	tags    []Tag
 	arena   arena  // unescaped or rewritten strings
@@ -113,6 +114,9 @@ type Decoder struct {
 	// emitting, so memory stays proportional to the largest span instead
 	// of to the body, whose worst case is ~30 bytes per span.
 	maxBuffered int
+	limit       int
+	mode        int
+	fn          func(*Span) error
 }
 
 const defaultMaxBuffered = 1 << 16
@@ -122,52 +126,66 @@ const defaultMaxBuffered = 1 << 16
 // The span and everything it references are valid only during the call.
 // An error from fn stops the iteration and is returned unchanged.
 func (d *Decoder) Decode(body []byte, enc Encoding, fn func(*Span) error) error {
-	var decode func([]byte, func(*Span) error) error
-	switch enc {
-	case JSONV2:
-		decode = d.decodeJSONV2
-	case JSONV1:
-		decode = d.decodeJSONV1
-	case Proto3:
-		decode = d.decodeProto3
-	default:
+	if enc != JSONV2 && enc != JSONV1 && enc != Proto3 {
 		return errUnknownEncoding
 	}
-	limit := d.maxBuffered
-	if limit <= 0 {
-		limit = defaultMaxBuffered
+	d.limit = d.maxBuffered
+	if d.limit <= 0 {
+		d.limit = defaultMaxBuffered
 	}
 	d.reset()
-	streaming := false
-	err := decode(body, func(s *Span) error {
-		if !streaming {
-			d.spans = append(d.spans, *s)
-			if len(d.spans)+len(d.tags)+len(d.anns) <= limit {
-				return nil
-			}
-			streaming = true
-		}
-		d.reset() // validate only: forget this span
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if streaming {
-		return decode(body, func(s *Span) error {
+	d.mode = modeBuffer
+	err := d.decode(body, enc)
+	if err == nil && d.mode == modeValidate {
+		d.mode, d.fn = modeEmit, fn
+		err = d.decode(body, enc)
+		d.fn = nil
+	} else if err == nil {
+		for i := range d.spans {
+			s := &d.spans[i]
 			d.resolve(s)
-			err := fn(s)
-			d.reset()
-			return err
-		})
+			if err = fn(s); err != nil {
+				break
+			}
+		}
 	}
-	for i := range d.spans {
-		s := &d.spans[i]
+	return err
+}
+
+// Decode passes: buffer the batch until it exceeds the limit, then only
+// validate the rest; if that happened, decode again and emit span by span.
+const (
+	modeBuffer = iota
+	modeValidate
+	modeEmit
+)
+
+func (d *Decoder) decode(body []byte, enc Encoding) error {
+	switch enc {
+	case JSONV2:
+		return d.decodeJSONV2(body)
+	case JSONV1:
+		return d.decodeJSONV1(body)
+	}
+	return d.decodeProto3(body)
+}
+
+// emit hands over a finished span according to the current mode.
+func (d *Decoder) emit(s *Span) error {
+	switch d.mode {
+	case modeBuffer:
+		d.spans = append(d.spans, *s)
+		if len(d.spans)+len(d.tags)+len(d.anns) <= d.limit {
+			return nil
+		}
+		d.mode = modeValidate
+	case modeEmit:
 		d.resolve(s)
-		if err := fn(s); err != nil {
+		if err := d.fn(s); err != nil {
 			return err
 		}
 	}
+	d.reset() // forget the span: the pools only ever hold one
 	return nil
 }
 

@@ -1,0 +1,202 @@
+package zipkin
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func TestDetect(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		enc  Encoding
+		err  string
+	}{
+		{`[{"traceId":"1","id":"1","localEndpoint":{}}]`, JSONV2, ""},
+		{`[{"traceId":"1","id":"1","tags":{}}]`, JSONV2, ""},
+		{`[{"traceId":"1","id":"1","binaryAnnotations":[]}]`, JSONV1, ""},
+		{`[]`, JSONV1, ""},
+		{"\x0a\x05abcde", Proto3, ""},
+		{"\x0a\x00", 0, "expected json, proto3"},
+		{"\x0c\x00\x00", 0, "thrift encoding is not supported"},
+		{"\x0b\x00", 0, "thrift encoding is not supported"},
+		{"\x80", 0, "expected json, proto3"},
+		{`{"traceId":"1"}`, 0, "expected json, proto3"},
+		{` [{}]`, 0, "expected json, proto3"},
+		{``, 0, "empty body"},
+	} {
+		enc, err := Detect([]byte(tc.body))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Detect(%q) error = %v, want %q", tc.body, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || enc != tc.enc {
+			t.Errorf("Detect(%q) = %v, %v; want %v", tc.body, enc, err, tc.enc)
+		}
+	}
+	if _, err := Detect([]byte{0x0c}); !errors.Is(err, ErrThrift) {
+		t.Errorf("thrift error %v is not ErrThrift", err)
+	}
+}
+
+// spanString renders the decoded fields compactly for table tests.
+func spanString(s *Span) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "t=%s id=%s p=%s n=%q k=%s ts=%d d=%d", s.TraceID, s.ID, s.ParentID, s.Name, s.Kind, s.Timestamp, s.Duration)
+	if s.Debug {
+		b.WriteString(" debug")
+	}
+	if s.Shared {
+		b.WriteString(" shared")
+	}
+	for _, e := range []*Endpoint{&s.LocalEndpoint, &s.RemoteEndpoint} {
+		fmt.Fprintf(&b, " ep{%s %v %v %d}", e.ServiceName, e.IPv4, e.IPv6, e.Port)
+	}
+	for _, a := range s.Annotations {
+		fmt.Fprintf(&b, " a%d=%q", a.Timestamp, a.Value)
+	}
+	for _, t := range s.Tags {
+		fmt.Fprintf(&b, " %q=%q", t.Key, t.Value)
+	}
+	return b.String()
+}
+
+func TestDecodeV2Normalisation(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"traceId":"a","id":"b","parentId":"0"}`,
+			`t=000000000000000a id=000000000000000b p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
+		{`{"traceId":"00000000000000001234567890abcdef","id":"1234567890abcdef","parentId":"1234567890abcdef","name":""}`,
+			`t=1234567890abcdef id=1234567890abcdef p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
+		{`{"traceId":"123456789abcdef01","id":"1","name":"GET /X\u00c9","kind":"CLIENT","shared":true,"timestamp":-5,"duration":"7","debug":true}`,
+			`t=000000000000000123456789abcdef01 id=0000000000000001 p= n="get /xé" k=CLIENT ts=0 d=7 debug ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
+		{`{"traceId":"1","id":"1","kind":null,"name":null,"localEndpoint":{"serviceName":"Svc.NS","ipv4":"::ffff:10.0.0.1","port":-1},` +
+			`"remoteEndpoint":{"ipv6":"2001:db8::1","ipv4":"bogus","port":65535,"x":[1,{"y":null}]}}`,
+			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=0 d=0 ep{svc.ns 10.0.0.1 invalid IP 0} ep{ invalid IP 2001:db8::1 65535}`},
+		{`{"traceId":"1","id":"1","annotations":[{"timestamp":2,"value":"b"},{"timestamp":1,"value":"z"},{"value":"b","timestamp":2,"x":1},{"timestamp":2,"value":"a"}]}`,
+			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0} a1="z" a2="a" a2="b"`},
+		{`{"traceId":"1","id":"1","tags":{"b":"1","a":2.50,"b":"3","\u0063":"\ud83d\ude00\t\"","d":"\udc00x"}}`,
+			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0} "a"="2.50" "b"="3" "c"="😀\t\"" "d"="�x"`},
+		{` { "traceId" : "1" , "id" : "1" , "timestamp" : 1.5e3 , "unknown" : [ true , false , null , -0.1e-2 , "\/" ] } `,
+			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=1500 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
+	} {
+		spans, err := decodeAs(&Decoder{}, []byte("["+tc.in+"]"), JSONV2)
+		if err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if got := spanString(&spans[0]); got != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeV2Errors(t *testing.T) {
+	for _, tc := range []struct{ in, err string }{
+		{`{"id":"1"}`, "missing traceId"},
+		{`{"traceId":"1"}`, "missing id"},
+		{`{}`, "missing traceId and id"},
+		{`{"traceId":"ABC","id":"1"}`, "lower-hex"},
+		{`{"traceId":"1","id":"0x1"}`, "lower-hex"},
+		{`{"traceId":"1","id":"1","parentId":"F"}`, "lower-hex"},
+		{`{"traceId":"000","id":"1"}`, "traceId is all zeros"},
+		{`{"traceId":"1","id":"0000"}`, "id is all zeros"},
+		{`{"traceId":"123456789012345","id":"1"}`, "15 characters"},
+		{`{"traceId":"123456789012345678901234567890123","id":"1"}`, "longer than 32"},
+		{`{"traceId":"1","id":"12345678901234567"}`, "longer than 16"},
+		{`{"traceId":"1","id":"1","parentId":""}`, "parentId is empty"},
+		{`{"traceId":null,"id":"1"}`, "expected a string"},
+		{`{"traceId":"1","id":"1","kind":"server"}`, `unknown kind "server"`},
+		{`{"traceId":"1","id":"1","kind":"BOTH"}`, "unknown kind"},
+		{`{"traceId":"1","id":"1","tags":{"a":null}}`, `value of tag "a" must be a string or number`},
+		{`{"traceId":"1","id":"1","tags":{"a":true}}`, `value of tag "a"`},
+		{`{"traceId":"1","id":"1","tags":{"a":{}}}`, `value of tag "a"`},
+		{`{"traceId":"1","id":"1","annotations":[{"timestamp":1}]}`, "annotation needs"},
+		{`{"traceId":"1","id":"1","annotations":[{"value":"x"}]}`, "annotation needs"},
+		{`{"traceId":"1","id":"1","timestamp":1.5}`, "64-bit integer"},
+		{`{"traceId":"1","id":"1","duration":99999999999999999999}`, "64-bit integer"},
+		{`{"traceId":"1","id":"1","debug":"true"}`, "true or false"},
+		{`{"traceId":"1","id":"1","localEndpoint":{"port":65536}}`, "invalid port 65536"},
+		{`{"traceId":"1","id":"1",}`, "malformed JSON"},
+		{`{"traceId":"1","id":"1"`, "malformed JSON"},
+		{`{"traceId":"1","id":"1","x":"\q"}`, "invalid escape"},
+		{`{"traceId":"1","id":"1","name":"\u12"}`, "invalid \\u escape"},
+		{`{"traceId":"1","id":"1","x":01}`, "malformed JSON"},
+		{`{"traceId":"1","id":"1","x":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`, "nesting too deep"},
+	} {
+		_, err := decodeAs(&Decoder{}, []byte("["+tc.in+"]"), JSONV2)
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%.80s: error %v, want %q", tc.in, err, tc.err)
+		}
+	}
+	for _, body := range []string{`[`, `[{"traceId":"1","id":"1"}] x`, `[{"traceId":"1","id":"1"},]`, `[1]`} {
+		if _, err := decodeAs(&Decoder{}, []byte(body), JSONV2); err == nil {
+			t.Errorf("%s: no error", body)
+		}
+	}
+}
+
+// One bad span fails the batch before any span reaches the callback.
+func TestDecodeAllOrNothing(t *testing.T) {
+	body := `[{"traceId":"1","id":"1"},{"traceId":"1","id":"2"},{"traceId":"1","id":"X"}]`
+	for _, limit := range []int{0, 1} {
+		d := Decoder{maxBuffered: limit}
+		calls := 0
+		err := d.Decode([]byte(body), JSONV2, func(*Span) error { calls++; return nil })
+		var se *SpanError
+		if !errors.As(err, &se) || se.Index != 2 || calls != 0 {
+			t.Errorf("limit %d: err %v, %d calls", limit, err, calls)
+		}
+	}
+	stop := errors.New("stop")
+	d := Decoder{}
+	if err := d.Decode([]byte(`[{"traceId":"1","id":"1"}]`), JSONV2, func(*Span) error { return stop }); err != stop {
+		t.Errorf("callback error: %v", err)
+	}
+}
+
+// The streaming fallback for huge batches yields exactly what buffering
+// does.
+func TestDecodeStreamingFallback(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 50 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"traceId":"%x","id":"%x","name":"N\u00e9%d","tags":{"z":"%d","a":"\"x\""},"annotations":[{"timestamp":%d,"value":"v"}]}`, i+1, i+100, i, i, i)
+	}
+	b.WriteString("]")
+	body := []byte(b.String())
+	want, err := decodeAs(&Decoder{}, body, JSONV2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Decoder{maxBuffered: 10}
+	for range 2 { // and again with warm buffers
+		got, err := decodeAs(&d, body, JSONV2)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("%d spans, %v", len(got), err)
+		}
+		for i := range got {
+			if g, w := spanString(&got[i]), spanString(&want[i]); g != w {
+				t.Fatalf("span %d\n got %s\nwant %s", i, g, w)
+			}
+		}
+	}
+}
+
+func TestDecodeV2ZeroAllocs(t *testing.T) {
+	body := []byte(istioBody)
+	var d Decoder
+	n := 0
+	fn := func(*Span) error { n++; return nil }
+	if err := d.Decode(body, JSONV2, fn); err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(20, func() { _ = d.Decode(body, JSONV2, fn) }); a != 0 {
+		t.Errorf("%v allocations per decode of a warm Decoder", a)
+	}
+}
