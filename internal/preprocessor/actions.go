@@ -343,21 +343,29 @@ func (r *rule) addTag(it *item, s *Scratch) bool {
 
 func (r *rule) dropTags(it *item, s *Scratch) bool {
 	tags := it.tags()
-	acted := false
-	for i := 0; i < len(*tags); i++ {
+	first := -1
+	for i, t := range *tags { // a read-only pass: the common case drops nothing
+		if r.keyMatch.match(t.Key) && r.matches(t.Value) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return false
+	}
+	s.ownTags(tags)
+	for i := first; i < len(*tags); i++ {
 		t := (*tags)[i]
 		if !r.keyMatch.match(t.Key) || !r.matches(t.Value) {
 			continue
 		}
-		s.ownTags(tags)
 		s.setTags(tags, deleteTag(*tags, i))
 		i--
-		acted = true
 		if r.firstOnly {
 			break
 		}
 	}
-	return acted
+	return true
 }
 
 func (r *rule) rename(it *item, s *Scratch) bool {

@@ -204,6 +204,9 @@ type ruleNode struct {
 }
 
 func (rn *ruleNode) fail(n *yaml.Node, format string, args ...any) {
+	if n == nil { // the problem is a missing key: point at the rule
+		n = rn.n
+	}
 	rn.p.add(rn.p.errorf(n, rn.id, format, args...))
 	rn.failed = true
 }

@@ -32,6 +32,9 @@ const maxLits = 16
 type fullMatcher struct {
 	kind matchKind
 	lits [][]byte
+	// lens has bit n set if an exact literal has length n (bit 63: 63 or
+	// more), so most non-matching values are rejected by length alone.
+	lens uint64
 	re   *regexp.Regexp // anchored; set only for matchRegexp
 	src  string
 }
@@ -89,6 +92,9 @@ func (m *fullMatcher) analyze(t *syntax.Regexp) {
 		}
 	}
 	m.lits = lits
+	for _, l := range lits {
+		m.lens |= 1 << min(len(l), 63)
+	}
 	switch {
 	case lead && trail:
 		m.kind = matchContains
@@ -164,6 +170,9 @@ func expand(prefixes [][]byte, t *syntax.Regexp) ([][]byte, bool) {
 func (m *fullMatcher) match(v []byte) bool {
 	switch m.kind {
 	case matchExact:
+		if m.lens&(1<<min(len(v), 63)) == 0 {
+			return false
+		}
 		for _, l := range m.lits {
 			if bytes.Equal(v, l) {
 				return true

@@ -275,7 +275,7 @@ global:
 	if res, _ := r.ForPort("2879").Point(mkPoint("m h"), nil); res != Block {
 		t.Errorf("2879 not blocked")
 	}
-	if r.ForPort("4242") != r.ForPort("4242") {
+	if a, b := r.ForPort("4242"), r.ForPort("4242"); a != b {
 		t.Errorf("ForPort not stable for unlisted port")
 	}
 	var nilRules *Rules

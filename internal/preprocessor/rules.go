@@ -217,6 +217,7 @@ type Scratch struct {
 	ownsTags bool // item's Tags is tags, so elements may be written
 	calls    uint32
 	timed    bool // measure CPU time on this item
+	it       item // here rather than on the stack, where it would escape
 }
 
 func (s *Scratch) reset() {
@@ -309,9 +310,9 @@ func (p *PortRules) Point(pt *wavefront.Point, s *Scratch) (Result, string) {
 		s = new(Scratch)
 	}
 	s.reset()
-	it := item{pt: pt}
-	p.pointXform.run(&it, s, false)
-	return p.pointFilter.run(&it, s, true), ""
+	s.it = item{pt: pt}
+	p.pointXform.run(&s.it, s, false)
+	return p.pointFilter.run(&s.it, s, true), ""
 }
 
 // Span runs the span rules, in the same order as Point.
@@ -323,9 +324,9 @@ func (p *PortRules) Span(sp *wavefront.Span, s *Scratch) (Result, string) {
 		s = new(Scratch)
 	}
 	s.reset()
-	it := item{sp: sp}
-	p.spanXform.run(&it, s, false)
-	return p.spanFilter.run(&it, s, true), ""
+	s.it = item{sp: sp}
+	p.spanXform.run(&s.it, s, false)
+	return p.spanFilter.run(&s.it, s, true), ""
 }
 
 // run applies the stage's rules until a filter blocks the item.

@@ -105,7 +105,9 @@ func TestSpanActions(t *testing.T) {
 			func(s string) string { return s }},
 		{"limit span name", `
 - {rule: r, action: spanLimitLength, scope: spanName, actionSubtype: truncateWithEllipsis, maxLength: 14}`,
-			func(s string) string { return strings.Replace(s, "productpage.default.svc.cluster.local:9080/productpage", "productpage...", 1) }},
+			func(s string) string {
+				return strings.Replace(s, "productpage.default.svc.cluster.local:9080/productpage", "productpage...", 1)
+			}},
 		{"limit drop annotation", `
 - {rule: r, action: spanLimitLength, scope: node_id, actionSubtype: drop, maxLength: 10}`,
 			func(s string) string {
