@@ -147,12 +147,16 @@ func (r *rule) replaceLine(line, dst []byte) ([]byte, bool) {
 		start := len(dst)
 		dst = appendReplaceAll(dst, line, r.search.re, r.repl, nil)
 		line = dst[start:len(dst):len(dst)]
-		if !r.search.found(line) {
+		if len(line) > maxGrowth || !r.search.found(line) {
 			break
 		}
 	}
 	return line, true
 }
+
+// maxGrowth stops further replaceRegex iterations once a value is this
+// long, so a replacement that grows the value cannot blow up exponentially.
+const maxGrowth = 1 << 16
 
 // transform applies a transforming rule and reports whether it acted.
 func (r *rule) transform(it *item, s *Scratch) bool {
@@ -228,7 +232,7 @@ func (r *rule) replace(v []byte, repl *replacement, it *item, s *Scratch) ([]byt
 		start := len(s.buf)
 		s.buf = appendReplaceAll(s.buf, v, r.search.re, repl, it)
 		v = s.seal(start)
-		if !r.search.found(v) {
+		if len(v) > maxGrowth || !r.search.found(v) {
 			break
 		}
 	}

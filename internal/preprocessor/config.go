@@ -61,6 +61,10 @@ var actionSpecs = map[string]actionSpec{
 	"spanWhitelistRegex":               {kind: actAllow, span: true, keys: []string{"scope", "match"}},
 }
 
+// maxIterations bounds replaceRegex's iterations; the reference has no
+// bound, which lets one rule loop for minutes.
+const maxIterations = 1000
+
 // spanSystemTags are kept by spanAllowAnnotation whatever the allow list
 // says, as in the reference.
 var spanSystemTags = []string{"service", "application", "cluster", "shard"}
@@ -396,8 +400,8 @@ func (rn *ruleNode) build(r *rule) {
 		r.match = rn.full("match", false)
 		rn.search(r)
 		r.repl = rn.replacement(r, "replace", true)
-		if r.iterations = rn.int("iterations", 1); r.iterations < 1 {
-			rn.fail(rn.fields["iterations"], "iterations must be > 0")
+		if r.iterations = rn.int("iterations", 1); r.iterations < 1 || r.iterations > maxIterations {
+			rn.fail(rn.fields["iterations"], "iterations must be between 1 and %d", maxIterations)
 		}
 	case actLowercase:
 		r.scope = rn.scope("scope", r.span, true)

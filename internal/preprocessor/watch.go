@@ -28,7 +28,10 @@ type Watcher struct {
 // stat'ed rather than lstat'ed, so a Kubernetes ConfigMap update (an
 // atomic swap of the ..data symlink) is seen as a change of identity.
 // A parse error, or a file that disappears, is logged and the previous
-// rules are kept. apply is called from the polling goroutine, never
+// rules are kept. Writers should replace the file atomically (write and
+// rename, as ConfigMaps do): a file rewritten in place may be read half
+// written, and a valid prefix (even an empty file) would be applied until
+// the next poll. apply is called from the polling goroutine, never
 // concurrently with itself.
 func Watch(ctx context.Context, path string, interval time.Duration, log *slog.Logger, apply func(*Rules)) (*Watcher, error) {
 	if log == nil {

@@ -30,6 +30,19 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// writeAtomic replaces path like a careful writer (or a ConfigMap) does;
+// an in-place rewrite can be polled half-written.
+func writeAtomic(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ruleFile(value string) string {
 	return "'2878':\n  - {rule: env, action: addTag, tag: env, value: " + value + "}\n"
 }
@@ -81,15 +94,11 @@ func TestWatchFile(t *testing.T) {
 		t.Fatalf("initial env %q", got)
 	}
 	// Same size, different content: the hash, not the size, decides.
-	if err := os.WriteFile(path, []byte(ruleFile("two")), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeAtomic(t, path, ruleFile("two"))
 	if got := envOf(waitApplied(t, applied)); got != "two" {
 		t.Fatalf("after change env %q", got)
 	}
-	if err := os.WriteFile(path, []byte("'2878':\n  - {rule: x, action: nope}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeAtomic(t, path, "'2878':\n  - {rule: x, action: nope}\n")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(logs.String(), `unknown action \"nope\"`) {
 		if time.Now().After(deadline) {
