@@ -2,7 +2,6 @@ package zipkin
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -77,6 +76,17 @@ type words struct {
 	zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
 	application, cluster, shard, debug, ipv4, spanLogs, true, none, zipkin []byte
 	kinds [5][]byte // lower-case names by Kind
+	// The configured defaults as bytes; see cached.
+	def struct{ application, service, operation []byte }
+}
+
+// cached returns s as bytes from *cache, converting only when the setting
+// changed since the last call.
+func cached(cache *[]byte, s string) []byte {
+	if string(*cache) != s {
+		*cache = []byte(s)
+	}
+	return *cache
 }
 
 func newWords() *words {
@@ -107,14 +117,14 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 	c.arena.reset()
 	name := z.Name
 	if len(name) == 0 {
-		name = []byte(orDefault(c.DefaultOperation, "defaultOperation"))
+		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
 	}
 	out.Name = c.sanitizeName(name)
 	out.Source = w.zipkin
-	if i, ok := slices.BinarySearchFunc(z.Tags, "source", func(t Tag, k string) int {
-		return bytes.Compare(t.Key, []byte(k))
-	}); ok {
-		out.Source = c.sanitizeKey(z.Tags[i].Value)
+	for _, t := range z.Tags {
+		if string(t.Key) == "source" {
+			out.Source = c.sanitizeKey(t.Value)
+		}
 	}
 	out.TraceID = c.uuid(z.TraceID)
 	out.SpanID = c.uuid(z.ID)
@@ -135,7 +145,7 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 	}
 	service := z.LocalEndpoint.ServiceName
 	if service == nil {
-		service = []byte(orDefault(c.DefaultService, "defaultService"))
+		service = cached(&w.def.service, orDefault(c.DefaultService, "defaultService"))
 	}
 	tags = append(tags, wavefront.Tag{Key: w.service, Value: javaTrim(service)})
 
@@ -169,7 +179,7 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 		tags = append(tags, wavefront.Tag{Key: c.sanitizeKey(t.Key), Value: v})
 	}
 	if red.Application == nil {
-		red.Application = []byte(orDefault(c.DefaultApplication, "Zipkin"))
+		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
 	}
 	tags = append(tags,
 		wavefront.Tag{Key: w.application, Value: red.Application},
