@@ -1,7 +1,7 @@
 package zipkin
 
 import (
-	"errors"
+	"encoding/binary"
 	"math"
 	"net/netip"
 	"strconv"
@@ -169,6 +169,13 @@ func (l *lexer) str() ([]byte, error) {
 	start := l.i
 	b := l.b
 	i := l.i
+	// Eight bytes at a time while none is '"', '\\' or non-ASCII.
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (hasZeroByte(x^0x2222222222222222)|hasZeroByte(x^0x5c5c5c5c5c5c5c5c)|x)&0x8080808080808080 != 0 {
+			break
+		}
+	}
 	for i < len(b) && plain[b[i]] {
 		i++
 	}
@@ -179,6 +186,10 @@ func (l *lexer) str() ([]byte, error) {
 	l.i = i
 	return l.strSlow(start)
 }
+
+// hasZeroByte sets the high bit of each byte of x that is zero (and
+// possibly of bytes above a zero one, which only ends the fast scan early).
+func hasZeroByte(x uint64) uint64 { return (x - 0x0101010101010101) &^ x }
 
 // strSlow finishes a string that has escapes or non-ASCII bytes; the text
 // from start to l.i is plain ASCII.
@@ -335,8 +346,6 @@ func (l *lexer) stringOrNumber() ([]byte, error) {
 	}
 	return nil, l.expected("a string or number")
 }
-
-var errNotInteger = errors.New("not an integer")
 
 // int64 reads an integer the way the reference's nextLong does: a number
 // or a quoted number, whose value must be integral and fit in 64 bits.
