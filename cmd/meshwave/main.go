@@ -21,6 +21,7 @@ Usage: meshwave <command> [flags]
 Commands:
   demo          run the simulator and the collector with the seed configuration
   collector     scrape Prometheus sources and send Wavefront points to sinks
+  proxy         accept Wavefront lines and Zipkin spans, queue them on disk, forward them
   check-config  validate and lint a collector configuration file
   explain       scrape once and show what happens to every series
   simulate      serve simulated Istio sidecar, istiod and /federate metrics
@@ -65,6 +66,8 @@ func run(ctx context.Context, cmd string, args []string, stdout io.Writer) error
 		return nil
 	case "simulate":
 		return runSimulate(ctx, args, stdout)
+	case "proxy":
+		return runProxy(ctx, args, stdout)
 	case "collector":
 		return runCollector(ctx, args, stdout)
 	case "check-config":

@@ -262,3 +262,13 @@ func isAllDigits(b []byte) bool {
 	}
 	return len(b) > 0
 }
+
+// ValidateSpan applies the span checks of proxy.md §4.2 to a span built
+// elsewhere (the Zipkin port converts rather than parses). Like DecodeSpan it
+// may truncate annotation values; TruncatedAnnotations then returns them.
+func (d *Decoder) ValidateSpan(s *Span) error {
+	if e := d.validateSpan(s); e != nil {
+		return e
+	}
+	return nil
+}

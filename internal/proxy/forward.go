@@ -1,0 +1,188 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// forwarder is the queue's only reader: it posts batches to the backend's
+// direct-ingestion API and acknowledges them only after a 2xx, so delivery
+// is at-least-once and in queue order (FIFO across all ports and formats).
+type forwarder struct {
+	p      *Proxy
+	client *http.Client
+	base   string // <server> without a trailing /api
+	body   bytes.Buffer
+	gz     *gzip.Writer
+}
+
+// Backoff bounds for retrying a backend that is down or pushing back.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	readBytes  = 4 << 20 // one batch read from the queue
+)
+
+func newForwarder(p *Proxy) *forwarder {
+	base := strings.TrimSuffix(p.cfg.Server, "/")
+	// A reference wavefront.conf names the proxy API (…/api/); direct
+	// ingestion lives at the root.
+	base = strings.TrimSuffix(base, "/api")
+	f := &forwarder{p: p, base: base, client: &http.Client{Timeout: 10 * time.Second}}
+	f.gz, _ = gzip.NewWriterLevel(&f.body, 4)
+	return f
+}
+
+func (f *forwarder) run(ctx context.Context) {
+	failures := 0
+	for {
+		b, err := f.p.queue.Read(ctx, readBytes)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			f.p.log.Error("reading the queue failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if err := f.deliver(ctx, b.Records); err != nil {
+			f.p.queue.Nack(b)
+			f.p.m.retries.Inc()
+			failures++
+			wait := backoff(failures)
+			f.p.log.Warn("backend unavailable; data stays queued and will be retried", "err", err, "retry_in", wait.Round(time.Millisecond), "queued_bytes", f.p.queue.Bytes())
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		if err := f.p.queue.Ack(b); err != nil {
+			f.p.log.Error("acknowledging a delivered batch failed; it may be sent again after a restart", "err", err)
+		}
+	}
+}
+
+// backoff is exponential with full jitter between half and the whole step.
+func backoff(failures int) time.Duration {
+	d := minBackoff << min(failures-1, 10)
+	d = min(d, maxBackoff)
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// deliver posts every record of a batch; a non-nil error means "retry the
+// whole batch later".
+func (f *forwarder) deliver(ctx context.Context, records [][]byte) error {
+	for _, r := range records {
+		fm, port, lines, ok := parseRecord(r)
+		if !ok || len(lines) == 0 {
+			continue
+		}
+		for len(lines) > 0 {
+			chunk, n := takeLines(lines, f.p.cfg.PushFlushMaxPoints)
+			lines = lines[len(chunk):]
+			if err := f.post(ctx, fm, port, chunk, n); err != nil {
+				return err
+			}
+			f.rateLimit(ctx, n)
+		}
+	}
+	return nil
+}
+
+// takeLines returns the first max lines of b and their count.
+func takeLines(b []byte, max int) ([]byte, int) {
+	n, end := 0, 0
+	for n < max && end < len(b) {
+		i := bytes.IndexByte(b[end:], '\n')
+		if i < 0 {
+			end = len(b)
+		} else {
+			end += i + 1
+		}
+		n++
+	}
+	return b[:end], n
+}
+
+// post sends one request and applies the reference's handling of each
+// response class (proxy.md §7.4). Permanent failures drop the lines, counted;
+// only transient ones return an error.
+func (f *forwarder) post(ctx context.Context, fm format, port string, lines []byte, n int) error {
+	status, msg, err := f.send(ctx, fm, lines)
+	switch {
+	case err != nil:
+		return err
+	case status/100 == 2:
+		f.p.m.delivered.WithLabelValues(fm.entity(), port).Add(float64(n))
+		return nil
+	case status == http.StatusRequestEntityTooLarge && n > 1:
+		// Too large: split in halves and send each.
+		first, k := takeLines(lines, n/2)
+		if err := f.post(ctx, fm, port, first, k); err != nil {
+			return err
+		}
+		return f.post(ctx, fm, port, lines[len(first):], n-k)
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		f.p.log.Error(`backend refused the token; please verify that "`+fm.entity()+`" is enabled for your account; lines dropped`, "status", status, "lines", n, "body", msg)
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
+		f.p.log.Error("backend cannot read the batch; lines dropped", "status", status, "lines", n, "body", msg)
+	default: // 406/429 pushback, 407/408, other 4xx and 5xx: keep and retry
+		return fmt.Errorf("backend answered %d: %s", status, msg)
+	}
+	f.p.m.dropped.WithLabelValues(fm.entity()).Add(float64(n))
+	return nil
+}
+
+func (f *forwarder) send(ctx context.Context, fm format, lines []byte) (int, string, error) {
+	f.body.Reset()
+	f.gz.Reset(&f.body)
+	if _, err := f.gz.Write(lines); err != nil {
+		return 0, "", err
+	}
+	if err := f.gz.Close(); err != nil {
+		return 0, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+"/report?f="+fm.param(), bytes.NewReader(f.body.Bytes()))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Content-Encoding", "gzip")
+	if f.p.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+f.p.cfg.Token)
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return resp.StatusCode, strings.TrimSpace(string(msg)), nil
+}
+
+// rateLimit holds the forwarder to --pushRateLimit lines per second.
+func (f *forwarder) rateLimit(ctx context.Context, n int) {
+	if r := f.p.cfg.PushRateLimit; r > 0 {
+		sleep(ctx, time.Duration(float64(n)/r*float64(time.Second)))
+	}
+}

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// backend is a loopback direct-ingestion endpoint that records every line
+// it acknowledges, per ?f= format.
+type backend struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	lines  map[string][]string
+	status func() int // answer to give; nil means 202
+	tokens []string
+}
+
+func newBackend(t *testing.T) *backend {
+	b := &backend{lines: map[string][]string{}}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/report" {
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = zr
+		}
+		data, err := io.ReadAll(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if b.status != nil {
+			if code := b.status(); code/100 != 2 {
+				http.Error(w, "unavailable", code)
+				return
+			}
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.tokens = append(b.tokens, r.Header.Get("Authorization"))
+		f := r.URL.Query().Get("f")
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			if l := strings.TrimSpace(sc.Text()); l != "" {
+				b.lines[f] = append(b.lines[f], l)
+			}
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *backend) get(f string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.lines[f]...)
+}
+
+// waitFor polls until cond holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startProxy runs a proxy on loopback ports forwarding to server.
+func startProxy(t *testing.T, server string, mutate func(*Config)) *Proxy {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Server = server
+	cfg.Token = "secret"
+	cfg.PushListenerPorts = "0"
+	cfg.TraceZipkinListenerPorts = "0"
+	cfg.ListenerBindAddress = "127.0.0.1"
+	cfg.Buffer = t.TempDir()
+	cfg.MetricsAddr = ""
+	cfg.Hostname = "test-proxy"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	p, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}

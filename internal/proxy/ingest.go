@@ -1,0 +1,356 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/meshwave/meshwave/internal/preprocessor"
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// format is the kind of lines in a queue record; it selects ?f= upstream.
+type format byte
+
+const (
+	fmtWavefront format = 'w'
+	fmtHistogram format = 'h'
+	fmtTrace     format = 't'
+	fmtSpanLogs  format = 'l'
+)
+
+var formats = [...]format{fmtWavefront, fmtHistogram, fmtTrace, fmtSpanLogs}
+
+func (f format) param() string {
+	switch f {
+	case fmtHistogram:
+		return "histogram"
+	case fmtTrace:
+		return "trace"
+	case fmtSpanLogs:
+		return "spanLogs"
+	}
+	return "wavefront"
+}
+
+func (f format) entity() string {
+	switch f {
+	case fmtHistogram:
+		return entityHistograms
+	case fmtTrace:
+		return entitySpans
+	case fmtSpanLogs:
+		return entitySpanLogs
+	}
+	return entityPoints
+}
+
+// formatOf maps a ?f= / ?format= value; ok is false for values the
+// reference ignores (lines are then auto-detected).
+func formatOf(s string) (format, bool) {
+	switch s {
+	case "wavefront", "graphite_v2":
+		return fmtWavefront, true
+	case "histogram":
+		return fmtHistogram, true
+	case "trace":
+		return fmtTrace, true
+	case "spanLogs":
+		return fmtSpanLogs, true
+	}
+	return 0, false
+}
+
+// A queue record is [format][len(port)][port][lines…]; the header lets the
+// forwarder post each record with the right ?f= and count deliveries per port.
+func recordHeader(dst []byte, f format, port string) []byte {
+	return append(append(dst, byte(f), byte(len(port))), port...)
+}
+
+func parseRecord(r []byte) (f format, port string, lines []byte, ok bool) {
+	if len(r) < 2 || len(r) < 2+int(r[1]) {
+		return 0, "", nil, false
+	}
+	n := int(r[1])
+	return format(r[0]), string(r[2 : 2+n]), r[2+n:], true
+}
+
+// stageLimit is how many encoded bytes an ingester holds before it must
+// commit them to the queue.
+const stageLimit = 256 << 10
+
+// ingester validates the lines of one connection or request and stages their
+// canonical encoding until commit makes them durable. Not safe for
+// concurrent use.
+type ingester struct {
+	p       *Proxy
+	port    string
+	dec     wavefront.Decoder
+	pt      wavefront.Point
+	hist    wavefront.Distribution
+	span    wavefront.Span
+	logs    wavefront.SpanLogs
+	name    []byte
+	lineBuf []byte // a line rewritten by pointLine rules
+	rules   preprocessor.Scratch
+	staged  [len(formats)]struct {
+		buf   []byte
+		lines int
+	}
+	staging int // bytes staged in all formats
+}
+
+func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
+	in := &ingester{p: p, port: port}
+	in.dec.Limits = &p.limits
+	in.dec.DefaultSource = defaultSource
+	in.dec.CustomSourceTags = splitList(p.cfg.CustomSourceTags)
+	in.dec.LenientNonFinite = true
+	for i := range in.staged {
+		in.staged[i].buf = recordHeader(nil, formats[i], port)
+	}
+	return in
+}
+
+func formatIndex(f format) int {
+	for i, x := range formats {
+		if x == f {
+			return i
+		}
+	}
+	return 0
+}
+
+// line handles one line. With f == 0 its kind is auto-detected as the
+// reference does on the push port.
+func (in *ingester) line(line []byte, f format) {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return
+	}
+	if f == 0 {
+		f = detect(line)
+		if f == 0 {
+			in.p.m.discarded.WithLabelValues(entityPoints, in.port).Inc()
+			return
+		}
+	}
+	var err error
+	switch f {
+	case fmtWavefront:
+		err = in.point(line)
+	case fmtHistogram:
+		err = in.histogram(line)
+	case fmtTrace:
+		err = in.spanLine(line)
+	case fmtSpanLogs:
+		err = in.spanLogs(line)
+	}
+	if err != nil {
+		in.reject(f.entity(), line, err)
+	}
+}
+
+// detect is the reference's per-line auto-detection; 0 means a kind meshwave
+// does not carry (source tags, events, logs), which is counted as discarded.
+func detect(line []byte) format {
+	switch {
+	case bytes.HasPrefix(line, []byte("@")):
+		return 0
+	case line[0] == '{' && line[len(line)-1] == '}':
+		return fmtSpanLogs
+	case len(line) > 2 && line[0] == '!' && (line[1] == 'M' || line[1] == 'H' || line[1] == 'D') && line[2] == ' ':
+		return fmtHistogram
+	case line[0] == '[' && line[len(line)-1] == ']':
+		return 0
+	}
+	return fmtWavefront
+}
+
+var errNonFinite = &wavefront.LineError{Code: "WF-NONFINITE", Reason: "non-finite value (NaN or ±Inf) dropped; set --forwardNonFinite to forward it"}
+
+// errBlocked marks an item a preprocessor rule filtered out.
+var errBlocked = errors.New("blocked by a preprocessor rule")
+
+// point runs the reference's order: line rules, parsing, --prefix, the
+// timestamp window, object rules, validation (proxy.md §2.5, §8).
+func (in *ingester) point(line []byte) error {
+	rules := in.p.portRules(in.port)
+	if t := rules.TransformLine(line, in.lineBuf[:0]); len(t) > 0 && len(line) > 0 && &t[0] != &line[0] {
+		in.lineBuf, line = t, t // keep the rewritten line's buffer for reuse
+	}
+	if r, _ := rules.LineFilter(line); r != preprocessor.Keep {
+		return errBlocked
+	}
+	p := &in.pt
+	if err := in.dec.ParsePoint(line, p); err != nil {
+		return err
+	}
+	in.applyPrefix(&p.Name)
+	if err := in.dec.CheckTime(in.dec.TimestampMillis()); err != nil {
+		return err
+	}
+	if r, _ := rules.Point(p, &in.rules); r != preprocessor.Keep {
+		return errBlocked
+	}
+	if err := in.p.limits.ValidatePoint(p); err != nil {
+		return err
+	}
+	if !in.p.cfg.ForwardNonFinite && (math.IsNaN(p.Value) || math.IsInf(p.Value, 0)) {
+		return errNonFinite
+	}
+	in.stage(fmtWavefront, func(b []byte) []byte { return wavefront.AppendPoint(b, p) })
+	return nil
+}
+
+// applyPrefix adds --prefix, never to internal (~) or delta names (defect §10.4).
+func (in *ingester) applyPrefix(name *[]byte) {
+	pre := in.p.cfg.Prefix
+	n := *name
+	if pre == "" || bytes.HasPrefix(n, []byte("~")) || bytes.HasPrefix(n, []byte(wavefront.DeltaIncrement)) || bytes.HasPrefix(n, []byte(wavefront.DeltaGreek)) {
+		return
+	}
+	in.name = append(append(append(in.name[:0], pre...), '.'), n...)
+	*name = in.name
+}
+
+func (in *ingester) histogram(line []byte) error {
+	h := &in.hist
+	if err := in.dec.DecodeDistribution(line, h); err != nil {
+		return err
+	}
+	in.stage(fmtHistogram, func(b []byte) []byte { return wavefront.AppendDistribution(b, h) })
+	return nil
+}
+
+func (in *ingester) spanLine(line []byte) error {
+	s := &in.span
+	if err := in.dec.DecodeSpan(line, s); err != nil {
+		return err
+	}
+	if r, _ := in.p.portRules(in.port).Span(s, &in.rules); r != preprocessor.Keep {
+		return errBlocked
+	}
+	in.stage(fmtTrace, func(b []byte) []byte { return wavefront.AppendSpan(b, s) })
+	return nil
+}
+
+func (in *ingester) spanLogs(line []byte) error {
+	if err := wavefront.DecodeSpanLogs(line, &in.logs); err != nil {
+		return err
+	}
+	return in.stageSpanLogs(&in.logs)
+}
+
+func (in *ingester) stageSpanLogs(sl *wavefront.SpanLogs) error {
+	var err error
+	in.stage(fmtSpanLogs, func(b []byte) []byte {
+		out, e := wavefront.AppendSpanLogs(b, sl)
+		if e != nil {
+			err = e
+			return b
+		}
+		if len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, '\n')
+		}
+		return out
+	})
+	return err
+}
+
+// stage appends one encoded line for f.
+func (in *ingester) stage(f format, encode func([]byte) []byte) {
+	s := &in.staged[formatIndex(f)]
+	before := len(s.buf)
+	s.buf = encode(s.buf)
+	if len(s.buf) > before {
+		s.lines++
+		in.staging += len(s.buf) - before
+	}
+}
+
+// full reports whether the staged lines should be committed now.
+func (in *ingester) full() bool { return in.staging >= stageLimit }
+
+// commit makes every staged line durable and only then counts it received.
+func (in *ingester) commit() error {
+	if in.staging == 0 {
+		return nil
+	}
+	var records [][]byte
+	for i := range in.staged {
+		if in.staged[i].lines > 0 {
+			records = append(records, in.staged[i].buf)
+		}
+	}
+	err := in.p.queue.Append(records...)
+	for i := range in.staged {
+		s := &in.staged[i]
+		if s.lines > 0 && err == nil {
+			in.p.m.received.WithLabelValues(formats[i].entity(), in.port).Add(float64(s.lines))
+		}
+		s.buf = recordHeader(s.buf[:0], formats[i], in.port)
+		s.lines = 0
+	}
+	in.staging = 0
+	return err
+}
+
+// reject counts a refused line per error code and logs it, rate-limited, in
+// the blocked-items log.
+func (in *ingester) reject(entity string, line []byte, err error) {
+	if err == errBlocked {
+		in.p.m.blocked.WithLabelValues(entity, in.port).Inc()
+		return
+	}
+	var le *wavefront.LineError
+	code := "WF-300"
+	if errors.As(err, &le) {
+		code = le.Code
+		if le.Discarded() || le == errNonFinite {
+			in.p.m.discarded.WithLabelValues(entity, in.port).Inc()
+			return
+		}
+	}
+	in.p.m.rejected.WithLabelValues(entity, in.port, code).Inc()
+	in.p.blocked.log(in.port, line, err)
+}
+
+// blockedLog writes rejected lines to the blocked-items log at a bounded
+// rate, like the reference's RawBlockedPoints logger.
+type blockedLog struct {
+	logger   *slog.Logger
+	perTen   int
+	mu       sync.Mutex
+	window   time.Time
+	written  int
+	suppress int
+}
+
+func (b *blockedLog) log(port string, line []byte, err error) {
+	b.mu.Lock()
+	now := time.Now()
+	if now.Sub(b.window) >= 10*time.Second {
+		if b.suppress > 0 {
+			b.logger.Warn("blocked input: more lines not logged", "port", port, "count", b.suppress)
+		}
+		b.window, b.written, b.suppress = now, 0, 0
+	}
+	ok := b.written < b.perTen
+	if ok {
+		b.written++
+	} else {
+		b.suppress++
+	}
+	b.mu.Unlock()
+	if ok {
+		const maxShown = 512
+		if len(line) > maxShown {
+			line = line[:maxShown]
+		}
+		b.logger.Warn("blocked input", "port", port, "reason", err.Error(), "line", string(line))
+	}
+}

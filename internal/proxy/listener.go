@@ -1,0 +1,333 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// pushListener serves one push port: plaintext lines and HTTP on the same
+// port, told apart by a connection's first bytes (proxy.md §1.2).
+type pushListener struct {
+	p      *Proxy
+	port   string
+	ln     net.Listener
+	httpLn *chanListener
+	srv    *http.Server
+	slots  chan struct{} // bounds concurrent connections
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards closing and conns
+	closing bool
+	conns   map[net.Conn]struct{} // sniffing and plaintext connections, to end their reads at shutdown
+}
+
+// httpMethodPrefixes are the first two bytes that mark an HTTP connection.
+var httpMethodPrefixes = []string{"GE", "PO", "PU", "HE", "OP", "PA", "DE", "TR", "CO"}
+
+func (p *Proxy) newPushListener(ln net.Listener, port string) *pushListener {
+	l := &pushListener{p: p, port: port, ln: ln, slots: make(chan struct{}, p.cfg.MaxConnections), conns: map[net.Conn]struct{}{}}
+	l.httpLn = newChanListener(ln.Addr())
+	l.srv = &http.Server{Handler: http.HandlerFunc(l.serveHTTP), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: p.cfg.IdleTimeout}
+	return l
+}
+
+func (l *pushListener) serve() {
+	l.wg.Go(func() { _ = l.srv.Serve(l.httpLn) })
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			l.p.log.Warn("accept failed", "port", l.port, "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			// A flood of connections must not exhaust memory or descriptors.
+			l.p.m.refused.WithLabelValues(l.port).Inc()
+			c.Close()
+			continue
+		}
+		l.p.m.connections.WithLabelValues(l.port).Inc()
+		l.wg.Go(func() {
+			defer func() { <-l.slots; l.p.m.connections.WithLabelValues(l.port).Dec() }()
+			l.handle(c)
+		})
+	}
+}
+
+// close stops accepting, lets HTTP requests in flight finish within ctx
+// and waits for plaintext connections to end.
+func (l *pushListener) close(ctx context.Context) {
+	l.ln.Close()
+	l.mu.Lock()
+	l.closing = true
+	for c := range l.conns {
+		// Wake blocked reads; what was read is committed before the
+		// connection closes.
+		_ = c.SetReadDeadline(time.Now())
+	}
+	l.mu.Unlock()
+	_ = l.srv.Shutdown(ctx) // also closes httpLn
+	l.wg.Wait()
+}
+
+// arm sets c's idle deadline before a read that may block. It reports false
+// once the listener is closing.
+func (l *pushListener) arm(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now().Add(l.p.cfg.IdleTimeout))
+	return true
+}
+
+func (l *pushListener) track(c net.Conn, add bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if add {
+		l.conns[c] = struct{}{}
+	} else {
+		delete(l.conns, c)
+	}
+}
+
+// handle sniffs a connection and serves it as HTTP or as plaintext lines.
+func (l *pushListener) handle(c net.Conn) {
+	l.track(c, true)
+	defer l.track(c, false)
+	if !l.arm(c) {
+		c.Close()
+		return
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	head, err := br.Peek(2)
+	if err != nil {
+		c.Close()
+		return
+	}
+	for _, m := range httpMethodPrefixes {
+		if string(head) == m {
+			// http.Server owns the connection (and its deadlines) from here.
+			_ = c.SetReadDeadline(time.Time{})
+			if !l.httpLn.deliver(&peekedConn{Conn: c, r: br}) {
+				c.Close()
+			}
+			return
+		}
+	}
+	defer c.Close()
+	var r io.Reader = br
+	if head[0] == 0x1f && head[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			l.p.log.Warn("bad gzip stream", "port", l.port, "remote", c.RemoteAddr().String(), "err", err)
+			return
+		}
+		r = zr
+	}
+	l.plaintext(c, r)
+}
+
+// plaintext ingests newline-delimited lines. Lines are committed to the
+// queue whenever the client pauses (nothing more buffered) or a batch fills,
+// so a line is counted only once it is durable.
+func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
+	in := l.p.newIngester(l.port, remoteHost(c))
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	maxLen := l.p.cfg.PushListenerMaxReceivedLength
+	var long bool
+	for {
+		if br.Buffered() == 0 && !l.arm(c) {
+			return // shutting down; everything read so far is committed
+		}
+		line, err := br.ReadSlice('\n')
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			long = true
+			continue
+		case long:
+			// The tail of a line over the buffer: drop it whole.
+			long = false
+			l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
+			l.p.blocked.log(l.port, nil, errLineTooLong(maxLen))
+		case len(line) > maxLen+1:
+			l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
+			l.p.blocked.log(l.port, line[:64], errLineTooLong(maxLen))
+		default:
+			in.line(line, 0)
+		}
+		if err != nil || br.Buffered() == 0 || in.full() {
+			if cerr := in.commit(); cerr != nil {
+				l.p.log.Error("queue append failed; closing connection so the client resends", "port", l.port, "err", cerr)
+				return
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				l.p.log.Debug("connection ended", "port", l.port, "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+	}
+}
+
+type lineTooLongError int
+
+func (e lineTooLongError) Error() string {
+	return "line longer than " + strconv.Itoa(int(e)) + " bytes (pushListenerMaxReceivedLength) dropped"
+}
+
+func errLineTooLong(n int) error { return lineTooLongError(n) }
+
+// remoteHost is the default source of lines without one: the client's IP
+// (meshwave does no reverse DNS).
+func remoteHost(c net.Conn) []byte {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return []byte(c.RemoteAddr().String())
+	}
+	return []byte(host)
+}
+
+// serveHTTP handles any method and path on the push port, as the reference
+// does: the body's lines are ingested with ?f= or auto-detection.
+func (l *pushListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	code := l.serveHTTPCode(w, r)
+	l.p.m.httpStatus.WithLabelValues(l.port, strconv.Itoa(code)).Inc()
+}
+
+func (l *pushListener) serveHTTPCode(w http.ResponseWriter, r *http.Request) int {
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return http.StatusNoContent
+	}
+	body, code, err := readBody(r, l.p.cfg.PushListenerHTTPBufferSize)
+	if err != nil {
+		http.Error(w, err.Error(), code)
+		return code
+	}
+	f, _ := formatOf(r.URL.Query().Get("f"))
+	if f == 0 {
+		f, _ = formatOf(r.URL.Query().Get("format"))
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	in := l.p.newIngester(l.port, []byte(host))
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		in.line(line, f)
+		if in.full() {
+			if err := in.commit(); err != nil {
+				return l.unavailable(w, err)
+			}
+		}
+	}
+	// The 2xx goes out only once every accepted line is durable.
+	if err := in.commit(); err != nil {
+		return l.unavailable(w, err)
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return http.StatusAccepted
+}
+
+func (l *pushListener) unavailable(w http.ResponseWriter, err error) int {
+	l.p.log.Error("queue append failed", "port", l.port, "err", err)
+	http.Error(w, "cannot queue data: "+err.Error(), http.StatusServiceUnavailable)
+	return http.StatusServiceUnavailable
+}
+
+// readBody reads a request body up to limit bytes, decompressing gzip or
+// deflate. It returns the HTTP status to answer on failure.
+func readBody(r *http.Request, limit int) ([]byte, int, error) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit))
+	switch r.Header.Get("Content-Encoding") {
+	case "gzip":
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, http.StatusBadRequest, errors.New("bad gzip body: " + err.Error())
+		}
+		defer zr.Close()
+		rd = zr
+	case "deflate":
+		rd = flate.NewReader(rd)
+	}
+	// The limit applies to the decompressed body too, against gzip bombs.
+	body, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig), len(body) > limit:
+		return nil, http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
+	case err != nil:
+		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
+	}
+	return body, 0, nil
+}
+
+// peekedConn is a connection whose first bytes were already read into r.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+
+// chanListener hands sniffed connections to an http.Server.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
