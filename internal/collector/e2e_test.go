@@ -40,7 +40,7 @@ import (
 	"github.com/meshwave/meshwave/internal/config"
 )
 
-const fixtureDir = "../../../shared/fixtures/exposition/"
+const fixtureDir = "../../testdata/fixtures/exposition/"
 
 // fixture reads a shared exposition fixture, skipping the test when the
 // shared checkout is not there.

@@ -11,7 +11,7 @@ import (
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
-const fixtures = "/work/shared/fixtures/configmap/"
+const fixtures = "../../testdata/fixtures/configmap/"
 
 // minimal is the smallest valid configuration; tests append keys to it.
 const minimal = "sinks: [{proxyAddress: 'wavefront-proxy:2878'}]\nsources: {}\n"

@@ -111,8 +111,8 @@ func readOurs(b []byte, opts Options) (out []series, failed bool) {
 }
 
 func fixtures(t testing.TB) map[string][]byte {
-	files, _ := filepath.Glob("../../../shared/fixtures/exposition/*.prom")
-	more, _ := filepath.Glob("../../../shared/fixtures/exposition/*.txt")
+	files, _ := filepath.Glob("../../testdata/fixtures/exposition/*.prom")
+	more, _ := filepath.Glob("../../testdata/fixtures/exposition/*.txt")
 	files = append(files, more...)
 	files = append(files, mustGlob(t, "testdata/*.prom")...)
 	out := map[string][]byte{}

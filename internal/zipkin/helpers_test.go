@@ -9,7 +9,7 @@ import (
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
-const fixtureDir = "../../../shared/fixtures/zipkin"
+const fixtureDir = "../../testdata/fixtures/zipkin"
 
 // fixtures returns the Envoy capture bodies by file name, skipping the test
 // when the shared fixtures are not mounted.
