@@ -262,7 +262,7 @@ sources:
   - url: %s
 `, out, yq(srv.URL)), Options{MaxLineBytes: 64 << 10})
 	for range 2 {
-		if r := c.sources[0].scrape(context.Background()); r.Err != nil || r.ParseErrors != 1 || r.Points != 2 {
+		if r := staticSource(c).scrape(context.Background()); r.Err != nil || r.ParseErrors != 1 || r.Points != 2 {
 			t.Errorf("scrape: %+v, want the 100 KiB line skipped", r)
 		}
 	}

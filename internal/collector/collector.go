@@ -43,7 +43,7 @@ type Collector struct {
 	m         *Metrics
 	exporters []*exporter
 	writers   []sink.Writer
-	sources   []*source
+	targets   *targets
 	stats     *statsSource
 }
 
@@ -65,11 +65,12 @@ func New(cfg *config.Config, opts Options) (*Collector, error) {
 	if len(c.exporters) == 0 {
 		return nil, errors.New("no usable sink configured")
 	}
-	for i := range cfg.Sources.PrometheusSources {
-		p := &cfg.Sources.PrometheusSources[i]
-		c.sources = append(c.sources, newSource(cfg, p, p.Filter, c.newFanout(), c.m, log, opts.MaxLineBytes))
+	c.targets = newTargets(c)
+	static := make([]Target, 0, len(cfg.Sources.PrometheusSources))
+	for _, p := range cfg.Sources.PrometheusSources {
+		static = append(static, Target{Key: p.Key(), Source: p, Discovered: "static"})
 	}
-	c.m.providers.Set(float64(len(c.sources)))
+	c.targets.set(staticGroup, static)
 	c.stats = newStatsSource(cfg, c.m, c.newFanout())
 	return c, nil
 }
@@ -123,6 +124,28 @@ func (c *Collector) newFanout() fanout {
 		f[i] = e.newBatch()
 	}
 	return f
+}
+
+// SetTargets replaces the targets of a discovery group; loops of unchanged
+// targets keep running, new ones start, removed ones stop. Safe to call at
+// any time, before or during Run.
+func (c *Collector) SetTargets(group string, list []Target) {
+	if group == staticGroup {
+		group = "discovered:" + group
+	}
+	c.targets.set(group, list)
+}
+
+// SetLeading tells the collector whether it holds the leader lease: only the
+// leader scrapes the file's static prometheus_sources (collector.md §2.1).
+// Without leader election a collector always leads.
+func (c *Collector) SetLeading(leading bool) { c.targets.setLeading(leading) }
+
+// sourceFor builds a target's scrape state with its own sink batches.
+func (c *Collector) sourceFor(x Target) *source {
+	s := newSource(c.cfg, &x.Source, x.Source.Filter, c.newFanout(), c.m, c.log, c.opts.MaxLineBytes)
+	s.labels[1] = x.Discovered
+	return s
 }
 
 // newSource builds the scrape state of one prometheus_sources entry; f is
@@ -194,16 +217,12 @@ func (c *Collector) Run(ctx context.Context) error {
 		}
 		defer srv.Close()
 	}
-	c.log.Info("collector started", "sources", len(c.sources), "sinks", len(c.exporters),
+	c.log.Info("collector started", "sources", len(c.cfg.Sources.PrometheusSources), "sinks", len(c.exporters),
 		"cluster", clusterName(c.cfg), "discovery", c.cfg.EnableDiscovery)
-	if c.cfg.EnableDiscovery {
-		c.log.Warn("enableDiscovery is set, but pod discovery is not implemented yet; only prometheus_sources are scraped")
-	}
-	for _, s := range c.sources {
-		wg.Go(func() { s.run(ctx) })
-	}
+	c.targets.start(ctx)
 	wg.Go(func() { c.stats.run(ctx, c.cfg.DefaultCollectionInterval) })
 	wg.Wait()
+	c.targets.wait()
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return c.closeWriters(shutdown)
@@ -213,10 +232,11 @@ func (c *Collector) Run(ctx context.Context) error {
 // heartbeat, and flushes every sink. It returns the per-source results and an
 // error if any source failed or any sink could not deliver.
 func (c *Collector) Once(ctx context.Context) ([]ScrapeResult, error) {
-	results := make([]ScrapeResult, len(c.sources))
+	list := c.targets.current()
+	results := make([]ScrapeResult, len(list))
 	var wg sync.WaitGroup
-	for i, s := range c.sources {
-		wg.Go(func() { results[i] = s.scrape(ctx) })
+	for i, x := range list {
+		wg.Go(func() { results[i] = c.sourceFor(x).scrape(ctx) })
 	}
 	wg.Wait()
 	c.stats.send()

@@ -635,20 +635,20 @@ sources:
     httpConfig: {bearer_token_file: %s}
 `, sinkFile(t), yq(srv.URL+"/metrics"), tokenFile), Options{})
 	ctx := context.Background()
-	if r := c.sources[0].scrape(ctx); r.Err != nil {
+	if r := staticSource(c).scrape(ctx); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	if err := os.WriteFile(tokenFile, []byte("  second \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.sources[0].scrape(ctx); r.Err != nil {
+	if r := staticSource(c).scrape(ctx); r.Err != nil {
 		t.Fatal(r.Err)
 	}
 	// A token file that disappears fails that scrape, naming the key.
 	if err := os.Remove(tokenFile); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.sources[0].scrape(ctx); r.Err == nil || !strings.Contains(r.Err.Error(), "bearer_token_file") {
+	if r := staticSource(c).scrape(ctx); r.Err == nil || !strings.Contains(r.Err.Error(), "bearer_token_file") {
 		t.Errorf("scrape without token file: err = %v", r.Err)
 	}
 	var got []string
@@ -914,7 +914,7 @@ sources:
   - url: %s
 `, sinkFile(t), yq(srv.URL)), Options{})
 	for range 3 {
-		if r := c.sources[0].scrape(context.Background()); r.Err != nil || r.Points != 2000 {
+		if r := staticSource(c).scrape(context.Background()); r.Err != nil || r.Points != 2000 {
 			t.Fatalf("scrape: %+v", r)
 		}
 	}
