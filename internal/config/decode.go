@@ -2,14 +2,17 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	suggestpkg "github.com/meshwave/meshwave/internal/suggest"
 )
 
 // maxErrors bounds how many errors one load reports.
@@ -147,52 +150,9 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// suggest returns the known key closest to key by edit distance
-// (case-insensitive), or "" when nothing is close.
+// suggest returns the known key closest to key, or "" when nothing is close.
 func suggest(key string, fields map[string]setter) string {
-	names := make([]string, 0, len(fields))
-	for name := range fields {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	best, bestD := "", math.MaxInt
-	for _, name := range names {
-		if dist := editDistance(strings.ToLower(key), strings.ToLower(name)); dist < bestD {
-			best, bestD = name, dist
-		}
-	}
-	if bestD <= max(2, len(key)/4) {
-		return best
-	}
-	// A truncated key, e.g. `bearer` for bearer_token.
-	best = ""
-	for _, name := range names {
-		if len(key) >= 4 && strings.HasPrefix(strings.ToLower(name), strings.ToLower(key)) && (best == "" || len(name) < len(best)) {
-			best = name
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return suggestpkg.Closest(key, slices.Collect(maps.Keys(fields)))
 }
 
 // scalar returns n as a scalar, or reports a type error and returns nil.

@@ -3,15 +3,19 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/suggest"
 )
 
 // Config holds the proxy's options. Field tags name the reference proxy's
@@ -207,42 +211,11 @@ func set(f reflect.Value, s string) error {
 }
 
 func unknownOption(name, where string, opts map[string]reflect.Value) error {
-	best, bestD := "", 4
-	keys := make([]string, 0, len(opts))
-	for k := range opts {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if d := levenshtein(strings.ToLower(name), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
 	msg := fmt.Sprintf("%s: unknown option %q", where, name)
-	if best != "" {
+	if best := suggest.Closest(name, slices.Collect(maps.Keys(opts))); best != "" {
 		msg += fmt.Sprintf(" (did you mean %s?)", best)
 	}
-	return fmt.Errorf("%s", msg)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return errors.New(msg)
 }
 
 func (c *Config) validate() error {
