@@ -7,6 +7,7 @@ import (
 	"math"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/meshwave/meshwave/internal/preprocessor"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -95,6 +96,7 @@ type ingester struct {
 	logs    wavefront.SpanLogs
 	name    []byte
 	lineBuf []byte // a line rewritten by pointLine rules
+	utf8Buf []byte // a line with invalid UTF-8 replaced
 	rules   preprocessor.Scratch
 	staged  [len(formats)]struct {
 		buf   []byte
@@ -131,6 +133,12 @@ func (in *ingester) line(line []byte, f format) {
 	if len(line) == 0 {
 		return
 	}
+	if !utf8.Valid(line) {
+		// Invalid UTF-8 would make the backend refuse (and the forwarder
+		// drop) a whole batch; the reference decodes each bad byte to U+FFFD.
+		in.utf8Buf = appendValidUTF8(in.utf8Buf[:0], line)
+		line = in.utf8Buf
+	}
 	if f == 0 {
 		f = detect(line)
 		if f == 0 {
@@ -152,6 +160,20 @@ func (in *ingester) line(line []byte, f format) {
 	if err != nil {
 		in.reject(f.entity(), line, err)
 	}
+}
+
+// appendValidUTF8 appends b with each invalid byte replaced by U+FFFD.
+func appendValidUTF8(dst, b []byte) []byte {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n == 1 {
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		} else {
+			dst = append(dst, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return dst
 }
 
 // detect is the reference's per-line auto-detection; 0 means a kind meshwave
