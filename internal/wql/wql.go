@@ -1,0 +1,37 @@
+package wql
+
+import "context"
+
+// Point is one sample: T in epoch milliseconds.
+type Point struct {
+	T int64
+	V float64
+}
+
+// Series is one time series: identity is (Name, Source, Tags). Points are in
+// ascending time order.
+type Series struct {
+	Name, Source string
+	Tags         map[string]string
+	Points       []Point
+}
+
+// Storage is what Eval reads from. The server's store implements it, and so
+// does MemStorage for tests.
+type Storage interface {
+	// Select returns raw series whose metric name matches the glob (Wavefront
+	// wildcards: * matches any run of chars incl. dots) and whose source/tags
+	// satisfy m, with points in [start, end] ms, ascending. The filter may be
+	// pushed down or ignored: Eval re-checks it. Eval never modifies the
+	// returned Points, so a store may hand out its own slices.
+	Select(ctx context.Context, metricGlob string, m Matcher, start, end int64) ([]Series, error)
+}
+
+// Matcher is built from a ts() filter expression.
+type Matcher interface {
+	Match(source string, tags map[string]string) bool
+}
+
+// Options give the chart window and bucket: Start and End in ms, Step the
+// chart's bucket in ms (g=m → 60000).
+type Options struct{ Start, End, Step int64 }
