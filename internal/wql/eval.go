@@ -1,0 +1,949 @@
+package wql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// maxBuckets bounds the evaluation grid (chart window plus look-back) so a
+// hostile window or range cannot allocate without limit.
+const maxBuckets = 1 << 20
+
+// vec is a series flowing between evaluation nodes. It carries either raw
+// samples (vals == nil) or one value per grid bucket (NaN = no value).
+//
+// Ownership: a node that emits a vec must not rely on it, or on its vals,
+// after emit returns, and the receiver may modify vals in place during the
+// call; this lets every node reuse one buffer for all the series it streams.
+// raw slices belong to the store and are never modified.
+type vec struct {
+	name, source string
+	tags         map[string]string
+	raw          []Point
+	vals         []float64
+}
+
+type emitFn func(*vec) error
+
+type evaluator struct {
+	ctx        context.Context
+	st         Storage
+	step       int64
+	g0         int64 // start of bucket 0 (ms)
+	n          int   // buckets in the grid
+	from       int   // first bucket inside [Start, End]; earlier ones are look-back
+	end        int64
+	span       int64
+	keyBuf     []byte
+	sortedKeys []string
+}
+
+// Eval evaluates e over [o.Start, o.End] on a grid of o.Step buckets; each
+// result point is stamped with its bucket's start time. Raw points are
+// averaged per bucket unless a function says otherwise. Results are sorted by
+// name, source and tags; series without points in the window are omitted.
+func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) {
+	if e == nil || st == nil {
+		return nil, errors.New("wql: nil expression or storage")
+	}
+	if o.Step <= 0 {
+		return nil, errors.New("wql: step must be positive")
+	}
+	if o.End < o.Start {
+		return nil, errors.New("wql: end before start")
+	}
+	ev := &evaluator{ctx: ctx, st: st, step: o.Step, end: o.End, span: o.End - o.Start}
+	if ev.span < 0 {
+		return nil, errors.New("wql: time range too large")
+	}
+	lb, err := ev.lookback(e)
+	if err != nil {
+		return nil, err
+	}
+	first := floorDiv(o.Start, o.Step) * o.Step
+	if lb/o.Step > maxBuckets || first-lb > first {
+		return nil, errors.New("wql: look-back window too large")
+	}
+	ev.g0 = floorDiv(first-lb, o.Step) * o.Step
+	width := o.End - ev.g0
+	if width < 0 || width/o.Step >= maxBuckets {
+		return nil, fmt.Errorf("wql: more than %d buckets; use a larger step", maxBuckets)
+	}
+	ev.n = int(width/o.Step) + 1
+	ev.from = int((first - ev.g0) / o.Step)
+
+	type keyed struct {
+		key string
+		s   Series
+	}
+	var out []keyed
+	var buf []float64
+	err = ev.stream(e, func(v *vec) error {
+		vals := ev.aligned(v, &buf)[ev.from:]
+		cnt := 0
+		for _, x := range vals {
+			if !math.IsNaN(x) {
+				cnt++
+			}
+		}
+		if cnt == 0 {
+			return nil
+		}
+		pts := make([]Point, 0, cnt)
+		t := ev.g0 + int64(ev.from)*ev.step
+		for _, x := range vals {
+			if !math.IsNaN(x) {
+				pts = append(pts, Point{T: t, V: x})
+			}
+			t += ev.step
+		}
+		s := Series{Name: v.name, Source: v.source, Tags: v.tags, Points: pts}
+		out = append(out, keyed{key: v.name + "\x00" + v.source + "\x00" + ev.tagKey(v.tags, ""), s: s})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
+	res := make([]Series, len(out))
+	for i := range out {
+		res[i] = out[i].s
+	}
+	return res, nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// lookback is how far before Start data must be read so that the first
+// in-window bucket is complete: rate needs the previous sample, windows need
+// their full width.
+func (ev *evaluator) lookback(e Expr) (int64, error) {
+	add := func(x Expr, d int64) (int64, error) {
+		l, err := ev.lookback(x)
+		if err != nil {
+			return 0, err
+		}
+		if l > math.MaxInt64-d {
+			return 0, errors.New("wql: look-back window too large")
+		}
+		return l + d, nil
+	}
+	switch e := e.(type) {
+	case *NumberLit, *TimeExpr, *TSExpr:
+		return 0, nil
+	case *UnaryExpr:
+		return ev.lookback(e.X)
+	case *BinaryExpr:
+		return ev.lookback2(e.L, e.R)
+	case *OrElseExpr:
+		return ev.lookback2(e.X, e.Else)
+	case *AggExpr:
+		return ev.lookback(e.X)
+	case *PercentileExpr:
+		return ev.lookback(e.X)
+	case *FuncExpr:
+		return add(e.X, ev.step)
+	case *WindowExpr:
+		w := e.Window.Ms
+		if w == 0 {
+			// last() without a window fills from the latest value seen up to
+			// one chart width earlier.
+			w = ev.span
+		}
+		return add(e.X, w)
+	case *DefaultExpr:
+		return add(e.X, e.Window.Ms)
+	case *AlignExpr:
+		return add(e.X, e.Interval.Ms)
+	}
+	return 0, fmt.Errorf("wql: unsupported expression %T", e)
+}
+
+func (ev *evaluator) lookback2(a, b Expr) (int64, error) {
+	la, err := ev.lookback(a)
+	if err != nil {
+		return 0, err
+	}
+	lb, err := ev.lookback(b)
+	return max(la, lb), err
+}
+
+// buffer returns *buf resized to the grid.
+func (ev *evaluator) buffer(buf *[]float64) []float64 {
+	if cap(*buf) < ev.n {
+		*buf = make([]float64, ev.n)
+	}
+	*buf = (*buf)[:ev.n]
+	return *buf
+}
+
+// aligned returns v's bucket values, averaging raw samples per bucket into
+// *buf when v is still raw.
+func (ev *evaluator) aligned(v *vec, buf *[]float64) []float64 {
+	if v.vals != nil {
+		return v.vals
+	}
+	b := ev.buffer(buf)
+	for i := range b {
+		b[i] = math.NaN()
+	}
+	cur, sum, cnt := -1, 0.0, 0.0
+	for _, p := range v.raw {
+		d := p.T - ev.g0
+		if d < 0 || d/ev.step >= int64(ev.n) {
+			continue
+		}
+		idx := int(d / ev.step)
+		if idx != cur {
+			if cur >= 0 {
+				b[cur] = sum / cnt
+			}
+			cur, sum, cnt = idx, 0, 0
+		}
+		sum += p.V
+		cnt++
+	}
+	if cur >= 0 {
+		b[cur] = sum / cnt
+	}
+	v.vals, v.raw = b, nil
+	return b
+}
+
+// constant folds e when it involves only numbers.
+func constant(e Expr) (float64, bool) {
+	switch e := e.(type) {
+	case *NumberLit:
+		return e.Val, true
+	case *UnaryExpr:
+		c, ok := constant(e.X)
+		return -c, ok
+	case *BinaryExpr:
+		l, ok := constant(e.L)
+		if !ok {
+			return 0, false
+		}
+		r, ok := constant(e.R)
+		return arith(e.Op, l, r), ok
+	}
+	return 0, false
+}
+
+// arith applies op; x/0 yields no point rather than ±Inf.
+func arith(op byte, a, b float64) float64 {
+	switch op {
+	case '+':
+		return a + b
+	case '-':
+		return a - b
+	case '*':
+		return a * b
+	}
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+func (ev *evaluator) stream(e Expr, emit emitFn) error {
+	if c, ok := constant(e); ok {
+		vals := make([]float64, ev.n)
+		for i := range vals {
+			vals[i] = c
+		}
+		return emit(&vec{vals: vals})
+	}
+	switch e := e.(type) {
+	case *TSExpr:
+		return ev.ts(e, emit)
+	case *TimeExpr:
+		vals := make([]float64, ev.n)
+		for i := range vals {
+			vals[i] = float64(ev.g0+int64(i)*ev.step) / 1000
+		}
+		return emit(&vec{vals: vals})
+	case *UnaryExpr:
+		var buf []float64
+		return ev.stream(e.X, func(v *vec) error {
+			vals := ev.aligned(v, &buf)
+			for i, x := range vals {
+				vals[i] = -x
+			}
+			return emit(v)
+		})
+	case *BinaryExpr:
+		return ev.binary(e, emit)
+	case *FuncExpr:
+		return ev.rate(e, emit)
+	case *AggExpr:
+		return ev.aggregate(e, emit)
+	case *PercentileExpr:
+		return ev.percentile(e, emit)
+	case *WindowExpr, *DefaultExpr, *AlignExpr:
+		return ev.window(e, emit)
+	case *OrElseExpr:
+		found := false
+		var buf []float64
+		err := ev.stream(e.X, func(v *vec) error {
+			for _, x := range ev.aligned(v, &buf)[ev.from:] {
+				if !math.IsNaN(x) {
+					found = true
+					return emit(v)
+				}
+			}
+			return nil
+		})
+		if err != nil || found {
+			return err
+		}
+		return ev.stream(e.Else, emit)
+	}
+	return fmt.Errorf("wql: unsupported expression %T", e)
+}
+
+func (ev *evaluator) ts(e *TSExpr, emit emitFn) error {
+	var m Matcher = matchAll{}
+	if e.Filter != nil {
+		m = e.Filter
+	}
+	ss, err := ev.st.Select(ev.ctx, e.Metric, m, ev.g0, ev.end)
+	if err != nil {
+		return err
+	}
+	var v vec
+	for i := range ss {
+		if i&255 == 0 {
+			if err := ev.ctx.Err(); err != nil {
+				return err
+			}
+		}
+		s := &ss[i]
+		// The store may have ignored the filter; re-check it.
+		if !globMatch(e.Metric, s.Name) || !m.Match(s.Source, s.Tags) {
+			continue
+		}
+		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points}
+		if err := emit(&v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rate and deriv: per-second change between consecutive samples, stamped at
+// the later one. rate drops a decrease (a counter reset, or a pod leaving
+// an aggregated sum) instead of emitting a negative or a guessed value.
+// Raw input is differentiated before bucketing, aligned input between
+// consecutive non-empty buckets.
+func (ev *evaluator) rate(e *FuncExpr, emit emitFn) error {
+	isRate := e.Fn == "rate"
+	var pts []Point
+	return ev.stream(e.X, func(v *vec) error {
+		if v.vals == nil {
+			pts = pts[:0]
+			for j := 1; j < len(v.raw); j++ {
+				a, b := v.raw[j-1], v.raw[j]
+				dv := b.V - a.V
+				if b.T <= a.T || (isRate && dv < 0) {
+					continue
+				}
+				pts = append(pts, Point{T: b.T, V: dv * 1000 / float64(b.T-a.T)})
+			}
+			v.raw = pts
+			return emit(v)
+		}
+		prev, pv := -1, 0.0
+		stepSec := float64(ev.step) / 1000
+		for i, x := range v.vals {
+			if math.IsNaN(x) {
+				continue
+			}
+			out := math.NaN()
+			if prev >= 0 && !(isRate && x < pv) {
+				out = (x - pv) / (float64(i-prev) * stepSec)
+			}
+			v.vals[i], prev, pv = out, i, x
+		}
+		return emit(v)
+	})
+}
+
+// binary evaluates L op R. A constant side applies to every series; two
+// series sets pair up when one side has a single series (it applies to every
+// series of the other) and otherwise by identical source and tags, dropping
+// unmatched series. A bucket missing on either side has no result.
+func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
+	if c, ok := constant(e.R); ok {
+		var buf []float64
+		return ev.stream(e.L, func(v *vec) error {
+			vals := ev.aligned(v, &buf)
+			for i, x := range vals {
+				vals[i] = arith(e.Op, x, c)
+			}
+			return emit(v)
+		})
+	}
+	if c, ok := constant(e.L); ok {
+		var buf []float64
+		return ev.stream(e.R, func(v *vec) error {
+			vals := ev.aligned(v, &buf)
+			for i, x := range vals {
+				vals[i] = arith(e.Op, c, x)
+			}
+			return emit(v)
+		})
+	}
+	ls, err := ev.collect(e.L)
+	if err != nil {
+		return err
+	}
+	rs, err := ev.collect(e.R)
+	if err != nil {
+		return err
+	}
+	combine := func(meta *vec, l, r []float64) error {
+		out := make([]float64, ev.n)
+		for i := range out {
+			out[i] = arith(e.Op, l[i], r[i])
+		}
+		return emit(&vec{name: meta.name, source: meta.source, tags: meta.tags, vals: out})
+	}
+	switch {
+	case len(rs) == 1:
+		for _, l := range ls {
+			if err := combine(l, l.vals, rs[0].vals); err != nil {
+				return err
+			}
+		}
+	case len(ls) == 1:
+		for _, r := range rs {
+			if err := combine(r, ls[0].vals, r.vals); err != nil {
+				return err
+			}
+		}
+	default:
+		byKey := make(map[string]*vec, len(rs))
+		for _, r := range rs {
+			k := r.source + "\x00" + ev.tagKey(r.tags, "")
+			if _, dup := byKey[k]; !dup {
+				byKey[k] = r
+			}
+		}
+		for _, l := range ls {
+			if r, ok := byKey[l.source+"\x00"+ev.tagKey(l.tags, "")]; ok {
+				if err := combine(l, l.vals, r.vals); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// collect materialises e's series with private, aligned values.
+func (ev *evaluator) collect(e Expr) ([]*vec, error) {
+	var out []*vec
+	var buf []float64
+	err := ev.stream(e, func(v *vec) error {
+		vals := append([]float64(nil), ev.aligned(v, &buf)...)
+		out = append(out, &vec{name: v.name, source: v.source, tags: v.tags, vals: vals})
+		return nil
+	})
+	return out, err
+}
+
+// tagKey is a canonical encoding of tags (without skip), for grouping and
+// matching. It reuses the evaluator's scratch space.
+func (ev *evaluator) tagKey(tags map[string]string, skip string) string {
+	ev.sortedKeys = ev.sortedKeys[:0]
+	for k := range tags {
+		if k != skip {
+			ev.sortedKeys = append(ev.sortedKeys, k)
+		}
+	}
+	sort.Strings(ev.sortedKeys)
+	b := ev.keyBuf[:0]
+	for _, k := range ev.sortedKeys {
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, tags[k]...)
+		b = append(b, 0)
+	}
+	ev.keyBuf = b
+	return string(b)
+}
+
+// groupKey encodes v's values of the group-by tags into ev.keyBuf. The
+// pseudo-tags sources, metrics and pointTags group by source, metric name and
+// the whole tag set. A missing tag is its own group value.
+func (ev *evaluator) groupKey(v *vec, group []string) []byte {
+	b := ev.keyBuf[:0]
+	for _, g := range group {
+		switch g {
+		case "sources":
+			b = append(b, v.source...)
+		case "metrics":
+			b = append(b, v.name...)
+		case "pointTags":
+			b = append(b, ev.tagKey(v.tags, "")...)
+		default:
+			if t, ok := v.tags[g]; ok {
+				b = append(b, '=')
+				b = append(b, t...)
+			}
+		}
+		b = append(b, 0)
+	}
+	ev.keyBuf = b
+	return b
+}
+
+// groupMeta builds the identity of an aggregated series from its first input.
+func groupMeta(v *vec, group []string) *vec {
+	g := &vec{name: v.name}
+	for _, t := range group {
+		switch t {
+		case "sources":
+			g.source = v.source
+		case "metrics":
+		case "pointTags":
+			if g.tags == nil {
+				g.tags = make(map[string]string, len(v.tags))
+			}
+			for k, x := range v.tags {
+				g.tags[k] = x
+			}
+		default:
+			if x, ok := v.tags[t]; ok {
+				if g.tags == nil {
+					g.tags = map[string]string{}
+				}
+				g.tags[t] = x
+			}
+		}
+	}
+	return g
+}
+
+type aggGroup struct {
+	meta  *vec
+	mixed bool // inputs had different metric names: the result has none
+	acc   []float64
+	cnt   []float64
+}
+
+// aggregate implements sum/avg/min/max/count and raw*. Series are first
+// aligned to the grid; the non-raw forms then carry each series' value one
+// bucket forward into a single empty bucket, which stands in for
+// Wavefront's interpolation: scrape jitter that moves a sample into the next
+// bucket does not make the sum dip, while a series that stops reporting
+// leaves the aggregate after one bucket.
+func (ev *evaluator) aggregate(e *AggExpr, emit emitFn) error {
+	fn := strings.TrimPrefix(e.Fn, "raw")
+	interp := fn == e.Fn
+	groups := map[string]*aggGroup{}
+	var buf []float64
+	err := ev.stream(e.X, func(v *vec) error {
+		vals := ev.aligned(v, &buf)
+		if interp {
+			carryOne(vals)
+		}
+		k := ev.groupKey(v, e.Group)
+		g := groups[string(k)]
+		if g == nil {
+			g = &aggGroup{meta: groupMeta(v, e.Group), acc: make([]float64, ev.n)}
+			for i := range g.acc {
+				g.acc[i] = math.NaN()
+			}
+			if fn == "avg" || fn == "count" {
+				g.cnt = make([]float64, ev.n)
+			}
+			groups[string(k)] = g
+		}
+		if v.name != g.meta.name {
+			g.mixed = true
+		}
+		accumulate(fn, g, vals)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		g := groups[k]
+		switch fn {
+		case "avg":
+			for i, c := range g.cnt {
+				if c > 0 {
+					g.acc[i] /= c
+				}
+			}
+		case "count":
+			for i, c := range g.cnt {
+				g.acc[i] = math.NaN()
+				if c > 0 {
+					g.acc[i] = c
+				}
+			}
+		}
+		if g.mixed {
+			g.meta.name = ""
+		}
+		g.meta.vals = g.acc
+		if err := emit(g.meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// carryOne fills an empty bucket that directly follows a real value with
+// that value.
+func carryOne(vals []float64) {
+	prevReal := false
+	for i, x := range vals {
+		if !math.IsNaN(x) {
+			prevReal = true
+			continue
+		}
+		if prevReal {
+			vals[i] = vals[i-1]
+		}
+		prevReal = false
+	}
+}
+
+func accumulate(fn string, g *aggGroup, vals []float64) {
+	acc := g.acc
+	switch fn {
+	case "sum", "avg":
+		for i, x := range vals {
+			if math.IsNaN(x) {
+				continue
+			}
+			if math.IsNaN(acc[i]) {
+				acc[i] = x
+			} else {
+				acc[i] += x
+			}
+			if g.cnt != nil {
+				g.cnt[i]++
+			}
+		}
+	case "count":
+		for i, x := range vals {
+			if !math.IsNaN(x) {
+				g.cnt[i]++
+			}
+		}
+	case "min":
+		for i, x := range vals {
+			if !math.IsNaN(x) && (math.IsNaN(acc[i]) || x < acc[i]) {
+				acc[i] = x
+			}
+		}
+	case "max":
+		for i, x := range vals {
+			if !math.IsNaN(x) && (math.IsNaN(acc[i]) || x > acc[i]) {
+				acc[i] = x
+			}
+		}
+	}
+}
+
+// window implements mavg, last, default and align, all on aligned values.
+func (ev *evaluator) window(e Expr, emit emitFn) error {
+	var x Expr
+	switch e := e.(type) {
+	case *WindowExpr:
+		x = e.X
+	case *DefaultExpr:
+		x = e.X
+	case *AlignExpr:
+		x = e.X
+	}
+	var buf, out []float64
+	return ev.stream(x, func(v *vec) error {
+		vals := ev.aligned(v, &buf)
+		switch e := e.(type) {
+		case *WindowExpr:
+			if e.Fn == "mavg" {
+				out = ev.buffer(&out)
+				mavg(out, vals, max(1, int(e.Window.Ms/ev.step)))
+				v.vals = out
+			} else {
+				fillGaps(vals, math.NaN(), ev.windowBuckets(e.Window.Ms))
+			}
+		case *DefaultExpr:
+			fillGaps(vals, e.Value.Val, ev.windowBuckets(e.Window.Ms))
+		case *AlignExpr:
+			ev.align(vals, e.Interval.Ms, e.Summarizer)
+		}
+		return emit(v)
+	})
+}
+
+// windowBuckets converts a fill window to buckets; 0 (no window) is
+// unlimited.
+func (ev *evaluator) windowBuckets(ms int64) int {
+	if ms == 0 {
+		return math.MaxInt
+	}
+	return int(min(ms/ev.step, maxBuckets))
+}
+
+// mavg writes the mean of the last w buckets (those with values) into out.
+func mavg(out, in []float64, w int) {
+	sum, cnt := 0.0, 0
+	for i, x := range in {
+		if !math.IsNaN(x) {
+			sum += x
+			cnt++
+		}
+		if j := i - w; j >= 0 && !math.IsNaN(in[j]) {
+			sum -= in[j]
+			cnt--
+		}
+		out[i] = math.NaN()
+		if cnt > 0 {
+			out[i] = sum / float64(cnt)
+		}
+	}
+}
+
+// fillGaps fills empty buckets at most w buckets after a real value with
+// fill, or with that last value when fill is NaN (last()). default() without
+// a window (w unlimited and fill set) also fills before the first value.
+func fillGaps(vals []float64, fill float64, w int) {
+	carry := math.IsNaN(fill)
+	last, lastIdx := math.NaN(), -1
+	for i, x := range vals {
+		if !math.IsNaN(x) {
+			last, lastIdx = x, i
+			continue
+		}
+		switch {
+		case lastIdx >= 0 && i-lastIdx <= w:
+			if carry {
+				vals[i] = last
+			} else {
+				vals[i] = fill
+			}
+		case !carry && w == math.MaxInt:
+			vals[i] = fill
+		}
+	}
+}
+
+// align re-buckets vals into windows of interval ms aligned to the epoch,
+// writing each window's summary at its first bucket. Summaries are over the
+// per-step bucket values, so an interval at or below the step is a no-op.
+func (ev *evaluator) align(vals []float64, interval int64, summarizer string) {
+	if interval <= ev.step {
+		return
+	}
+	for i := 0; i < len(vals); {
+		w := floorDiv(ev.g0+int64(i)*ev.step, interval)
+		j := i + 1
+		for j < len(vals) && floorDiv(ev.g0+int64(j)*ev.step, interval) == w {
+			j++
+		}
+		vals[i] = summarize(vals[i:j], summarizer)
+		for k := i + 1; k < j; k++ {
+			vals[k] = math.NaN()
+		}
+		i = j
+	}
+}
+
+func summarize(xs []float64, how string) float64 {
+	r, n := math.NaN(), 0
+	for _, x := range xs {
+		if math.IsNaN(x) {
+			continue
+		}
+		n++
+		switch {
+		case n == 1 && how != "count":
+			r = x
+		case how == "sum" || how == "mean" || how == "":
+			r += x
+		case how == "min":
+			r = min(r, x)
+		case how == "max":
+			r = max(r, x)
+		case how == "last":
+			r = x
+		}
+	}
+	switch {
+	case n == 0:
+		return math.NaN()
+	case how == "count":
+		return float64(n)
+	case how == "mean" || how == "":
+		return r / float64(n)
+	}
+	return r
+}
+
+type hgroup struct {
+	meta *vec
+	les  []float64
+	vals [][]float64 // per le: bucket values summed over the group's series
+}
+
+// percentile computes histogram_quantile, Prometheus' way, over series
+// tagged le (upper bound, compared numerically so "1" and "1.0" merge).
+// Bucket values are cumulative per le; they can be counts or per-second
+// rates alike. Without group tags every distinct (metric, source, tags minus
+// le) is one histogram; with them, buckets are summed per group and le.
+func (ev *evaluator) percentile(e *PercentileExpr, emit emitFn) error {
+	q := e.P.Val / 100
+	groups := map[string]*hgroup{}
+	var buf []float64
+	err := ev.stream(e.X, func(v *vec) error {
+		les, ok := v.tags["le"]
+		if !ok {
+			return nil
+		}
+		le, err := strconv.ParseFloat(les, 64)
+		if err != nil || math.IsNaN(le) {
+			return nil
+		}
+		vals := ev.aligned(v, &buf)
+		var k string
+		if e.Group != nil {
+			k = string(ev.groupKey(v, e.Group))
+		} else {
+			k = v.name + "\x00" + v.source + "\x00" + ev.tagKey(v.tags, "le")
+		}
+		g := groups[k]
+		if g == nil {
+			g = &hgroup{}
+			if e.Group != nil {
+				g.meta = groupMeta(v, e.Group)
+			} else {
+				g.meta = &vec{name: v.name, source: v.source, tags: make(map[string]string, len(v.tags))}
+				for t, x := range v.tags {
+					if t != "le" {
+						g.meta.tags[t] = x
+					}
+				}
+			}
+			groups[k] = g
+		}
+		for i, l := range g.les {
+			if l == le {
+				addInto(g.vals[i], vals)
+				return nil
+			}
+		}
+		g.les = append(g.les, le)
+		g.vals = append(g.vals, append([]float64(nil), vals...))
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var bs []bucket
+	for _, k := range keys {
+		g := groups[k]
+		sort.Sort(byLe{g})
+		out := make([]float64, ev.n)
+		for i := range out {
+			bs = bs[:0]
+			for j, le := range g.les {
+				if x := g.vals[j][i]; !math.IsNaN(x) {
+					bs = append(bs, bucket{le, x})
+				}
+			}
+			out[i] = bucketQuantile(q, bs)
+		}
+		g.meta.vals = out
+		if err := emit(g.meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addInto adds src into dst where src has values (NaN = none).
+func addInto(dst, src []float64) {
+	for i, x := range src {
+		switch {
+		case math.IsNaN(x):
+		case math.IsNaN(dst[i]):
+			dst[i] = x
+		default:
+			dst[i] += x
+		}
+	}
+}
+
+type byLe struct{ g *hgroup }
+
+func (s byLe) Len() int           { return len(s.g.les) }
+func (s byLe) Less(i, j int) bool { return s.g.les[i] < s.g.les[j] }
+func (s byLe) Swap(i, j int) {
+	s.g.les[i], s.g.les[j] = s.g.les[j], s.g.les[i]
+	s.g.vals[i], s.g.vals[j] = s.g.vals[j], s.g.vals[i]
+}
+
+type bucket struct{ le, count float64 }
+
+// bucketQuantile is Prometheus' histogram_quantile for one histogram whose
+// buckets are sorted by le: linear interpolation inside the bucket holding
+// the rank (lower bound 0 for the first bucket), the upper bound of the
+// highest finite bucket when the rank falls in +Inf, NaN without a +Inf
+// bucket, with fewer than two buckets or without observations.
+func bucketQuantile(q float64, bs []bucket) float64 {
+	if len(bs) < 2 || !math.IsInf(bs[len(bs)-1].le, 1) {
+		return math.NaN()
+	}
+	// Rates of cumulative buckets can jitter out of order; Prometheus forces
+	// monotonicity the same way.
+	for i := 1; i < len(bs); i++ {
+		bs[i].count = max(bs[i].count, bs[i-1].count)
+	}
+	total := bs[len(bs)-1].count
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := q * total
+	b := sort.Search(len(bs)-1, func(i int) bool { return bs[i].count >= rank })
+	if b == len(bs)-1 {
+		return bs[len(bs)-2].le
+	}
+	if b == 0 && bs[0].le <= 0 {
+		return bs[0].le
+	}
+	start, end, count := 0.0, bs[b].le, bs[b].count
+	if b > 0 {
+		start = bs[b-1].le
+		count -= bs[b-1].count
+		rank -= bs[b-1].count
+	}
+	return start + (end-start)*(rank/count)
+}

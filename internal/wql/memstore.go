@@ -1,0 +1,53 @@
+package wql
+
+import (
+	"context"
+	"sort"
+	"sync"
+)
+
+// MemStorage is an in-memory Storage for tests and benchmarks.
+type MemStorage struct {
+	mu     sync.RWMutex
+	byName map[string][]Series
+}
+
+// NewMemStorage returns an empty store.
+func NewMemStorage() *MemStorage { return &MemStorage{byName: map[string][]Series{}} }
+
+// Add stores s without copying: the caller hands over s.Points (ascending by
+// T) and s.Tags and must not modify them afterwards. Slices may be shared
+// between series, which lets benchmarks build large meshes cheaply.
+func (m *MemStorage) Add(s Series) {
+	m.mu.Lock()
+	m.byName[s.Name] = append(m.byName[s.Name], s)
+	m.mu.Unlock()
+}
+
+// Select implements Storage. Returned Points alias the stored slices.
+func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, end int64) ([]Series, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Series
+	for name, ss := range m.byName {
+		if !globMatch(glob, name) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			if f != nil && !f.Match(s.Source, s.Tags) {
+				continue
+			}
+			lo := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T >= start })
+			hi := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T > end })
+			if lo >= hi {
+				continue
+			}
+			s.Points = s.Points[lo:hi:hi]
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
