@@ -335,7 +335,8 @@ func (p *parser) call(depth int) (Expr, error) {
 	return &AggExpr{Pos: pos, Fn: name, X: x, Group: g}, nil
 }
 
-// groupArgs parses ", tag ...)" and an optional trailing "by (tag, ...)".
+// groupArgs parses ", tag ...)". A "by (tag, ...)" clause may come before
+// or after the closing parenthesis; the reference dashboards use both.
 func (p *parser) groupArgs() ([]string, error) {
 	var g []string
 	for {
@@ -344,9 +345,17 @@ func (p *parser) groupArgs() ([]string, error) {
 			p.i++
 			break
 		}
-		if err := p.expect(','); err != nil {
-			return nil, err
+		if p.by() {
+			var err error
+			if g, err = p.byList(g); err != nil {
+				return nil, err
+			}
+			continue
 		}
+		if p.peek() != ',' {
+			return nil, p.errf(p.i, "expected \",\" or \")\", found %s", p.describe())
+		}
+		p.i++
 		t, err := p.tagName()
 		if err != nil {
 			return nil, err
@@ -354,12 +363,24 @@ func (p *parser) groupArgs() ([]string, error) {
 		g = append(g, t)
 	}
 	save := p.i
+	if p.by() {
+		return p.byList(g)
+	}
+	p.i = save
+	return g, nil
+}
+
+// by consumes the keyword "by" when it is a whole word.
+func (p *parser) by() bool {
 	p.ws()
 	if !strings.HasPrefix(p.src[p.i:], "by") || (p.i+2 < len(p.src) && isIdentByte(p.src[p.i+2])) {
-		p.i = save
-		return g, nil
+		return false
 	}
 	p.i += 2
+	return true
+}
+
+func (p *parser) byList(g []string) ([]string, error) {
 	if err := p.expect('('); err != nil {
 		return nil, err
 	}
