@@ -198,18 +198,34 @@ func (ev *evaluator) aligned(v *vec, buf *[]float64) []float64 {
 	for i := range b {
 		b[i] = math.NaN()
 	}
+	// Samples are in time order, so the bucket index only needs a division
+	// when a sample skips past the next bucket.
 	cur, sum, cnt := -1, 0.0, 0.0
+	var lo, hi int64 // current bucket is [lo, hi)
+	span := int64(ev.n) * ev.step
 	for _, p := range v.raw {
-		d := p.T - ev.g0
-		if d < 0 || d/ev.step >= int64(ev.n) {
-			continue
-		}
-		idx := int(d / ev.step)
-		if idx != cur {
+		if cur < 0 || p.T < lo || p.T >= hi {
 			if cur >= 0 {
 				b[cur] = sum / cnt
 			}
-			cur, sum, cnt = idx, 0, 0
+			if cur >= 0 && p.T >= hi && p.T-hi < ev.step {
+				cur++
+				lo = hi
+			} else {
+				d := p.T - ev.g0
+				if d < 0 || d >= span {
+					cur = -1
+					continue
+				}
+				cur = int(d / ev.step)
+				lo = ev.g0 + int64(cur)*ev.step
+			}
+			hi = lo + ev.step
+			if cur >= ev.n {
+				cur = -1
+				continue
+			}
+			sum, cnt = 0, 0
 		}
 		sum += p.V
 		cnt++
