@@ -1,9 +1,6 @@
 package wql
 
-import (
-	"strconv"
-	"strings"
-)
+import "strings"
 
 // Expr is a parsed query expression. String returns a canonical form that
 // parses back to an identical Expr.
@@ -317,5 +314,3 @@ func isBareWord(s string) bool {
 func isKeyword(s string) bool {
 	return strings.EqualFold(s, "and") || strings.EqualFold(s, "or") || strings.EqualFold(s, "not")
 }
-
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
