@@ -635,8 +635,9 @@ func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
 				q.mu.Unlock()
 				return Batch{}, ErrClosed
 			}
-			if q.rdIdx < q.ackIdx {
-				// Records acked after a Nack, or dropped for room.
+			if q.rdIdx <= q.ackIdx {
+				// Records acked after a Nack, or dropped for room; at equal
+				// indexes rd may still name a segment Ack has deleted.
 				q.rd, q.rdIdx = q.ack, q.ackIdx
 			}
 			q.batchIdx = max(q.batchIdx, q.ackIdx)
