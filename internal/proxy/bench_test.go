@@ -55,7 +55,7 @@ func benchProxy(tb testing.TB, server string) *Proxy {
 }
 
 // istioLines returns n realistic Istio request-metric lines (~300 bytes,
-// 12 tags plus source) as Envoy sidecars produce them through the
+// 13 tags plus source) as Envoy sidecars produce them through the
 // collector, with varying workloads, codes and values.
 func istioLines(n int, seed uint64) []byte {
 	r := rand.New(rand.NewPCG(seed, seed))
