@@ -22,6 +22,7 @@ Commands:
   demo          run the simulator and the collector with the seed configuration
   collector     scrape Prometheus sources and send Wavefront points to sinks
   proxy         accept Wavefront lines and Zipkin spans, queue them on disk, forward them
+  server        store Wavefront metrics, histograms and spans; serve the query API
   check-config  validate and lint a collector configuration file
   explain       scrape once and show what happens to every series
   simulate      serve simulated Istio sidecar, istiod and /federate metrics
@@ -68,6 +69,8 @@ func run(ctx context.Context, cmd string, args []string, stdout io.Writer) error
 		return runSimulate(ctx, args, stdout)
 	case "proxy":
 		return runProxy(ctx, args, stdout)
+	case "server":
+		return runServer(ctx, args, stdout)
 	case "collector":
 		return runCollector(ctx, args, stdout)
 	case "check-config":

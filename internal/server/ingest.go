@@ -1,0 +1,194 @@
+package server
+
+import (
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// maxErrorSamples bounds the rejection messages returned in a response.
+const maxErrorSamples = 10
+
+// ReportResult is the JSON body of a 202 from /report.
+type ReportResult struct {
+	Accepted int            `json:"accepted"`
+	Rejected map[string]int `json:"rejected,omitempty"` // by WF code
+	Errors   []string       `json:"errors,omitempty"`   // the first few reasons, with line numbers
+}
+
+// handleReport is the Wavefront direct-ingestion endpoint. Lines are
+// validated as the proxy does; good ones are re-encoded canonically into
+// WAL records, which are fsync'd before the 202.
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("f")
+	if name == "" {
+		name = q.Get("format")
+	}
+	if name == "" {
+		name = "wavefront"
+	}
+	f, ok := formatNames[name]
+	if !ok {
+		s.reply(w, http.StatusBadRequest, "unknown format "+strconv.Quote(name))
+		return
+	}
+	body, code, err := readBody(r, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.reply(w, code, err.Error())
+		return
+	}
+	dec := s.decs.Get().(*wavefront.Decoder)
+	defer s.decs.Put(dec)
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	dec.DefaultSource = append(dec.DefaultSource[:0], host...)
+
+	res := ReportResult{}
+	received := time.Now().UnixMilli()
+	var recs [][]byte
+	rec := newRecord(f, received, min(len(body)+len(body)/4+recHeader, recordBytes+64<<10))
+	var (
+		point wavefront.Point
+		dist  wavefront.Distribution
+		span  wavefront.Span
+		sl    wavefront.SpanLogs
+	)
+	lineNo := 0
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		lineNo++
+		line = bytes.TrimRight(line, "\r")
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if len(rec) >= recordBytes {
+			recs = append(recs, rec)
+			rec = newRecord(f, received, recordBytes+64<<10)
+		}
+		before := len(rec)
+		switch f {
+		case fmtPoint:
+			if err = dec.DecodePoint(line, &point); err == nil {
+				// Milliseconds, not the wire's seconds: keep the precision.
+				point.Timestamp = dec.TimestampMillis()
+				rec = wavefront.AppendPoint(rec, &point)
+			}
+		case fmtHistogram:
+			if err = dec.DecodeDistribution(line, &dist); err == nil {
+				dist.Timestamp = dec.TimestampMillis()
+				rec = wavefront.AppendDistribution(rec, &dist)
+			}
+		case fmtSpan:
+			if err = dec.DecodeSpan(line, &span); err == nil {
+				rec = wavefront.AppendSpan(rec, &span)
+				if full := dec.TruncatedAnnotations(); len(full) > 0 {
+					// WF-433: values were truncated; keep them whole as span
+					// logs, as the reference does.
+					rec, err = appendSpanLogs(rec, wavefront.TruncationSpanLogs(&span, full))
+				}
+			}
+		case fmtSpanLogs:
+			if err = wavefront.DecodeSpanLogs(line, &sl); err == nil {
+				// The embedded span line only drives the proxy's sampling;
+				// the span itself arrives with f=trace.
+				sl.Span = ""
+				rec, err = appendSpanLogs(rec, &sl)
+			}
+		}
+		if err != nil {
+			rec = rec[:before]
+			code := wavefront.CodeParse
+			var le *wavefront.LineError
+			if errors.As(err, &le) {
+				code = le.Code
+			}
+			if res.Rejected == nil {
+				res.Rejected = map[string]int{}
+			}
+			res.Rejected[code]++
+			s.m.rejected.WithLabelValues(f.String(), code).Inc()
+			if len(res.Errors) < maxErrorSamples {
+				res.Errors = append(res.Errors, "line "+strconv.Itoa(lineNo)+": "+err.Error())
+			}
+			continue
+		}
+		res.Accepted++
+	}
+	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + sum(res.Rejected)))
+	if len(rec) > recHeader {
+		recs = append(recs, rec)
+	}
+	if len(recs) > 0 {
+		if err := s.wal.Append(recs...); err != nil {
+			s.log.Error("WAL append failed", "err", err)
+			s.reply(w, http.StatusServiceUnavailable, "cannot store data: "+err.Error())
+			return
+		}
+	}
+	s.m.requests.WithLabelValues("202").Inc()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(res)
+}
+
+func appendSpanLogs(dst []byte, sl *wavefront.SpanLogs) ([]byte, error) {
+	b, err := json.Marshal(sl)
+	if err != nil {
+		return dst, err
+	}
+	return append(append(dst, b...), '\n'), nil
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func (s *Server) reply(w http.ResponseWriter, code int, msg string) {
+	s.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
+	http.Error(w, msg, code)
+}
+
+// readBody reads a request body up to limit bytes, decompressing gzip or
+// deflate, and returns the HTTP status to answer on failure. The limit
+// applies after decompression too, against gzip bombs.
+func readBody(r *http.Request, limit int) ([]byte, int, error) {
+	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit))
+	switch r.Header.Get("Content-Encoding") {
+	case "gzip":
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, http.StatusBadRequest, errors.New("bad gzip body: " + err.Error())
+		}
+		defer zr.Close()
+		rd = zr
+	case "deflate":
+		rd = flate.NewReader(rd)
+	}
+	body, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig), len(body) > limit:
+		return nil, http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
+	case err != nil:
+		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
+	}
+	return body, 0, nil
+}

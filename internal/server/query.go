@@ -1,0 +1,241 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+	"github.com/meshwave/meshwave/internal/wql"
+)
+
+// ChartResponse is the JSON of /api/v2/chart/api, shaped like Wavefront's.
+type ChartResponse struct {
+	Query       string        `json:"query"`
+	Name        string        `json:"name"`
+	Granularity int64         `json:"granularity"` // seconds
+	Timeseries  []ChartSeries `json:"timeseries"`
+}
+
+// ChartSeries is one result series. Data points are [epoch seconds,
+// value]; non-finite values are left out, as JSON cannot carry them.
+type ChartSeries struct {
+	Label string            `json:"label"`
+	Host  string            `json:"host"`
+	Tags  map[string]string `json:"tags"`
+	Data  [][2]float64      `json:"data"`
+}
+
+// QueryError is the JSON body of a 4xx/5xx from the query endpoints.
+type QueryError struct {
+	Error    string `json:"error"`
+	Position *int   `json:"position,omitempty"` // byte offset in q, for query errors
+}
+
+var granularities = map[string]int64{"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+// handleChart evaluates a WQL query. Every query error, including an
+// unusable time range, is a 400 with its position where known; only a
+// store failure is a 5xx.
+func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	query := q.Get("q")
+	now := time.Now().UnixMilli()
+	start, err1 := msParam(q.Get("s"), now-3_600_000)
+	end, err2 := msParam(q.Get("e"), now)
+	step, ok := granularities[cmpOr(q.Get("g"), "m")]
+	switch {
+	case query == "":
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: "missing q"})
+		return
+	case err1 != nil || err2 != nil:
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: "bad s or e: " + errors.Join(err1, err2).Error()})
+		return
+	case !ok:
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: "g must be one of s, m, h, d"})
+		return
+	}
+	vars := map[string]string{}
+	for k, v := range q {
+		if name, ok := strings.CutPrefix(k, "var."); ok && len(v) > 0 {
+			vars[name] = v[0]
+		}
+	}
+	expr, err := wql.Parse(query, vars)
+	if err != nil {
+		writeQueryError(w, err)
+		return
+	}
+	series, err := wql.Eval(r.Context(), expr, s.metrics, wql.Options{Start: start, End: end, Step: step})
+	if err != nil {
+		writeQueryError(w, err)
+		return
+	}
+	resp := ChartResponse{Query: query, Name: query, Granularity: step / 1000, Timeseries: make([]ChartSeries, 0, len(series))}
+	for _, ser := range series {
+		cs := ChartSeries{Label: ser.Name, Host: ser.Source, Tags: ser.Tags, Data: make([][2]float64, 0, len(ser.Points))}
+		if cs.Tags == nil {
+			cs.Tags = map[string]string{}
+		}
+		for _, p := range ser.Points {
+			if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
+				cs.Data = append(cs.Data, [2]float64{float64(p.T / 1000), p.V})
+			}
+		}
+		resp.Timeseries = append(resp.Timeseries, cs)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func writeQueryError(w http.ResponseWriter, err error) {
+	var se storageError
+	var qe *wql.Error
+	switch {
+	case errors.As(err, &se):
+		writeJSON(w, http.StatusServiceUnavailable, QueryError{Error: err.Error()})
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeJSON(w, http.StatusServiceUnavailable, QueryError{Error: err.Error()})
+	case errors.As(err, &qe):
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: err.Error(), Position: &qe.Pos})
+	default:
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: err.Error()})
+	}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// msParam parses an epoch time in seconds or milliseconds (told apart by
+// magnitude, as Wavefront timestamps are).
+func msParam(v string, def int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	if n < 1e11 && n > -1e11 {
+		n *= 1000
+	}
+	return n, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// TraceResponse is the JSON of /api/v2/traces/{traceId}.
+type TraceResponse struct {
+	TraceID string     `json:"traceId"`
+	Spans   []SpanJSON `json:"spans"`
+}
+
+func (s *Server) handleTrace(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("traceId")
+	dec := s.decs.Get().(*wavefront.Decoder)
+	defer s.decs.Put(dec)
+	spans, err := s.kv.trace(id, dec)
+	switch {
+	case err != nil:
+		writeJSON(w, http.StatusServiceUnavailable, QueryError{Error: err.Error()})
+	case len(spans) == 0:
+		writeJSON(w, http.StatusNotFound, QueryError{Error: "trace not found"})
+	default:
+		writeJSON(w, http.StatusOK, TraceResponse{TraceID: id, Spans: spans})
+	}
+}
+
+// TraceSearchResponse is the JSON of /api/v2/traces.
+type TraceSearchResponse struct {
+	Traces []TraceSummary `json:"traces"`
+}
+
+func (s *Server) handleTraceSearch(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query()
+	now := time.Now().UnixMilli()
+	tq := TraceQuery{Service: p.Get("service"), Operation: p.Get("operation")}
+	var errs []error
+	intParam := func(name string, def int64, conv func(string, int64) (int64, error)) int64 {
+		v, err := conv(p.Get(name), def)
+		if err != nil {
+			errs = append(errs, errors.New(name+": "+err.Error()))
+		}
+		return v
+	}
+	plain := func(v string, def int64) (int64, error) {
+		if v == "" {
+			return def, nil
+		}
+		return strconv.ParseInt(v, 10, 64)
+	}
+	tq.Start = intParam("start", now-s.cfg.Retention.Milliseconds(), msParam)
+	tq.End = intParam("end", now, msParam)
+	tq.MinDuration = intParam("minDuration", 0, plain)
+	tq.MaxDuration = intParam("maxDuration", 0, plain)
+	tq.Limit = int(min(max(intParam("limit", 20, plain), 1), 1000))
+	if v := p.Get("error"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, errors.New("error: "+err.Error()))
+		}
+		tq.Error = &b
+	}
+	if len(errs) > 0 {
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: errors.Join(errs...).Error()})
+		return
+	}
+	dec := s.decs.Get().(*wavefront.Decoder)
+	defer s.decs.Put(dec)
+	traces, err := s.kv.searchTraces(r.Context(), tq, dec)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, QueryError{Error: err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, TraceSearchResponse{Traces: traces})
+}
+
+// MetricsResponse is the JSON of /api/v2/metrics.
+type MetricsResponse struct {
+	Metrics []MetricInfo `json:"metrics"`
+}
+
+// handleMetrics lists metric and histogram names matching a glob, with
+// their sources and tag values, for a metrics browser.
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query()
+	now := time.Now().UnixMilli()
+	start, err1 := msParam(p.Get("start"), now-s.cfg.Retention.Milliseconds())
+	end, err2 := msParam(p.Get("end"), now)
+	limit, err3 := strconv.Atoi(cmpOr(p.Get("limit"), "1000"))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		writeJSON(w, http.StatusBadRequest, QueryError{Error: err.Error()})
+		return
+	}
+	glob := cmpOr(p.Get("match"), "*")
+	limit = max(limit, 1)
+	ms, err := s.metrics.browse(r.Context(), glob, start, end, limit)
+	if err == nil {
+		var ds []MetricInfo
+		ds, err = s.kv.browseDists(r.Context(), glob, start, end, limit)
+		ms = append(ms, ds...)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, QueryError{Error: err.Error()})
+		return
+	}
+	slices.SortStableFunc(ms, func(a, b MetricInfo) int { return strings.Compare(a.Name, b.Name) })
+	writeJSON(w, http.StatusOK, MetricsResponse{Metrics: ms[:min(len(ms), limit)]})
+}

@@ -1,0 +1,26 @@
+package server
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// selfMetrics are the server's own metrics, served at /metrics next to the
+// tsdb's and the WAL queue's.
+type selfMetrics struct {
+	received, rejected, stored *prometheus.CounterVec
+	dropped, requests          *prometheus.CounterVec
+	applyLag                   prometheus.Gauge
+	cleaned                    prometheus.Counter
+}
+
+func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
+	m := &selfMetrics{
+		received: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshwave_server_lines_received_total", Help: "Lines received on /report, by format."}, []string{"format"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshwave_server_lines_rejected_total", Help: "Lines rejected on /report, by format and WF code."}, []string{"format", "code"}),
+		stored:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshwave_server_lines_stored_total", Help: "Lines written to the stores (WAL replays count again), by format."}, []string{"format"}),
+		dropped:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshwave_server_samples_dropped_total", Help: "Accepted lines the stores refused, by reason (too_old: outside the tsdb's out-of-order window; duplicate_timestamp: another value at the same ms)."}, []string{"reason"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "meshwave_server_report_requests_total", Help: "/report requests by HTTP status."}, []string{"code"}),
+		applyLag: prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshwave_server_apply_lag_seconds", Help: "Age of the newest WAL record when the applier stored it."}),
+		cleaned:  prometheus.NewCounter(prometheus.CounterOpts{Name: "meshwave_server_retention_deleted_total", Help: "Spans, span logs and distributions deleted by retention."}),
+	}
+	reg.MustRegister(m.received, m.rejected, m.stored, m.dropped, m.requests, m.applyLag, m.cleaned)
+	return m
+}

@@ -1,0 +1,233 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshwave/meshwave/internal/queue"
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// Config configures a Server. Zero values take the defaults noted.
+type Config struct {
+	DataDir string   // required
+	Tokens  []string // accepted API tokens; none means no authentication
+	// Retention is how long data is kept (default 15 days).
+	Retention time.Duration
+	// OutOfOrderWindow is how far behind the newest sample a metric sample
+	// may arrive and still be stored (default 24h; Wavefront senders
+	// routinely deliver late after an outage).
+	OutOfOrderWindow time.Duration
+	// MaxBodyBytes caps a request body after decompression (default 16 MiB).
+	MaxBodyBytes int
+	// CleanupInterval is the period of the span/distribution retention
+	// sweep (default 10 minutes); the tsdb enforces its own retention.
+	CleanupInterval time.Duration
+	Logger          *slog.Logger // default slog.Default()
+}
+
+// Defaults.
+const (
+	DefaultRetention    = 15 * 24 * time.Hour
+	DefaultOOOWindow    = 24 * time.Hour
+	DefaultMaxBodyBytes = 16 << 20
+)
+
+// Server is the meshwave backend: ingestion, storage and query API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	m       *selfMetrics
+	wal     *queue.Queue
+	metrics *metricStore
+	kv      *kvStore
+	decs    sync.Pool // *wavefront.Decoder for handlers
+	mux     *http.ServeMux
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup
+}
+
+// Open opens (or creates) the stores under cfg.DataDir and starts the
+// applier, which first re-applies WAL records left unacknowledged by a
+// crash, and the retention sweep.
+func Open(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: no data directory")
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.OutOfOrderWindow <= 0 {
+		cfg.OutOfOrderWindow = DefaultOOOWindow
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.CleanupInterval <= 0 {
+		cfg.CleanupInterval = 10 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.m = newSelfMetrics(s.reg)
+	s.decs.New = func() any { return new(wavefront.Decoder) }
+
+	var err error
+	if s.metrics, err = openMetricStore(filepath.Join(cfg.DataDir, "tsdb"), cfg.Retention.Milliseconds(), cfg.OutOfOrderWindow.Milliseconds(), s.log, s.reg); err != nil {
+		return nil, err
+	}
+	if s.kv, err = openKV(filepath.Join(cfg.DataDir, "spans.db")); err != nil {
+		s.metrics.close()
+		return nil, err
+	}
+	s.wal, err = queue.Open(filepath.Join(cfg.DataDir, "wal"), queue.Options{
+		SegmentBytes: walSegmentBytes,
+		Logger:       s.log,
+		Metrics:      queue.NewMetrics(s.reg, "server_wal"),
+	})
+	if err != nil {
+		s.kv.close()
+		s.metrics.close()
+		return nil, err
+	}
+	s.mux = s.routes()
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	a := &applier{s: s}
+	// AppendValue writes +Inf/-Inf, which only the lenient decoder reads.
+	a.dec.LenientNonFinite = true
+	s.wg.Add(2)
+	go func() { defer s.wg.Done(); a.run(ctx) }()
+	go func() { defer s.wg.Done(); s.cleanupLoop(ctx) }()
+	return s, nil
+}
+
+func (s *Server) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /report", s.auth(s.handleReport))
+	mux.HandleFunc("POST /report/", s.auth(s.handleReport))
+	mux.HandleFunc("GET /api/v2/chart/api", s.auth(s.handleChart))
+	mux.HandleFunc("GET /api/v2/traces/{traceId}", s.auth(s.handleTrace))
+	mux.HandleFunc("GET /api/v2/traces", s.auth(s.handleTraceSearch))
+	mux.HandleFunc("GET /api/v2/metrics", s.auth(s.handleMetrics))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	return mux
+}
+
+// Handler returns the HTTP handler of every endpoint.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Serve answers HTTP on ln until ctx ends, then shuts down gracefully:
+// in-flight requests finish, so each gets its 202 only if durable.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc
+	return err
+}
+
+// Close stops the applier (after it has applied and acknowledged what it
+// holds) and closes the stores. Unapplied WAL records are applied on the
+// next Open.
+func (s *Server) Close() error {
+	s.stop()
+	s.wg.Wait()
+	return errors.Join(s.wal.Close(), s.kv.close(), s.metrics.close())
+}
+
+// auth wraps h with the token check: with tokens configured a request must
+// present one as "Authorization: Bearer <t>", "X-AUTH-TOKEN: <t>" or a
+// t, token or api_key query parameter, else it gets 401 before its body
+// is read.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	if len(s.cfg.Tokens) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.validToken(tokenOf(r)) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="meshwave"`)
+			http.Error(w, "missing or invalid API token", http.StatusUnauthorized)
+			s.m.requests.WithLabelValues("401").Inc()
+			return
+		}
+		h(w, r)
+	}
+}
+
+func tokenOf(r *http.Request) string {
+	if a := r.Header.Get("Authorization"); a != "" {
+		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+		return ""
+	}
+	if t := r.Header.Get("X-AUTH-TOKEN"); t != "" {
+		return t
+	}
+	q := r.URL.Query()
+	for _, k := range []string{"t", "token", "api_key"} {
+		if t := q.Get(k); t != "" {
+			return t
+		}
+	}
+	return ""
+}
+
+func (s *Server) validToken(t string) bool {
+	ok := false
+	for _, want := range s.cfg.Tokens {
+		// Compare with every token in constant time, so timing tells
+		// nothing about which prefix matched.
+		ok = subtle.ConstantTimeCompare([]byte(t), []byte(want)) == 1 || ok
+	}
+	return ok && t != ""
+}
+
+// cleanupLoop enforces retention on spans, span logs and distributions;
+// the tsdb enforces it on metrics by dropping whole blocks.
+func (s *Server) cleanupLoop(ctx context.Context) {
+	var dec wavefront.Decoder
+	for {
+		cutoff := time.Now().Add(-s.cfg.Retention).UnixMilli()
+		n, err := s.kv.cleanup(ctx, cutoff, &dec)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.log.Error("retention cleanup failed", "err", err)
+		case n > 0:
+			s.log.Info("retention cleanup", "deleted", n)
+		}
+		s.m.cleaned.Add(float64(n))
+		sleep(ctx, s.cfg.CleanupInterval)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}

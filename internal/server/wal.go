@@ -1,0 +1,264 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/meshwave/meshwave/internal/queue"
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// format is the kind of data in a /report body and in a WAL record.
+type format byte
+
+const (
+	fmtPoint format = iota + 1
+	fmtHistogram
+	fmtSpan
+	fmtSpanLogs
+)
+
+var formatNames = map[string]format{
+	"wavefront": fmtPoint, "graphite_v2": fmtPoint,
+	"histogram": fmtHistogram,
+	"trace":     fmtSpan,
+	"spanLogs":  fmtSpanLogs,
+}
+
+func (f format) String() string {
+	switch f {
+	case fmtHistogram:
+		return "histogram"
+	case fmtSpan:
+		return "trace"
+	case fmtSpanLogs:
+		return "spanLogs"
+	}
+	return "wavefront"
+}
+
+// WAL records are: format (1 byte) | received Unix ms (8 bytes BE) |
+// canonical lines, each ending in '\n'. Canonical lines carry millisecond
+// timestamps, so decoding them again yields exactly what the handler
+// accepted, whatever the clock says at replay time.
+const (
+	recHeader = 9
+	// recordBytes is where the handler starts a new record: well under
+	// the queue's segment size, and large enough to amortise framing.
+	recordBytes = 1 << 20
+	// walSegmentBytes is the queue's segment size.
+	walSegmentBytes = 16 << 20
+	// readBytes is how much the applier takes from the WAL at once.
+	readBytes = 4 << 20
+	// syncEvery bounds how long applied batches wait for the tsdb WAL
+	// fsync that lets them be acknowledged; maxPending bounds how many.
+	syncEvery  = time.Second
+	maxPending = 8
+)
+
+func newRecord(f format, received int64, capacity int) []byte {
+	b := make([]byte, recHeader, capacity)
+	b[0] = byte(f)
+	binary.BigEndian.PutUint64(b[1:], uint64(received))
+	return b
+}
+
+// applier moves WAL records into the stores. It is the only writer of
+// both stores; see doc.go for why acknowledging after the stores commit
+// and their logs are fsync'd makes every 202 durable.
+type applier struct {
+	s     *Server
+	dec   wavefront.Decoder
+	kvb   kvBatch
+	point wavefront.Point
+	dist  wavefront.Distribution
+	span  wavefront.Span
+	key   []byte
+	lb    labels.ScratchBuilder
+}
+
+func (a *applier) run(ctx context.Context) {
+	var pending []queue.Batch
+	lastSync := time.Now()
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if err := a.s.metrics.syncWAL(); err != nil {
+			a.s.log.Error("fsync of the tsdb WAL failed; will retry", "err", err)
+			return
+		}
+		for _, b := range pending {
+			if err := a.s.wal.Ack(b); err != nil {
+				a.s.log.Error("WAL ack failed", "err", err)
+			}
+		}
+		pending, lastSync = pending[:0], time.Now()
+	}
+	for {
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if len(pending) > 0 {
+			rctx, cancel = context.WithTimeout(ctx, max(0, syncEvery-time.Since(lastSync)))
+		}
+		b, err := a.s.wal.Read(rctx, readBytes)
+		cancel()
+		switch {
+		case ctx.Err() != nil || errors.Is(err, queue.ErrClosed):
+			flush()
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			flush()
+			continue
+		case err != nil:
+			a.s.log.Error("WAL read failed", "err", err)
+			sleep(ctx, time.Second)
+			continue
+		}
+		if err := a.apply(ctx, b.Records); err != nil {
+			// Nothing after the last acknowledged batch is lost: the stores
+			// are idempotent, so the pending batches are simply read again.
+			a.s.log.Error("storing WAL batch failed; retrying", "err", err)
+			flush()
+			a.s.wal.Nack(b)
+			pending = pending[:0]
+			sleep(ctx, time.Second)
+			continue
+		}
+		pending = append(pending, b)
+		if len(pending) >= maxPending || time.Since(lastSync) >= syncEvery {
+			flush()
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// apply writes records to the tsdb (one commit) and the KV store (one
+// transaction).
+func (a *applier) apply(ctx context.Context, recs [][]byte) error {
+	app := a.s.metrics.db.Appender(ctx)
+	a.kvb.reset()
+	var newest int64
+	for _, rec := range recs {
+		if len(rec) < recHeader {
+			continue
+		}
+		f := format(rec[0])
+		received := int64(binary.BigEndian.Uint64(rec[1:]))
+		newest = max(newest, received)
+		body := rec[recHeader:]
+		stored := 0
+		for len(body) > 0 {
+			line := body
+			if i := indexNL(body); i >= 0 {
+				line, body = body[:i], body[i+1:]
+			} else {
+				body = nil
+			}
+			if a.applyLine(app, f, line, received) {
+				stored++
+			}
+		}
+		a.s.m.stored.WithLabelValues(f.String()).Add(float64(stored))
+	}
+	if err := app.Commit(); err != nil {
+		return err
+	}
+	if err := a.s.kv.write(&a.kvb, &a.dec); err != nil {
+		return err
+	}
+	if newest > 0 {
+		a.s.m.applyLag.Set(float64(time.Now().UnixMilli()-newest) / 1000)
+	}
+	return nil
+}
+
+func indexNL(b []byte) int {
+	for i, c := range b {
+		if c == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// applyLine stores one canonical line; false if it was dropped.
+func (a *applier) applyLine(app storage.Appender, f format, line []byte, received int64) bool {
+	switch f {
+	case fmtPoint:
+		p := &a.point
+		if err := a.dec.ParsePoint(line, p); err != nil {
+			a.drop("unparsable")
+			return false
+		}
+		a.key = append(append(append(append(a.key[:0], p.Name...), 0), p.Source...), 0)
+		for _, t := range p.Tags {
+			a.key = append(append(append(append(a.key, t.Key...), 0), t.Value...), 0)
+		}
+		err := a.s.metrics.append(app, a.key, a.pointLabels, a.dec.TimestampMillis(), p.Value)
+		if err != nil {
+			reason, ok := sampleDrop(err)
+			if !ok {
+				reason = "error"
+				a.s.log.Warn("tsdb refused a sample", "err", err)
+			}
+			a.drop(reason)
+			return false
+		}
+	case fmtHistogram:
+		h := &a.dist
+		if err := a.dec.DecodeDistribution(line, h); err != nil {
+			a.drop("unparsable")
+			return false
+		}
+		a.kvb.dists = append(a.kvb.dists, distRecOf(h, a.dec.TimestampMillis(), line))
+	case fmtSpan:
+		if err := a.dec.DecodeSpan(line, &a.span); err != nil {
+			a.drop("unparsable")
+			return false
+		}
+		a.kvb.spans = append(a.kvb.spans, spanRecOf(&a.span, line))
+	case fmtSpanLogs:
+		var sl wavefront.SpanLogs
+		if err := wavefront.DecodeSpanLogs(line, &sl); err != nil {
+			a.drop("unparsable")
+			return false
+		}
+		key := append(append(append([]byte(sl.TraceID), 0), sl.SpanID...), 0)
+		key = binary.BigEndian.AppendUint64(key, xxhash.Sum64(line))
+		a.kvb.logs = append(a.kvb.logs, logRec{key: key, received: received, json: line})
+	default:
+		a.drop("unknown_format")
+		return false
+	}
+	return true
+}
+
+// pointLabels builds the label set of a.point for a reference-cache miss.
+func (a *applier) pointLabels() labels.Labels {
+	p := &a.point
+	a.lb.Reset()
+	a.lb.Add(labelName, string(p.Name))
+	a.lb.Add(labelSource, string(p.Source))
+	for _, t := range p.Tags {
+		a.lb.Add(tagLabel(string(t.Key)), string(t.Value))
+	}
+	a.lb.Sort()
+	return a.lb.Labels()
+}
+
+// drop counts a line the stores refused although the handler accepted it.
+func (a *applier) drop(reason string) { a.s.m.dropped.WithLabelValues(reason).Inc() }
