@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"log/slog"
 	"math"
@@ -98,11 +99,9 @@ type ingester struct {
 	lineBuf []byte // a line rewritten by pointLine rules
 	utf8Buf []byte // a line with invalid UTF-8 replaced
 	rules   preprocessor.Scratch
-	staged  [len(formats)]struct {
-		buf   []byte
-		lines int
-	}
+	staged  *stageSet
 	staging int // bytes staged in all formats
+	async   *asyncCommitter
 }
 
 func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
@@ -111,9 +110,7 @@ func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
 	in.dec.DefaultSource = defaultSource
 	in.dec.CustomSourceTags = splitList(p.cfg.CustomSourceTags)
 	in.dec.LenientNonFinite = true
-	for i := range in.staged {
-		in.staged[i].buf = recordHeader(nil, formats[i], port)
-	}
+	in.staged = newStageSet(port)
 	return in
 }
 
@@ -297,28 +294,111 @@ func (in *ingester) stage(f format, encode func([]byte) []byte) {
 // full reports whether the staged lines should be committed now.
 func (in *ingester) full() bool { return in.staging >= stageLimit }
 
-// commit makes every staged line durable and only then counts it received.
+// stageSet holds one batch of encoded lines, a queue record per format.
+type stageSet [len(formats)]struct {
+	buf   []byte
+	lines int
+}
+
+func newStageSet(port string) *stageSet {
+	s := new(stageSet)
+	for i := range s {
+		s[i].buf = recordHeader(nil, formats[i], port)
+	}
+	return s
+}
+
+// append makes the set's lines durable and only then counts them received;
+// it leaves the set empty for reuse.
+func (s *stageSet) append(p *Proxy, port string) error {
+	var records [][]byte
+	for i := range s {
+		if s[i].lines > 0 {
+			records = append(records, s[i].buf)
+		}
+	}
+	var err error
+	if len(records) > 0 {
+		err = p.queue.Append(records...)
+	}
+	for i := range s {
+		if s[i].lines > 0 && err == nil {
+			p.m.received.WithLabelValues(formats[i].entity(), port).Add(float64(s[i].lines))
+		}
+		s[i].buf = recordHeader(s[i].buf[:0], formats[i], port)
+		s[i].lines = 0
+	}
+	return err
+}
+
+// commit makes every staged line durable before it returns (HTTP answers
+// only after this).
 func (in *ingester) commit() error {
 	if in.staging == 0 {
 		return nil
 	}
-	var records [][]byte
-	for i := range in.staged {
-		if in.staged[i].lines > 0 {
-			records = append(records, in.staged[i].buf)
-		}
-	}
-	err := in.p.queue.Append(records...)
-	for i := range in.staged {
-		s := &in.staged[i]
-		if s.lines > 0 && err == nil {
-			in.p.m.received.WithLabelValues(formats[i].entity(), in.port).Add(float64(s.lines))
-		}
-		s.buf = recordHeader(s.buf[:0], formats[i], in.port)
-		s.lines = 0
-	}
 	in.staging = 0
-	return err
+	return in.staged.append(in.p, in.port)
+}
+
+// asyncCommitter lets a TCP connection keep reading while its previous
+// batch is being fsync'd: one batch in the queue's writer, one waiting, and
+// the reader filling a third. Lines are counted only once durable.
+type asyncCommitter struct {
+	work chan *stageSet
+	free chan *stageSet
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// commitAsync hands the staged lines to the connection's committer. It
+// blocks only while two batches are already in flight, and returns the
+// first error an earlier batch met.
+func (in *ingester) commitAsync() error {
+	if in.async == nil {
+		a := &asyncCommitter{work: make(chan *stageSet, 1), free: make(chan *stageSet, 2), done: make(chan struct{})}
+		a.free <- newStageSet(in.port)
+		a.free <- newStageSet(in.port)
+		go func() {
+			defer close(a.done)
+			for s := range a.work {
+				if err := s.append(in.p, in.port); err != nil {
+					a.mu.Lock()
+					a.err = cmp.Or(a.err, err)
+					a.mu.Unlock()
+				}
+				a.free <- s
+			}
+		}()
+		in.async = a
+	}
+	if err := in.async.failed(); err != nil {
+		return err
+	}
+	if in.staging == 0 {
+		return nil
+	}
+	next := <-in.async.free
+	in.async.work <- in.staged
+	in.staged, in.staging = next, 0
+	return nil
+}
+
+// finish waits until every batch handed to the committer is durable.
+func (in *ingester) finish() error {
+	if in.async == nil {
+		return nil
+	}
+	close(in.async.work)
+	<-in.async.done
+	return in.async.failed()
+}
+
+func (a *asyncCommitter) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
 }
 
 // reject counts a refused line per error code and logs it, rate-limited, in

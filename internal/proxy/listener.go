@@ -150,6 +150,11 @@ func (l *pushListener) handle(c net.Conn) {
 // so a line is counted only once it is durable.
 func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 	in := l.p.newIngester(l.port, remoteHost(c))
+	defer func() {
+		if err := in.finish(); err != nil {
+			l.p.log.Error("queue append failed; lines of this connection were not counted", "port", l.port, "err", err)
+		}
+	}()
 	br, ok := r.(*bufio.Reader)
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
@@ -158,7 +163,7 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 	var long bool
 	for {
 		if br.Buffered() == 0 && !l.arm(c) {
-			return // shutting down; everything read so far is committed
+			return // shutting down; everything read so far is being committed
 		}
 		line, err := br.ReadSlice('\n')
 		switch {
@@ -177,7 +182,7 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 			in.line(line, 0)
 		}
 		if err != nil || br.Buffered() == 0 || in.full() {
-			if cerr := in.commit(); cerr != nil {
+			if cerr := in.commitAsync(); cerr != nil {
 				l.p.log.Error("queue append failed; closing connection so the client resends", "port", l.port, "err", cerr)
 				return
 			}
