@@ -52,7 +52,7 @@ func newMetrics() *Metrics {
 		blocked:     cv("blocked", "Items filtered by preprocessor rules.", "entity", "port"),
 		discarded:   cv("discarded", "Items dropped by rule: non-positive deltas, non-finite values, unsupported kinds.", "entity", "port"),
 		delivered:   cv("delivered", "Items the backend acknowledged.", "entity", "port"),
-		dropped:     cv("dropped", "Items given up after a permanent backend error or a full queue.", "entity"),
+		dropped:     cv("dropped", "Items given up after a permanent backend error (a full queue counts in meshwave_queue_dropped_records_total).", "entity"),
 		batchFailed: cv("batches_failed", "Zipkin request bodies that could not be decoded.", "port"),
 		httpStatus:  cv("http_requests", "HTTP responses, per port and status code.", "port", "code"),
 		refused:     cv("connections_refused", "Connections refused over --maxConnections.", "port"),
