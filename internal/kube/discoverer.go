@@ -44,6 +44,11 @@ type Options struct {
 	// NodeName restricts pods to this node (POD_NODE_NAME on node and legacy
 	// agents); "" watches every pod. It is also the default target source.
 	NodeName string
+	// DefaultSource, when set, replaces NodeName as the source of targets
+	// whose annotation and rule set none. `all` agents watch every pod but
+	// should pass $POD_NODE_NAME here, as the reference uses the collector's
+	// node; with neither, a target's source is its pod or service name.
+	DefaultSource string
 	// DisablePods leaves pods and node rules alone, for cluster agents that
 	// discover only services (§1.10).
 	DisablePods bool
@@ -93,9 +98,9 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		reg = prometheus.NewRegistry()
 	}
 	var firstErr error
-	// register reuses a collector already registered by an earlier
+	// add reuses a collector already registered by an earlier
 	// Discoverer (a config reload) instead of failing.
-	register := func(c prometheus.Collector) prometheus.Collector {
+	add := func(c prometheus.Collector) prometheus.Collector {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -109,16 +114,16 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 	}
 	name := func(n string) string { return "kubernetes_collector_discovery_" + n }
 	m := metrics{
-		registered: register(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name("targets_registered"),
+		registered: add(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name("targets_registered"),
 			Help: "Discovered targets this collector scrapes (after sharding)."}, []string{"type"})).(*prometheus.GaugeVec),
-		skipped: register(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("skipped"),
+		skipped: add(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("skipped"),
 			Help: "Resources whose discovery annotations or rule settings could not be used, per resource and reason."},
 			[]string{"kind", "namespace", "name", "reason"})).(*prometheus.CounterVec),
-		rules: register(prometheus.NewGauge(prometheus.GaugeOpts{Name: name("rules_count"),
+		rules: add(prometheus.NewGauge(prometheus.GaugeOpts{Name: name("rules_count"),
 			Help: "Valid discovery rules."})).(prometheus.Gauge),
-		enabled: register(prometheus.NewGauge(prometheus.GaugeOpts{Name: name("enabled"),
+		enabled: add(prometheus.NewGauge(prometheus.GaugeOpts{Name: name("enabled"),
 			Help: "1 while discovery runs."})).(prometheus.Gauge),
-		watchErrors: register(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("watch_errors"),
+		watchErrors: add(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name("watch_errors"),
 			Help: "Failed list/watch calls to the Kubernetes API, per resource."}, []string{"resource"})).(*prometheus.CounterVec),
 	}
 	return m, firstErr
@@ -152,7 +157,7 @@ func New(client kubernetes.Interface, opts Options, apply func(targets []collect
 			prefix:             cmp.Or(opts.Discovery.AnnotationPrefix, config.DefaultAnnotationPrefix),
 			disableAnnotations: opts.Discovery.DisableAnnotationDiscovery,
 			defaultInterval:    opts.DefaultCollectionInterval,
-			nodeName:           opts.NodeName,
+			defaultSource:      cmp.Or(opts.DefaultSource, opts.NodeName),
 		},
 	}
 	for _, r := range opts.Discovery.Plugins {

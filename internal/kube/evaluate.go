@@ -238,7 +238,7 @@ type evaluator struct {
 	prefix             string // annotation prefix, without the '/'
 	disableAnnotations bool
 	defaultInterval    time.Duration
-	nodeName           string // the collector's node: default target source
+	defaultSource      string // the collector's node, normally
 }
 
 // evaluate returns r's targets, and why targets it should have had were not
@@ -400,7 +400,7 @@ func (e *evaluator) encode(r *resource, rl *rule) (collector.Target, error) {
 			Name:       name,
 			HTTPConfig: httpConf,
 			Transform: config.Transform{
-				Source:            first(ann("source"), rc.Source, e.nodeName, r.name),
+				Source:            first(ann("source"), rc.Source, e.defaultSource, r.name),
 				Prefix:            first(ann("prefix"), rc.Prefix),
 				Tags:              tags,
 				ConvertHistograms: rc.ConvertHistograms,

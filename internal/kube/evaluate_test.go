@@ -439,3 +439,24 @@ func TestNewSkipsInvalidRules(t *testing.T) {
 		}
 	}
 }
+
+// The default source is the collector's node; without one, the pod name.
+func TestEvaluateDefaultSource(t *testing.T) {
+	for _, c := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{NodeName: testNode}, testNode},
+		{Options{DefaultSource: "node-z"}, "node-z"}, // an `all` agent
+		{Options{}, "web-1"},
+	} {
+		d, err := New(fake.NewClientset(), c.opts, func([]collector.Target) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := podResource(mkPod(web1()), c.opts.NodeName)
+		if got, _ := d.eval.evaluate(&r); len(got) != 1 || got[0].Source.Source != c.want {
+			t.Errorf("%+v: %+v, want source %q", c.opts, got, c.want)
+		}
+	}
+}
