@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,6 +29,9 @@ func start(t testing.TB, cfg Config) *testServer {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
 	}
 	s, err := Open(cfg)
 	if err != nil {
@@ -129,4 +134,9 @@ func selectAll(t testing.TB, s *Server, glob string) []wql.Series {
 		t.Fatal(err)
 	}
 	return ss
+}
+
+// quietLogger keeps the tsdb's start-up chatter out of test output.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }

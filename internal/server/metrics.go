@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -23,7 +24,7 @@ import (
 
 // Label names the metric store uses besides the escaped point tags.
 const (
-	labelName   = labels.MetricName // the Wavefront metric name, as-is
+	labelName   = model.MetricNameLabel // the Wavefront metric name, as-is
 	labelSource = "source"
 	// reservedPrefix starts every Prometheus-reserved label name. A point
 	// tag key that starts with it is stored with escapePrefix in front, so

@@ -1,0 +1,78 @@
+// Package server is the meshwave backend: it speaks the Wavefront
+// direct-ingestion API, stores metrics, distributions, spans and span logs
+// in embedded engines, and answers the query API.
+//
+// # Endpoints
+//
+//   - POST /report?f=wavefront|histogram|trace|spanLogs (also format=):
+//     newline-separated lines, plain, gzip or deflate. Lines are decoded and
+//     validated as the proxy does (internal/wavefront); rejected lines are
+//     counted per WF code while the rest of the body is processed, and the
+//     answer is 202 with {"accepted", "rejected": {code: n}, "errors"}.
+//     Bodies over Config.MaxBodyBytes, before or after decompression, get
+//     413; a missing or wrong token gets 401 before the body is read.
+//   - GET /api/v2/chart/api?q=&s=&e=&g=s|m|h|d: a WQL query (internal/wql),
+//     answered as {"timeseries": [{"label", "host", "tags", "data":
+//     [[epochSeconds, value]...]}]}. Query errors are 400 with the error
+//     and, for parse errors, its byte position; only store failures are
+//     5xx. Dashboard variables come as var.<name>=<value>.
+//   - GET /api/v2/traces/{traceId}: the spans of a trace, by start time,
+//     with their span logs.
+//   - GET /api/v2/traces?service=&operation=&minDuration=&maxDuration=
+//     &error=&start=&end=&limit=: newest traces with a matching span.
+//   - GET /api/v2/metrics?match=glob: metric and histogram names with
+//     their sources and tag values, for a metrics browser.
+//   - GET /metrics (self-metrics, tsdb and WAL queue), GET /healthz.
+//
+// Tokens may be given as "Authorization: Bearer <t>", "X-AUTH-TOKEN" or a
+// t, token or api_key query parameter; with tokens configured, the query
+// endpoints need one too.
+//
+// # Storage layout (under the data directory)
+//
+//   - wal/: an internal/queue FIFO. Each record is a format byte, the
+//     receive time (ms) and canonical lines with millisecond timestamps.
+//   - tsdb/: Prometheus' tsdb for metric points. Labels: __name__ = the
+//     Wavefront metric name as-is, source, and one label per point tag. The
+//     tsdb accepts any label-name characters (UTF-8 names are valid since
+//     Prometheus 3), so tag keys are stored verbatim except that a key
+//     starting with "__" (reserved) gets a "__wf" prefix, removed again on
+//     read. Delta counters (∆ names) are series of their own: one value per
+//     series and millisecond, summed per interval at query time. Samples
+//     further behind the newest one than Config.OutOfOrderWindow, or with a
+//     second value at an existing timestamp, are dropped and counted in
+//     meshwave_server_samples_dropped_total{reason}.
+//   - spans.db: a bbolt file with buckets
+//     spans    traceId 0 spanId → canonical span line
+//     spantime start(8, BE) traceId 0 spanId → duration, error, service, operation
+//     spansvc  service 0 start(8) traceId 0 spanId → same
+//     logs     traceId 0 spanId 0 hash(8) → span-logs JSON
+//     logtime  received(8) logs-key → nil
+//     dists    name 0 binStart(8) hash(8) → granularity, source, tags, centroids
+//     distnames name → nil
+//     A trace is one prefix scan; a search walks a time-ordered index
+//     backwards and filters on the index values. Distributions keep their
+//     centroids (percentiles are a query-time concern, as in Wavefront's
+//     hs()); histograms for the same series and bin are kept side by side
+//     and merged when read (SelectDistributions).
+//
+// Retention (Config.Retention) is enforced by the tsdb on blocks and by a
+// sweep of the time-ordered buckets every Config.CleanupInterval.
+//
+// # Durability
+//
+// A 202 means durable: the handler appends the accepted lines to the WAL,
+// which returns only after fsync (concurrent requests share fsyncs). A
+// single applier goroutine reads WAL batches, writes them to the tsdb (one
+// commit) and bbolt (one fsync'd transaction), and acknowledges them only
+// after fsyncing the tsdb's own WAL segments, which the tsdb writes on
+// every commit but fsyncs only when a segment is full. So at any crash,
+// power loss included, every acknowledged request is either still in our
+// WAL or durable in the stores. Replays after a crash are harmless: the
+// tsdb ignores a sample equal to the latest of its series and the query
+// path merges equal timestamps from its out-of-order head, spans
+// overwrite by (traceId, spanId) and replace their index entries, and span
+// logs and distributions are keyed by a hash of their canonical line.
+//
+// The package keeps no package-level mutable state.
+package server
