@@ -35,24 +35,39 @@ func runCollector(ctx context.Context, args []string, stdout io.Writer) error {
 	metricsAddr := fs.String("metrics-addr", "127.0.0.1:9102", "serve self-metrics on `addr`/metrics; empty disables")
 	maxLine := fs.Int("max-line-bytes", 0, "skip exposition lines longer than this (default 1 MiB)")
 	timeout := fs.Duration("once-timeout", 2*time.Minute, "with --once, give up delivering after this long")
+	reload := fs.Duration("reload-interval", 10*time.Second, "check the configuration file for changes this often and apply them without a restart; 0 disables")
+	var ks kubeSettings
+	fs.StringVar(&ks.agent, "agent", "all", "agent `type`: all (every pod; static sources while leader), node (own node's pods only), cluster (services and static sources while leader), legacy (own node's pods; static sources while leader)")
+	daemon := fs.Bool("daemon", false, "the reference's flag: same as --agent legacy")
+	fs.StringVar(&ks.kubeconfig, "kubeconfig", "", "kubeconfig `file` for discovery and leader election (default: in-cluster config when in a pod)")
+	fs.IntVar(&ks.shards, "shards", 0, "split discovered pod targets over `N` collectors (a StatefulSet)")
+	fs.IntVar(&ks.shardIndex, "shard-index", -1, "this collector's shard, 0..N-1 (default: the StatefulSet ordinal at the end of $HOSTNAME)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *daemon {
+		ks.agent = "legacy"
+	}
 	log := slog.Default()
+	opts := collector.Options{MetricsAddr: *metricsAddr, MaxLineBytes: *maxLine, Logger: log}
+	if !*once {
+		if path == "" {
+			return errors.New("--config FILE is required")
+		}
+		sup, err := collector.NewSupervisor(path, opts, *reload)
+		if err != nil {
+			return err
+		}
+		return runKubeCollector(ctx, sup, ks, log)
+	}
 	cfg, err := loadConfig(path, log)
 	if err != nil {
 		return err
 	}
-	opts := collector.Options{MetricsAddr: *metricsAddr, MaxLineBytes: *maxLine, Logger: log}
-	if *once {
-		opts.MetricsAddr = ""
-	}
+	opts.MetricsAddr = ""
 	c, err := collector.New(cfg, opts)
 	if err != nil {
 		return err
-	}
-	if !*once {
-		return c.Run(ctx)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
