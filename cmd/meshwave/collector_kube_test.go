@@ -16,7 +16,7 @@ func TestResolveShard(t *testing.T) {
 	t.Setenv("HOSTNAME", "meshwave-collector-3")
 	for _, tc := range []struct {
 		shards, index, want int
-		err             string
+		err                 string
 	}{
 		{shards: 0, index: -1, want: 0},
 		{shards: 1, index: -1, want: 0},
