@@ -72,6 +72,7 @@ func New(cfg *config.Config, opts Options) (*Collector, error) {
 	}
 	c.targets.set(staticGroup, static)
 	c.stats = newStatsSource(cfg, c.m, c.newFanout())
+	c.stats.leading = c.targets.isLeading
 	return c, nil
 }
 

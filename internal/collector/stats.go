@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ type statsSource struct {
 	point       wavefront.Point
 	name        []byte
 	ptags       []wavefront.Tag
+	leading     func() bool // the leading tag's value (collector.md §7)
 }
 
 // zeroSuppressed lists the name endings whose zero values the reference does
@@ -56,7 +58,7 @@ func newStatsSource(cfg *config.Config, m *Metrics, out fanout) *statsSource {
 		}
 	}
 	s.tags = append(s.tags,
-		wavefront.Tag{Key: []byte("leading"), Value: []byte("true")},
+		wavefront.Tag{Key: []byte("leading"), Value: []byte("false")},
 		wavefront.Tag{Key: []byte("installation_method"), Value: []byte(installation)})
 	if cfg.EnableEvents {
 		s.eventsValue = 1
@@ -79,6 +81,9 @@ func (s *statsSource) run(ctx context.Context, interval time.Duration) {
 
 // send writes one round of self-metrics and heartbeats.
 func (s *statsSource) send() {
+	if s.leading != nil {
+		s.tags[len(s.tags)-2].Value = []byte(strconv.FormatBool(s.leading()))
+	}
 	families, err := s.m.reg.Gather()
 	if err != nil {
 		return // Gather only fails on inconsistent registrations, a bug caught by tests

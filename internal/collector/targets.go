@@ -58,6 +58,13 @@ func (t *targets) set(group string, list []Target) {
 	t.reconcileLocked()
 }
 
+// isLeading reports whether this collector scrapes the static sources.
+func (t *targets) isLeading() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.leading
+}
+
 // setLeading starts or stops the static sources.
 func (t *targets) setLeading(leading bool) {
 	t.mu.Lock()
