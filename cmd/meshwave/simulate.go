@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	"github.com/meshwave/meshwave/internal/simulate"
@@ -24,6 +25,8 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	seed := fs.Int64("seed", d.Seed, "seed for names, addresses, latencies and sizes")
 	series := fs.Int("series", 0, "approximate /federate series count; overrides the shape flags")
 	leFormat := fs.String("le-format", d.LeFormat.String(), "federated le spelling: prom2 (\"1800000\") or prom3 (\"1.8e+06\")")
+	tracesURL := fs.String("traces-url", "", "post Istio-style Zipkin v2 traces to this URL (e.g. http://127.0.0.1:9411/api/v2/spans); empty: off")
+	tracesRate := fs.Float64("traces-rate", 5, "traces per second across the mesh, with --traces-url")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,5 +58,10 @@ func runSimulate(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "istiod:   %s/istiod/metrics\n", base)
 	fmt.Fprintf(stdout, "pods:     %s%s (and %d more)\n", base, targets[0].MetricsPath, len(targets)-2)
 	fmt.Fprintf(stdout, "targets:  %s/targets (Prometheus file_sd JSON)\n", base)
+	if *tracesURL != "" {
+		fmt.Fprintf(stdout, "traces:   posting %g/s to %s\n", *tracesRate, *tracesURL)
+		tr := simulate.NewTracer(m, simulate.TraceOptions{Rate: *tracesRate, Seed: o.Seed})
+		go func() { _ = tr.Run(ctx, *tracesURL, nil, slog.Default()) }() // fails only on an empty URL
+	}
 	return simulate.NewServer(m, nil).Serve(ctx, ln)
 }
