@@ -128,6 +128,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /api/v2/metrics", s.auth(s.handleMetrics))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s.uiRoutes(mux) // ui.go
 	return mux
 }
 
