@@ -328,6 +328,8 @@ function sparkline(data) {
   return svg;
 }
 
+const MAX_ROWS = 300;
+
 // table: columns are c.cols, then one value column per query (last value);
 // rows join series of all queries by those tags and sort by the first value.
 function table(c, results) {
@@ -342,8 +344,9 @@ function table(c, results) {
       rows.get(id).values[i] = lastValue(s);
     }
   });
-  const sorted = [...rows.values()].sort((a, b) => (b.values[0] ?? -Infinity) - (a.values[0] ?? -Infinity));
-  return el("div", { class: "tablewrap" }, el("table", {},
+  const all = [...rows.values()].sort((a, b) => (b.values[0] ?? -Infinity) - (a.values[0] ?? -Infinity));
+  const sorted = all.slice(0, MAX_ROWS);
+  return el("div", { class: "tablewrap" }, all.length > MAX_ROWS ? el("p", { class: "muted" }, `first ${MAX_ROWS} of ${all.length} rows`) : null, el("table", {},
     el("tr", {}, cols.map((k) => el("th", {}, k)), c.queries.map((q, i) => el("th", {}, q.name + (i === 0 ? " ↓" : "")))),
     sorted.map((row) => el("tr", {},
       row.key.map((v, i) => el("td", {}, i === 0 ? el("span", { class: "swatch", style: "background:" + row.color }) : null, v)),
@@ -370,9 +373,9 @@ function lineChart(box, c, results) {
     legend: { show: false },
     cursor: { points: { show: false } },
     scales: { x: { time: true } },
-    axes: [{ size: 30 }, { size: 60, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
+    axes: [{ size: 30 }, { size: 80, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
     series: [{}, ...series.map(({ name }, i) => ({
-      label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
+      label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false },
       fill: c.fill ? COLORS[i % COLORS.length] + "22" : undefined,
     }))],
   };
