@@ -233,10 +233,13 @@ const CONTROL_PLANE = {
           ] },
       ],
       [
-        { title: "Proxy Convergence Time (p50/p90/p99)", type: "line", unit: "s",
-          queries: [50, 90, 99].map((p) => ({ name: "p" + p, q: cp(`percentile(${p}, rate(ts(pilot.proxy.convergence.time.bucket.value, F_cp)))`) })) },
-        { title: "Proxy Queue Time", type: "table", cols: ["app", "instance", "le"], queries: q1(cp("ts(pilot.proxy.queue.time.bucket.value, F_cp)")) },
+        { title: "Proxy Convergence Time", type: "histogram", unit: "dur",
+          desc: "As the reference renders it: the point values of the cumulative bucket series, binned (istio.md §10.2).",
+          queries: q1(cp("ts(pilot.proxy.convergence.time.bucket.value, F_cp)")) },
+        { title: "Proxy Queue Time", type: "histogram", unit: "dur", queries: q1(cp("ts(pilot.proxy.queue.time.bucket.value, F_cp)")) },
       ],
+      [{ title: "Proxy Convergence Time p50/p90/p99 (from le deltas)", type: "line", unit: "s",
+        queries: [50, 90, 99].map((p) => ({ name: "p" + p, q: cp(`percentile(${p}, rate(ts(pilot.proxy.convergence.time.bucket.value, F_cp)))`) })) }],
     ] },
     { title: "Galley", rows: [[
       { title: "Configuration Validation (Pass/Fail/HTTP Error)", type: "table", cols: ["app", "instance"],
@@ -292,6 +295,9 @@ function renderChart(box, c, results) {
     case "table":
       box.replaceChildren(head, table(c, results));
       break;
+    case "histogram":
+      box.replaceChildren(head, histogram(c, all));
+      break;
     case "nv": {
       const cols = c.cols || [];
       const rows = [];
@@ -330,6 +336,23 @@ function sparkline(data) {
 
 const MAX_ROWS = 300;
 
+// histogram bins every point value of every series into 30 bars, with a
+// log-scale count and the 25th/50th/75th percentile marked.
+function histogram(c, all) {
+  const vs = all.flatMap((s) => s.data.map((p) => p[1])).sort((a, b) => a - b);
+  const lo = vs[0], hi = vs[vs.length - 1], n = 30, w = (hi - lo) / n || 1;
+  const counts = new Array(n).fill(0);
+  for (const v of vs) counts[Math.min(Math.floor((v - lo) / w), n - 1)]++;
+  const top = Math.log10(Math.max(...counts) + 1);
+  const pct = (p) => vs[Math.min(vs.length - 1, Math.floor((p / 100) * vs.length))];
+  const bars = el("div", { class: "hist" }, counts.map((k, i) => el("div", {
+    class: "bin", title: `${fmt(lo + i * w, c.unit)} – ${fmt(lo + (i + 1) * w, c.unit)}: ${k}`,
+    style: `height:${(Math.log10(k + 1) / top) * 100}%;background:hsl(${220 + (i * 60) / n},60%,55%)`,
+  })));
+  return el("div", {}, el("div", { class: "muted" }, [25, 50, 75].map((p) => `p${p} ${fmt(pct(p), c.unit)}`).join(" · "), ` · ${vs.length} points, count on a log scale`), bars,
+    el("div", { class: "hist-x" }, el("span", {}, fmt(lo, c.unit)), el("span", {}, fmt(hi, c.unit))));
+}
+
 // table: columns are c.cols, then one value column per query (last value);
 // rows join series of all queries by those tags and sort by the first value.
 function table(c, results) {
@@ -367,20 +390,37 @@ function lineChart(box, c, results) {
     data.push(ys);
   }
   const width = Math.max(box.clientWidth - 16, 200);
-  const axisFmt = (u, vals) => vals.map((v) => fmt(v, c.unit === "bytes" ? "bytes" : "", 2));
+  const w = window_();
+  const axisFmt = c.unit === "bytes" ? (u, vals) => vals.map((v) => binary(v, 2)) : undefined;
   const opts = {
     width, height: 180,
     legend: { show: false },
     cursor: { points: { show: false } },
-    scales: { x: { time: true } },
+    scales: { x: { time: true, range: () => [w.s, w.e] } },
     axes: [{ size: 30 }, { size: 80, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
     series: [{}, ...series.map(({ name }, i) => ({
       label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false },
       fill: c.fill ? COLORS[i % COLORS.length] + "22" : undefined,
     }))],
   };
-  const holder = el("div", { title: series.length + " series" });
-  box.append(holder);
+  // The legend is hidden (there can be hundreds of series); the readout
+  // names the series nearest the cursor instead.
+  const readout = el("div", { class: "readout muted" }, series.length + " series");
+  opts.hooks = { setCursor: [(u) => {
+    const i = u.cursor.idx;
+    if (i == null || u.cursor.top == null || u.cursor.top < 0) return;
+    let best = null, dist = Infinity;
+    for (let k = 1; k < u.data.length; k++) {
+      const v = u.data[k][i];
+      if (v == null) continue;
+      const d = Math.abs(u.valToPos(v, "y") - u.cursor.top);
+      if (d < dist) { dist = d; best = k; }
+    }
+    readout.textContent = best == null ? "" : new Date(u.data[0][i] * 1000).toLocaleTimeString() + "  " +
+      fmt(u.data[best][i], c.unit) + "  " + u.series[best].label;
+  }] };
+  const holder = el("div");
+  box.append(holder, readout);
   new uPlot(opts, data, holder);
 }
 
