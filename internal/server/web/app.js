@@ -399,7 +399,7 @@ function lineChart(box, c, results) {
     scales: { x: { time: true, range: () => [w.s, w.e] } },
     axes: [{ size: 30 }, { size: 80, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
     series: [{}, ...series.map(({ name }, i) => ({
-      label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: false },
+      label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
       fill: c.fill ? COLORS[i % COLORS.length] + "22" : undefined,
     }))],
   };
