@@ -19,7 +19,7 @@ const usage = `meshwave: Istio metrics and traces, collected and stored.
 Usage: meshwave <command> [flags]
 
 Commands:
-  demo          run the simulator and the collector with the seed configuration
+  demo          run the whole stack on loopback: simulated mesh, collector, proxy, server and dashboards
   collector     scrape Prometheus sources and send Wavefront points to sinks
   proxy         accept Wavefront lines and Zipkin spans, queue them on disk, forward them
   server        store Wavefront metrics, histograms and spans; serve the query API

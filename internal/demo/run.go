@@ -150,6 +150,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// Envoy-style Zipkin traces from the simulated mesh, posted to the
+	// proxy's Zipkin port as Istio's sidecars would.
+	tracer := simulate.NewTracer(mesh, simulate.TraceOptions{Rate: 5, Seed: 1})
+	traceCtx, stopTraces := context.WithCancel(ctx)
+	traceDone := make(chan struct{})
+	go func() {
+		defer close(traceDone)
+		_ = tracer.Run(traceCtx, "http://"+addrs.ProxyZipkin+"/api/v2/spans", nil, log.With("role", "envoy-tracer"))
+	}()
+	defer func() { stopTraces(); <-traceDone }()
 	log.Info("demo running; Ctrl-C stops", "dashboards", addrs.URL(), "data", o.DataDir,
 		"proxy_push", addrs.ProxyPush, "proxy_zipkin", addrs.ProxyZipkin, "federate", federate)
 	if o.Ready != nil {

@@ -46,9 +46,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	p := &Proxy{cfg: cfg, log: log, m: newMetrics(), limits: wavefront.DefaultLimits(), addrs: map[string]net.Addr{}}
-	// Envoy's spans carry about 30 annotations once converted; the
-	// reference's default of 20 (which its backend raises) would reject them.
-	p.limits.MaxSpanAnnotations = 128
+	p.limits.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
 	p.blocked = &blockedLog{logger: log.With("logger", "RawBlockedPoints"), perTen: max(cfg.PushBlockedSamples, 1)}
 	q, err := queue.Open(cfg.Buffer, queue.Options{MaxBytes: cfg.BufferMaxBytes, Logger: log, Metrics: queue.NewMetrics(p.m.reg, "proxy")})
 	if err != nil {

@@ -55,6 +55,7 @@ type Server struct {
 	metrics *metricStore
 	kv      *kvStore
 	decs    sync.Pool // *wavefront.Decoder for handlers
+	limits  wavefront.Limits
 	mux     *http.ServeMux
 
 	stop context.CancelFunc
@@ -86,7 +87,9 @@ func Open(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = newSelfMetrics(s.reg)
-	s.decs.New = func() any { return new(wavefront.Decoder) }
+	s.limits = wavefront.DefaultLimits()
+	s.limits.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
+	s.decs.New = func() any { return &wavefront.Decoder{Limits: &s.limits} }
 
 	var err error
 	if s.metrics, err = openMetricStore(filepath.Join(cfg.DataDir, "tsdb"), cfg.Retention.Milliseconds(), cfg.OutOfOrderWindow.Milliseconds(), s.log, s.reg); err != nil {
@@ -110,6 +113,7 @@ func Open(cfg Config) (*Server, error) {
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	a := &applier{s: s}
+	a.dec.Limits = &s.limits
 	// AppendValue writes +Inf/-Inf, which only the lenient decoder reads.
 	a.dec.LenientNonFinite = true
 	s.wg.Add(2)
