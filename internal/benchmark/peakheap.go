@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/meshwave/meshwave/internal/collector"
+	"github.com/meshwave/meshwave/internal/config"
 	"github.com/meshwave/meshwave/internal/simulate"
 )
 
@@ -96,7 +97,8 @@ func PeakHeap(ctx context.Context, series int) (Result, error) {
 	}
 	// The points themselves are not measured; the file sink still encodes
 	// and writes every one.
-	cfg.Sinks[0].File = os.DevNull
+	// The demo's proxy sink is replaced: no proxy runs here.
+	cfg.Sinks = []config.Sink{{File: os.DevNull}}
 	// A million ~1 KB series over loopback can exceed the 30 s default
 	// timeout on a small, busy machine; a timeout would cut the scrape short.
 	cfg.Sources.PrometheusSources[0].Collection.Timeout = 10 * time.Minute
