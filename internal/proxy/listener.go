@@ -3,7 +3,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/meshwave/meshwave/internal/httpbody"
 )
 
 // pushListener serves one push port: plaintext lines and HTTP on the same
@@ -226,7 +227,7 @@ func (l *pushListener) serveHTTPCode(w http.ResponseWriter, r *http.Request) int
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
-	body, code, err := readBody(r, l.p.cfg.PushListenerHTTPBufferSize)
+	body, code, err := httpbody.Read(r, l.p.cfg.PushListenerHTTPBufferSize)
 	if err != nil {
 		http.Error(w, err.Error(), code)
 		return code
@@ -263,33 +264,6 @@ func (l *pushListener) unavailable(w http.ResponseWriter, err error) int {
 	l.p.log.Error("queue append failed", "port", l.port, "err", err)
 	http.Error(w, "cannot queue data: "+err.Error(), http.StatusServiceUnavailable)
 	return http.StatusServiceUnavailable
-}
-
-// readBody reads a request body up to limit bytes, decompressing gzip or
-// deflate. It returns the HTTP status to answer on failure.
-func readBody(r *http.Request, limit int) ([]byte, int, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit))
-	switch r.Header.Get("Content-Encoding") {
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, http.StatusBadRequest, errors.New("bad gzip body: " + err.Error())
-		}
-		defer zr.Close()
-		rd = zr
-	case "deflate":
-		rd = flate.NewReader(rd)
-	}
-	// The limit applies to the decompressed body too, against gzip bombs.
-	body, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig), len(body) > limit:
-		return nil, http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
-	case err != nil:
-		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
-	}
-	return body, 0, nil
 }
 
 // peekedConn is a connection whose first bytes were already read into r.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/httpbody"
 	"github.com/meshwave/meshwave/internal/preprocessor"
 	"github.com/meshwave/meshwave/internal/red"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -63,7 +64,7 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 	if r.Method != http.MethodPost {
 		return http.StatusBadRequest, "Unsupported Http method."
 	}
-	body, code, err := readBody(r, p.cfg.TraceListenerHTTPBufferSize)
+	body, code, err := httpbody.Read(r, p.cfg.TraceListenerHTTPBufferSize)
 	if err != nil {
 		return code, err.Error()
 	}

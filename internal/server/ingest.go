@@ -2,16 +2,14 @@ package server
 
 import (
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/httpbody"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -42,7 +40,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, "unknown format "+strconv.Quote(name))
 		return
 	}
-	body, code, err := readBody(r, s.cfg.MaxBodyBytes)
+	body, code, err := httpbody.Read(r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		s.reply(w, code, err.Error())
 		return
@@ -164,31 +162,4 @@ func sum(m map[string]int) int {
 func (s *Server) reply(w http.ResponseWriter, code int, msg string) {
 	s.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	http.Error(w, msg, code)
-}
-
-// readBody reads a request body up to limit bytes, decompressing gzip or
-// deflate, and returns the HTTP status to answer on failure. The limit
-// applies after decompression too, against gzip bombs.
-func readBody(r *http.Request, limit int) ([]byte, int, error) {
-	var rd io.Reader = http.MaxBytesReader(nil, r.Body, int64(limit))
-	switch r.Header.Get("Content-Encoding") {
-	case "gzip":
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
-			return nil, http.StatusBadRequest, errors.New("bad gzip body: " + err.Error())
-		}
-		defer zr.Close()
-		rd = zr
-	case "deflate":
-		rd = flate.NewReader(rd)
-	}
-	body, err := io.ReadAll(io.LimitReader(rd, int64(limit)+1))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig), len(body) > limit:
-		return nil, http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
-	case err != nil:
-		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
-	}
-	return body, 0, nil
 }
