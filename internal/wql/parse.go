@@ -143,40 +143,27 @@ func (p *parser) expr(depth int) (Expr, error) {
 	if depth > maxDepth {
 		return nil, p.errf(p.i, "query nested too deeply")
 	}
-	l, err := p.mul(depth)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		p.ws()
-		c := p.peek()
-		if c != '+' && c != '-' {
-			return l, nil
-		}
-		pos := p.i
-		p.i++
-		r, err := p.mul(depth)
-		if err != nil {
-			return nil, err
-		}
-		l = &BinaryExpr{Pos: pos, Op: c, L: l, R: r}
-	}
+	return p.binary(depth, "+-", p.mul)
 }
 
-func (p *parser) mul(depth int) (Expr, error) {
-	l, err := p.unary(depth)
+func (p *parser) mul(depth int) (Expr, error) { return p.binary(depth, "*/", p.unary) }
+
+// binary parses operand { op operand }, left-associative, for the operators
+// in ops; operand parses the next tighter-binding level.
+func (p *parser) binary(depth int, ops string, operand func(int) (Expr, error)) (Expr, error) {
+	l, err := operand(depth)
 	if err != nil {
 		return nil, err
 	}
 	for {
 		p.ws()
 		c := p.peek()
-		if c != '*' && c != '/' {
+		if c == 0 || strings.IndexByte(ops, c) < 0 {
 			return l, nil
 		}
 		pos := p.i
 		p.i++
-		r, err := p.unary(depth)
+		r, err := operand(depth)
 		if err != nil {
 			return nil, err
 		}
