@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
+
+	"github.com/meshwave/meshwave/internal/metricsreg"
 )
 
 // Leader-election defaults of the reference collector (collector.md §2.1).
@@ -85,8 +87,8 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, opts Le
 		Help: "Failed reads and writes of the leader lease.",
 	})
 	if r := opts.Registerer; r != nil {
-		leadingGauge = register(r, leadingGauge)
-		errCount = register(r, errCount)
+		leadingGauge = metricsreg.Register(r, leadingGauge)
+		errCount = metricsreg.Register(r, errCount)
 	}
 
 	lock := &countingLock{
@@ -171,20 +173,6 @@ func RunLeaderElection(ctx context.Context, client kubernetes.Interface, opts Le
 			return fmt.Errorf("leader election: %w", err) // unreachable: same options
 		}
 	}
-}
-
-// register registers c, or returns the collector already registered under
-// its name, so a second election in one process shares the series.
-func register[T prometheus.Collector](r prometheus.Registerer, c T) T {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }
 
 // countingLock counts failed lease operations; client-go only logs them.

@@ -1,9 +1,9 @@
 package queue
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshwave/meshwave/internal/metricsreg"
 )
 
 // Metrics are one queue's self-metrics. Names are fixed
@@ -21,10 +21,10 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 	labels := prometheus.Labels{"queue": name}
 	gauge := func(n, help string) prometheus.Gauge {
-		return register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshwave_" + n, Help: help, ConstLabels: labels}))
+		return metricsreg.Register(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "meshwave_" + n, Help: help, ConstLabels: labels}))
 	}
 	counter := func(n, help string) prometheus.Counter {
-		return register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "meshwave_" + n, Help: help, ConstLabels: labels}))
+		return metricsreg.Register(reg, prometheus.NewCounter(prometheus.CounterOpts{Name: "meshwave_" + n, Help: help, ConstLabels: labels}))
 	}
 	return &Metrics{
 		bytes:        gauge("queue_bytes", "Bytes of unacknowledged records on disk, framing included."),
@@ -34,22 +34,4 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 		droppedBytes: counter("queue_dropped_bytes_total", "Bytes of the records counted in queue_dropped_records_total."),
 		tornRec:      counter("queue_torn_records_total", "Damaged records found on disk (torn tail after a crash, or a failed CRC); each cuts its segment there."),
 	}
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Only a clashing descriptor (a programming error) gets here, as
-		// with MustRegister.
-		panic(err)
-	}
-	return c
 }

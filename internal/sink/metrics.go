@@ -2,12 +2,13 @@ package sink
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meshwave/meshwave/internal/metricsreg"
 )
 
 // Metrics are the writers' self-metrics, labelled sink=<Options.Name>. With
@@ -23,36 +24,18 @@ type Metrics struct {
 // reload) are reused, so counters keep counting.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	counter := func(name, help string) *prometheus.CounterVec {
-		return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"}))
+		return metricsreg.Register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"sink"}))
 	}
 	return &Metrics{
 		sent:    counter("kubernetes_collector_wavefront_points_sent_count", "Lines delivered to the destination."),
 		errors:  counter("kubernetes_collector_wavefront_points_errors_count", "Lines that could not be delivered: rejected by the destination or still queued at shutdown."),
 		dropped: counter("kubernetes_collector_wavefront_points_dropped_count", "Lines dropped, oldest first, because the queue was full."),
 		retries: counter("kubernetes_collector_sink_retries_count", "Failed delivery attempts that will be retried."),
-		queueBytes: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		queueBytes: metricsreg.Register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubernetes_collector_sink_queue_bytes",
 			Help: "Bytes queued or in flight, not yet delivered.",
 		}, []string{"sink"})),
 	}
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// Only a programming error (a clashing descriptor) gets here; this
-		// is what MustRegister would do.
-		panic(err)
-	}
-	return c
 }
 
 // sinkMetrics are the metrics curried for one writer, so the hot path does
