@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openzipkin/zipkin-go/model"
+)
+
+// BenchmarkZipkinProcess checks the Zipkin ingest target (spans per core at
+// least 10× encoding/json decoding the same bodies into zipkin-go's model)
+// on what the proxy itself spends: the proxy runs as a child process, the
+// benchmark's clients POST from this process over loopback, and the rate is
+// spans per CPU-second of the child (utime+stime from /proc), so neither the
+// clients nor the backend are charged to it. The baseline runs in this
+// process, on one goroutine, before and after the load; its rate is spans
+// per CPU-second too. An op is one body of 100 spans answered 202.
+//
+//   - queue: the forwarder's backend is unreachable, so the child only
+//     ingests: HTTP, decode, convert, RED, span logs, fsync'd queue append.
+//     The target is checked with this one.
+//   - forward: the child also drains the queue to a discarding backend
+//     (gzip and HTTP posts), i.e. its steady state when the backend keeps up.
+func BenchmarkZipkinProcess(b *testing.B) {
+	bodies := envoyBodies(b, 64)
+	b.Run("queue", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		unreachable := "http://" + ln.Addr().String()
+		ln.Close()
+		benchZipkinChild(b, bodies, unreachable)
+	})
+	b.Run("forward", func(b *testing.B) { benchZipkinChild(b, bodies, discardBackend(b).URL) })
+}
+
+func benchZipkinChild(b *testing.B, bodies [][]byte, server string) {
+	dir := b.TempDir()
+	ch := startChild(b, childConfig{Buffer: filepath.Join(dir, "buffer"), Server: server, PortFile: filepath.Join(dir, "ports.json")})
+	url := "http://" + ch.ports.Zipkin + "/api/v2/spans"
+	const clients = 4
+	hcs := make([]*http.Client, clients)
+	for i := range hcs {
+		hcs[i] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	}
+	// Warm-up: connections, pools and RED series exist before measuring.
+	for i, hc := range hcs {
+		if err := postZipkin(hc, url, bodies[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	base0, baseCPU0 := encodingJSONBaseline(b, bodies)
+
+	cpu0 := childCPU(b, ch)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	var next sync.Mutex
+	sent := 0
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; ; i += clients {
+				next.Lock()
+				if sent == b.N {
+					next.Unlock()
+					return
+				}
+				sent++
+				next.Unlock()
+				if err := postZipkin(hcs[c], url, bodies[i%len(bodies)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := childCPU(b, ch) - cpu0
+
+	base1, baseCPU1 := encodingJSONBaseline(b, bodies)
+	baseline := float64(base0+base1) / (baseCPU0 + baseCPU1).Seconds()
+	spans := float64(b.N * zipkinSpansPerBody)
+	b.ReportMetric(spans/b.Elapsed().Seconds(), "spans/s")
+	b.ReportMetric(spans/cpu.Seconds(), "spans/child-cpu-s")
+	b.ReportMetric(baseline, "baseline-spans/cpu-s")
+	b.ReportMetric(spans/cpu.Seconds()/baseline, "x-baseline")
+
+	// Every span must have been counted as durable, plus the warm-up's.
+	hc := &http.Client{Timeout: 5 * time.Second}
+	got, err := ch.metric(hc, "proxy_received", `{entity="spans",port="`+portOf(ch.ports.Zipkin)+`"}`)
+	if want := spans + clients*zipkinSpansPerBody; err != nil || got != want {
+		b.Fatalf("proxy_received spans = %v (%v), want %v", got, err, want)
+	}
+}
+
+func postZipkin(hc *http.Client, url string, body []byte) error {
+	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("status %d: %s", resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// encodingJSONBaseline decodes bodies with encoding/json into zipkin-go's
+// model on one goroutine until it has used 250 ms of CPU, and returns the
+// spans decoded and the CPU time used. Nothing else runs in this process
+// meanwhile, so the process's CPU time is the baseline's.
+func encodingJSONBaseline(b *testing.B, bodies [][]byte) (int, time.Duration) {
+	cpu0 := cpuTime()
+	n := 0
+	for i := 0; cpuTime()-cpu0 < 250*time.Millisecond; i++ {
+		var spans []model.SpanModel
+		if err := json.Unmarshal(bodies[i%len(bodies)], &spans); err != nil {
+			b.Fatal(err)
+		}
+		n += len(spans)
+	}
+	return n, cpuTime() - cpu0
+}
+
+// childCPU is the child's user plus system CPU time, from /proc/<pid>/stat
+// (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func childCPU(b *testing.B, ch *child) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", ch.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// The command name, field 2, is parenthesised and may hold spaces.
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("cannot parse /proc/%d/stat: %q", ch.cmd.Process.Pid, data)
+	}
+	const tick = 10 * time.Millisecond
+	return time.Duration(utime+stime) * tick
+}
