@@ -1,75 +1,221 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
+
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
+// cpuTime is this process's user+system CPU time.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkIngest measures /report → WAL (fsync) → tsdb end to end over
-// loopback HTTP: each op is one 50 000-point body (1 000 series × 50
-// timestamps, Istio-like tags), and the clock stops once every point is in
-// the tsdb. points/cpu-s divides by the process's CPU time (user+system,
-// client included), i.e. throughput per fully used core.
+// Load of BenchmarkIngest: senders concurrent clients, each with its own
+// seriesPerSender series (as separate proxies have separate sources), send
+// bodies of about bodyBytes, like the proxy's forwarder.
+const (
+	benchSenders         = 4
+	benchSeriesPerSender = 2500
+	benchBodyBytes       = 1 << 20
+)
+
+// baselineEnv names another build of this package's test binary (say, of
+// an older commit) to measure as "server=baseline" in the same run.
+const baselineEnv = "MESHWAVE_BASELINE_SERVER"
+
+// BenchmarkIngest measures a server process end to end: /report over
+// loopback HTTP → WAL (fsync) → tsdb, for plain and gzip'd (BestSpeed, as
+// the forwarder sends) bodies of canonical Istio-like point lines. An op
+// is one body; the clock stops once every point is in the tsdb.
+// points/cpu-s divides by the server process's CPU time (user+system from
+// /proc, all threads), so the client's work is not counted: it runs in the
+// benchmark process and prepares every body before the clock starts.
+// Server-side profile: MESHWAVE_SERVER_TEST_CPUPROFILE=file.
 func BenchmarkIngest(b *testing.B) {
-	s := start(b, Config{})
-	const series, steps = 1000, 50
-	t0 := base() - 30*60_000
-	bodies := make([]string, 8)
-	for i := range bodies {
-		var sb strings.Builder
-		for st := range steps {
-			ts := t0 + int64(i*steps+st)*1000
-			for k := range series {
-				fmt.Fprintf(&sb, "\"istio.requests.total\" %d %d source=\"pod-%d\" \"destination_service\"=\"svc-%d.default.svc.cluster.local\" \"response_code\"=\"200\" \"reporter\"=\"destination\"\n", st+k, ts, k%50, k)
-			}
-		}
-		bodies[i] = sb.String()
+	type server struct{ name, bin string }
+	servers := []server{{"current", os.Args[0]}}
+	if bin := os.Getenv(baselineEnv); bin != "" {
+		servers = append(servers, server{"baseline", bin})
 	}
-	stored := func() float64 {
-		resp, err := http.Get(s.url + "/metrics")
-		if err != nil {
-			b.Fatal(err)
+	for _, gzipped := range []bool{false, true} {
+		for _, srv := range servers {
+			name := fmt.Sprintf("server=%s/gzip=%t", srv.name, gzipped)
+			b.Run(name, func(b *testing.B) { benchIngest(b, srv.bin, gzipped) })
 		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		var n float64
-		for _, l := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(l, `meshwave_server_lines_stored_total{format="wavefront"}`) {
-				fmt.Sscan(strings.Fields(l)[1], &n)
-			}
-		}
-		return n
 	}
-	b.ResetTimer()
-	cpu0, wall0 := cpuTime(), time.Now()
+}
+
+func benchIngest(b *testing.B, bin string, gzipped bool) {
+	var env []string
+	if prof := os.Getenv(childProfileEnv); prof != "" {
+		env = append(env, childProfileEnv+"="+prof)
+	}
+	cmd, url := startChild(b, bin, b.TempDir(), env...)
+	defer stopChild(b, cmd)
+
+	bodies := make([][][]byte, benchSenders)
+	points := 0
+	t0 := time.Now().Add(-30*time.Minute).Unix() * 1000
 	for i := range b.N {
-		code, res := post(b, s.url, "wavefront", bodies[i%len(bodies)])
-		if code != 202 || res.Accepted != series*steps {
-			b.Fatalf("POST: %d %+v", code, res.Rejected)
+		w := i % benchSenders
+		body, n := istioBody(w, len(bodies[w]), t0)
+		if gzipped {
+			body = gzBestSpeed(b, body)
+		}
+		bodies[w] = append(bodies[w], body)
+		points += n
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchSenders}}
+	var wg sync.WaitGroup
+	errs := make(chan error, benchSenders)
+	b.ResetTimer()
+	cpu0, wall0 := childCPU(b, cmd), time.Now()
+	for _, bs := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, body := range bs {
+				if err := postBody(client, url, body, gzipped); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	for storedPoints(b, client, url) < points {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cpu, wall := childCPU(b, cmd)-cpu0, time.Since(wall0)
+	b.StopTimer()
+	b.ReportMetric(float64(points)/wall.Seconds(), "points/s")
+	b.ReportMetric(float64(points)/cpu.Seconds(), "points/cpu-s")
+}
+
+// istioBody returns sender w's body number k: its series in turn, one
+// point each, about benchBodyBytes of canonical lines with second
+// timestamps, and the number of lines. Every series' timestamps rise by a
+// second per round, so samples arrive in order.
+func istioBody(w, k int, t0 int64) ([]byte, int) {
+	body := make([]byte, 0, benchBodyBytes+512)
+	n := 0
+	for i := k * benchBodyBytes / 180; len(body) < benchBodyBytes; i++ {
+		series, round := i%benchSeriesPerSender, i/benchSeriesPerSender
+		svc, pod := series%100, series/100
+		body = fmt.Appendf(body, "\"istio.requests.total\" %d %d source=\"pod-%d-%d\" \"destination_service\"=\"svc-%d.default.svc.cluster.local\" \"destination_workload\"=\"svc-%d-v1\" \"response_code\"=\"%d\" \"reporter\"=\"destination\"\n",
+			round*7+series, t0/1000+int64(round), w, pod, svc, svc, 200+series%3)
+		n++
+	}
+	return body, n
+}
+
+func gzBestSpeed(b *testing.B, body []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+	if _, err := zw.Write(body); err != nil {
+		b.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func postBody(client *http.Client, url string, body []byte, gzipped bool) error {
+	req, err := http.NewRequest(http.MethodPost, url+"/report?f=wavefront", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if gzipped {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	var res ReportResult
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(msg, &res) != nil || len(res.Rejected) > 0 {
+		return fmt.Errorf("POST /report: %d %s", resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// storedPoints reads the server's count of points written to the tsdb.
+func storedPoints(b *testing.B, client *http.Client, url string) int {
+	resp, err := client.Get(url + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	const prefix = `meshwave_server_lines_stored_total{format="wavefront"} `
+	for l := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return int(n)
 		}
 	}
-	want := float64(b.N * series * steps)
-	for stored() < want {
-		time.Sleep(time.Millisecond)
+	return 0
+}
+
+// childCPU is the user+system time of the child process, all its threads,
+// from /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks a
+// second on Linux): 10 ms resolution, negligible over a benchmark run.
+func childCPU(b *testing.B, cmd *exec.Cmd) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
 	}
-	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
-	b.StopTimer()
-	b.ReportMetric(want/wall.Seconds(), "points/s")
-	b.ReportMetric(want/cpu.Seconds(), "points/cpu-s")
+	// The command name (field 2) is in parentheses and may hold spaces.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parsing /proc/%d/stat: %q", cmd.Process.Pid, stat)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
+// stopChild ends a benchmark's server with SIGTERM, so that it closes its
+// stores and writes its CPU profile.
+func stopChild(b *testing.B, cmd *exec.Cmd) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		b.Error("server child did not stop on SIGTERM")
+	}
 }
 
 // BenchmarkTraceLookup measures GET-by-ID in a store of 20 000 traces of

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,33 +17,61 @@ import (
 	"time"
 )
 
-const childEnv = "MESHWAVE_SERVER_TEST_CHILD"
+const (
+	childEnv = "MESHWAVE_SERVER_TEST_CHILD"
+	// childProfileEnv names a file for the child's CPU profile, written
+	// when it is stopped with SIGTERM: the server's share of a benchmark
+	// cannot be profiled from the client process.
+	childProfileEnv = "MESHWAVE_SERVER_TEST_CPUPROFILE"
+)
 
 // TestMain lets the test binary double as a server process for the crash
-// test: with childEnv set to a data directory it serves until killed.
+// test and the ingestion benchmark: with childEnv set to a data directory
+// it serves until killed, or until SIGTERM, which closes it cleanly.
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
-		s, err := Open(Config{DataDir: dir, Logger: quietLogger()})
-		if err != nil {
-			fmt.Println("open:", err)
+		if err := serveChild(dir, os.Getenv(childProfileEnv)); err != nil {
+			fmt.Println(err)
 			os.Exit(1)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			fmt.Println("listen:", err)
-			os.Exit(1)
-		}
-		fmt.Println(ln.Addr().String())
-		s.Serve(context.Background(), ln)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
 
-func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
+func serveChild(dir, profile string) error {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	s, err := Open(Config{DataDir: dir, Logger: quietLogger()})
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fmt.Println(ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	return s.Serve(ctx, ln)
+}
+
+// startChild runs the server binary bin (a test binary of this package,
+// possibly of another version) on dir and returns it with its base URL.
+func startChild(t testing.TB, bin, dir string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd := exec.Command(bin, "-test.run=^$")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+dir), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +96,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		t.Skip("spawns processes")
 	}
 	dir := t.TempDir()
-	cmd, url := startChild(t, dir)
+	cmd, url := startChild(t, os.Args[0], dir)
 	t0 := base()
 	const perReq = 100
 	var (
@@ -104,7 +134,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	cmd.Wait()
 	wg.Wait()
 
-	cmd, _ = startChild(t, dir)
+	cmd, _ = startChild(t, os.Args[0], dir)
 	cmd.Process.Signal(syscall.SIGKILL) // it replays on Open; we check in-process below
 	cmd.Wait()
 
