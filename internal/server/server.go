@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/meshwave/meshwave/internal/export"
 	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
@@ -35,7 +36,13 @@ type Config struct {
 	// CleanupInterval is the period of the span/distribution retention
 	// sweep (default 10 minutes); the tsdb enforces its own retention.
 	CleanupInterval time.Duration
-	Logger          *slog.Logger // default slog.Default()
+	// RemoteWrite forwards stored metric points and histograms to a
+	// Prometheus remote-write endpoint, OTLP stored spans and span logs to
+	// an OTLP/HTTP endpoint (internal/export); an empty URL disables
+	// either. Their queues live under DataDir/export/<name>.
+	RemoteWrite export.Config
+	OTLP        export.Config
+	Logger      *slog.Logger // default slog.Default()
 }
 
 // Defaults.
@@ -57,6 +64,9 @@ type Server struct {
 	decs    sync.Pool // *wavefront.Decoder for handlers
 	limits  wavefront.Limits
 	mux     *http.ServeMux
+	// exporters get what the applier has stored (export); only the
+	// applier calls them.
+	exporters []*export.Exporter
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -105,6 +115,12 @@ func Open(cfg Config) (*Server, error) {
 		Metrics:      queue.NewMetrics(s.reg, "server_wal"),
 	})
 	if err != nil {
+		s.kv.close()
+		s.metrics.close()
+		return nil, err
+	}
+	if s.exporters, err = openExporters(cfg, s.reg, s.log); err != nil {
+		s.wal.Close()
 		s.kv.close()
 		s.metrics.close()
 		return nil, err
@@ -163,7 +179,72 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.stop()
 	s.wg.Wait()
-	return errors.Join(s.wal.Close(), s.kv.close(), s.metrics.close())
+	errs := []error{s.wal.Close(), s.kv.close(), s.metrics.close()}
+	for _, e := range s.exporters {
+		errs = append(errs, e.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// openExporters starts the configured exits.
+func openExporters(cfg Config, reg prometheus.Registerer, log *slog.Logger) ([]*export.Exporter, error) {
+	var exps []*export.Exporter
+	for _, x := range []struct {
+		name string
+		cfg  export.Config
+		open func(string, export.Config, prometheus.Registerer, *slog.Logger) (*export.Exporter, error)
+	}{
+		{export.RemoteWriteName, cfg.RemoteWrite, export.OpenRemoteWrite},
+		{export.OTLPName, cfg.OTLP, export.OpenOTLP},
+	} {
+		if x.cfg.URL == "" {
+			continue
+		}
+		e, err := x.open(filepath.Join(cfg.DataDir, "export", x.name), x.cfg, reg, log)
+		if err != nil {
+			for _, e := range exps {
+				e.Close()
+			}
+			return nil, err
+		}
+		exps = append(exps, e)
+	}
+	return exps, nil
+}
+
+// export hands the WAL records the stores have just committed to every
+// exporter. It runs on the applier before the records are acknowledged,
+// so a crash in between re-applies and re-exports them: at-least-once.
+func (s *Server) export(recs [][]byte) {
+	if len(s.exporters) == 0 {
+		return
+	}
+	out := make([]export.Record, 0, len(recs))
+	for _, rec := range recs {
+		if len(rec) < recHeader {
+			continue
+		}
+		if k, ok := exportKind(format(rec[0])); ok {
+			out = append(out, export.Record{Kind: k, Lines: rec[recHeader:]})
+		}
+	}
+	for _, e := range s.exporters {
+		e.Add(out)
+	}
+}
+
+func exportKind(f format) (export.Kind, bool) {
+	switch f {
+	case fmtPoint:
+		return export.Points, true
+	case fmtHistogram:
+		return export.Histograms, true
+	case fmtSpan:
+		return export.Spans, true
+	case fmtSpanLogs:
+		return export.SpanLogs, true
+	}
+	return 0, false
 }
 
 // auth wraps h with the token check: with tokens configured a request must

@@ -180,6 +180,7 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 	if err := a.s.kv.write(&a.kvb, &a.dec); err != nil {
 		return err
 	}
+	a.s.export(recs) // the exits (server.go) get what the stores hold
 	if newest > 0 {
 		a.s.m.applyLag.Set(float64(time.Now().UnixMilli()-newest) / 1000)
 	}

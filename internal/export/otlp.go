@@ -1,0 +1,362 @@
+package export
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/klauspost/compress/gzip"
+	"github.com/prometheus/client_golang/prometheus"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// OTLP names and defaults.
+const (
+	OTLPName         = "otlp"
+	OTLPTracesPath   = "/v1/traces"
+	defaultMaxSpans  = 1000
+	scopeName        = "meshwave"
+	unknownService   = "unknown_service"
+	defaultEventName = "log"
+	// otlpLinger is how long the sender waits for more data after the
+	// first record, so spans and their span logs, which senders post in
+	// separate requests, are usually converted together.
+	otlpLinger = time.Second
+)
+
+// Wavefront span tags with a meaning of their own in OTLP.
+const (
+	tagService     = "service"
+	tagApplication = "application"
+	tagCluster     = "cluster"
+	tagShard       = "shard"
+	tagParent      = "parent"
+	tagFollowsFrom = "followsFrom"
+	tagKind        = "span.kind"
+	tagError       = "error"
+	tagSpanLogs    = "_spanLogs"
+	tagSecondaryID = "_spanSecondaryId"
+	logFieldEvent  = "event"
+)
+
+// OpenOTLP starts the exporter of spans (with their span logs as span
+// events) to the OTLP/HTTP endpoint cfg.URL (POST cfg.URL/v1/traces),
+// queueing under dir.
+func OpenOTLP(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
+	c := &otlpConverter{max: cfg.MaxItemsPerRequest}
+	if c.max <= 0 {
+		c.max = defaultMaxSpans
+	}
+	c.lim = decodeLimits()
+	c.dec.Limits = &c.lim
+	c.gz, _ = gzip.NewWriterLevel(&c.body, gzip.BestSpeed) // the level is valid
+	endpoint := strings.TrimSuffix(cfg.URL, "/") + OTLPTracesPath
+	e, err := open(OTLPName, filepath.Clean(dir), endpoint, cfg, c, otlpLinger, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	c.m = e.m
+	return e, nil
+}
+
+// otlpConverter turns spans and span logs into gzip'd OTLP trace export
+// requests. Only the sender goroutine uses it.
+type otlpConverter struct {
+	max  int
+	m    *metrics
+	dec  wavefront.Decoder
+	lim  wavefront.Limits
+	span wavefront.Span
+	gz   *gzip.Writer
+	body bytes.Buffer
+
+	// The request being built: resources in order of first appearance.
+	resources []*tracepb.ResourceSpans
+	byRes     map[resourceKey]*tracepb.ResourceSpans
+	spans     int
+}
+
+// resourceKey identifies the process a span came from.
+type resourceKey struct{ service, application, cluster, shard, source string }
+
+// spanKey matches span logs to their span. The secondary ID tells apart
+// the client and server halves of a span that shares one ID (Zipkin).
+type spanKey struct{ trace, span, secondary string }
+
+func (c *otlpConverter) accepts(k Kind) bool { return k == Spans || k == SpanLogs }
+
+func (c *otlpConverter) setHeaders(h http.Header) {
+	h.Set("Content-Type", "application/x-protobuf")
+	h.Set("Content-Encoding", "gzip")
+}
+
+func (c *otlpConverter) convert(recs [][]byte, send func([]byte, int) error) error {
+	events := c.spanEvents(recs)
+	c.reset()
+	for _, rec := range recs {
+		if len(rec) == 0 || Kind(rec[0]) != Spans {
+			continue
+		}
+		for line := range lines(rec[1:]) {
+			if err := c.dec.DecodeSpan(line, &c.span); err != nil {
+				c.m.dropped.WithLabelValues("unparsable").Inc()
+				continue
+			}
+			c.addSpan(&c.span, events)
+			if c.spans >= c.max {
+				if err := c.flush(send); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if n := len(events); n > 0 {
+		// Their span was exported in an earlier request: OTLP has no
+		// standalone span events.
+		c.m.dropped.WithLabelValues("span_logs_without_span").Add(float64(n))
+	}
+	return c.flush(send)
+}
+
+// lines yields the lines of b without their '\n', skipping empty ones.
+func lines(b []byte) func(func([]byte) bool) {
+	return func(yield func([]byte) bool) {
+		for len(b) > 0 {
+			line := b
+			if i := bytes.IndexByte(b, '\n'); i >= 0 {
+				line, b = b[:i], b[i+1:]
+			} else {
+				b = nil
+			}
+			if len(line) > 0 && !yield(line) {
+				return
+			}
+		}
+	}
+}
+
+// spanEvents decodes every span-logs object in recs into span events,
+// keyed by their span.
+func (c *otlpConverter) spanEvents(recs [][]byte) map[spanKey][]*tracepb.Span_Event {
+	events := make(map[spanKey][]*tracepb.Span_Event)
+	for _, rec := range recs {
+		if len(rec) == 0 || Kind(rec[0]) != SpanLogs {
+			continue
+		}
+		for line := range lines(rec[1:]) {
+			var sl wavefront.SpanLogs
+			if err := wavefront.DecodeSpanLogs(line, &sl); err != nil {
+				c.m.dropped.WithLabelValues("unparsable").Inc()
+				continue
+			}
+			k := spanKey{trace: sl.TraceID, span: sl.SpanID}
+			if sl.SpanSecondaryID != nil {
+				k.secondary = *sl.SpanSecondaryID
+			}
+			for _, l := range sl.Logs {
+				events[k] = append(events[k], spanEvent(l))
+			}
+		}
+	}
+	return events
+}
+
+func spanEvent(l wavefront.SpanLog) *tracepb.Span_Event {
+	ev := &tracepb.Span_Event{TimeUnixNano: uint64(max(l.Timestamp, 0)) * 1000, Name: defaultEventName}
+	keys := make([]string, 0, len(l.Fields))
+	for k := range l.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == logFieldEvent {
+			ev.Name = l.Fields[k]
+			continue
+		}
+		ev.Attributes = append(ev.Attributes, stringAttr(k, l.Fields[k]))
+	}
+	return ev
+}
+
+func (c *otlpConverter) reset() {
+	c.resources = c.resources[:0]
+	if c.byRes == nil {
+		c.byRes = make(map[resourceKey]*tracepb.ResourceSpans)
+	}
+	clear(c.byRes)
+	c.spans = 0
+}
+
+// addSpan appends s, with the events of its span logs (taken out of
+// events), to the request being built.
+func (c *otlpConverter) addSpan(s *wavefront.Span, events map[spanKey][]*tracepb.Span_Event) {
+	traceID := otlpID(s.TraceID, 16)
+	out := &tracepb.Span{
+		TraceId:           traceID,
+		SpanId:            otlpID(s.SpanID, 8),
+		Name:              string(s.Name),
+		StartTimeUnixNano: uint64(max(s.StartMillis, 0)) * 1e6,
+		EndTimeUnixNano:   uint64(max(s.StartMillis+s.DurationMillis, 0)) * 1e6,
+		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
+		Status:            &tracepb.Status{},
+	}
+	rk := resourceKey{service: unknownService, source: string(s.Source)}
+	k := spanKey{trace: string(s.TraceID), span: string(s.SpanID)}
+	seen := make(map[string]bool, len(s.Tags))
+	for _, t := range s.Tags {
+		key, val := string(t.Key), string(t.Value)
+		switch key {
+		case tagParent, tagFollowsFrom:
+			id := otlpID(t.Value, 8)
+			if key == tagParent && out.ParentSpanId == nil {
+				out.ParentSpanId = id
+			} else {
+				out.Links = append(out.Links, &tracepb.Span_Link{TraceId: traceID, SpanId: id, Attributes: []*commonpb.KeyValue{stringAttr("wavefront.ref", key)}})
+			}
+			continue
+		}
+		if seen[key] {
+			continue // OTLP attribute keys are unique; the first value wins
+		}
+		seen[key] = true
+		switch key {
+		case tagService:
+			rk.service = val
+		case tagApplication:
+			rk.application = val
+		case tagCluster:
+			rk.cluster = val
+		case tagShard:
+			rk.shard = val
+		case tagKind:
+			out.Kind = spanKind(val)
+		case tagError:
+			if strings.EqualFold(val, "true") {
+				out.Status.Code = tracepb.Status_STATUS_CODE_ERROR
+			}
+		case tagSpanLogs:
+			// Wavefront's marker that span logs exist; events carry them here.
+		case tagSecondaryID:
+			k.secondary = val
+			out.Attributes = append(out.Attributes, stringAttr(key, val))
+		default:
+			out.Attributes = append(out.Attributes, stringAttr(key, val))
+		}
+	}
+	if evs, ok := events[k]; ok {
+		out.Events = evs
+		delete(events, k)
+	}
+	scope := c.resourceSpans(rk).ScopeSpans[0]
+	scope.Spans = append(scope.Spans, out)
+	c.spans++
+}
+
+func (c *otlpConverter) resourceSpans(k resourceKey) *tracepb.ResourceSpans {
+	if rs, ok := c.byRes[k]; ok {
+		return rs
+	}
+	attrs := []*commonpb.KeyValue{stringAttr("service.name", k.service)}
+	for _, a := range [...][2]string{{tagApplication, k.application}, {tagCluster, k.cluster}, {tagShard, k.shard}, {"host.name", k.source}} {
+		if a[1] != "" {
+			attrs = append(attrs, stringAttr(a[0], a[1]))
+		}
+	}
+	rs := &tracepb.ResourceSpans{
+		Resource:   &resourcepb.Resource{Attributes: attrs},
+		ScopeSpans: []*tracepb.ScopeSpans{{Scope: &commonpb.InstrumentationScope{Name: scopeName}}},
+	}
+	c.byRes[k] = rs
+	c.resources = append(c.resources, rs)
+	return rs
+}
+
+func (c *otlpConverter) flush(send func([]byte, int) error) error {
+	if c.spans == 0 {
+		return nil
+	}
+	// TracesData has the wire format of ExportTraceServiceRequest (both are
+	// "repeated ResourceSpans resource_spans = 1"), and its package does
+	// not pull in the gRPC gateway that the collector package needs.
+	raw, err := proto.Marshal(&tracepb.TracesData{ResourceSpans: c.resources})
+	n := c.spans
+	c.reset()
+	if err != nil {
+		c.m.dropped.WithLabelValues("marshal_error").Add(float64(n))
+		return nil
+	}
+	c.body.Reset()
+	c.gz.Reset(&c.body)
+	if _, err := c.gz.Write(raw); err != nil {
+		return err
+	}
+	if err := c.gz.Close(); err != nil {
+		return err
+	}
+	return send(c.body.Bytes(), n)
+}
+
+func spanKind(v string) tracepb.Span_SpanKind {
+	switch strings.ToLower(v) {
+	case "client":
+		return tracepb.Span_SPAN_KIND_CLIENT
+	case "server":
+		return tracepb.Span_SPAN_KIND_SERVER
+	case "producer":
+		return tracepb.Span_SPAN_KIND_PRODUCER
+	case "consumer":
+		return tracepb.Span_SPAN_KIND_CONSUMER
+	case "internal":
+		return tracepb.Span_SPAN_KIND_INTERNAL
+	}
+	return tracepb.Span_SPAN_KIND_UNSPECIFIED
+}
+
+func stringAttr(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+}
+
+// otlpID turns a Wavefront ID into an n-byte OTLP ID. Wavefront IDs are
+// UUIDs whose hex digits, hyphens removed, are the ID right-aligned: a
+// 64-bit Zipkin or Jaeger span ID is the last 16 digits. So the last 2n
+// hex digits are taken, zero-padded on the left. An ID that is not hex,
+// or is all zeros (invalid in OTLP), is hashed instead, so it still maps to
+// the same OTLP ID wherever it appears (span, parent, span logs).
+func otlpID(id []byte, n int) []byte {
+	digits := make([]byte, 0, 32)
+	for _, b := range id {
+		if b != '-' {
+			digits = append(digits, b)
+		}
+	}
+	if len(digits) > 2*n {
+		digits = digits[len(digits)-2*n:]
+	}
+	out := make([]byte, n)
+	padded := make([]byte, 2*n)
+	for i := range padded[:2*n-len(digits)] {
+		padded[i] = '0'
+	}
+	copy(padded[2*n-len(digits):], digits)
+	if _, err := hex.Decode(out, padded); err == nil && len(digits) > 0 && slices.ContainsFunc(out, func(b byte) bool { return b != 0 }) {
+		return out
+	}
+	h := xxhash.Sum64(id)
+	binary.BigEndian.PutUint64(out[n-8:], h)
+	if n > 8 {
+		binary.BigEndian.PutUint64(out[:8], xxhash.Sum64(append([]byte{0}, id...)))
+	}
+	return out
+}

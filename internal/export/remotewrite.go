@@ -1,0 +1,335 @@
+package export
+
+import (
+	"bytes"
+	"cmp"
+	"log/slog"
+	"math"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// Remote-write names and defaults.
+const (
+	RemoteWriteName       = "remote_write"
+	defaultMaxSamples     = 2000
+	deltaSuffix           = "_delta"
+	reservedLabelPrefix   = "__"
+	escapedLabelPrefix    = "tag"
+	labelSource           = "source"
+	labelGranularity      = "granularity"
+	labelQuantile         = "quantile"
+	histogramCountSuffix  = "_count"
+	histogramSumSuffix    = "_sum"
+	remoteWriteProtoVer   = "0.1.0"
+	remoteWriteMediaType  = "application/x-protobuf"
+	remoteWriteCompressed = "snappy"
+)
+
+// quantiles are exported for each histogram, with their label values.
+var quantiles = [...]struct {
+	q     float64
+	label string
+}{{0.5, "0.5"}, {0.75, "0.75"}, {0.9, "0.9"}, {0.95, "0.95"}, {0.99, "0.99"}}
+
+// OpenRemoteWrite starts the exporter of metric points and histograms to
+// the Prometheus remote-write 1.0 endpoint cfg.URL, queueing under dir.
+func OpenRemoteWrite(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
+	c := &rwConverter{max: cfg.MaxItemsPerRequest}
+	if c.max <= 0 {
+		c.max = defaultMaxSamples
+	}
+	c.init()
+	e, err := open(RemoteWriteName, filepath.Clean(dir), cfg.URL, cfg, c, 0, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	c.m = e.m
+	return e, nil
+}
+
+// rwConverter turns points and histograms into snappy-compressed
+// prompb.WriteRequests of at most max samples. Only the sender goroutine
+// uses it.
+type rwConverter struct {
+	max     int
+	m       *metrics
+	dec     wavefront.Decoder
+	lim     wavefront.Limits
+	point   wavefront.Point
+	dist    wavefront.Distribution
+	req     prompb.WriteRequest
+	samples int
+	lbs     []prompb.Label // labels of the series being built
+	names   map[string]string
+	raw     []byte
+	body    []byte
+}
+
+func (c *rwConverter) init() {
+	c.lim = decodeLimits()
+	c.dec.Limits = &c.lim
+	// Canonical lines write +Inf/-Inf, which only the lenient decoder reads.
+	c.dec.LenientNonFinite = true
+	c.names = make(map[string]string)
+}
+
+func (c *rwConverter) accepts(k Kind) bool { return k == Points || k == Histograms }
+
+func (c *rwConverter) setHeaders(h http.Header) {
+	h.Set("Content-Type", remoteWriteMediaType)
+	h.Set("Content-Encoding", remoteWriteCompressed)
+	h.Set("X-Prometheus-Remote-Write-Version", remoteWriteProtoVer)
+}
+
+func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error {
+	c.reset()
+	for _, rec := range recs {
+		if len(rec) == 0 {
+			continue
+		}
+		kind, body := Kind(rec[0]), rec[1:]
+		for len(body) > 0 {
+			line := body
+			if i := bytes.IndexByte(body, '\n'); i >= 0 {
+				line, body = body[:i], body[i+1:]
+			} else {
+				body = nil
+			}
+			if len(line) == 0 {
+				continue
+			}
+			switch kind {
+			case Points:
+				c.addPoint(line)
+			case Histograms:
+				c.addHistogram(line)
+			}
+			if c.samples >= c.max {
+				if err := c.flush(send); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return c.flush(send)
+}
+
+func (c *rwConverter) reset() {
+	c.req.Timeseries = c.req.Timeseries[:0]
+	c.samples = 0
+}
+
+func (c *rwConverter) flush(send func([]byte, int) error) error {
+	if c.samples == 0 {
+		return nil
+	}
+	var err error
+	if c.raw, err = c.marshal(); err != nil {
+		// Marshalling plain structs cannot fail; guard anyway, loudly.
+		c.m.dropped.WithLabelValues("marshal_error").Add(float64(c.samples))
+		c.reset()
+		return nil
+	}
+	c.body = snappy.Encode(c.body[:cap(c.body)], c.raw)
+	n := c.samples
+	c.reset()
+	return send(c.body, n)
+}
+
+func (c *rwConverter) marshal() ([]byte, error) {
+	size := c.req.Size()
+	if cap(c.raw) < size {
+		c.raw = make([]byte, size)
+	}
+	n, err := c.req.MarshalToSizedBuffer(c.raw[:size])
+	return c.raw[size-n : size], err
+}
+
+func (c *rwConverter) addPoint(line []byte) {
+	p := &c.point
+	if err := c.dec.ParsePoint(line, p); err != nil {
+		c.m.dropped.WithLabelValues("unparsable").Inc()
+		return
+	}
+	c.lbs = append(c.lbs[:0], prompb.Label{Name: "__name__", Value: c.metricName(p.Name)}, prompb.Label{Name: labelSource, Value: string(p.Source)})
+	c.addSeries(p.Tags, p.Value, c.dec.TimestampMillis())
+}
+
+func (c *rwConverter) addHistogram(line []byte) {
+	h := &c.dist
+	if err := c.dec.DecodeDistribution(line, h); err != nil {
+		c.m.dropped.WithLabelValues("unparsable").Inc()
+		return
+	}
+	ts := h.Timestamp * 1000
+	base := c.metricName(h.Name)
+	var count, sum float64
+	for _, ct := range h.Centroids {
+		count += float64(ct.Count)
+		sum += float64(ct.Count) * ct.Mean
+	}
+	common := []prompb.Label{{Name: labelSource, Value: string(h.Source)}, {Name: labelGranularity, Value: granularityName(h.Granularity)}}
+	series := func(name string, v float64, extra ...prompb.Label) {
+		c.lbs = append(append(append(c.lbs[:0], prompb.Label{Name: "__name__", Value: name}), common...), extra...)
+		c.addSeries(h.Tags, v, ts)
+	}
+	series(base+histogramCountSuffix, count)
+	series(base+histogramSumSuffix, sum)
+	slices.SortFunc(h.Centroids, func(a, b wavefront.Centroid) int { return cmp.Compare(a.Mean, b.Mean) })
+	for _, q := range quantiles {
+		series(base, centroidQuantile(h.Centroids, count, q.q), prompb.Label{Name: labelQuantile, Value: q.label})
+	}
+}
+
+// addSeries appends one sample of the series c.lbs plus tags: labels
+// sorted, and a tag whose sanitized name repeats an earlier label dropped.
+func (c *rwConverter) addSeries(tags []wavefront.Tag, v float64, ts int64) {
+	for _, t := range tags {
+		name := c.labelName(t.Key)
+		if slices.ContainsFunc(c.lbs, func(l prompb.Label) bool { return l.Name == name }) {
+			c.m.collisions.Inc()
+			continue
+		}
+		c.lbs = append(c.lbs, prompb.Label{Name: name, Value: string(t.Value)})
+	}
+	lbs := slices.Clone(c.lbs)
+	slices.SortFunc(lbs, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: lbs, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+	c.samples++
+}
+
+// metricName maps a Wavefront metric name to a Prometheus one, cached
+// because a batch repeats few names many times.
+func (c *rwConverter) metricName(b []byte) string {
+	if n, ok := c.names[string(b)]; ok {
+		return n
+	}
+	n := MetricName(string(b))
+	if len(c.names) >= 1<<16 {
+		clear(c.names) // bounds memory against unbounded name churn
+	}
+	c.names[string(b)] = n
+	return n
+}
+
+func (c *rwConverter) labelName(b []byte) string {
+	if n, ok := c.names["\x00"+string(b)]; ok {
+		return n
+	}
+	n := LabelName(string(b))
+	c.names["\x00"+string(b)] = n
+	return n
+}
+
+// MetricName maps a Wavefront metric name to a valid Prometheus metric
+// name: every character outside [a-zA-Z0-9_:] becomes '_', a leading digit
+// gets a '_' in front, and a delta counter (∆ or Δ prefix) loses the
+// prefix and gets the suffix "_delta", so it cannot merge with the
+// cumulative series of the same name.
+func MetricName(name string) string {
+	delta := false
+	for _, p := range []string{wavefront.DeltaIncrement, wavefront.DeltaGreek} {
+		if rest, ok := strings.CutPrefix(name, p); ok {
+			name, delta = rest, true
+			break
+		}
+	}
+	s := sanitize(name, true)
+	if delta {
+		s += deltaSuffix
+	}
+	return s
+}
+
+// LabelName maps a Wavefront tag key to a valid Prometheus label name:
+// characters outside [a-zA-Z0-9_] become '_', a leading digit gets a '_' in
+// front, and a name starting with "__" (reserved) gets "tag" in front.
+func LabelName(key string) string {
+	s := sanitize(key, false)
+	if strings.HasPrefix(s, reservedLabelPrefix) {
+		s = escapedLabelPrefix + s
+	}
+	return s
+}
+
+func sanitize(s string, colon bool) string {
+	valid := func(r rune) bool {
+		return r < utf8.RuneSelf && ('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '_' || colon && r == ':')
+	}
+	if s != "" && !strings.ContainsFunc(s, func(r rune) bool { return !valid(r) }) && !isDigit(s[0]) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 1)
+	if s == "" || isDigit(s[0]) {
+		b.WriteByte('_')
+	}
+	for _, r := range s {
+		if valid(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func granularityName(g wavefront.Granularity) string {
+	switch g {
+	case wavefront.Hour:
+		return "hour"
+	case wavefront.Day:
+		return "day"
+	}
+	return "minute"
+}
+
+// centroidQuantile estimates quantile q of centroids sorted by mean, with
+// total count n, as a t-digest does: each centroid's mean sits at the
+// middle of its share of the ranks, and ranks between two centroids
+// interpolate linearly between their means.
+func centroidQuantile(cs []wavefront.Centroid, n, q float64) float64 {
+	if len(cs) == 0 || n <= 0 {
+		return math.NaN()
+	}
+	rank := q * n
+	var below float64 // count of centroids before cs[i]
+	prevMid, prevMean := 0.0, cs[0].Mean
+	for i, c := range cs {
+		mid := below + float64(c.Count)/2
+		if rank <= mid {
+			if i == 0 || mid == prevMid {
+				return c.Mean
+			}
+			return prevMean + (c.Mean-prevMean)*(rank-prevMid)/(mid-prevMid)
+		}
+		below += float64(c.Count)
+		prevMid, prevMean = mid, c.Mean
+	}
+	return cs[len(cs)-1].Mean
+}
+
+// decodeLimits are the decoder's limits for lines the server has already
+// validated: no time window (a backlog may be old) and no size limits the
+// server may have been configured above.
+func decodeLimits() wavefront.Limits {
+	l := wavefront.DefaultLimits()
+	l.Backfill, l.Prefill, l.SpanDropDelay = 0, 0, 0
+	const huge = math.MaxInt32
+	l.MaxSourceLength, l.MaxNameLength, l.MaxTags, l.MaxTagLength = huge, huge, huge, huge
+	l.MaxTagKeyLength, l.MaxTagValueLength = huge, huge
+	l.MaxSpanNameLength, l.MaxSpanAnnotations, l.MaxSpanKeyLength, l.MaxSpanValueLength = huge, huge, huge, huge
+	return l
+}
