@@ -1,0 +1,231 @@
+package wavefront
+
+import (
+	"bytes"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// generalCanonical is what the fast path must reproduce: DecodePoint, then
+// AppendPoint.
+func generalCanonical(d *Decoder, line []byte) ([]byte, error) {
+	var p Point
+	if err := d.DecodePoint(line, &p); err != nil {
+		return nil, err
+	}
+	return AppendPoint(nil, &p), nil
+}
+
+// checkFastAgrees fails if the fast path accepts a line the general path
+// rejects, or writes different bytes or a different timestamp.
+func checkFastAgrees(t *testing.T, fast, general *Decoder, line []byte) bool {
+	t.Helper()
+	got, ok := fast.AppendCanonicalPoint([]byte("prefix"), line)
+	if !ok {
+		if string(got) != "prefix" {
+			t.Fatalf("declined %q but changed dst to %q", line, got)
+		}
+		return false
+	}
+	want, err := generalCanonical(general, line)
+	if err != nil {
+		t.Fatalf("fast path accepted %q, general path rejects it: %v", line, err)
+	}
+	if !bytes.Equal(got[len("prefix"):], want) {
+		t.Fatalf("output differs for %q:\n fast    %q\n general %q", line, got[len("prefix"):], want)
+	}
+	if fast.TimestampMillis() != general.TimestampMillis() {
+		t.Fatalf("TimestampMillis differs for %q: %d vs %d", line, fast.TimestampMillis(), general.TimestampMillis())
+	}
+	return true
+}
+
+// decoderPairs are configurations under which the two paths must agree.
+func decoderPairs() map[string][2]*Decoder {
+	pair := func(cfg func(*Decoder)) [2]*Decoder {
+		a, b := fuzzDecoder(), fuzzDecoder()
+		cfg(a)
+		cfg(b)
+		return [2]*Decoder{a, b}
+	}
+	small := Limits{MaxSourceLength: 8, MaxNameLength: 8, MaxTags: 2, MaxTagLength: 9, MaxTagKeyLength: 4, MaxTagValueLength: 6,
+		Backfill: time.Hour, Prefill: time.Minute}
+	return map[string][2]*Decoder{
+		"default":        pair(func(*Decoder) {}),
+		"no-default-src": pair(func(d *Decoder) { d.DefaultSource = nil }),
+		"custom-src":     pair(func(d *Decoder) { d.CustomSourceTags = []string{"instance", "fqdn"} }),
+		"quirk":          pair(func(d *Decoder) { d.SourceSubstringQuirk = true }),
+		"odd-default":    pair(func(d *Decoder) { d.DefaultSource = []byte(` a"b\ `) }),
+		"small-limits":   pair(func(d *Decoder) { d.Limits = &small }),
+		"strict-values":  pair(func(d *Decoder) { d.LenientNonFinite = false }),
+	}
+}
+
+func TestAppendCanonicalPointAccepts(t *testing.T) {
+	// Lines in the subset: the fast path must take them, and agree.
+	for _, line := range []string{
+		istioLine,
+		`istio_requests_total 1 1712000000 source=productpage-v1-00001a.default reporter=destination source_workload=productpage-v1 response_flags=-`,
+		`cpu.load 0.75 1712000000 host=web-1 env=prod`,
+		`cpu.load -0 source=a`,
+		`cpu.load 1e3 1712000000123 source=a`,
+		`cpu.load 007 1712000000123456 source=a`,
+		`cpu.load 12345678901234567 1712000000.5 source=a`,
+		`~proxy.points 1 1712000000 source=p "k"="a b=c#d 'e'"`,
+		`m 1 1712000000 fqdn=host.example.com k=it's#1`,
+		`m 1 _host=x _tag=y`,
+		`  m   1    1712000000   source=a   k=v  `,
+		"m 1 1712000000 source=a\r\n",
+		`m 1.5d 1712000000 source=a`,
+		`m 0x1.8p1 1712000000 source=a`,
+	} {
+		if !checkFastAgrees(t, fuzzDecoder(), fuzzDecoder(), []byte(line)) {
+			t.Errorf("declined %q", line)
+		}
+	}
+}
+
+func TestAppendCanonicalPointDeclines(t *testing.T) {
+	// Lines outside the subset, valid or not: the general path decides.
+	for _, line := range []string{
+		``,
+		`m`,
+		`m 1 source=a host=b`, // host becomes _host
+		`m 1 source=a tag=b`,  // tag becomes _tag
+		`m 1 k=a k=b`,         // last one wins
+		`m 1 k=a "k"=b`,
+		`m 1 k="a\"b"`,
+		`m 1 k=' a'`,
+		`m 1 k=" a"`,
+		`m 1 k=""`,
+		`m 1 k=`,
+		`m 1 k = v`,
+		`m 1 k=#v`,
+		`m 1 k=a=b`,
+		`m 1 "1k"="v"`,
+		`m 1 1k=v`,
+		"m 1 k=v\tj=w",
+		`m "1" source=a`,
+		`m NaN source=a`,
+		`m +Inf source=a`,
+		`m 1e400 source=a`,
+		`m x source=a`,
+		`"m 1 source=a`,
+		`"m"x 1 source=a`,
+		`m k 1 source=a`,
+		`m! 1 source=a`,
+		`~ 1 source=a`,
+		"∆m 1 source=a",
+		"m 1 k=é",
+		"m 1 k=v\x04",
+		`m 1 1 source=a`,   // outside the window
+		`m 1 1x source=a`,  // bad timestamp
+		`m 1 source=" "`,   // blank source
+		`"a b" 1 source=a`, // illegal name
+		`m 1 "a b"=c`,      // illegal key
+		`@SourceTag action=save source=a`,
+		`!M 1712000000 #1 1 m source=a`,
+	} {
+		if checkFastAgrees(t, fuzzDecoder(), fuzzDecoder(), []byte(line)) {
+			t.Errorf("accepted %q", line)
+		}
+	}
+}
+
+func TestAppendCanonicalPointLimits(t *testing.T) {
+	small := Limits{MaxSourceLength: 3, MaxNameLength: 3, MaxTags: 2, MaxTagLength: 5, MaxTagKeyLength: 3, MaxTagValueLength: 3, Prefill: time.Hour}
+	d := fuzzDecoder()
+	d.Limits = &small
+	for line, accept := range map[string]bool{
+		`abc 1 source=abc k=v j=w`: true,
+		`abcd 1 source=a`:          false, // name
+		`m 1 source=abcd`:          false, // source
+		`m 1 source=a k=v j=w l=x`: false, // count
+		`m 1 kkkk=v`:               false, // key
+		`m 1 k=vvvv`:               false, // value
+		`m 1 kkk=vvv`:              false, // key+value
+	} {
+		if got := checkFastAgrees(t, d, func() *Decoder { g := fuzzDecoder(); g.Limits = &small; return g }(), []byte(line)); got != accept {
+			t.Errorf("%q: accepted=%v, want %v", line, got, accept)
+		}
+	}
+}
+
+func TestAppendCanonicalPointDoesNotAllocate(t *testing.T) {
+	d := fuzzDecoder()
+	line := []byte(istioLine)
+	buf := make([]byte, 0, 4096)
+	if allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := d.AppendCanonicalPoint(buf[:0], line); !ok {
+			t.Fatal("declined")
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per line", allocs)
+	}
+}
+
+// FuzzAppendCanonicalPoint differentially tests the fast path against
+// DecodePoint + AppendPoint under several decoder configurations. Its
+// corpus includes FuzzDecodePoint's edge cases.
+func FuzzAppendCanonicalPoint(f *testing.F) {
+	for _, s := range []string{
+		istioLine,
+		`m 1 1712000000 source=a host=b tag=c k=v k=w`,
+		`m 1.50 1712000000123 fqdn=f "k"="a b" j=it's`,
+	} {
+		f.Add([]byte(s))
+	}
+	pairs := decoderPairs()
+	f.Fuzz(func(t *testing.T, line []byte) {
+		for name, p := range pairs {
+			t.Run(name, func(t *testing.T) { checkFastAgrees(t, p[0], p[1], line) })
+		}
+	})
+}
+
+func BenchmarkAppendCanonicalPoint(b *testing.B) {
+	for _, bc := range []struct{ name, line string }{
+		{"quoted", istioLine},
+		{"unquoted", `istio_requests_total 1842 1712000000 source=productpage-v1-00001a.default reporter=destination source_workload=productpage-v1 source_workload_namespace=default source_app=productpage destination_workload=reviews-v2 destination_workload_namespace=default destination_service=reviews.default.svc.cluster.local destination_app=reviews request_protocol=http response_code=200 response_flags=- connection_security_policy=mutual_tls grpc_response_status=0`},
+	} {
+		line := []byte(bc.line)
+		b.Run(bc.name+"/fast", func(b *testing.B) {
+			d := newTestDecoder()
+			buf, ok := d.AppendCanonicalPoint(nil, line)
+			if !ok {
+				b.Fatal("declined")
+			}
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				buf, _ = d.AppendCanonicalPoint(buf[:0], line)
+			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+		b.Run(bc.name+"/general", func(b *testing.B) {
+			d := newTestDecoder()
+			var p Point
+			var buf []byte
+			b.SetBytes(int64(len(line)))
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				if err := d.DecodePoint(line, &p); err != nil {
+					b.Fatal(err)
+				}
+				buf = AppendPoint(buf[:0], &p)
+			}
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// processCPU is the CPU time this process has used. The machine is shared,
+// so CPU time per op is a steadier measure than wall time per op.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
