@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/export"
 	"github.com/meshwave/meshwave/internal/server"
 )
 
@@ -22,6 +24,35 @@ type tokenList []string
 
 func (t *tokenList) String() string     { return strings.Join(*t, ",") }
 func (t *tokenList) Set(v string) error { *t = append(*t, v); return nil }
+
+// headerFlag is a repeatable K=V flag of extra HTTP request headers.
+type headerFlag struct{ h http.Header }
+
+func (f *headerFlag) String() string {
+	if f.h == nil {
+		return ""
+	}
+	var kv []string
+	for k, vs := range f.h {
+		for _, v := range vs {
+			kv = append(kv, k+"="+v)
+		}
+	}
+	return strings.Join(kv, ",")
+}
+
+func (f *headerFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	k = strings.TrimSpace(k)
+	if !ok || k == "" {
+		return fmt.Errorf("want NAME=VALUE, got %q", v)
+	}
+	if f.h == nil {
+		f.h = http.Header{}
+	}
+	f.h.Add(k, val)
+	return nil
+}
 
 // runServer runs the backend (ingestion, storage, query API) until ctx ends.
 func runServer(ctx context.Context, args []string, stdout io.Writer) error {
@@ -34,8 +65,22 @@ func runServer(ctx context.Context, args []string, stdout io.Writer) error {
 	retention := fs.String("retention", "15d", "how long data is kept, e.g. 15d or 36h")
 	ooo := fs.Duration("out-of-order-window", server.DefaultOOOWindow, "how late a metric sample may arrive")
 	maxBody := fs.Int("max-body-bytes", server.DefaultMaxBodyBytes, "largest request body after decompression (413 above)")
+	rwURL := fs.String("remote-write-url", "", "also forward metrics and histograms to this Prometheus remote-write URL (user:pass@ in it for basic auth)")
+	rwToken := fs.String("remote-write-token", "", "bearer token for --remote-write-url")
+	var rwHeader, otlpHeader headerFlag
+	fs.Var(&rwHeader, "remote-write-header", "extra `NAME=VALUE` header for remote write (repeatable)")
+	rwQueue := fs.Int64("remote-write-max-queue-bytes", export.DefaultMaxQueueBytes, "disk bound of the remote-write queue; the oldest data is dropped beyond it")
+	otlpURL := fs.String("otlp-endpoint", "", "also forward spans to this OTLP/HTTP endpoint (POST <endpoint>/v1/traces)")
+	fs.Var(&otlpHeader, "otlp-header", "extra `NAME=VALUE` header for OTLP (repeatable)")
+	otlpQueue := fs.Int64("otlp-max-queue-bytes", export.DefaultMaxQueueBytes, "disk bound of the OTLP queue; the oldest data is dropped beyond it")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *rwToken != "" {
+		if rwHeader.h == nil {
+			rwHeader.h = http.Header{}
+		}
+		rwHeader.h.Set("Authorization", "Bearer "+*rwToken)
 	}
 	ret, err := parseRetention(*retention)
 	if err != nil {
@@ -43,6 +88,8 @@ func runServer(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	s, err := server.Open(server.Config{
 		DataDir: *data, Tokens: tokens, Retention: ret, OutOfOrderWindow: *ooo, MaxBodyBytes: *maxBody,
+		RemoteWrite: export.Config{URL: *rwURL, Header: rwHeader.h, MaxQueueBytes: *rwQueue},
+		OTLP:        export.Config{URL: *otlpURL, Header: otlpHeader.h, MaxQueueBytes: *otlpQueue},
 	})
 	if err != nil {
 		return err
