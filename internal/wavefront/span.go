@@ -178,9 +178,9 @@ func (d *Decoder) validateSpan(s *Span) *LineError {
 		}
 	}
 	if i := bytes.IndexByte(s.Name, '*'); i >= 0 {
-		start := len(d.scratch)
-		d.scratch = append(d.scratch, s.Name...)
-		name := d.scratch[start:len(d.scratch):len(d.scratch)]
+		// A copy of its own: ValidateSpan has no line to reset d.scratch
+		// with, so appending there would grow it for a decoder's lifetime.
+		name := bytes.Clone(s.Name)
 		for j := i; j < len(name); j++ {
 			if name[j] == '*' {
 				name[j] = '-'
