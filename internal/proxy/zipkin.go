@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,14 +18,20 @@ import (
 	"github.com/meshwave/meshwave/internal/zipkin"
 )
 
-// zipkinState is one request's reusable decoding state.
+// zipkinState is one request's decoding state, pooled so that a request
+// allocates nothing once the buffers have grown to the bodies' size.
 type zipkinState struct {
 	dec  zipkin.Decoder
 	conv zipkin.Converter
 	span wavefront.Span
-	logs wavefront.SpanLogs
 	red  red.Span
+	in   *ingester // empty between requests: every request commits or fails whole
+	body []byte
 }
+
+// maxPooledBody bounds the body buffer a pooled state keeps, so one huge
+// request does not pin its size in memory.
+const maxPooledBody = 4 << 20
 
 // zipkinHandler serves a Zipkin port (proxy.md §5.1). Its RED metrics are
 // flushed once a minute until ctx ends, then once more.
@@ -31,16 +39,21 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 	deriver := red.New(red.Options{Mode: red.ZipkinMode, ReporterSource: "zipkin"})
 	p.wg.Go(func() { p.runRED(ctx, port, deriver) })
 	pool := sync.Pool{New: func() any {
-		return &zipkinState{conv: zipkin.Converter{
-			DefaultApplication: p.cfg.TraceZipkinApplicationName,
-			SpanLogs:           true,
-			CustomTagKeys:      splitList(p.cfg.TraceDerivedCustomTagKeys),
-		}}
+		return &zipkinState{
+			conv: zipkin.Converter{
+				DefaultApplication: p.cfg.TraceZipkinApplicationName,
+				SpanLogs:           true,
+				CustomTagKeys:      splitList(p.cfg.TraceDerivedCustomTagKeys),
+			},
+			in: p.newIngester(port, nil),
+		}
 	}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := pool.Get().(*zipkinState)
 		code, msg := p.serveZipkin(port, deriver, st, r)
-		pool.Put(st)
+		if st.in.staging == 0 && cap(st.body) <= maxPooledBody {
+			pool.Put(st)
+		}
 		p.m.httpStatus.WithLabelValues(port, strconv.Itoa(code)).Inc()
 		if msg != "" {
 			http.Error(w, msg, code)
@@ -64,7 +77,7 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 	if r.Method != http.MethodPost {
 		return http.StatusBadRequest, "Unsupported Http method."
 	}
-	body, code, err := httpbody.Read(r, p.cfg.TraceListenerHTTPBufferSize)
+	body, code, err := st.readBody(r, p.cfg.TraceListenerHTTPBufferSize)
 	if err != nil {
 		return code, err.Error()
 	}
@@ -73,8 +86,9 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 		p.m.batchFailed.WithLabelValues(port).Inc()
 		return http.StatusBadRequest, err.Error()
 	}
+	in := st.in
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	in := p.newIngester(port, []byte(host))
+	in.dec.DefaultSource = append(in.dec.DefaultSource[:0], host...)
 	rules := p.portRules(port)
 	err = st.dec.Decode(body, enc, func(z *zipkin.Span) error {
 		p.zipkinSpan(in, rules, deriver, st, z)
@@ -109,16 +123,12 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver 
 	}
 	st.conv.Refresh(&rd, s)
 	observeRED(deriver, &st.red, &rd, s)
-	hasLogs := st.conv.ConvertLogs(z, s, &st.logs)
 	if err := in.dec.ValidateSpan(s); err != nil {
 		in.reject(entitySpans, nil, err)
 		return
 	}
 	in.stage(fmtTrace, func(b []byte) []byte { return wavefront.AppendSpan(b, s) })
-	if hasLogs {
-		st.logs.Span = "_sampledByPolicy=NONE"
-		in.stageSpanLogs(&st.logs)
-	}
+	in.stage(fmtSpanLogs, func(b []byte) []byte { return st.conv.AppendLogs(b, z, s, "_sampledByPolicy=NONE") })
 	if full := in.dec.TruncatedAnnotations(); len(full) > 0 {
 		in.stageSpanLogs(wavefront.TruncationSpanLogs(s, full))
 	}
@@ -126,21 +136,40 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver 
 
 func observeRED(deriver *red.Deriver, rs *red.Span, rd *zipkin.RED, s *wavefront.Span) {
 	*rs = red.Span{
-		Application:    string(rd.Application),
-		Service:        string(rd.Service),
-		Operation:      string(rd.Operation),
-		Cluster:        string(rd.Cluster),
-		Shard:          string(rd.Shard),
-		Component:      string(rd.Component),
-		SpanKind:       string(rd.SpanKind),
-		Source:         string(rd.Source),
-		HTTPStatusCode: string(rd.HTTPStatusCode),
+		Application:    rd.Application,
+		Service:        rd.Service,
+		Operation:      rd.Operation,
+		Cluster:        rd.Cluster,
+		Shard:          rd.Shard,
+		Component:      rd.Component,
+		SpanKind:       rd.SpanKind,
+		Source:         rd.Source,
+		HTTPStatusCode: rd.HTTPStatusCode,
 		CustomTags:     rd.CustomTags,
 		IsError:        rd.IsError,
 		DurationMicros: rd.DurationMicros,
 		DurationMillis: s.DurationMillis,
 	}
 	deriver.Observe(rs)
+}
+
+// readBody reads the request body into st's buffer. An uncompressed body
+// of declared length, which is what Envoy sends, is read with one copy
+// into a buffer reused across requests; anything else goes through
+// httpbody.Read with its decompression and limits.
+func (st *zipkinState) readBody(r *http.Request, limit int) ([]byte, int, error) {
+	n := r.ContentLength
+	if n < 0 || n > int64(limit) || r.Header.Get("Content-Encoding") != "" {
+		return httpbody.Read(r, limit)
+	}
+	if int64(cap(st.body)) < n {
+		st.body = make([]byte, n)
+	}
+	st.body = st.body[:n]
+	if _, err := io.ReadFull(r.Body, st.body); err != nil {
+		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
+	}
+	return st.body, 0, nil
 }
 
 // runRED flushes a port's RED metrics and heartbeats into the queue once a

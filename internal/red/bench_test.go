@@ -13,9 +13,9 @@ func istioSpans(n int) []Span {
 	spans := make([]Span, n)
 	for i := range spans {
 		spans[i] = Span{
-			Application: "Zipkin", Service: "reviews-v" + strconv.Itoa(i%3) + ".default",
-			Operation: "reviews.default.svc.cluster.local:9080/reviews/" + strconv.Itoa(i),
-			Component: "proxy", SpanKind: "server", Source: "zipkin", HTTPStatusCode: "200",
+			Application: []byte("Zipkin"), Service: []byte("reviews-v" + strconv.Itoa(i%3) + ".default"),
+			Operation: []byte("reviews.default.svc.cluster.local:9080/reviews/" + strconv.Itoa(i)),
+			Component: []byte("proxy"), SpanKind: []byte("server"), Source: []byte("zipkin"), HTTPStatusCode: []byte("200"),
 			CustomTags:     []wavefront.Tag{{Key: []byte("mesh"), Value: []byte("istio")}},
 			DurationMicros: int64(1000 + i*37), DurationMillis: int64(1 + i*37/1000),
 		}

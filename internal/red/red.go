@@ -10,13 +10,15 @@ import (
 )
 
 // Span is what the RED stage needs from one span, filled by the Zipkin
-// converter or the custom-tracing handler. Empty strings mean "absent".
+// converter or the custom-tracing handler. Empty values mean "absent".
+// Values may alias the caller's buffers, so a converted span feeds the
+// Deriver without a copy: it copies only what it keeps, when a series is
+// created.
 type Span struct {
-	Application, Service, Operation, Cluster, Shard, Component, SpanKind, Source string
-	HTTPStatusCode                                                               string
+	Application, Service, Operation, Cluster, Shard, Component, SpanKind, Source []byte
+	HTTPStatusCode                                                               []byte
 	// CustomTags are the --traceDerivedCustomTagKeys present on the span,
-	// already resolved last-wins. They may alias the caller's buffers: the
-	// Deriver copies what it keeps.
+	// already resolved last-wins.
 	CustomTags     []wavefront.Tag
 	IsError        bool
 	DurationMicros int64

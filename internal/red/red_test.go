@@ -62,8 +62,8 @@ func at(sec int64) time.Time { return time.Unix(sec, 0) }
 // workedSpan is the span of proxy.md §5.6 as the Zipkin converter hands it over.
 func workedSpan() *Span {
 	return &Span{
-		Application: "Zipkin", Service: "ratings.default", Operation: "ratings.default.svc.cluster.local:9080/-",
-		Component: "proxy", SpanKind: "server", Source: "zipkin", HTTPStatusCode: "503",
+		Application: []byte("Zipkin"), Service: []byte("ratings.default"), Operation: []byte("ratings.default.svc.cluster.local:9080/-"),
+		Component: []byte("proxy"), SpanKind: []byte("server"), Source: []byte("zipkin"), HTTPStatusCode: []byte("503"),
 		IsError: true, DurationMicros: 2500, DurationMillis: 2,
 	}
 }
@@ -107,7 +107,7 @@ func TestWorkedExample(t *testing.T) {
 func TestZeroCountersNotSent(t *testing.T) {
 	clk := &clock{t: at(t0)}
 	d := New(Options{Now: clk.now})
-	d.Observe(&Span{Application: "a", Service: "s", Operation: "o", Source: "h", DurationMicros: 999})
+	d.Observe(&Span{Application: []byte("a"), Service: []byte("s"), Operation: []byte("o"), Source: []byte("h"), DurationMicros: 999})
 	var r recorder
 	d.Flush(at(t0+30), &r)
 	got := r.take()
@@ -135,7 +135,7 @@ func TestZeroCountersNotSent(t *testing.T) {
 func TestHistogramOnlyCompletedMinutes(t *testing.T) {
 	clk := &clock{t: at(t0 + 5)}
 	d := New(Options{Now: clk.now})
-	span := &Span{Application: "a", Service: "s", Operation: "o", DurationMicros: 1000}
+	span := &Span{Application: []byte("a"), Service: []byte("s"), Operation: []byte("o"), DurationMicros: 1000}
 	d.Observe(span)
 	d.Observe(span)
 	clk.set(at(t0 + 65))
@@ -162,7 +162,7 @@ func TestCentroidCountsSumToSamples(t *testing.T) {
 	d := New(Options{Now: clk.now})
 	const n = 20000
 	for i := range n {
-		d.Observe(&Span{Application: "a", Service: "s", Operation: "o", DurationMicros: int64(i*7919%100000 + 1)})
+		d.Observe(&Span{Application: []byte("a"), Service: []byte("s"), Operation: []byte("o"), DurationMicros: int64(i*7919%100000 + 1)})
 	}
 	var r recorder
 	d.Flush(at(t0+60), &r)
@@ -194,7 +194,7 @@ func TestRepeatedValuesStayExact(t *testing.T) {
 		case i%10 >= 5:
 			ms = 2
 		}
-		d.Observe(&Span{Application: "a", Service: "s", Operation: "o", DurationMillis: ms})
+		d.Observe(&Span{Application: []byte("a"), Service: []byte("s"), Operation: []byte("o"), DurationMillis: ms})
 	}
 	var r recorder
 	d.Flush(at(t0+60), &r)
@@ -211,12 +211,12 @@ func TestHeartbeatsZipkin(t *testing.T) {
 	clk := &clock{t: at(t0)}
 	d := New(Options{Now: clk.now})
 	for _, sp := range []Span{
-		{Operation: "GET /a", HTTPStatusCode: "200"},
-		{Operation: "GET /b", HTTPStatusCode: "200"}, // same key: operation is not part of it
-		{Operation: "GET /a", HTTPStatusCode: "503"},
-		{Operation: "GET /a", HTTPStatusCode: "503", IsError: true},
+		{Operation: []byte("GET /a"), HTTPStatusCode: []byte("200")},
+		{Operation: []byte("GET /b"), HTTPStatusCode: []byte("200")}, // same key: operation is not part of it
+		{Operation: []byte("GET /a"), HTTPStatusCode: []byte("503")},
+		{Operation: []byte("GET /a"), HTTPStatusCode: []byte("503"), IsError: true},
 	} {
-		sp.Application, sp.Service, sp.Component, sp.Source = "app", "svc", "proxy", "pod-1"
+		sp.Application, sp.Service, sp.Component, sp.Source = []byte("app"), []byte("svc"), []byte("proxy"), []byte("pod-1")
 		d.Observe(&sp)
 	}
 	var r recorder
@@ -240,7 +240,7 @@ func TestHeartbeatsZipkin(t *testing.T) {
 	if got := r.take(); len(got) != 0 {
 		t.Errorf("idle flush sent %q", got)
 	}
-	d.Observe(&Span{Application: "app", Service: "svc", Source: "pod-1"})
+	d.Observe(&Span{Application: []byte("app"), Service: []byte("svc"), Source: []byte("pod-1")})
 	d.Flush(at(t0+180), &r)
 	n := 0
 	for _, l := range r.take() {
@@ -257,7 +257,7 @@ func TestCustomTracingMode(t *testing.T) {
 	clk := &clock{t: at(t0 + 1)}
 	d := New(Options{Mode: CustomTracingMode, Now: clk.now})
 	span := &Span{
-		Application: "app", Service: "svc", Operation: "op", Source: "host", SpanKind: "client",
+		Application: []byte("app"), Service: []byte("svc"), Operation: []byte("op"), Source: []byte("host"), SpanKind: []byte("client"),
 		CustomTags:     []wavefront.Tag{{Key: []byte("env"), Value: []byte("prod")}},
 		DurationMicros: 12345, DurationMillis: 12,
 	}
@@ -288,7 +288,7 @@ func TestNamesAndTags(t *testing.T) {
 	clk := &clock{t: at(t0)}
 	d := New(Options{Now: clk.now, ReporterSource: "rep"})
 	d.Observe(&Span{
-		Application: "a,b", Service: "s/é", Operation: "op 😀:x",
+		Application: []byte("a,b"), Service: []byte("s/é"), Operation: []byte("op 😀:x"),
 		CustomTags: []wavefront.Tag{{Key: []byte("cluster"), Value: []byte("c1")}, {Key: []byte("error"), Value: []byte("no")}},
 		IsError:    true, DurationMicros: 5,
 	})
@@ -319,7 +319,7 @@ func TestMaxSeries(t *testing.T) {
 	d := New(Options{Mode: CustomTracingMode, Now: clk.now, MaxSeries: 2})
 	var r recorder
 	for _, op := range []string{"a", "b", "c", "c", "a"} {
-		d.ObserveAndHeartbeat(&Span{Operation: op}, &r)
+		d.ObserveAndHeartbeat(&Span{Operation: []byte(op)}, &r)
 	}
 	if got := d.Dropped(); got != 2 {
 		t.Errorf("Dropped = %d, want 2", got)
@@ -331,7 +331,7 @@ func TestMaxSeries(t *testing.T) {
 	d.Flush(at(t0+60), &r)
 	d.Flush(at(t0+120), &r)
 	r.take()
-	d.Observe(&Span{Operation: "c"})
+	d.Observe(&Span{Operation: []byte("c")})
 	d.Flush(at(t0+180), &r)
 	if got := r.take(); !slices.ContainsFunc(got, func(l string) bool { return strings.Contains(l, ".c.invocation.count") }) {
 		t.Errorf("c not admitted after release: %q", got)
@@ -366,7 +366,7 @@ func TestConcurrentObserve(t *testing.T) {
 		wg.Go(func() {
 			for i := range perG {
 				d.Observe(&Span{
-					Application: "app", Service: "svc", Operation: "op" + strconv.Itoa((g+i)%series),
+					Application: []byte("app"), Service: []byte("svc"), Operation: []byte("op" + strconv.Itoa((g+i)%series)),
 					IsError: i%10 == 0, DurationMicros: int64(1000 + i%3000),
 				})
 			}
@@ -423,7 +423,7 @@ func TestRunFlushesCurrentMinuteAtShutdown(t *testing.T) {
 	var r recorder
 	done := make(chan struct{})
 	go func() { d.Run(ctx, &r); close(done) }()
-	d.Observe(&Span{Application: "a", Service: "s", Operation: "o", DurationMicros: 42})
+	d.Observe(&Span{Application: []byte("a"), Service: []byte("s"), Operation: []byte("o"), DurationMicros: 42})
 	clk.set(at(t0 + 20))
 	cancel()
 	<-done

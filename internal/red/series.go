@@ -28,7 +28,7 @@ func appendKey(b []byte, s *Span) (key []byte, hbLen int) {
 	return appendField(b, s.Operation), hbLen
 }
 
-func appendField[T string | []byte](b []byte, v T) []byte {
+func appendField(b []byte, v []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }
@@ -72,8 +72,8 @@ func redTags(s *Span, withOperation bool) []wavefront.Tag {
 		tags = setTag(tags, "operationName", orDefault(s.Operation, "unknown_operation"))
 	}
 	tags = setTag(tags, "span.kind", orDefault(s.SpanKind, "none"))
-	if s.HTTPStatusCode != "" {
-		tags = setTag(tags, "http.status_code", s.HTTPStatusCode)
+	if len(s.HTTPStatusCode) > 0 {
+		tags = setTag(tags, "http.status_code", string(s.HTTPStatusCode))
 	}
 	for _, t := range s.CustomTags {
 		tags = setTag(tags, string(t.Key), string(t.Value))
@@ -93,11 +93,12 @@ func setTag(tags []wavefront.Tag, key, value string) []wavefront.Tag {
 	return append(tags, wavefront.Tag{Key: []byte(key), Value: []byte(value)})
 }
 
-func orDefault(v, def string) string {
-	if v == "" {
+// orDefault copies v, or returns def when v is empty.
+func orDefault(v []byte, def string) string {
+	if len(v) == 0 {
 		return def
 	}
-	return v
+	return string(v)
 }
 
 // metricBase returns "tracing.derived." + S where S is app.service.op with
@@ -105,7 +106,7 @@ func orDefault(v, def string) string {
 // [,-.0-9A-Za-z_] and '/' becomes '-', then ',' becomes '_'. Characters
 // are counted as the reference's UTF-16 units, so a rune outside the BMP
 // becomes "--"; an invalid UTF-8 byte becomes one '-'.
-func metricBase(app, service, op string) []byte {
+func metricBase(app, service, op []byte) []byte {
 	b := []byte("tracing.derived.")
 	b = appendSanitized(b, app)
 	b = append(b, '.')
@@ -114,8 +115,8 @@ func metricBase(app, service, op string) []byte {
 	return appendSanitized(b, op)
 }
 
-func appendSanitized(b []byte, s string) []byte {
-	for _, r := range s {
+func appendSanitized(b []byte, s []byte) []byte {
+	for _, r := range string(s) {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '_':
 			b = append(b, byte(r))

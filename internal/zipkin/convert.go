@@ -2,7 +2,7 @@ package zipkin
 
 import (
 	"bytes"
-	"strings"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -100,6 +100,13 @@ func newWords() *words {
 	}
 }
 
+func (c *Converter) words() *words {
+	if c.w == nil {
+		c.w = newWords()
+	}
+	return c.w
+}
+
 func orDefault(v, def string) string {
 	if v == "" {
 		return def
@@ -110,10 +117,7 @@ func orDefault(v, def string) string {
 // Convert fills out from z, reusing out.Tags' capacity, and returns the
 // RED inputs. Annotations are emitted in the reference's order (§5.3).
 func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
-	if c.w == nil {
-		c.w = newWords()
-	}
-	w := c.w
+	w := c.words()
 	c.arena.reset()
 	name := z.Name
 	if len(name) == 0 {
@@ -243,32 +247,44 @@ func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
 	red.CustomTags = c.custom
 }
 
-// ConvertLogs fills logs with z's annotations as the reference forwards them
-// for a sampled span (§5.5) and reports whether there were any (and span
-// logs are enabled). out must be z's converted span. logs is freshly
-// allocated, so it may outlive the Converter's buffers; the sampling stage
-// sets logs.Span to _sampledByPolicy=<policy|NONE>.
-func (c *Converter) ConvertLogs(z *Span, out *wavefront.Span, logs *wavefront.SpanLogs) bool {
+// AppendLogs appends z's annotations as the span-logs line the reference
+// forwards for a sampled span (§5.5), or nothing when z has none or span
+// logs are off. out must be z's converted span; sampledBy is the
+// _sampledByPolicy=<policy|NONE> marker. The line is written directly, equal
+// byte for byte to wavefront.AppendSpanLogs of the same SpanLogs, but
+// without building one: a map per annotation and encoding/json's
+// reflection cost more than the rest of a span's conversion.
+func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampledBy string) []byte {
 	if len(z.Annotations) == 0 || !c.SpanLogs {
-		return false
+		return dst
 	}
-	*logs = wavefront.SpanLogs{
-		Customer: "default",
-		TraceID:  string(out.TraceID),
-		SpanID:   string(out.SpanID),
-		Logs:     make([]wavefront.SpanLog, len(z.Annotations)),
-	}
+	dst = append(dst, `{"customer":"default","traceId":`...)
+	dst = wavefront.AppendJSONString(dst, out.TraceID)
+	dst = append(dst, `,"spanId":`...)
+	dst = wavefront.AppendJSONString(dst, out.SpanID)
+	dst = append(dst, `,"spanSecondaryId":`...)
 	if z.Kind != KindUnset {
-		id := strings.ToLower(kindNames[z.Kind])
-		logs.SpanSecondaryID = &id
+		dst = wavefront.AppendJSONString(dst, c.words().kinds[z.Kind])
+	} else {
+		dst = append(dst, "null"...)
 	}
+	dst = append(dst, `,"logs":[`...)
 	for i, a := range z.Annotations {
-		logs.Logs[i] = wavefront.SpanLog{
-			Timestamp: a.Timestamp,
-			Fields:    wavefront.LogFields{"annotation": string(a.Value)},
+		if i > 0 {
+			dst = append(dst, ',')
 		}
+		dst = append(dst, `{"timestamp":`...)
+		dst = strconv.AppendInt(dst, a.Timestamp, 10)
+		dst = append(dst, `,"fields":{"annotation":`...)
+		dst = wavefront.AppendJSONString(dst, a.Value)
+		dst = append(dst, "}}"...)
 	}
-	return true
+	dst = append(dst, ']')
+	if sampledBy != "" { // omitempty
+		dst = append(dst, `,"span":`...)
+		dst = wavefront.AppendJSONString(dst, []byte(sampledBy))
+	}
+	return append(dst, "}\n"...)
 }
 
 // uuid writes a hex ID in UUID form (§5.4): left-padded to 32 characters

@@ -1,7 +1,7 @@
 package zipkin
 
 import (
-	"encoding/json"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -33,9 +33,8 @@ func TestWorkedExample(t *testing.T) {
 	if got := spanLine(&out); got != want {
 		t.Errorf("span line\n got %s\nwant %s", got, want)
 	}
-	var logs wavefront.SpanLogs
-	if c.ConvertLogs(&spans[0], &out, &logs) {
-		t.Error("span logs for a span without annotations")
+	if logs := c.AppendLogs(nil, &spans[0], &out, "_sampledByPolicy=NONE"); len(logs) > 0 {
+		t.Errorf("span logs for a span without annotations: %s", logs)
 	}
 	wantRED := map[string]string{
 		"Application": "Zipkin", "Service": "ratings.default", "Cluster": "none", "Shard": "none",
@@ -121,13 +120,9 @@ func TestFixturesConvert(t *testing.T) {
 			if red.IsError || string(red.SpanKind) != "server" || string(red.HTTPStatusCode) != "200" || string(red.Component) != "proxy" {
 				t.Errorf("RED %+v", red)
 			}
-			var logs wavefront.SpanLogs
-			if !c.ConvertLogs(&spans[0], &out, &logs) {
-				t.Fatal("no span logs")
-			}
-			b, _ := wavefront.AppendSpanLogs(nil, &logs)
+			b := c.AppendLogs(nil, &spans[0], &out, "_sampledByPolicy=NONE")
 			wantLogs := `{"customer":"default","traceId":"` + string(out.TraceID) + `","spanId":"` + string(out.SpanID) +
-				`","spanSecondaryId":"server","logs":[{"timestamp":` + w.logTS + `,"fields":{"annotation":"ss"}}]}` + "\n"
+				`","spanSecondaryId":"server","logs":[{"timestamp":` + w.logTS + `,"fields":{"annotation":"ss"}}],"span":"_sampledByPolicy=NONE"}` + "\n"
 			if string(b) != wantLogs {
 				t.Errorf("span logs\n got %s\nwant %s", b, wantLogs)
 			}
@@ -236,9 +231,9 @@ func TestSharedSpan(t *testing.T) {
 		t.Errorf("server tags %s", tb)
 	}
 	var logs wavefront.SpanLogs
-	if !c.ConvertLogs(&spans[1], &b, &logs) || *logs.SpanSecondaryID != "server" || logs.Logs[0].Fields["annotation"] != "cache miss" {
-		j, _ := json.Marshal(logs)
-		t.Errorf("logs %s", j)
+	line := c.AppendLogs(nil, &spans[1], &b, "_sampledByPolicy=NONE")
+	if err := wavefront.DecodeSpanLogs(line, &logs); err != nil || *logs.SpanSecondaryID != "server" || logs.Logs[0].Fields["annotation"] != "cache miss" {
+		t.Errorf("logs %s: %v", line, err)
 	}
 }
 
@@ -286,5 +281,47 @@ func TestSanitizeKey(t *testing.T) {
 		if got := string(c.sanitizeKey([]byte(in))); got != want {
 			t.Errorf("sanitizeKey(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// AppendLogs writes by hand what wavefront.AppendSpanLogs writes for the
+// SpanLogs the reference builds from a span's annotations (§5.5).
+func TestAppendLogsMatchesAppendSpanLogs(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	c := Converter{SpanLogs: true}
+	for range 500 {
+		z := Span{TraceID: []byte("463ac35c9f6413ad48485a3953bb6124"), ID: []byte("a2fb4a1d1a96d312"), Kind: Kind(r.IntN(5))}
+		for range r.IntN(4) {
+			z.Annotations = append(z.Annotations, Annotation{r.Int64N(1<<53) - 1<<52, []byte(randString(r, 12))})
+		}
+		var out wavefront.Span
+		c.Convert(&z, &out)
+		sampledBy := []string{"", "_sampledByPolicy=NONE", "_sampledByPolicy=<p\"1>"}[r.IntN(3)]
+		got := c.AppendLogs([]byte("prefix"), &z, &out, sampledBy)
+		want := []byte("prefix")
+		if len(z.Annotations) > 0 {
+			sl := wavefront.SpanLogs{Customer: "default", TraceID: string(out.TraceID), SpanID: string(out.SpanID), Span: sampledBy}
+			if z.Kind != KindUnset {
+				id := strings.ToLower(z.Kind.String())
+				sl.SpanSecondaryID = &id
+			}
+			for _, a := range z.Annotations {
+				sl.Logs = append(sl.Logs, wavefront.SpanLog{Timestamp: a.Timestamp, Fields: wavefront.LogFields{"annotation": string(a.Value)}})
+			}
+			var err error
+			if want, err = wavefront.AppendSpanLogs(want, &sl); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if string(got) != string(want) {
+			t.Fatalf("\n got %s\nwant %s", got, want)
+		}
+	}
+	c.SpanLogs = false
+	z := Span{TraceID: []byte("1"), ID: []byte("2"), Annotations: []Annotation{{1, []byte("a")}}}
+	var out wavefront.Span
+	c.Convert(&z, &out)
+	if got := c.AppendLogs(nil, &z, &out, "x"); len(got) > 0 {
+		t.Errorf("span logs while disabled: %s", got)
 	}
 }

@@ -3,6 +3,10 @@ package zipkin
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -198,5 +202,32 @@ func TestDecodeV2ZeroAllocs(t *testing.T) {
 	}
 	if a := testing.AllocsPerRun(20, func() { _ = d.Decode(body, JSONV2, fn) }); a != 0 {
 		t.Errorf("%v allocations per decode of a warm Decoder", a)
+	}
+}
+
+// sortTags against a map and a sort, with keys that share long prefixes or
+// differ only by trailing NULs, on both sides of the insertion-sort size.
+func TestSortTags(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff"}
+	for range 2000 {
+		var in []Tag
+		last := map[string]string{}
+		for i := range r.IntN(2 * maxInsertionSort) {
+			k := keys[r.IntN(len(keys))]
+			in = append(in, Tag{[]byte(k), []byte(strconv.Itoa(i))})
+			last[k] = strconv.Itoa(i)
+		}
+		var want []string
+		for _, k := range slices.Sorted(maps.Keys(last)) {
+			want = append(want, k+"="+last[k])
+		}
+		var got []string
+		for _, tag := range in[:sortTags(in)] {
+			got = append(got, string(tag.Key)+"="+string(tag.Value))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("\n got %q\nwant %q", got, want)
+		}
 	}
 }
