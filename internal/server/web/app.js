@@ -271,13 +271,25 @@ const meanValue = (s) => (s && s.data.length ? s.data.reduce((a, p) => a + p[1],
 
 // renderChart fills box with chart c, given results[i] for c.queries[i]
 // ({timeseries} or {error}).
+//
+// The box's data-* attributes say, machine-readably, what it shows:
+// data-state is "data" (every query returned points), "partial" (some
+// did not), "empty" (none did) or "error" (a query failed), with
+// data-series, data-points and, on error, data-error.
 function renderChart(box, c, results) {
   const all = results.flatMap((r) => r.timeseries || []);
-  const failed = results.some((r) => r.error || !(r.timeseries || []).length);
-  const head = el("h3", {}, c.title, failed ? el("span", { class: "warn", title: results.map((r) => r.error).filter(Boolean).join("; ") || "a query returned no data" }, "⚠") : null);
-  if (c.desc) head.title = c.desc;
-  if (!all.length && c.type !== "nv") {
-    box.replaceChildren(head, el("div", { class: "nodata", title: results.map((r) => r.error).filter(Boolean).join("; ") }, "NO DATA"));
+  const errors = results.map((r) => r.error).filter(Boolean).join("; ");
+  const emptyQueries = results.filter((r) => !r.error && !(r.timeseries || []).some((s) => s.data.length)).length;
+  const points = all.reduce((n, s) => n + s.data.length, 0);
+  box.dataset.state = errors ? "error" : !points ? "empty" : emptyQueries ? "partial" : "data";
+  box.dataset.series = all.length;
+  box.dataset.points = points;
+  if (errors) box.dataset.error = errors; else delete box.dataset.error;
+  const failed = errors || emptyQueries;
+  const head = el("h3", {}, c.title, failed ? el("span", { class: "warn", title: errors || "a query returned no data" }, "⚠") : null,
+    c.desc ? el("span", { class: "info", title: c.desc }, "i") : null);
+  if (!points && c.type !== "nv") {
+    box.replaceChildren(head, el("div", { class: "nodata", title: errors }, "NO DATA"));
     return;
   }
   switch (c.type) {
@@ -427,14 +439,22 @@ function lineChart(box, c, results) {
 async function dashboard(d) {
   document.title = d.title + " · meshwave";
   const main = document.getElementById("main");
+  main.dataset.state = "loading";
+  // All charts query at once (the browser queues what exceeds its
+  // connection limit). main's data-state is "ready" once the latest
+  // render has drawn every chart, so a test can wait for it.
+  let generation = 0;
   const render = async () => {
+    const gen = ++generation;
+    main.dataset.state = "loading";
     const w = window_();
     const vars = varParams(d.vars);
-    for (const { c, box } of boxes) {
+    await Promise.all(boxes.map(async ({ c, box }) => {
       const results = await Promise.all(c.queries.map((q) =>
         api(`/api/v2/chart/api?q=${encodeURIComponent(q.q)}&s=${w.s}&e=${w.e}&g=${w.g}${vars}`).catch((e) => ({ error: e.message }))));
-      renderChart(box, c, results);
-    }
+      if (gen === generation) renderChart(box, c, results);
+    }));
+    if (gen === generation) main.dataset.state = "ready";
   };
   const boxes = [];
   main.replaceChildren(el("h1", {}, d.title));
@@ -449,6 +469,9 @@ async function dashboard(d) {
           box.classList.add("markdown");
           box.append(c.text + " ", el("a", { class: "link", href: c.link }, c.link === "/control-plane" ? "Istio Control Plane →" : "Istio Data Plane →"));
         } else {
+          box.dataset.chart = c.title;
+          box.dataset.kind = c.type;
+          box.dataset.state = "loading";
           box.append(el("h3", {}, c.title), el("div", { class: "nodata" }, "…"));
           boxes.push({ c, box });
         }
@@ -474,13 +497,15 @@ async function metricsBrowser() {
   const chartBox = el("div", { class: "chart", style: "display:none" });
   const render = async () => {
     setState("match", input.value || "*");
+    main.dataset.state = "loading";
     out.replaceChildren(el("p", { class: "muted" }, "loading…"));
     try {
       const w = window_();
       const r = await api("/api/v2/metrics?limit=1000&match=" + encodeURIComponent(input.value || "*") + "&start=" + w.s + "&end=" + w.e);
+      out.dataset.metrics = r.metrics.length;
       out.replaceChildren(el("p", { class: "muted" }, r.metrics.length + " metrics (in the time range)"), el("table", {},
         el("tr", {}, el("th", {}, "name"), el("th", {}, "kind"), el("th", {}, "sources"), el("th", {}, "tags")),
-        r.metrics.map((m) => el("tr", {},
+        r.metrics.map((m) => el("tr", { "data-metric": m.name },
           el("td", {}, el("a", { class: "link", onclick: () => showMetric(m.name) }, m.name)),
           el("td", {}, m.kind),
           el("td", { class: "tags" }, (m.sources || []).slice(0, 5).join(", ") + ((m.sources || []).length > 5 ? ` (+${m.sources.length - 5})` : "")),
@@ -488,11 +513,14 @@ async function metricsBrowser() {
     } catch (e) {
       out.replaceChildren(el("p", { class: "err" }, e.message));
     }
+    main.dataset.state = "ready";
   };
   const showMetric = async (name) => {
     const w = window_();
     const c = { title: `ts(${name})`, type: "line", queries: q1(`ts(${name})`) };
     chartBox.style.display = "";
+    chartBox.dataset.chart = c.title;
+    chartBox.dataset.state = "loading";
     const r = await api(`/api/v2/chart/api?q=${encodeURIComponent(c.queries[0].q)}&s=${w.s}&e=${w.e}&g=${w.g}`).catch((e) => ({ error: e.message }));
     chartBox.replaceChildren();
     renderChart(chartBox, c, [r]);
@@ -520,18 +548,29 @@ async function traces() {
     limit: el("input", { value: state("limit", "50"), size: 4 }),
   };
   f.error.value = state("error", "");
-  const list = el("div");
+  const list = el("div", { class: "trace-list" });
   const view = el("div");
-  const search = async () => {
+  // main's data-state is "ready" when no search or trace load is in
+  // flight; the list's data-state says what the last search found.
+  let inFlight = 0;
+  const busy = async (work) => {
+    inFlight++;
+    main.dataset.state = "loading";
+    try { await work(); } finally { if (--inFlight === 0) main.dataset.state = "ready"; }
+  };
+  const search = () => busy(async () => {
     const w = window_();
     const q = new URLSearchParams({ start: w.s, end: w.e });
     for (const [k, input] of Object.entries(f)) if (input.value) { q.set(k, input.value); setState(k, input.value); } else params.delete(k);
+    list.dataset.state = "loading";
     list.replaceChildren(el("p", { class: "muted" }, "searching…"));
     try {
       const r = await api("/api/v2/traces?" + q.toString());
+      list.dataset.state = r.traces.length ? "data" : "empty";
+      list.dataset.traces = r.traces.length;
       list.replaceChildren(r.traces.length ? el("table", {},
         el("tr", {}, ["start", "root", "services", "spans", "duration", ""].map((h) => el("th", {}, h))),
-        r.traces.map((t) => el("tr", {},
+        r.traces.map((t) => el("tr", { "data-trace": t.traceId },
           el("td", {}, new Date(t.startMs).toLocaleString()),
           el("td", {}, el("a", { class: "link", onclick: () => showTrace(t.traceId) }, t.rootService + ": " + t.rootOperation)),
           el("td", { class: "tags" }, (t.services || []).join(", ")),
@@ -539,10 +578,11 @@ async function traces() {
           el("td", { class: "num" }, t.durationMs + " ms"),
           el("td", { class: "err" }, t.error ? "error" : "")))) : el("p", { class: "muted" }, "No traces match."));
     } catch (e) {
+      list.dataset.state = "error";
       list.replaceChildren(el("p", { class: "err" }, e.message));
     }
-  };
-  const showTrace = async (id) => {
+  });
+  const showTrace = (id) => busy(async () => {
     setState("trace", id);
     view.replaceChildren(el("p", { class: "muted" }, "loading trace…"));
     try {
@@ -551,7 +591,7 @@ async function traces() {
     } catch (e) {
       view.replaceChildren(el("p", { class: "err" }, e.message));
     }
-  };
+  });
   bar.replaceChildren(...Object.entries(f).map(([k, input]) => el("label", {}, k, input)), el("button", { onclick: search }, "Search"), ...timeControls(search));
   main.replaceChildren(el("h1", {}, "Traces"), view, list);
   search();
@@ -560,7 +600,9 @@ async function traces() {
 
 const tag = (sp, k) => (sp.annotations || []).find((a) => a.key === k)?.value;
 
-// waterfall lays the spans out by start time under their parents.
+// waterfall lays the spans out by start time under their parents; a
+// click on a span (or "Expand all") shows its tags and span logs. The box
+// carries data-trace and data-spans, each span row data-span.
 function waterfall(tr) {
   const spans = tr.spans || [];
   const byId = new Map(spans.map((s) => [s.spanId, s]));
@@ -568,17 +610,25 @@ function waterfall(tr) {
   const t0 = Math.min(...spans.map((s) => s.startMs));
   const t1 = Math.max(...spans.map((s) => s.startMs + s.durationMs));
   const total = Math.max(t1 - t0, 1);
-  const box = el("div", { class: "chart" }, el("h3", {}, `Trace ${tr.traceId} · ${spans.length} spans · ${total} ms`));
+  const details = [];
+  const toggleAll = el("button", { onclick: () => {
+    const show = details.some((d) => d.style.display);
+    for (const d of details) d.style.display = show ? "" : "none";
+    toggleAll.textContent = show ? "Collapse all" : "Expand all";
+  } }, "Expand all");
+  const box = el("div", { class: "chart", "data-trace": tr.traceId, "data-spans": spans.length },
+    el("h3", {}, `Trace ${tr.traceId} · ${spans.length} spans · ${total} ms `, toggleAll));
   const wf = el("div", { class: "wf" });
   for (const s of spans) {
     const isErr = tag(s, "error") === "true";
     const left = ((s.startMs - t0) / total) * 100, width = (s.durationMs / total) * 100;
     const detail = el("div", { class: "detail", style: "display:none" },
-      el("table", {}, (s.annotations || []).map((a) => el("tr", {}, el("th", {}, a.key), el("td", { class: "tags" }, a.value)))),
-      (s.logs || []).length ? el("div", {}, el("h4", {}, "Logs"), el("table", {}, s.logs.map((l) => el("tr", {},
+      el("table", { class: "span-tags" }, (s.annotations || []).map((a) => el("tr", {}, el("th", {}, a.key), el("td", { class: "tags" }, a.value)))),
+      (s.logs || []).length ? el("div", {}, el("h4", {}, "Span logs"), el("table", { class: "span-logs" }, s.logs.map((l) => el("tr", {},
         el("td", {}, new Date(l.timestamp / 1000).toISOString()),
         el("td", { class: "tags" }, Object.entries(l.fields || {}).map(([k, v]) => k + "=" + v).join("  ")))))) : null);
-    const row = el("div", { class: "span", onclick: () => { detail.style.display = detail.style.display ? "" : "none"; } },
+    details.push(detail);
+    const row = el("div", { class: "span", "data-span": s.spanId, onclick: () => { detail.style.display = detail.style.display ? "" : "none"; } },
       el("div", { class: "lbl", style: "padding-left:" + (4 + depth(s) * 14) + "px", title: s.name },
         (tag(s, "service") || tag(s, "application") || s.source) + ": " + s.name),
       el("div", { class: "track" },
