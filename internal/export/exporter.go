@@ -116,7 +116,7 @@ type Exporter struct {
 
 // open creates the exporter called name with its queue in dir and starts
 // its sender.
-func open(name, dir, endpoint string, cfg Config, conv converter, linger time.Duration, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
+func open(name, dir, endpoint string, cfg Config, conv converter, linger time.Duration, m *metrics, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("export %s: URL %q is not an http(s) URL", name, cfg.URL)
@@ -158,7 +158,7 @@ func open(name, dir, endpoint string, cfg Config, conv converter, linger time.Du
 		header: cfg.Header.Clone(),
 		cfg:    cfg,
 		log:    log,
-		m:      newMetrics(reg, name),
+		m:      m,
 		q:      q,
 		conv:   conv,
 		client: &http.Client{Timeout: cfg.Timeout},

@@ -55,20 +55,22 @@ const (
 // events) to the OTLP/HTTP endpoint cfg.URL (POST cfg.URL/v1/traces),
 // queueing under dir.
 func OpenOTLP(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
-	c := &otlpConverter{max: cfg.MaxItemsPerRequest}
+	m := newMetrics(reg, OTLPName)
+	endpoint := strings.TrimSuffix(cfg.URL, "/") + OTLPTracesPath
+	return open(OTLPName, filepath.Clean(dir), endpoint, cfg, newOTLPConverter(cfg.MaxItemsPerRequest, m), otlpLinger, m, reg, log)
+}
+
+// newOTLPConverter makes a converter of at most maxSpans per request
+// (default 1000).
+func newOTLPConverter(maxSpans int, m *metrics) *otlpConverter {
+	c := &otlpConverter{max: maxSpans, m: m}
 	if c.max <= 0 {
 		c.max = defaultMaxSpans
 	}
 	c.lim = decodeLimits()
 	c.dec.Limits = &c.lim
 	c.gz, _ = gzip.NewWriterLevel(&c.body, gzip.BestSpeed) // the level is valid
-	endpoint := strings.TrimSuffix(cfg.URL, "/") + OTLPTracesPath
-	e, err := open(OTLPName, filepath.Clean(dir), endpoint, cfg, c, otlpLinger, reg, log)
-	if err != nil {
-		return nil, err
-	}
-	c.m = e.m
-	return e, nil
+	return c
 }
 
 // otlpConverter turns spans and span logs into gzip'd OTLP trace export

@@ -25,6 +25,7 @@ const (
 	deltaSuffix           = "_delta"
 	reservedLabelPrefix   = "__"
 	escapedLabelPrefix    = "tag"
+	labelMetricName       = "__name__"
 	labelSource           = "source"
 	labelGranularity      = "granularity"
 	labelQuantile         = "quantile"
@@ -33,6 +34,8 @@ const (
 	remoteWriteProtoVer   = "0.1.0"
 	remoteWriteMediaType  = "application/x-protobuf"
 	remoteWriteCompressed = "snappy"
+	// histogramSeries is how many series one histogram line becomes.
+	histogramSeries = 2 + len(quantiles)
 )
 
 // quantiles are exported for each histogram, with their label values.
@@ -44,17 +47,8 @@ var quantiles = [...]struct {
 // OpenRemoteWrite starts the exporter of metric points and histograms to
 // the Prometheus remote-write 1.0 endpoint cfg.URL, queueing under dir.
 func OpenRemoteWrite(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
-	c := &rwConverter{max: cfg.MaxItemsPerRequest}
-	if c.max <= 0 {
-		c.max = defaultMaxSamples
-	}
-	c.init()
-	e, err := open(RemoteWriteName, filepath.Clean(dir), cfg.URL, cfg, c, 0, reg, log)
-	if err != nil {
-		return nil, err
-	}
-	c.m = e.m
-	return e, nil
+	m := newMetrics(reg, RemoteWriteName)
+	return open(RemoteWriteName, filepath.Clean(dir), cfg.URL, cfg, newRWConverter(cfg.MaxItemsPerRequest, m), 0, m, reg, log)
 }
 
 // rwConverter turns points and histograms into snappy-compressed
@@ -69,18 +63,26 @@ type rwConverter struct {
 	dist    wavefront.Distribution
 	req     prompb.WriteRequest
 	samples int
-	lbs     []prompb.Label // labels of the series being built
+	fixed   []prompb.Label // the line's labels other than its name and tags
+	tags    []prompb.Label // the line's tag labels
 	names   map[string]string
 	raw     []byte
 	body    []byte
 }
 
-func (c *rwConverter) init() {
+// newRWConverter makes a converter of at most maxSamples per request
+// (default 2000).
+func newRWConverter(maxSamples int, m *metrics) *rwConverter {
+	c := &rwConverter{max: maxSamples, m: m}
+	if c.max <= 0 {
+		c.max = defaultMaxSamples
+	}
 	c.lim = decodeLimits()
 	c.dec.Limits = &c.lim
 	// Canonical lines write +Inf/-Inf, which only the lenient decoder reads.
 	c.dec.LenientNonFinite = true
 	c.names = make(map[string]string)
+	return c
 }
 
 func (c *rwConverter) accepts(k Kind) bool { return k == Points || k == Histograms }
@@ -108,16 +110,21 @@ func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error
 			if len(line) == 0 {
 				continue
 			}
+			need := 1
+			if kind == Histograms {
+				need = histogramSeries
+			}
+			// A line's samples stay in one request.
+			if c.samples > 0 && c.samples+need > c.max {
+				if err := c.flush(send); err != nil {
+					return err
+				}
+			}
 			switch kind {
 			case Points:
 				c.addPoint(line)
 			case Histograms:
 				c.addHistogram(line)
-			}
-			if c.samples >= c.max {
-				if err := c.flush(send); err != nil {
-					return err
-				}
 			}
 		}
 	}
@@ -161,8 +168,9 @@ func (c *rwConverter) addPoint(line []byte) {
 		c.m.dropped.WithLabelValues("unparsable").Inc()
 		return
 	}
-	c.lbs = append(c.lbs[:0], prompb.Label{Name: "__name__", Value: c.metricName(p.Name)}, prompb.Label{Name: labelSource, Value: string(p.Source)})
-	c.addSeries(p.Tags, p.Value, c.dec.TimestampMillis())
+	c.fixed = append(c.fixed[:0], prompb.Label{Name: labelSource, Value: string(p.Source)})
+	c.tagLabels(p.Tags)
+	c.addSeries(c.metricName(p.Name), p.Value, c.dec.TimestampMillis())
 }
 
 func (c *rwConverter) addHistogram(line []byte) {
@@ -178,31 +186,47 @@ func (c *rwConverter) addHistogram(line []byte) {
 		count += float64(ct.Count)
 		sum += float64(ct.Count) * ct.Mean
 	}
-	common := []prompb.Label{{Name: labelSource, Value: string(h.Source)}, {Name: labelGranularity, Value: granularityName(h.Granularity)}}
-	series := func(name string, v float64, extra ...prompb.Label) {
-		c.lbs = append(append(append(c.lbs[:0], prompb.Label{Name: "__name__", Value: name}), common...), extra...)
-		c.addSeries(h.Tags, v, ts)
-	}
-	series(base+histogramCountSuffix, count)
-	series(base+histogramSumSuffix, sum)
+	// quantile is reserved on every series of the histogram, so that
+	// count, sum and quantiles keep the same tag labels.
+	c.fixed = append(c.fixed[:0],
+		prompb.Label{Name: labelSource, Value: string(h.Source)},
+		prompb.Label{Name: labelGranularity, Value: granularityName(h.Granularity)},
+		prompb.Label{Name: labelQuantile})
+	c.tagLabels(h.Tags)
+	c.fixed = c.fixed[:len(c.fixed)-1]
+	c.addSeries(base+histogramCountSuffix, count, ts)
+	c.addSeries(base+histogramSumSuffix, sum, ts)
 	slices.SortFunc(h.Centroids, func(a, b wavefront.Centroid) int { return cmp.Compare(a.Mean, b.Mean) })
 	for _, q := range quantiles {
-		series(base, centroidQuantile(h.Centroids, count, q.q), prompb.Label{Name: labelQuantile, Value: q.label})
+		c.fixed = append(c.fixed, prompb.Label{Name: labelQuantile, Value: q.label})
+		c.addSeries(base, centroidQuantile(h.Centroids, count, q.q), ts)
+		c.fixed = c.fixed[:len(c.fixed)-1]
 	}
 }
 
-// addSeries appends one sample of the series c.lbs plus tags: labels
-// sorted, and a tag whose sanitized name repeats an earlier label dropped.
-func (c *rwConverter) addSeries(tags []wavefront.Tag, v float64, ts int64) {
+// tagLabels sets c.tags to the labels of tags, dropping (and counting) a
+// tag whose sanitized name repeats a label in c.fixed or an earlier tag.
+func (c *rwConverter) tagLabels(tags []wavefront.Tag) {
+	c.tags = c.tags[:0]
+	taken := func(name string) bool {
+		same := func(l prompb.Label) bool { return l.Name == name }
+		return name == labelMetricName || slices.ContainsFunc(c.fixed, same) || slices.ContainsFunc(c.tags, same)
+	}
 	for _, t := range tags {
 		name := c.labelName(t.Key)
-		if slices.ContainsFunc(c.lbs, func(l prompb.Label) bool { return l.Name == name }) {
+		if taken(name) {
 			c.m.collisions.Inc()
 			continue
 		}
-		c.lbs = append(c.lbs, prompb.Label{Name: name, Value: string(t.Value)})
+		c.tags = append(c.tags, prompb.Label{Name: name, Value: string(t.Value)})
 	}
-	lbs := slices.Clone(c.lbs)
+}
+
+// addSeries appends one sample of the series name{c.fixed, c.tags}, its
+// labels sorted as receivers expect.
+func (c *rwConverter) addSeries(name string, v float64, ts int64) {
+	lbs := make([]prompb.Label, 0, 1+len(c.fixed)+len(c.tags))
+	lbs = append(append(append(lbs, prompb.Label{Name: labelMetricName, Value: name}), c.fixed...), c.tags...)
 	slices.SortFunc(lbs, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
 	c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: lbs, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
 	c.samples++

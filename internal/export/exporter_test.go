@@ -1,0 +1,217 @@
+package export
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// rwReceiver is a loopback remote-write endpoint that decodes what it gets
+// and answers with the statuses queued in answers (then 204).
+type rwReceiver struct {
+	t       testing.TB
+	srv     *httptest.Server
+	mu      sync.Mutex
+	answers []int
+	samples map[string]int // series text → times received
+	headers http.Header
+	posts   int
+}
+
+func newRWReceiver(t testing.TB, answers ...int) *rwReceiver {
+	r := &rwReceiver{t: t, answers: answers, samples: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *rwReceiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.posts++
+	r.headers = req.Header.Clone()
+	if len(r.answers) > 0 {
+		code := r.answers[0]
+		r.answers = r.answers[1:]
+		if code == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "0")
+		}
+		http.Error(w, "test answer", code)
+		return
+	}
+	for _, ts := range decodeRW(r.t, body).Timeseries {
+		for _, s := range seriesText(ts) {
+			r.samples[s]++
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *rwReceiver) received() (map[string]int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.samples))
+	for k, v := range r.samples {
+		out[k] = v
+	}
+	return out, r.posts
+}
+
+func quiet() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+func fastConfig(url string) Config {
+	return Config{URL: url, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Timeout: 5 * time.Second, MaxQueueBytes: MinMaxQueueBytes}
+}
+
+// pointLines returns n canonical point lines of series x{i=...}.
+func pointLines(from, n int) []byte {
+	var b strings.Builder
+	for i := from; i < from+n; i++ {
+		fmt.Fprintf(&b, "\"x\" %d %d source=\"s\" \"i\"=\"%d\"\n", i, 1700000000000+int64(i), i)
+	}
+	return []byte(b.String())
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestExporterRetriesThenDelivers(t *testing.T) {
+	r := newRWReceiver(t, 503, 429, 500)
+	reg := prometheus.NewRegistry()
+	cfg := fastConfig(r.srv.URL + "/api/v1/write")
+	cfg.Header = http.Header{"X-Scope-Orgid": {"tenant-1"}}
+	e, err := OpenRemoteWrite(t.TempDir(), cfg, reg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 10)}, {Kind: Spans, Lines: []byte("not for remote write\n")}})
+	waitFor(t, "delivery", func() bool { return e.Pending() == 0 })
+	got, posts := r.received()
+	if len(got) != 10 || posts != 4 {
+		t.Fatalf("got %d series in %d posts, want 10 in 4 (three refused)", len(got), posts)
+	}
+	for s, n := range got {
+		if n != 1 {
+			t.Errorf("%s received %d times: a retry re-sent accepted data", s, n)
+		}
+	}
+	if n := testutil.ToFloat64(e.m.retries); n != 3 {
+		t.Errorf("retries = %v, want 3", n)
+	}
+	if n := testutil.ToFloat64(e.m.sent); n != 10 {
+		t.Errorf("sent = %v, want 10", n)
+	}
+	h := r.headers
+	if h.Get("Content-Encoding") != "snappy" || h.Get("Content-Type") != "application/x-protobuf" ||
+		h.Get("X-Prometheus-Remote-Write-Version") != "0.1.0" || h.Get("X-Scope-OrgID") != "tenant-1" {
+		t.Errorf("headers: %v", h)
+	}
+}
+
+func TestExporterDropsRefusedBatch(t *testing.T) {
+	r := newRWReceiver(t, 400)
+	e, err := OpenRemoteWrite(t.TempDir(), fastConfig(r.srv.URL), nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 3)}})
+	waitFor(t, "the refused batch to leave the queue", func() bool { return e.Pending() == 0 })
+	e.Add([]Record{{Kind: Points, Lines: pointLines(3, 2)}})
+	waitFor(t, "the next batch", func() bool { return e.Pending() == 0 })
+	if got, posts := r.received(); len(got) != 2 || posts != 2 {
+		t.Errorf("got %d series in %d posts, want the 2 of the second batch in 2 posts", len(got), posts)
+	}
+	if n := testutil.ToFloat64(e.m.dropped.WithLabelValues("http_400")); n != 3 {
+		t.Errorf("dropped{http_400} = %v, want 3", n)
+	}
+	if n := testutil.ToFloat64(e.m.retries); n != 0 {
+		t.Errorf("a 400 was retried %v times", n)
+	}
+}
+
+// TestExporterKeepsQueueAcrossRestart: data queued while the remote is
+// down survives Close and is delivered, once, after a restart.
+func TestExporterKeepsQueueAcrossRestart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens: connections are refused
+	dir := t.TempDir()
+	e, err := OpenRemoteWrite(dir, fastConfig("http://"+addr+"/api/v1/write"), nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 50)}})
+	e.Add([]Record{{Kind: Histograms, Lines: []byte("!M 1700000040000 #1 5 \"h\" source=\"s\"\n")}})
+	waitFor(t, "retries", func() bool { return testutil.ToFloat64(e.m.retries) >= 2 })
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r := newRWReceiver(t)
+	e, err = OpenRemoteWrite(dir, fastConfig(r.srv.URL), nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	waitFor(t, "the backlog", func() bool { return e.Pending() == 0 })
+	got, _ := r.received()
+	if len(got) != 50+histogramSeries {
+		t.Fatalf("received %d series, want %d", len(got), 50+histogramSeries)
+	}
+	for s, n := range got {
+		if n != 1 {
+			t.Errorf("%s received %d times", s, n)
+		}
+	}
+}
+
+func TestExporterConfigErrors(t *testing.T) {
+	for _, cfg := range []Config{
+		{URL: "ftp://host/x"},
+		{URL: "localhost:9090"},
+		{URL: "http://127.0.0.1:1/", MaxQueueBytes: 1 << 20},
+	} {
+		if e, err := OpenRemoteWrite(t.TempDir(), cfg, nil, quiet()); err == nil {
+			e.Close()
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, time.Second
+	for attempt, want := range map[int]time.Duration{1: lo, 2: 2 * lo, 3: 4 * lo, 5: hi, 60: hi} {
+		for range 20 {
+			if d := backoff(attempt, lo, hi); d < want/2 || d > want {
+				t.Errorf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
+			}
+		}
+	}
+}
