@@ -123,11 +123,18 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver 
 	}
 	st.conv.Refresh(&rd, s)
 	observeRED(deriver, &st.red, &rd, s)
-	if err := in.dec.ValidateSpan(s); err != nil {
-		in.reject(entitySpans, nil, err)
-		return
+	var canonical bool
+	in.stage(fmtTrace, func(b []byte) []byte {
+		b, canonical = in.dec.AppendCanonicalSpan(b, s)
+		return b
+	})
+	if !canonical {
+		if err := in.dec.ValidateSpan(s); err != nil {
+			in.reject(entitySpans, nil, err)
+			return
+		}
+		in.stage(fmtTrace, func(b []byte) []byte { return wavefront.AppendSpan(b, s) })
 	}
-	in.stage(fmtTrace, func(b []byte) []byte { return wavefront.AppendSpan(b, s) })
 	in.stage(fmtSpanLogs, func(b []byte) []byte { return st.conv.AppendLogs(b, z, s, "_sampledByPolicy=NONE") })
 	if full := in.dec.TruncatedAnnotations(); len(full) > 0 {
 		in.stageSpanLogs(wavefront.TruncationSpanLogs(s, full))

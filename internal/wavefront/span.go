@@ -2,8 +2,10 @@ package wavefront
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Span is one Wavefront span (proxy.md §4.1). Tags are the span's
@@ -165,8 +167,9 @@ func (d *Decoder) parseSpan(line []byte, s *Span) *LineError {
 	return nil
 }
 
-func (d *Decoder) validateSpan(s *Span) *LineError {
-	lim := d.limits()
+// checkSpanTime applies the --traceDropSpansDelayMinutes and prefill
+// windows.
+func (d *Decoder) checkSpanTime(s *Span, lim *Limits) *LineError {
 	if lim.SpanDropDelay > 0 || lim.Prefill > 0 {
 		now := d.nowMillis()
 		if lim.SpanDropDelay > 0 && saturatingAdd(s.StartMillis, s.DurationMillis) < saturatingAdd(now, -lim.SpanDropDelay.Milliseconds()) {
@@ -176,6 +179,14 @@ func (d *Decoder) validateSpan(s *Span) *LineError {
 		if lim.Prefill > 0 && s.StartMillis > saturatingAdd(now, lim.Prefill.Milliseconds()) {
 			return errSpanFuture
 		}
+	}
+	return nil
+}
+
+func (d *Decoder) validateSpan(s *Span) *LineError {
+	lim := d.limits()
+	if e := d.checkSpanTime(s, lim); e != nil {
+		return e
 	}
 	if i := bytes.IndexByte(s.Name, '*'); i >= 0 {
 		// A copy of its own: ValidateSpan has no line to reset d.scratch
@@ -261,6 +272,90 @@ func isAllDigits(b []byte) bool {
 		}
 	}
 	return len(b) > 0
+}
+
+// AppendCanonicalSpan is ValidateSpan followed by AppendSpan in one pass,
+// for the spans tracers and the Zipkin converter actually produce: it
+// validates s like ValidateSpan and, if s is in the common subset it
+// handles, appends exactly what AppendSpan would write and reports true.
+// It reports false, with dst and s unchanged, for anything outside that
+// subset, valid or not; the caller then uses ValidateSpan and AppendSpan,
+// which give the precise error or the truncated annotations. So a false is
+// never a rejection, and TruncatedAnnotations is empty after a true.
+//
+// The subset: the name, source, IDs and annotation values are ASCII without
+// '"', '\\' or newlines and without surrounding blanks, the name has no '*',
+// annotation keys need no sanitising (and so have no '~' or delta prefix),
+// and every limit holds without truncation.
+func (d *Decoder) AppendCanonicalSpan(dst []byte, s *Span) ([]byte, bool) {
+	lim := d.limits()
+	if d.checkSpanTime(s, lim) != nil || len(s.Tags) > lim.MaxSpanAnnotations ||
+		len(s.Name) > lim.MaxSpanNameLength || len(s.Source) > lim.MaxSourceLength ||
+		!plainSpanValue(s.Name) || !plainSpanValue(s.Source) || !plainSpanValue(s.SpanID) || !plainSpanValue(s.TraceID) ||
+		bytes.IndexByte(s.Name, '*') >= 0 {
+		return dst, false
+	}
+	orig := len(dst)
+	dst = appendPlainQuoted(dst, s.Name)
+	dst = append(dst, " source="...)
+	dst = appendPlainQuoted(dst, s.Source)
+	dst = append(dst, " spanId="...)
+	dst = appendPlainQuoted(dst, s.SpanID)
+	dst = append(dst, " traceId="...)
+	dst = appendPlainQuoted(dst, s.TraceID)
+	for _, t := range s.Tags {
+		if len(t.Key) == 0 || len(t.Key) > lim.MaxSpanKeyLength || len(t.Value) > lim.MaxSpanValueLength || !plainSpanValue(t.Value) {
+			return dst[:orig], false
+		}
+		dst = append(dst, ' ', '"')
+		for _, c := range t.Key {
+			if !allowedNameByte[c] {
+				return dst[:orig], false
+			}
+		}
+		dst = append(dst, t.Key...)
+		dst = append(dst, '"', '=')
+		dst = appendPlainQuoted(dst, t.Value)
+	}
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, s.StartMillis, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, s.DurationMillis, 10)
+	d.full = d.full[:0]
+	return append(dst, '\n'), true
+}
+
+// plainSpanValue reports whether AppendSpan would copy v verbatim between
+// quotes and validation would accept it whole: non-empty ASCII with no
+// '"', '\\' or '\n', and no blank at either end (values are trimmed).
+// Eight bytes are checked at a time.
+func plainSpanValue(v []byte) bool {
+	if len(v) == 0 || isSpace(v[0]) || isSpace(v[len(v)-1]) {
+		return false
+	}
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		if (hasZeroByte(x^0x2222222222222222)|hasZeroByte(x^0x5c5c5c5c5c5c5c5c)|hasZeroByte(x^0x0a0a0a0a0a0a0a0a)|x)&0x8080808080808080 != 0 {
+			break
+		}
+	}
+	for _, c := range v[i:] {
+		if c >= utf8.RuneSelf || quoteSpecial[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// hasZeroByte sets the high bit of each byte of x that is zero (and
+// possibly of bytes above a zero one, which only ends the fast scan early).
+func hasZeroByte(x uint64) uint64 { return (x - 0x0101010101010101) &^ x }
+
+func appendPlainQuoted(dst, v []byte) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, v...)
+	return append(dst, '"')
 }
 
 // ValidateSpan applies the span checks of proxy.md §4.2 to a span built

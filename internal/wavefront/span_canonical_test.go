@@ -1,0 +1,99 @@
+package wavefront
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+// cloneSpan deep-copies s, so a test can tell whether a call modified it.
+func cloneSpan(s *Span) Span {
+	c := Span{Name: bytes.Clone(s.Name), Source: bytes.Clone(s.Source), SpanID: bytes.Clone(s.SpanID),
+		TraceID: bytes.Clone(s.TraceID), StartMillis: s.StartMillis, DurationMillis: s.DurationMillis}
+	for _, t := range s.Tags {
+		c.Tags = append(c.Tags, Tag{bytes.Clone(t.Key), bytes.Clone(t.Value)})
+	}
+	return c
+}
+
+// checkCanonicalSpan compares AppendCanonicalSpan with ValidateSpan +
+// AppendSpan on copies of s: a true must mean the general path accepts s
+// without truncation and writes the same bytes; a false must leave dst and
+// s alone.
+func checkCanonicalSpan(t *testing.T, lim *Limits, s *Span) bool {
+	t.Helper()
+	now := func() time.Time { return time.UnixMilli(1712000000000) }
+	fast, slow := &Decoder{Limits: lim, Now: now}, &Decoder{Limits: lim, Now: now}
+	a, b := cloneSpan(s), cloneSpan(s)
+	got, ok := fast.AppendCanonicalSpan([]byte("prefix "), &a)
+	if !ok {
+		if string(got) != "prefix " {
+			t.Fatalf("declined but wrote %q", got)
+		}
+		if want := cloneSpan(s); string(AppendSpan(nil, &a)) != string(AppendSpan(nil, &want)) {
+			t.Fatalf("declined but modified the span")
+		}
+		return false
+	}
+	if err := slow.ValidateSpan(&b); err != nil {
+		t.Fatalf("fast path accepted what ValidateSpan rejects (%v): %s", err, got)
+	}
+	if full := slow.TruncatedAnnotations(); len(full) > 0 {
+		t.Fatalf("fast path accepted a span ValidateSpan truncates: %s", got)
+	}
+	if want := AppendSpan([]byte("prefix "), &b); string(got) != string(want) {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+	if len(fast.TruncatedAnnotations()) > 0 {
+		t.Fatal("TruncatedAnnotations not empty after the fast path")
+	}
+	return true
+}
+
+func TestAppendCanonicalSpanZipkin(t *testing.T) {
+	// A converted Envoy span takes the fast path.
+	line := `"tracing-bdectujw.example.com" source="zipkin" spanId="00000000-0000-0000-dfdf-78be9f9802f3" traceId="00000000-0000-0000-dfdf-78be9f9802f3" ` +
+		`"zipkinSpanId"="dfdf78be9f9802f3" "span.kind"="server" "_spanSecondaryId"="server" "service"="kourier-knative" "component"="proxy" ` +
+		`"guid-x-request-id"="4d8666a7-fe4d-99dc-90fe-c10c404392ac" "http.url"="http://tracing-bdectujw.example.com/" "user_agent"="knative.dev/TestTracing/tracing-cdnyafeq" ` +
+		`"application"="Zipkin" "ipv4"="10.244.1.3" "_spanLogs"="true" 1712000000123 7`
+	var d Decoder
+	var s Span
+	if err := d.parseSpan([]byte(line), &s); err != nil {
+		t.Fatal(err)
+	}
+	lim := DefaultLimits()
+	if !checkCanonicalSpan(t, &lim, &s) {
+		t.Error("a converted Envoy span was declined")
+	}
+}
+
+// FuzzAppendCanonicalSpan parses span lines without validating them and
+// checks the fast path against the general one under default and tight
+// limits.
+func FuzzAppendCanonicalSpan(f *testing.F) {
+	for _, s := range []string{
+		`"op" source="zipkin" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
+		`"op*x" source="h" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
+		`" op" source="h " spanId="s" traceId="t" "k"=" v" 1712000000123 7`,
+		`"op" source="h" spanId="s" traceId="t" "a:b"="v" "~k"="v" "∆k"="v" 1712000000123 7`,
+		`"op" source="h" spanId="s" traceId="t" "k"="say \"hi\"\\n" "é"="ü" 1712000000123 7`,
+		`"op" source="h" spanId="s" traceId="t" "k"="a value longer than sixteen" 1712000000123 7`,
+		`"op" source="h" spanId="s" traceId="t" "k"="v" 1 7`,
+		`"op" source="h" spanId="" traceId="t" "k"="\t" 1712000000123 7`,
+	} {
+		f.Add([]byte(s))
+	}
+	tight := DefaultLimits()
+	tight.MaxSpanNameLength, tight.MaxSourceLength, tight.MaxSpanKeyLength, tight.MaxSpanValueLength, tight.MaxSpanAnnotations = 8, 8, 4, 16, 3
+	tight.SpanDropDelay = time.Hour
+	def := DefaultLimits()
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var d Decoder
+		var s Span
+		if d.parseSpan(line, &s) != nil {
+			return
+		}
+		checkCanonicalSpan(t, &def, &s)
+		checkCanonicalSpan(t, &tight, &s)
+	})
+}
