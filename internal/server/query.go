@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -77,20 +78,94 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, err)
 		return
 	}
-	resp := ChartResponse{Query: query, Name: query, Granularity: step / 1000, Timeseries: make([]ChartSeries, 0, len(series))}
-	for _, ser := range series {
-		cs := ChartSeries{Label: ser.Name, Host: ser.Source, Tags: ser.Tags, Data: make([][2]float64, 0, len(ser.Points))}
-		if cs.Tags == nil {
-			cs.Tags = map[string]string{}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	writeChart(bw, query, step/1000, series)
+	bw.Flush()
+}
+
+// writeChart writes the ChartResponse JSON for series. Dashboards fetch
+// tens of megabytes of points; encoding/json spends most of the query's
+// time formatting them (reflection, and float formatting of integral
+// timestamps), so points are appended by hand and the rest uses
+// encoding/json.
+func writeChart(w *bufio.Writer, query string, granularity int64, series []wql.Series) {
+	var b []byte
+	str := func(s string) {
+		q, _ := json.Marshal(s)
+		b = append(b, q...)
+	}
+	b = append(b, `{"query":`...)
+	str(query)
+	b = append(b, `,"name":`...)
+	str(query)
+	b = append(b, `,"granularity":`...)
+	b = strconv.AppendInt(b, granularity, 10)
+	b = append(b, `,"timeseries":[`...)
+	for i, ser := range series {
+		if i > 0 {
+			b = append(b, ',')
 		}
+		b = append(b, `{"label":`...)
+		str(ser.Name)
+		b = append(b, `,"host":`...)
+		str(ser.Source)
+		b = append(b, `,"tags":`...)
+		if len(ser.Tags) == 0 {
+			b = append(b, "{}"...)
+		} else {
+			t, _ := json.Marshal(ser.Tags)
+			b = append(b, t...)
+		}
+		b = append(b, `,"data":[`...)
+		first := true
 		for _, p := range ser.Points {
-			if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
-				cs.Data = append(cs.Data, [2]float64{float64(p.T / 1000), p.V})
+			if math.IsNaN(p.V) || math.IsInf(p.V, 0) {
+				continue // JSON cannot carry them
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, '[')
+			b = strconv.AppendInt(b, p.T/1000, 10)
+			b = append(b, ',')
+			b = appendJSONFloat(b, p.V)
+			b = append(b, ']')
+			if len(b) > 32<<10 {
+				w.Write(b)
+				b = b[:0]
 			}
 		}
-		resp.Timeseries = append(resp.Timeseries, cs)
+		b = append(b, "]}"...)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	b = append(b, "]}\n"...)
+	w.Write(b)
+}
+
+// appendJSONFloat formats v as encoding/json does (shortest repr, 'e'
+// only for very small or large magnitudes), with a fast path for the
+// integral values counters and sizes mostly are.
+func appendJSONFloat(b []byte, v float64) []byte {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		if v == 0 && math.Signbit(v) {
+			return append(b, "-0"...)
+		}
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	abs := math.Abs(v)
+	if abs < 1e-6 || abs >= 1e21 {
+		n := len(b)
+		b = strconv.AppendFloat(b, v, 'e', -1, 64)
+		// encoding/json's clean-up: e-07 → e-7.
+		if m := len(b); m-n >= 4 && b[m-4] == 'e' && b[m-3] == '-' && b[m-2] == '0' {
+			b[m-2] = b[m-1]
+			b = b[:m-1]
+		}
+		return b
+	}
+	return strconv.AppendFloat(b, v, 'f', -1, 64)
 }
 
 func writeQueryError(w http.ResponseWriter, err error) {

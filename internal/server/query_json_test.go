@@ -1,0 +1,62 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/meshwave/meshwave/internal/wql"
+)
+
+// TestWriteChartMatchesEncodingJSON: the hand-written encoder must produce
+// exactly what encoding/json makes of the same ChartResponse.
+func TestWriteChartMatchesEncodingJSON(t *testing.T) {
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, 1e-7, -3.25e-9, 1e20, 1e21, 1.5e300, 123456789012345,
+		1e15, 1e15 + 0.5, 2.5e15, -1e16, 1.0 / 3, math.MaxFloat64, math.SmallestNonzeroFloat64, math.NaN(), math.Inf(1)}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		vals = append(vals, math.Float64frombits(r.Uint64()), r.NormFloat64()*math.Pow(10, float64(r.IntN(40)-20)), float64(r.IntN(1e6)))
+	}
+	var pts []wql.Point
+	for i, v := range vals {
+		if !math.IsNaN(v) || i < 50 { // keep a few NaN bit patterns
+			pts = append(pts, wql.Point{T: int64(i) * 60_000, V: v})
+		}
+	}
+	series := []wql.Series{
+		{Name: "a.b", Source: `h"1<&>`, Tags: map[string]string{"z": "1", "a": "\x01é"}, Points: pts},
+		{Name: "", Source: "", Points: nil},
+	}
+	want := ChartResponse{Query: `ts("a\b")`, Name: `ts("a\b")`, Granularity: 60}
+	for _, s := range series {
+		cs := ChartSeries{Label: s.Name, Host: s.Source, Tags: s.Tags, Data: [][2]float64{}}
+		if cs.Tags == nil {
+			cs.Tags = map[string]string{}
+		}
+		for _, p := range s.Points {
+			if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
+				cs.Data = append(cs.Data, [2]float64{float64(p.T / 1000), p.V})
+			}
+		}
+		want.Timeseries = append(want.Timeseries, cs)
+	}
+	var wb bytes.Buffer
+	if err := json.NewEncoder(&wb).Encode(want); err != nil {
+		t.Fatal(err)
+	}
+	var gb bytes.Buffer
+	bw := bufio.NewWriter(&gb)
+	writeChart(bw, want.Query, 60, series)
+	bw.Flush()
+	if gb.String() != wb.String() {
+		g, w := gb.Bytes(), wb.Bytes()
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		t.Fatalf("differs at byte %d:\n got %.120q\nwant %.120q", i, g[max(0, i-40):], w[max(0, i-40):])
+	}
+}
