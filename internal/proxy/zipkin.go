@@ -90,6 +90,9 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	in.dec.DefaultSource = append(in.dec.DefaultSource[:0], host...)
 	rules := p.portRules(port)
+	if rules.Empty() {
+		rules = nil // lets zipkinSpan skip re-reading the RED inputs
+	}
 	err = st.dec.Decode(body, enc, func(z *zipkin.Span) error {
 		p.zipkinSpan(in, rules, deriver, st, z)
 		if in.full() {
@@ -117,11 +120,13 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver *red.Deriver, st *zipkinState, z *zipkin.Span) {
 	s := &st.span
 	rd := st.conv.Convert(z, s)
-	if res, _ := rules.Span(s, &in.rules); res != preprocessor.Keep {
-		p.m.blocked.WithLabelValues(entitySpans, in.port).Inc()
-		return
+	if rules != nil {
+		if res, _ := rules.Span(s, &in.rules); res != preprocessor.Keep {
+			p.m.blocked.WithLabelValues(entitySpans, in.port).Inc()
+			return
+		}
+		st.conv.Refresh(&rd, s) // Convert's RED inputs may be stale now
 	}
-	st.conv.Refresh(&rd, s)
 	observeRED(deriver, &st.red, &rd, s)
 	var canonical bool
 	in.stage(fmtTrace, func(b []byte) []byte {

@@ -157,7 +157,7 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 	debugTagged := false
 	for _, t := range z.Tags {
 		v := javaTrim(t.Value)
-		if len(v) == 0 || bytes.EqualFold(t.Key, []byte("source")) {
+		if len(v) == 0 || len(t.Key) == len("source") && bytes.EqualFold(t.Key, []byte("source")) {
 			continue
 		}
 		// Special keys match exactly: "Application" is an ordinary tag.
@@ -232,7 +232,7 @@ func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
 		case "error":
 			red.IsError = true
 		}
-		if bytes.EqualFold(t.Key, []byte("http.status_code")) {
+		if len(t.Key) == len("http.status_code") && bytes.EqualFold(t.Key, []byte("http.status_code")) {
 			red.HTTPStatusCode = t.Value
 		}
 	}
