@@ -43,6 +43,8 @@ type Decoder struct {
 	tags    []Tag
 	full    []Tag
 	millis  int64
+
+	fastTags []fastTag // AppendCanonicalPoint's tags
 }
 
 var (

@@ -93,13 +93,17 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 	if !ok {
 		return dst, false
 	}
-	src, tags, ok := d.fastSource(orig, tags)
-	if !ok || len(tags) > lim.MaxTags || len(trimSpace(src)) == 0 || utf16Len(src) > lim.MaxSourceLength {
+	src, skip, ok := d.fastSource(orig, line, tags)
+	n := len(tags)
+	if skip >= 0 {
+		n--
+	}
+	if !ok || n > lim.MaxTags || len(trimSpace(src)) == 0 || utf16Len(src) > lim.MaxSourceLength {
 		return dst, false
 	}
-	for _, t := range tags {
-		kl, vl := len(t.Key), len(t.Value)
-		if kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength {
+	for j, t := range tags {
+		kl, vl := t.k1-t.k0, t.v1-t.v0
+		if j != skip && (kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength) {
 			return dst, false
 		}
 	}
@@ -118,11 +122,14 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 	}
 	dst = append(dst, " source="...)
 	dst = appendQuotedValue(dst, src)
-	for _, t := range tags {
+	for j, t := range tags {
+		if j == skip {
+			continue
+		}
 		dst = append(dst, ' ', '"')
-		dst = append(dst, t.Key...)
+		dst = append(dst, line[t.k0:t.k1]...)
 		dst = append(dst, '"', '=', '"')
-		dst = append(dst, t.Value...)
+		dst = append(dst, line[t.v0:t.v1]...)
 		dst = append(dst, '"')
 	}
 	return append(dst, '\n'), true
@@ -163,9 +170,7 @@ func scanFastName(line []byte, i int) ([]byte, int, bool) {
 	if i < len(line) && line[i] == '~' {
 		i++
 	}
-	for i < len(line) && allowedNameByte[line[i]] {
-		i++
-	}
+	i = nameRun(line, i)
 	name := line[s:i]
 	if len(name) == 0 || (len(name) == 1 && name[0] == '~') {
 		return nil, 0, false
@@ -221,11 +226,26 @@ general:
 	return timestampMillis(ts), true
 }
 
-// scanFastTags reads key=value pairs from line[i:] into d.tags (aliasing
-// line). Duplicate keys and "tag" are declined:
-// the general path's merging and renaming handle them.
-func (d *Decoder) scanFastTags(line []byte, i int) ([]Tag, bool) {
-	tags := d.tags[:0]
+// fastTag is a tag as offsets into the line: recording one stores no
+// pointers, so it needs no write barrier.
+type fastTag struct{ k0, k1, v0, v1 int }
+
+func (t fastTag) key(line []byte) []byte { return line[t.k0:t.k1] }
+
+func fastTagIndex(line []byte, tags []fastTag, key []byte) int {
+	for i, t := range tags {
+		if string(t.key(line)) == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// scanFastTags reads key=value pairs from line[i:] into d.fastTags.
+// Duplicate keys and "tag" are declined: the general path's merging and
+// renaming handle them.
+func (d *Decoder) scanFastTags(line []byte, i int) ([]fastTag, bool) {
+	tags := d.fastTags[:0]
 	var seen uint64 // a filter over keys; a hit is checked exactly
 	for {
 		i = skipSpaces(line, i)
@@ -236,71 +256,68 @@ func (d *Decoder) scanFastTags(line []byte, i int) ([]Tag, bool) {
 		if !ok || j >= len(line) || line[j] != '=' {
 			return nil, false
 		}
+		k0 := j - len(key) // where key starts: before '=', or before its closing quote
+		if line[j-1] == '"' {
+			k0--
+		}
 		i = j + 1
-		var val []byte
+		var v0 int
 		if i < len(line) && line[i] == '"' {
-			s := i + 1
-			i = s
-			for i < len(line) && quotedValueByte[line[i]] {
-				i++
-			}
-			if i >= len(line) || line[i] != '"' {
+			v0 = i + 1
+			i = v0
+			i = quotedValueRun(line, i)
+			if i >= len(line) || line[i] != '"' || i == v0 || line[v0] == ' ' || line[i-1] == ' ' {
 				return nil, false
 			}
-			val = line[s:i]
 			i++
 			if i < len(line) && line[i] != ' ' {
 				return nil, false
 			}
-			if len(val) == 0 || val[0] == ' ' || val[len(val)-1] == ' ' {
-				return nil, false
-			}
+			tags = append(tags, fastTag{k0, k0 + len(key), v0, i - 1})
 		} else {
-			s := i
+			v0 = i
 			if i < len(line) && (line[i] == '\'' || line[i] == '#') {
 				return nil, false // a quote or a structural '#'
 			}
-			for i < len(line) && plainValueByte[line[i]] {
-				i++
-			}
-			val = line[s:i]
-			if len(val) == 0 || (i < len(line) && line[i] != ' ') {
+			i = plainValueRun(line, i)
+			if i == v0 || (i < len(line) && line[i] != ' ') {
 				return nil, false
 			}
+			tags = append(tags, fastTag{k0, k0 + len(key), v0, i})
 		}
 		kl := len(key)
 		if string(key) == "tag" {
 			return nil, false
 		}
 		bit := uint64(1) << ((uint(kl) + uint(key[0]) + 7*uint(key[kl-1])) & 63)
-		if seen&bit != 0 && tagIndex(tags, key) >= 0 {
+		if seen&bit != 0 && fastTagIndex(line, tags[:len(tags)-1], key) >= 0 {
 			return nil, false
 		}
 		seen |= bit
-		tags = append(tags, Tag{key, val})
 	}
-	d.tags = tags
+	d.fastTags = tags
 	return tags, true
 }
 
 // fastSource resolves the source like resolveSource for the tags
-// scanFastTags accepts, declining "source" with "host" (which renames host).
-func (d *Decoder) fastSource(line []byte, tags []Tag) ([]byte, []Tag, bool) {
-	si, hi := tagIndex(tags, keySource), tagIndex(tags, keyHost)
+// scanFastTags accepts, declining "source" with "host" (which renames
+// host). skip is the index of the tag that became the source, or -1.
+func (d *Decoder) fastSource(orig, line []byte, tags []fastTag) (src []byte, skip int, ok bool) {
+	si, hi := fastTagIndex(line, tags, keySource), fastTagIndex(line, tags, keyHost)
 	switch {
 	case si >= 0 && hi >= 0:
-		return nil, nil, false
+		return nil, -1, false
 	case si >= 0:
-		src := tags[si].Value // before removeTag shifts the tags over it
-		return src, removeTag(tags, si), true
+		return line[tags[si].v0:tags[si].v1], si, true
 	case hi >= 0:
-		src := tags[hi].Value
-		return src, removeTag(tags, hi), true
+		return line[tags[hi].v0:tags[hi].v1], hi, true
 	}
 	for _, k := range d.customSourceTags() {
-		if i := tagIndexString(tags, k); i >= 0 {
-			return tags[i].Value, tags, true
+		for _, t := range tags {
+			if string(t.key(line)) == k {
+				return line[t.v0:t.v1], -1, true
+			}
 		}
 	}
-	return d.defaultSource(line), tags, true
+	return d.defaultSource(orig), -1, true
 }

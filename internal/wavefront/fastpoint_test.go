@@ -152,6 +152,32 @@ func TestAppendCanonicalPointLimits(t *testing.T) {
 	}
 }
 
+// TestRuns checks the eight-bytes-at-a-time scans against their byte
+// tables: every byte value at every lane, after every prefix length.
+func TestRuns(t *testing.T) {
+	for _, r := range []struct {
+		name  string
+		run   func([]byte, int) int
+		table *[256]bool
+	}{{"name", nameRun, &allowedNameByte}, {"plain", plainValueRun, &plainValueByte}, {"quoted", quotedValueRun, &quotedValueByte}} {
+		for c := range 256 {
+			for at := range 20 {
+				b := bytes.Repeat([]byte{'a'}, 20)
+				b[at] = byte(c)
+				for start := 0; start <= at; start++ {
+					want := at
+					if r.table[c] {
+						want = len(b)
+					}
+					if got := r.run(b, start); got != want {
+						t.Fatalf("%s: byte %#x at %d, from %d: got %d, want %d", r.name, c, at, start, got, want)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestAppendCanonicalPointDoesNotAllocate(t *testing.T) {
 	d := fuzzDecoder()
 	line := []byte(istioLine)

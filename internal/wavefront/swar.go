@@ -1,0 +1,79 @@
+package wavefront
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// The fast path's scans test eight bytes per step (SWAR): each byte of a
+// uint64 is a lane, and a lane's high bit carries that lane's answer. The
+// helpers take y with every high bit clear, so no lane's sum carries into
+// the next.
+const (
+	lanes1 = 0x0101010101010101
+	highs  = 0x8080808080808080
+)
+
+// laneGE marks the lanes of y that are ≥ c (1 ≤ c ≤ 0x80).
+func laneGE(y uint64, c byte) uint64 { return (y + lanes1*uint64(0x80-c)) & highs }
+
+// laneGT marks the lanes of y that are > c (c ≤ 0x7f).
+func laneGT(y uint64, c byte) uint64 { return (y + lanes1*uint64(0x7f-c)) & highs }
+
+// laneEQ marks the lanes of y that equal c (c ≤ 0x7f).
+func laneEQ(y uint64, c byte) uint64 {
+	v := y ^ lanes1*uint64(c)
+	return ^((v + lanes1*0x7f) | v) & highs
+}
+
+// firstBad returns i plus the index of the lowest marked lane.
+func firstBad(i int, bad uint64) int { return i + bits.TrailingZeros64(bad)/8 }
+
+// nameRun returns the end of the run of allowedNameByte bytes at b[i:].
+func nameRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		y := x &^ highs
+		folded := y | lanes1*0x20 // A–Z onto a–z
+		ok := laneGE(y, ',')&^laneGT(y, '9') | laneGE(folded, 'a')&^laneGT(folded, 'z') | laneEQ(y, '_')
+		if bad := (^ok | x) & highs; bad != 0 {
+			return firstBad(i, bad)
+		}
+	}
+	for i < len(b) && allowedNameByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// plainValueRun returns the end of the run of plainValueByte bytes at b[i:].
+func plainValueRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		y := x &^ highs
+		ok := laneGE(y, '!') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\') &^ laneEQ(y, '=')
+		if bad := (^ok | x) & highs; bad != 0 {
+			return firstBad(i, bad)
+		}
+	}
+	for i < len(b) && plainValueByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+// quotedValueRun returns the end of the run of quotedValueByte bytes at b[i:].
+func quotedValueRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		y := x &^ highs
+		ok := laneGE(y, ' ') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\')
+		if bad := (^ok | x) & highs; bad != 0 {
+			return firstBad(i, bad)
+		}
+	}
+	for i < len(b) && quotedValueByte[b[i]] {
+		i++
+	}
+	return i
+}
