@@ -66,7 +66,9 @@ function fmt(v, unit, digits) {
 
 // ---------- time range, refresh, variables ----------
 
-const RANGES = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400 };
+// The reference's quick ranges (2h … 8d) and two shorter ones for a
+// freshly started demo.
+const RANGES = { "15m": 900, "1h": 3600, "2h": 7200, "6h": 21600, "12h": 43200, "1d": 86400, "8d": 691200 };
 const REFRESH = { off: 0, "30s": 30, "1m": 60 };
 let refreshTimer = null;
 
@@ -149,39 +151,40 @@ const DATA_PLANE = {
   varMetric: "istio.requests.total.value",
   sections: [
     { title: "Overview", rows: [
-      [{ type: "markdown", text: "Real-time visibility into the Istio Data Plane. The drop-downs filter by Cluster, Reporter, Namespace and Workload. Data: federated Prometheus → meshwave collector → proxy → server. See also the Istio Control Plane dashboard.", link: "/control-plane" }],
+      [{ type: "markdown", text: ["This dashboard provides real-time visibility into the ", "*Istio Data Plane", ". Istio is an open, platform-independent service mesh that provides traffic management, policy enforcement and telemetry collection; the charts show its standard metrics. Use the drop-down menus on the top to filter by ",
+        "*Cluster", ", ", "*Reporter", ", ", "*Namespace", " and ", "*Workload", ". This is made possible through ", "*Federated Prometheus", " and the ", "*meshwave collector", ". For the control plane, see the ", ["Istio Control Plane", "/control-plane"], " dashboard."] }],
       [
         { title: "Success Rate", type: "gauge", unit: "pct", agg: "mean",
           desc: "Requests that are neither 5xx nor 4xx over all requests, averaged over the window.",
           queries: q1(dp('100 * sum(rate(ts(istio.requests.total.value, F_dp and not response_code="5*" and not response_code="4*"))) / sum(rate(ts(istio.requests.total.value, F_dp)))')) },
-        { title: "Operations per Sec", type: "stat", color: "blue", queries: q1(dp("sum(rate(ts(istio.requests.total.value, F_dp)))")) },
-        { title: "4xx's", type: "stat", color: "green", unit: "ops", queries: q1(dp('sum(rate(ts(istio.requests.total.value, F_dp and response_code="4*")))')) },
-        { title: "5xx's", type: "stat", color: "green", unit: "ops", queries: q1(dp('sum(rate(ts(istio.requests.total.value, F_dp and response_code="5*")))')) },
+        { title: "Operations per Sec", desc: "Requests per second over the selected workloads: the sum of the per-series rate of istio_requests_total.", type: "stat", color: "blue", queries: q1(dp("sum(rate(ts(istio.requests.total.value, F_dp)))")) },
+        { title: "4xx's", desc: "Requests per second answered with a 4xx response code.", type: "stat", color: "green", unit: "ops", queries: q1(dp('sum(rate(ts(istio.requests.total.value, F_dp and response_code="4*")))')) },
+        { title: "5xx's", desc: "Requests per second answered with a 5xx response code.", type: "stat", color: "green", unit: "ops", queries: q1(dp('sum(rate(ts(istio.requests.total.value, F_dp and response_code="5*")))')) },
       ],
     ] },
     { title: "Request/Response", rows: [
       [
-        { title: "Avg. Request Size", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("sum(rate(ts(istio.request.bytes.sum.value, F_dp))) / sum(rate(ts(istio.request.bytes.count.value, F_dp)))")) },
-        { title: "Avg. Response Size", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("sum(rate(ts(istio.response.bytes.sum.value, F_dp))) / sum(rate(ts(istio.response.bytes.count.value, F_dp)))")) },
-        { title: "Avg. Response Time", type: "stat", color: "blue", unit: "s", queries: q1(dp("(sum(rate(ts(istio.request.duration.milliseconds.sum.value, F_dp))) / sum(rate(ts(istio.request.duration.milliseconds.count.value, F_dp)))) / 1000")) },
+        { title: "Avg. Request Size", desc: "Mean HTTP request body size: the rate of the size sum over the rate of its count.", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("sum(rate(ts(istio.request.bytes.sum.value, F_dp))) / sum(rate(ts(istio.request.bytes.count.value, F_dp)))")) },
+        { title: "Avg. Response Size", desc: "Mean HTTP response body size: the rate of the size sum over the rate of its count.", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("sum(rate(ts(istio.response.bytes.sum.value, F_dp))) / sum(rate(ts(istio.response.bytes.count.value, F_dp)))")) },
+        { title: "Avg. Response Time", desc: "Mean request duration in seconds: the rate of the duration sum over the rate of its count.", type: "stat", color: "blue", unit: "s", queries: q1(dp("(sum(rate(ts(istio.request.duration.milliseconds.sum.value, F_dp))) / sum(rate(ts(istio.request.duration.milliseconds.count.value, F_dp)))) / 1000")) },
       ],
       [
-        { title: "Request Size (P50/P95/P99)", type: "line", unit: "bytes", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.request.bytes.bucket.${p}.value, F_dp)`) })) },
-        { title: "Response Size (P50/P95/P99)", type: "line", unit: "bytes", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.response.bytes.bucket.${p}.value, F_dp)`) })) },
-        { title: "Response Time (P50/P95/P99)", type: "line", unit: "s", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.request.duration.milliseconds.bucket.${p}.value, F_dp) / 1000`) })) },
+        { title: "Request Size (P50/P95/P99)", desc: "Request-size percentiles per series, as the Prometheus recording rules compute them.", type: "line", unit: "bytes", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.request.bytes.bucket.${p}.value, F_dp)`) })) },
+        { title: "Response Size (P50/P95/P99)", desc: "Response-size percentiles per series, as the Prometheus recording rules compute them.", type: "line", unit: "bytes", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.response.bytes.bucket.${p}.value, F_dp)`) })) },
+        { title: "Response Time (P50/P95/P99)", desc: "Request-duration percentiles per series, in seconds.", type: "line", unit: "s", queries: ["p50", "p95", "p99"].map((p) => ({ name: p, q: dp(`ts(istio.request.duration.milliseconds.bucket.${p}.value, F_dp) / 1000`) })) },
       ],
-      [{ title: "Overview of Applications using HTTP", type: "table", digits: 3,
+      [{ title: "Overview of Applications using HTTP", desc: "Request rate per duration bucket (le) for each workload pair; the federated bucket series are already rates.", type: "table", digits: 3,
         cols: ["app", "source_workload", "destination_workload", "response_code", "response_flags", "le"],
         queries: q1(dp("ts(istio.request.duration.milliseconds.bucket.value, F_dp)")) }],
     ] },
     { title: "TCP", rows: [
       [
-        { title: "Avg. TCP Sent Bytes", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("avg(rate(ts(istio.tcp.sent.bytes.total.value, F_dp)))")) },
-        { title: "Avg. TCP Received Bytes", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("avg(rate(ts(istio.tcp.received.bytes.total.value, F_dp)))")) },
-        { title: "Avg. TCP Connections Opened", type: "stat", color: "blue", queries: q1(dp("avg(rate(ts(istio.tcp.connections.opened.total.value, F_dp)))")) },
-        { title: "Avg. TCP Connections Closed", type: "stat", color: "blue", queries: q1(dp("avg(rate(ts(istio.tcp.connections.closed.total.value, F_dp)))")) },
+        { title: "Avg. TCP Sent Bytes", desc: "Bytes sent per second over TCP, averaged over the series.", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("avg(rate(ts(istio.tcp.sent.bytes.total.value, F_dp)))")) },
+        { title: "Avg. TCP Received Bytes", desc: "Bytes received per second over TCP, averaged over the series.", type: "stat", color: "blue", unit: "bytes", queries: q1(dp("avg(rate(ts(istio.tcp.received.bytes.total.value, F_dp)))")) },
+        { title: "Avg. TCP Connections Opened", desc: "TCP connections opened per second, averaged over the series.", type: "stat", color: "blue", queries: q1(dp("avg(rate(ts(istio.tcp.connections.opened.total.value, F_dp)))")) },
+        { title: "Avg. TCP Connections Closed", desc: "TCP connections closed per second, averaged over the series.", type: "stat", color: "blue", queries: q1(dp("avg(rate(ts(istio.tcp.connections.closed.total.value, F_dp)))")) },
       ],
-      [{ title: "Overview of Applications using TCP", type: "table", unit: "bytes", digits: 3,
+      [{ title: "Overview of Applications using TCP", desc: "Bytes sent and received per second for each TCP series.", type: "table", unit: "bytes", digits: 3,
         cols: ["app", "source_workload", "destination_workload", "response_flags"],
         queries: [
           { name: "Sent Bytes", q: dp("rate(ts(istio.tcp.sent.bytes.total.value, F_dp))") },
@@ -199,12 +202,13 @@ const CONTROL_PLANE = {
   varMetric: "istio.build.value",
   sections: [
     { title: "Overview", rows: [
-      [{ type: "markdown", text: "Real-time visibility into the Istio Control Plane (istiod: Pilot for service discovery, Galley for configuration, Citadel for certificates). The drop-down filters by Cluster.", link: "/data-plane" }],
-      [{ title: "Component Build Info", type: "table", cols: ["app", "instance", "version", "_tag"], queries: q1(cp("ts(istio.build.value, F_cp)")) }],
+      [{ type: "markdown", text: ["This dashboard provides real-time visibility into the ", "*Istio Control Plane", ". Istio's control plane is itself a cloud-native application: its components, service discovery (Pilot), configuration (Galley) and certificate generation (Citadel), are separate microservices that must communicate securely and be observable, so Istio drinks its own champagne. Use the drop-down menu on the top to filter by ",
+        "*Cluster", ". This is made possible through ", "*Federated Prometheus", " and the ", "*meshwave collector", ". For the data plane, see the ", ["Istio Data Plane", "/data-plane"], " dashboard."] }],
+      [{ title: "Component Build Info", desc: "The Istio version of every proxy and of istiod.", type: "table", cols: ["app", "instance", "version", "_tag"], queries: q1(cp("ts(istio.build.value, F_cp)")) }],
       [
-        { title: "#Services known to Pilot", type: "stat", color: "teal", digits: 0, queries: q1(cp("ts(pilot.services.value, F_cp)")) },
-        { title: "Pilot Rejected CDS/EDS/LDS/RDS", type: "nv", queries: named([["eds", "eds"], ["cds_configs", "cds"], ["lds", "lds"], ["rds", "rds"]], (m) => `sum(ts(pilot.xds.${m}.reject.value, F_cp)).orElse(0)`) },
-        { title: "XDS Push Context Errors", type: "line", queries: q1(cp("ts(pilot.xds.push.context.errors.value, F_cp)")) },
+        { title: "#Services known to Pilot", desc: "Services in istiod's registry.", type: "stat", color: "teal", digits: 0, queries: q1(cp("ts(pilot.services.value, F_cp)")) },
+        { title: "Pilot Rejected CDS/EDS/LDS/RDS", desc: "Configurations rejected by proxies, per xDS type; 0 until the first rejection creates the series.", type: "nv", queries: named([["eds", "eds"], ["cds_configs", "cds"], ["lds", "lds"], ["rds", "rds"]], (m) => `sum(ts(pilot.xds.${m}.reject.value, F_cp)).orElse(0)`) },
+        { title: "XDS Push Context Errors", desc: "Errors while istiod computed a push context.", type: "line", queries: q1(cp("ts(pilot.xds.push.context.errors.value, F_cp)")) },
         { title: "Sidecar Injection (requests/success/failed/skip)", type: "nv",
           queries: named([["total_requests", "requests"], ["success", "success"], ["failed", "failure"], ["skip", "skip"]], (m) => `sum(ts(sidecar.injection.${m}.total.value, F_cp))`) },
       ],
@@ -217,14 +221,14 @@ const CONTROL_PLANE = {
     ] },
     { title: "Pilot Traffic Management", rows: [
       [
-        { title: "XDS Pushes", type: "table", cols: ["app", "instance", "type"], queries: q1(cp("ts(pilot.xds.pushes.value, F_cp)")) },
-        { title: "Total XDS Responses Rejected by Proxy", type: "line", queries: q1(cp("ts(pilot.total.xds.rejects.value, F_cp)")) },
-        { title: "XDS Write Timeout", type: "line", unit: "s", queries: q1(cp("ts(pilot.xds.write.timeout.value, F_cp)")) },
-        { title: "Total XDS Internal Errors", type: "line", queries: q1(cp("ts(pilot.total.xds.internal.errors.value, F_cp)")) },
+        { title: "XDS Pushes", desc: "Cumulative xDS pushes per type.", type: "table", cols: ["app", "instance", "type"], queries: q1(cp("ts(pilot.xds.pushes.value, F_cp)")) },
+        { title: "Total XDS Responses Rejected by Proxy", desc: "xDS responses that proxies rejected.", type: "line", queries: q1(cp("ts(pilot.total.xds.rejects.value, F_cp)")) },
+        { title: "XDS Write Timeout", desc: "xDS writes that timed out.", type: "line", unit: "s", queries: q1(cp("ts(pilot.xds.write.timeout.value, F_cp)")) },
+        { title: "Total XDS Internal Errors", desc: "Internal errors while istiod served xDS.", type: "line", queries: q1(cp("ts(pilot.total.xds.internal.errors.value, F_cp)")) },
       ],
       [
-        { title: "Virtual Services known to Pilot", type: "stat", color: "blue", digits: 0, queries: q1(cp("ts(pilot.virt.services.value, F_cp)")) },
-        { title: "Conflicting Inbound/Outbound Listeners", type: "table", width: 3, cols: [],
+        { title: "Virtual Services known to Pilot", desc: "VirtualServices in istiod.", type: "stat", color: "blue", digits: 0, queries: q1(cp("ts(pilot.virt.services.value, F_cp)")) },
+        { title: "Conflicting Inbound/Outbound Listeners", desc: "Listener conflicts istiod resolved.", type: "table", width: 3, cols: [],
           queries: [
             { name: "Inbound", q: cp("sum(ts(pilot.conflict.inbound.listener.value, F_cp))") },
             { name: "HTTP over current TCP", q: cp("sum(ts(pilot.conflict.outbound.listener.http.over.current.tcp.value, F_cp))") },
@@ -234,22 +238,22 @@ const CONTROL_PLANE = {
       ],
       [
         { title: "Proxy Convergence Time", type: "histogram", unit: "dur",
-          desc: "As the reference renders it: the point values of the cumulative bucket series, binned (istio.md §10.2).",
+          desc: "As the reference renders it: the point values of the cumulative bucket series, binned. The line chart below shows the real latency percentiles.",
           queries: q1(cp("ts(pilot.proxy.convergence.time.bucket.value, F_cp)")) },
-        { title: "Proxy Queue Time", type: "histogram", unit: "dur", queries: q1(cp("ts(pilot.proxy.queue.time.bucket.value, F_cp)")) },
+        { title: "Proxy Queue Time", emptyHint: "metric not collected; add pilot.proxy.queue.time.bucket.value to the collector's metricAllowList", desc: "As the reference renders it: the point values of the cumulative bucket series, binned. The reference's collector configuration drops this metric; meshwave's keeps it.", type: "histogram", unit: "dur", queries: q1(cp("ts(pilot.proxy.queue.time.bucket.value, F_cp)")) },
       ],
-      [{ title: "Proxy Convergence Time p50/p90/p99 (from le deltas)", type: "line", unit: "s",
+      [{ title: "Proxy Convergence Time p50/p90/p99 (from le deltas)", desc: "The convergence latency distribution the histogram above cannot show: percentiles of the per-bucket rates.", type: "line", unit: "s",
         queries: [50, 90, 99].map((p) => ({ name: "p" + p, q: cp(`percentile(${p}, rate(ts(pilot.proxy.convergence.time.bucket.value, F_cp)))`) })) }],
     ] },
     { title: "Galley", rows: [[
-      { title: "Configuration Validation (Pass/Fail/HTTP Error)", type: "table", cols: ["app", "instance"],
+      { title: "Configuration Validation (Pass/Fail/HTTP Error)", desc: "Validation-webhook results per istiod, per second.", type: "table", cols: ["app", "instance"],
         queries: named([["Validation Passed", "passed"], ["Validation Failed", "failed"], ["HTTP Error", "http.error"]], (m) => `sum(rate(ts(galley.validation.${m}.value, F_cp)), app, instance)`) },
-      { title: "K8s Webhook Configuration (Update/Load/Delete)", type: "table", cols: ["app", "instance"],
+      { title: "K8s Webhook Configuration (Update/Load/Delete)", desc: "Webhook-configuration updates, loads and delete errors per istiod, per second.", type: "table", cols: ["app", "instance"],
         queries: named([["Config Updates", "config.updates"], ["Config Load", "config.load"], ["Delete Error", "config.delete.error"]], (m) => `sum(rate(ts(galley.validation.${m}.value, F_cp)), app, instance)`) },
     ]] },
     { title: "Citadel", rows: [[
       { title: "Root Certificate Expiry", type: "table", unit: "dur", cols: ["app", "instance"], queries: q1(cp("ts(citadel.server.root.cert.expiry.timestamp.value, F_cp) - time()")) },
-      { title: "CSRs Status (Received/Success/Error)", type: "table", width: 2, cols: ["app", "instance"],
+      { title: "CSRs Status (Received/Success/Error)", desc: "Certificate signing requests per istiod, per second.", type: "table", width: 2, cols: ["app", "instance"],
         queries: named([["CSRs Received", "csr.count"], ["CSRs Success", "success.cert.issuance.count"], ["CSRs Error", "csr.sign.err*.count"]], (m) => `sum(rate(ts(citadel.server.${m}.value, F_cp)), app, instance)`) },
     ]] },
     { title: "Go Memory Stats", rows: [[
@@ -285,19 +289,27 @@ function renderChart(box, c, results) {
   box.dataset.series = all.length;
   box.dataset.points = points;
   if (errors) box.dataset.error = errors; else delete box.dataset.error;
-  const failed = errors || emptyQueries;
-  const head = el("h3", {}, c.title, failed ? el("span", { class: "warn", title: errors || "a query returned no data" }, "⚠") : null,
-    c.desc ? el("span", { class: "info", title: c.desc }, "i") : null);
+  // The reference's header marks: ⚠ when a query failed or returned
+  // nothing, ⓘ with the chart's description.
+  const marks = () => [errors || emptyQueries ? el("span", { class: "warn", title: errors || "a query returned no data" }, "⚠") : null,
+    c.desc ? el("span", { class: "info", title: c.desc }, "i") : null];
+  const head = el("h3", {}, c.title, marks());
   if (!points && c.type !== "nv") {
-    box.replaceChildren(head, el("div", { class: "nodata", title: errors }, "NO DATA"));
+    box.replaceChildren(head, el("div", { class: "nodata", title: errors }, "NO DATA", c.emptyHint && !errors ? el("div", { class: "hint" }, c.emptyHint) : null));
     return;
   }
   switch (c.type) {
-    case "stat": case "gauge": {
+    case "stat": {
       const s = all[0];
-      const v = c.agg === "mean" ? meanValue(s) : lastValue(s);
-      box.className = "chart stat " + (c.type === "gauge" ? "gauge" + (v < 50 ? " bad" : v < 90 ? " mid" : "") : c.color || "blue");
-      box.replaceChildren(sparkline(s.data), el("div", { class: "value" }, fmt(v, c.unit, c.digits)), el("div", { class: "title" }, c.title));
+      box.className = "chart stat " + (c.color || "blue");
+      box.replaceChildren(sparkline(s.data), el("div", { class: "marks" }, marks()),
+        el("div", { class: "value" }, fmt(lastValue(s), c.unit, c.digits)), el("div", { class: "title" }, c.title));
+      break;
+    }
+    case "gauge": {
+      const s = all[0];
+      box.className = "chart gauge";
+      box.replaceChildren(el("div", { class: "marks" }, marks()), dial(c.agg === "mean" ? meanValue(s) : lastValue(s), c), el("div", { class: "title" }, c.title));
       break;
     }
     case "line":
@@ -308,7 +320,8 @@ function renderChart(box, c, results) {
       box.replaceChildren(head, table(c, results));
       break;
     case "histogram":
-      box.replaceChildren(head, histogram(c, all));
+      box.replaceChildren(head);
+      histogram(box, c, all);
       break;
     case "nv": {
       const cols = c.cols || [];
@@ -327,42 +340,124 @@ function renderChart(box, c, results) {
   }
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svgEl(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text != null) e.textContent = text;
+  return e;
+}
+
 function sparkline(data) {
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.setAttribute("viewBox", "0 0 100 100");
-  svg.setAttribute("preserveAspectRatio", "none");
+  const svg = svgEl("svg", { viewBox: "0 0 100 100", preserveAspectRatio: "none" });
   if (data.length > 1) {
     const xs = data.map((p) => p[0]), ys = data.map((p) => p[1]);
     const x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
     const pts = data.map((p) => ((p[0] - x0) / (x1 - x0 || 1)) * 100 + "," + (95 - ((p[1] - y0) / (y1 - y0 || 1)) * 60)).join(" ");
-    const pl = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    pl.setAttribute("points", pts);
-    pl.setAttribute("fill", "none");
-    pl.setAttribute("stroke", "#fff");
-    pl.setAttribute("stroke-width", "2");
-    pl.setAttribute("vector-effect", "non-scaling-stroke");
-    svg.append(pl);
+    svg.append(svgEl("polyline", { points: pts, fill: "none", stroke: "#fff", "stroke-width": 2, "vector-effect": "non-scaling-stroke" }));
   }
+  return svg;
+}
+
+// dial is the reference's gauge: a 270° dial from 0 to 100 inside a
+// threshold ring, red at the low end, orange up to the midpoint, green
+// above; the value in the centre takes its band's colour.
+function dial(v, c) {
+  const band = (f) => (f < 0.25 ? "#d9534f" : f < 0.5 ? "#f0ad4e" : "#5cb85c");
+  const f = Math.min(Math.max((v ?? 0) / 100, 0), 1);
+  const pt = (r, x) => {
+    const a = ((135 + 270 * x) * Math.PI) / 180;
+    return (60 + r * Math.cos(a)).toFixed(2) + " " + (56 + r * Math.sin(a)).toFixed(2);
+  };
+  const arc = (r, x0, x1, stroke, width) => svgEl("path", {
+    d: `M${pt(r, x0)} A${r} ${r} 0 ${(x1 - x0) * 270 > 180 ? 1 : 0} 1 ${pt(r, x1)}`, fill: "none", stroke, "stroke-width": width,
+  });
+  const svg = svgEl("svg", { viewBox: "0 0 120 100", class: "dial" });
+  svg.append(arc(52, 0, 0.25, band(0), 3), arc(52, 0.25, 0.5, band(0.25), 3), arc(52, 0.5, 1, band(0.5), 3), arc(43, 0, 1, "#e4e8ec", 11));
+  if (f > 0) svg.append(arc(43, 0, f, band(f), 11));
+  svg.append(svgEl("text", { x: 60, y: 63, "text-anchor": "middle", "font-size": 19, "font-weight": 600, fill: band(f) }, fmt(v, c.unit, c.digits)));
   return svg;
 }
 
 const MAX_ROWS = 300;
 
-// histogram bins every point value of every series into 30 bars, with a
-// log-scale count and the 25th/50th/75th percentile marked.
-function histogram(c, all) {
+// histogram bins every point value of every series into 30 bars on a
+// log-scale count axis, as the reference does, with markers at the
+// quartiles, the mean and the maximum along the top (coinciding ones
+// merged, e.g. "50/avg").
+function histogram(box, c, all) {
   const vs = all.flatMap((s) => s.data.map((p) => p[1])).sort((a, b) => a - b);
   const lo = vs[0], hi = vs[vs.length - 1], n = 30, w = (hi - lo) / n || 1;
   const counts = new Array(n).fill(0);
   for (const v of vs) counts[Math.min(Math.floor((v - lo) / w), n - 1)]++;
-  const top = Math.log10(Math.max(...counts) + 1);
   const pct = (p) => vs[Math.min(vs.length - 1, Math.floor((p / 100) * vs.length))];
-  const bars = el("div", { class: "hist" }, counts.map((k, i) => el("div", {
-    class: "bin", title: `${fmt(lo + i * w, c.unit)} – ${fmt(lo + (i + 1) * w, c.unit)}: ${k}`,
-    style: `height:${(Math.log10(k + 1) / top) * 100}%;background:hsl(${220 + (i * 60) / n},60%,55%)`,
-  })));
-  return el("div", {}, el("div", { class: "muted" }, [25, 50, 75].map((p) => `p${p} ${fmt(pct(p), c.unit)}`).join(" · "), ` · ${vs.length} points, count on a log scale`), bars,
-    el("div", { class: "hist-x" }, el("span", {}, fmt(lo, c.unit)), el("span", {}, fmt(hi, c.unit))));
+  const marks = [["25", pct(25)], ["50", pct(50)], ["avg", vs.reduce((a, b) => a + b, 0) / vs.length], ["75", pct(75)], ["max", hi]]
+    .sort((a, b) => a[1] - b[1]);
+  const label = (v) => (c.unit === "dur" ? durShort(v) : fmt(v, c.unit));
+  const readout = el("div", { class: "readout muted" }, `${vs.length} points; count on a log scale`);
+  const drawMarks = (u) => {
+    const ctx = u.ctx, merged = [];
+    for (const [name, v] of marks) {
+      const x = u.valToPos(v, "x", true), last = merged.at(-1);
+      if (last && x - last.x < 24 * devicePixelRatio) last.name += "/" + name;
+      else merged.push({ name, x });
+    }
+    ctx.save();
+    ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+    ctx.fillStyle = ctx.strokeStyle = "#6b7785";
+    ctx.textAlign = "center";
+    ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
+    for (const m of merged) {
+      ctx.beginPath();
+      ctx.moveTo(m.x, u.bbox.top);
+      ctx.lineTo(m.x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.fillText(m.name, m.x, u.bbox.top - 4 * devicePixelRatio);
+    }
+    ctx.restore();
+  };
+  const opts = {
+    width: Math.max(box.clientWidth - 16, 200), height: 180,
+    padding: [18, 12, 0, 0],
+    legend: { show: false },
+    cursor: { y: false, points: { show: false } },
+    scales: { x: { time: false, range: [lo, lo + n * w] }, y: { distr: 3, range: (u, mn, mx) => [0.8, Math.max(10, mx * 1.5)] } },
+    axes: [{ size: 30, space: 70, values: (u, vals) => vals.map(label) }, { size: 50, label: "count", labelSize: 14 }],
+    series: [{}, {
+      label: "count", paths: uPlot.paths.bars({ size: [1, Infinity], gap: 1, align: 1 }), fillTo: (u) => u.scales.y.min,
+      // The reference's blue-to-purple gradient across the bins.
+      fill: (u) => {
+        const g = u.ctx.createLinearGradient(u.bbox.left, 0, u.bbox.left + u.bbox.width, 0);
+        g.addColorStop(0, "#4a90d9");
+        g.addColorStop(1, "#a35fd0");
+        return g;
+      },
+      stroke: "#3d5a99", width: 1, points: { show: false },
+    }],
+    hooks: {
+      draw: [drawMarks],
+      setCursor: [(u) => {
+        const i = u.cursor.idx;
+        if (i != null) readout.textContent = `${label(lo + i * w)} – ${label(lo + (i + 1) * w)}: ${counts[i]} points`;
+      }],
+    },
+  };
+  const holder = el("div");
+  box.append(holder, readout);
+  new uPlot(opts, [counts.map((_, i) => lo + i * w), counts.map((k) => k || null)], holder);
+}
+
+// durShort formats seconds the way the reference's histogram axis does:
+// "2m 22s", "1h 5m", "250ms".
+function durShort(sec) {
+  const a = Math.abs(sec), sign = sec < 0 ? "-" : "";
+  if (a < 1) return sign + +(a * 1000).toFixed(1) + "ms";
+  if (a < 60) return sign + +a.toFixed(1) + "s";
+  const t = Math.round(a);
+  if (t < 3600) return sign + Math.floor(t / 60) + "m " + (t % 60) + "s";
+  if (t < 86400) return sign + Math.floor(t / 3600) + "h " + Math.floor((t % 3600) / 60) + "m";
+  return sign + Math.floor(t / 86400) + "d " + Math.floor((t % 86400) / 3600) + "h";
 }
 
 // table: columns are c.cols, then one value column per query (last value);
@@ -383,9 +478,24 @@ function table(c, results) {
   const sorted = all.slice(0, MAX_ROWS);
   return el("div", { class: "tablewrap" }, all.length > MAX_ROWS ? el("p", { class: "muted" }, `first ${MAX_ROWS} of ${all.length} rows`) : null, el("table", {},
     el("tr", {}, cols.map((k) => el("th", {}, k)), c.queries.map((q, i) => el("th", {}, q.name + (i === 0 ? " ↓" : "")))),
-    sorted.map((row) => el("tr", {},
-      row.key.map((v, i) => el("td", {}, i === 0 ? el("span", { class: "swatch", style: "background:" + row.color }) : null, v)),
-      c.queries.map((_, i) => el("td", { class: "num" }, fmt(row.values[i], c.unit, c.digits ?? 3)))))));
+    // The series colour goes before the first tag in single-query tables
+    // and after each value in multi-query ones, as in the reference.
+    sorted.map((row) => {
+      const swatch = () => el("span", { class: "swatch", style: "background:" + row.color });
+      const multi = c.queries.length > 1 || !row.key.length;
+      return el("tr", {},
+        row.key.map((v, i) => el("td", {}, i === 0 && !multi ? swatch() : null, v)),
+        c.queries.map((_, i) => el("td", { class: "num" }, fmt(row.values[i], c.unit, c.digits ?? 3), multi ? swatch() : null)));
+    })));
+}
+
+// flatRange centres a flat chart on its value (−1…1 for all zeros, as
+// the reference draws its idle xDS error charts) instead of uPlot's 0…100.
+function flatRange(u, min, max) {
+  if (min == null) return [0, 1];
+  if (min !== max) return uPlot.rangeNum(min, max, 0.1, true);
+  const pad = Math.abs(min) * 0.1 || 1;
+  return [min - pad, max + pad];
 }
 
 // lineChart draws every series of every query on one uPlot, timestamps
@@ -408,7 +518,7 @@ function lineChart(box, c, results) {
     width, height: 180,
     legend: { show: false },
     cursor: { points: { show: false } },
-    scales: { x: { time: true, range: () => [w.s, w.e] } },
+    scales: { x: { time: true, range: () => [w.s, w.e] }, y: { range: flatRange } },
     axes: [{ size: 30 }, { size: 80, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
     series: [{}, ...series.map(({ name }, i) => ({
       label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
@@ -434,6 +544,14 @@ function lineChart(box, c, results) {
   const holder = el("div");
   box.append(holder, readout);
   new uPlot(opts, data, holder);
+}
+
+// istioLogo is a drawing of Istio's sail for the dashboards' text panels,
+// as the reference shows it (no remote image).
+function istioLogo() {
+  const svg = svgEl("svg", { viewBox: "0 0 40 60", class: "logo" });
+  for (const points of ["17,2 17,45 3,45", "20,14 20,45 35,45", "3,48 37,48 31,56 9,56"]) svg.append(svgEl("polygon", { points, fill: "#466bb0" }));
+  return svg;
 }
 
 async function dashboard(d) {
@@ -467,7 +585,7 @@ async function dashboard(d) {
         const box = el("div", { class: "chart", style: "flex:" + (c.width || 1) });
         if (c.type === "markdown") {
           box.classList.add("markdown");
-          box.append(c.text + " ", el("a", { class: "link", href: c.link }, c.link === "/control-plane" ? "Istio Control Plane →" : "Istio Data Plane →"));
+          box.append(istioLogo(), el("p", {}, c.text.map((t) => Array.isArray(t) ? el("a", { class: "link", href: t[1] }, t[0]) : t.startsWith("*") ? el("b", {}, t.slice(1)) : t)));
         } else {
           box.dataset.chart = c.title;
           box.dataset.kind = c.type;
@@ -600,13 +718,29 @@ async function traces() {
 
 const tag = (sp, k) => (sp.annotations || []).find((a) => a.key === k)?.value;
 
-// waterfall lays the spans out by start time under their parents; a
-// click on a span (or "Expand all") shows its tags and span logs. The box
-// carries data-trace and data-spans, each span row data-span.
+// waterfall lays the spans out as a tree, each under its parent and
+// siblings by start time; a click on a span (or "Expand all") shows its
+// tags and span logs. The box carries data-trace and data-spans, each span
+// row data-span.
 function waterfall(tr) {
   const spans = tr.spans || [];
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  const depth = (s, n = 0) => { const p = tag(s, "parent"); return p && byId.has(p) && n < 50 ? depth(byId.get(p), n + 1) : n; };
+  const ids = new Set(spans.map((s) => s.spanId));
+  const children = new Map();
+  const roots = [];
+  for (const s of spans) {
+    const p = tag(s, "parent");
+    if (p && p !== s.spanId && ids.has(p)) children.set(p, [...(children.get(p) || []), s]);
+    else roots.push(s);
+  }
+  const rows = [], seen = new Set();
+  const visit = (s, depth) => {
+    if (seen.has(s)) return;
+    seen.add(s);
+    rows.push({ s, depth });
+    for (const c of children.get(s.spanId) || []) visit(c, depth + 1);
+  };
+  for (const s of roots) visit(s, 0);
+  for (const s of spans) visit(s, 0); // spans in a parent cycle, unreachable from a root
   const t0 = Math.min(...spans.map((s) => s.startMs));
   const t1 = Math.max(...spans.map((s) => s.startMs + s.durationMs));
   const total = Math.max(t1 - t0, 1);
@@ -619,7 +753,7 @@ function waterfall(tr) {
   const box = el("div", { class: "chart", "data-trace": tr.traceId, "data-spans": spans.length },
     el("h3", {}, `Trace ${tr.traceId} · ${spans.length} spans · ${total} ms `, toggleAll));
   const wf = el("div", { class: "wf" });
-  for (const s of spans) {
+  for (const { s, depth } of rows) {
     const isErr = tag(s, "error") === "true";
     const left = ((s.startMs - t0) / total) * 100, width = (s.durationMs / total) * 100;
     const detail = el("div", { class: "detail", style: "display:none" },
@@ -629,11 +763,15 @@ function waterfall(tr) {
         el("td", { class: "tags" }, Object.entries(l.fields || {}).map(([k, v]) => k + "=" + v).join("  ")))))) : null);
     details.push(detail);
     const row = el("div", { class: "span", "data-span": s.spanId, onclick: () => { detail.style.display = detail.style.display ? "" : "none"; } },
-      el("div", { class: "lbl", style: "padding-left:" + (4 + depth(s) * 14) + "px", title: s.name },
+      el("div", { class: "lbl", style: "padding-left:" + (4 + depth * 14) + "px", title: s.name },
         (tag(s, "service") || tag(s, "application") || s.source) + ": " + s.name),
       el("div", { class: "track" },
         el("div", { class: "barx" + (isErr ? " error" : ""), style: `left:${left}%;width:${width}%` }),
-        el("span", { class: "dur", style: `left:${Math.min(left + width, 90)}%;padding-left:4px` }, s.durationMs + " ms")));
+        // The duration goes after the bar; near the right edge inside a
+        // wide bar, or before a narrow one.
+        el("span", left + width <= 88 ? { class: "dur", style: `left:${left + width}%` }
+          : width >= 8 ? { class: "dur inside", style: `right:${100 - left - width}%` } : { class: "dur", style: `right:${100 - left}%` },
+        s.durationMs + " ms")));
     wf.append(row, detail);
   }
   box.append(wf);
