@@ -34,14 +34,35 @@ func nameMatcher(glob string) (*labels.Matcher, error) {
 
 // Select returns the series whose name matches metricGlob and whose source
 // and tags satisfy mt (nil: all), with their points in [start, end] (Unix
-// ms): wql.Storage. Store failures are wrapped in storageError so the
-// query endpoint can tell them from query errors.
+// ms), each with its own Points.
 func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64) ([]wql.Series, error) {
-	out, err := m.selectSeries(ctx, metricGlob, mt, start, end)
-	if err != nil && ctx.Err() == nil {
-		return nil, storageError{err}
-	}
+	var out []wql.Series
+	err := m.each(ctx, metricGlob, mt, start, end, func(s *wql.Series) error {
+		c := *s
+		c.Points = slices.Clone(s.Points)
+		out = append(out, c)
+		return nil
+	})
 	return out, err
+}
+
+// queryStore is what the query endpoint evaluates against: metrics from
+// the tsdb (wql.Storage).
+type queryStore struct{ m *metricStore }
+
+// Select implements wql.Storage, streaming series with a reused Points
+// buffer. Store failures are wrapped in storageError so the query endpoint
+// can tell them from query errors.
+func (q queryStore) Select(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, fn func(*wql.Series) error) error {
+	var fnErr error
+	err := q.m.each(ctx, metricGlob, mt, start, end, func(s *wql.Series) error {
+		fnErr = fn(s)
+		return fnErr
+	})
+	if err != nil && err != fnErr && ctx.Err() == nil {
+		return storageError{err}
+	}
+	return err
 }
 
 // storageError marks a failure of the store, as opposed to the query.
@@ -50,41 +71,111 @@ type storageError struct{ err error }
 func (e storageError) Error() string { return "storage: " + e.err.Error() }
 func (e storageError) Unwrap() error { return e.err }
 
-func (m *metricStore) selectSeries(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64) ([]wql.Series, error) {
+// each calls fn for every matching series; s.Points is reused between
+// calls. The filter's top-level conjunction goes to the tsdb's index as
+// label matchers; the rest is checked here on the decoded tags.
+func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, fn func(*wql.Series) error) error {
 	nm, err := nameMatcher(metricGlob)
 	if err != nil {
-		return nil, err
+		return err
+	}
+	ms := []*labels.Matcher{nm}
+	if f, ok := mt.(wql.Filter); ok {
+		if ms, err = pushDown(ms, f); err != nil {
+			return err
+		}
 	}
 	q, err := m.db.Querier(start, end)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer q.Close()
-	set := q.Select(ctx, true, &storage.SelectHints{Start: start, End: end}, nm)
-	var out []wql.Series
+	set := q.Select(ctx, false, &storage.SelectHints{Start: start, End: end}, ms...)
 	var it chunkenc.Iterator
+	var pts []wql.Point
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		s := set.At()
 		ser := seriesOf(s.Labels())
 		if mt != nil && !mt.Match(ser.Source, ser.Tags) {
 			continue
 		}
+		pts = pts[:0]
 		it = s.Iterator(it)
 		for it.Next() == chunkenc.ValFloat {
 			t, v := it.At()
-			ser.Points = append(ser.Points, wql.Point{T: t, V: v})
+			pts = append(pts, wql.Point{T: t, V: v})
 		}
 		if err := it.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		if len(ser.Points) > 0 {
-			out = append(out, ser)
+		if len(pts) > 0 {
+			ser.Points = pts
+			if err := fn(&ser); err != nil {
+				return err
+			}
 		}
 	}
-	return out, set.Err()
+	return set.Err()
+}
+
+// pushDown appends label matchers for the terms of f's top-level
+// conjunction that the index can evaluate with Wavefront's semantics: the
+// tsdb then reads only (a superset of) the matching series' postings. A
+// missing tag matches neither key=v nor key=glob, and Prometheus' = and =~
+// do not match a missing label either (unless the pattern matches "", which
+// only widens the superset); key!=v and "not key=v" match a missing tag,
+// as != and !~ match a missing label. Skipped: key=* (its postings are
+// nearly everything, so it only costs, and negated it would drop series
+// without the tag), key="", and or / not over anything but a term.
+func pushDown(ms []*labels.Matcher, f wql.Filter) ([]*labels.Matcher, error) {
+	var term *wql.FilterTerm
+	neg := false
+	switch f := f.(type) {
+	case *wql.FilterAnd:
+		var err error
+		if ms, err = pushDown(ms, f.L); err != nil {
+			return nil, err
+		}
+		return pushDown(ms, f.R)
+	case *wql.FilterNot:
+		t, ok := f.X.(*wql.FilterTerm)
+		if !ok {
+			return ms, nil
+		}
+		term, neg = t, true
+	case *wql.FilterTerm:
+		term = f
+	default:
+		return ms, nil
+	}
+	neg = neg != term.Neg
+	if strings.Trim(term.Value, "*") == "" {
+		return ms, nil // "" or only stars
+	}
+	glob := strings.Contains(term.Value, "*")
+	name := labelSource
+	if term.Key != "source" {
+		name = tagLabel(term.Key)
+	}
+	var mt *labels.Matcher
+	var err error
+	switch {
+	case glob && neg:
+		mt, err = labels.NewMatcher(labels.MatchNotRegexp, name, globRegexp(term.Value))
+	case glob:
+		mt, err = labels.NewMatcher(labels.MatchRegexp, name, globRegexp(term.Value))
+	case neg:
+		mt, err = labels.NewMatcher(labels.MatchNotEqual, name, term.Value)
+	default:
+		mt, err = labels.NewMatcher(labels.MatchEqual, name, term.Value)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return append(ms, mt), nil
 }
 
 func seriesOf(ls labels.Labels) wql.Series {

@@ -333,28 +333,15 @@ func (ev *evaluator) ts(e *TSExpr, emit emitFn) error {
 	if e.Filter != nil {
 		m = e.Filter
 	}
-	ss, err := ev.st.Select(ev.ctx, e.Metric, m, ev.g0, ev.end)
-	if err != nil {
-		return err
-	}
 	var v vec
-	for i := range ss {
-		if i&255 == 0 {
-			if err := ev.ctx.Err(); err != nil {
-				return err
-			}
-		}
-		s := &ss[i]
+	return ev.st.Select(ev.ctx, e.Metric, m, ev.g0, ev.end, func(s *Series) error {
 		// The store may have ignored the filter; re-check it.
 		if !globMatch(e.Metric, s.Name) || !m.Match(s.Source, s.Tags) {
-			continue
+			return nil
 		}
 		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points}
-		if err := emit(&v); err != nil {
-			return err
-		}
-	}
-	return nil
+		return emit(&v)
+	})
 }
 
 // rate and deriv: per-second change between consecutive samples, stamped at

@@ -361,8 +361,13 @@ func TestEvalErrors(t *testing.T) {
 // re-checks and clips.
 type sloppyStore struct{ s []Series }
 
-func (st sloppyStore) Select(context.Context, string, Matcher, int64, int64) ([]Series, error) {
-	return st.s, nil
+func (st sloppyStore) Select(_ context.Context, _ string, _ Matcher, _, _ int64, fn func(*Series) error) error {
+	for i := range st.s {
+		if err := fn(&st.s[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func TestEvalRechecksFilter(t *testing.T) {

@@ -24,17 +24,16 @@ func (m *MemStorage) Add(s Series) {
 	m.mu.Unlock()
 }
 
-// Select implements Storage. Returned Points alias the stored slices.
-func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, end int64) ([]Series, error) {
+// Select implements Storage. Points alias the stored slices.
+func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, end int64, fn func(*Series) error) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var out []Series
 	for name, ss := range m.byName {
 		if !globMatch(glob, name) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 		for _, s := range ss {
 			if f != nil && !f.Match(s.Source, s.Tags) {
@@ -46,8 +45,10 @@ func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, 
 				continue
 			}
 			s.Points = s.Points[lo:hi:hi]
-			out = append(out, s)
+			if err := fn(&s); err != nil {
+				return err
+			}
 		}
 	}
-	return out, nil
+	return nil
 }

@@ -19,12 +19,16 @@ type Series struct {
 // Storage is what Eval reads from. The server's store implements it, and so
 // does MemStorage for tests.
 type Storage interface {
-	// Select returns raw series whose metric name matches the glob (Wavefront
-	// wildcards: * matches any run of chars incl. dots) and whose source/tags
-	// satisfy m, with points in [start, end] ms, ascending. The filter may be
-	// pushed down or ignored: Eval re-checks it. Eval never modifies the
-	// returned Points, so a store may hand out its own slices.
-	Select(ctx context.Context, metricGlob string, m Matcher, start, end int64) ([]Series, error)
+	// Select calls fn for every raw series whose metric name matches the
+	// glob (Wavefront wildcards: * matches any run of chars incl. dots) and
+	// whose source/tags satisfy m, with its points in [start, end] ms,
+	// ascending. The filter may be pushed down or ignored: Eval re-checks
+	// it. Points are fn's only during the call: a store may reuse them for
+	// the next series, so streaming a 100 k-series selection allocates no
+	// sample slices; Name, Source and Tags must stay valid, as results keep
+	// them. Eval never modifies any of it.
+	// An error from fn stops the selection and is returned.
+	Select(ctx context.Context, metricGlob string, m Matcher, start, end int64, fn func(*Series) error) error
 }
 
 // Matcher is built from a ts() filter expression.
