@@ -50,9 +50,9 @@
 // parent_span_id from the first parent tag, links from further parents
 // and followsFrom; kind from span.kind; status ERROR from error=true; every
 // other tag as a string attribute. Span logs become the events of their
-// span when both are converted together: the sender lingers a second
-// after the first record so that a span and its logs, posted separately,
-// usually are. Span logs whose span went out in an earlier request are
+// span when both are converted together: the sender lingers
+// (Config.Linger, default 1 s) after the first record so that a span and
+// its logs, posted separately, usually are. Span logs whose span went out in an earlier request are
 // dropped and counted (span_logs_without_span), because OTLP has no
 // standalone span events.
 //

@@ -59,6 +59,11 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the retry delay, which doubles per
 	// failed attempt with jitter (defaults 250 ms and 30 s).
 	MinBackoff, MaxBackoff time.Duration
+	// Linger is how long the OTLP sender waits for more data after the
+	// first record (default 1 s), so that spans and their span logs, which
+	// senders post separately, are usually converted together. Remote
+	// write does not linger.
+	Linger time.Duration
 }
 
 // Defaults.
@@ -116,7 +121,7 @@ type Exporter struct {
 
 // open creates the exporter called name with its queue in dir and starts
 // its sender.
-func open(name, dir, endpoint string, cfg Config, conv converter, linger time.Duration, m *metrics, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
+func open(name, dir, endpoint string, cfg Config, conv converter, m *metrics, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("export %s: URL %q is not an http(s) URL", name, cfg.URL)
@@ -162,7 +167,7 @@ func open(name, dir, endpoint string, cfg Config, conv converter, linger time.Du
 		q:      q,
 		conv:   conv,
 		client: &http.Client{Timeout: cfg.Timeout},
-		linger: linger,
+		linger: cfg.Linger,
 		maxRec: int(segment / 2),
 		done:   make(chan struct{}),
 	}

@@ -30,10 +30,7 @@ const (
 	scopeName        = "meshwave"
 	unknownService   = "unknown_service"
 	defaultEventName = "log"
-	// otlpLinger is how long the sender waits for more data after the
-	// first record, so spans and their span logs, which senders post in
-	// separate requests, are usually converted together.
-	otlpLinger = time.Second
+	defaultLinger    = time.Second
 )
 
 // Wavefront span tags with a meaning of their own in OTLP.
@@ -56,8 +53,11 @@ const (
 // queueing under dir.
 func OpenOTLP(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
 	m := newMetrics(reg, OTLPName)
+	if cfg.Linger <= 0 {
+		cfg.Linger = defaultLinger
+	}
 	endpoint := strings.TrimSuffix(cfg.URL, "/") + OTLPTracesPath
-	return open(OTLPName, filepath.Clean(dir), endpoint, cfg, newOTLPConverter(cfg.MaxItemsPerRequest, m), otlpLinger, m, reg, log)
+	return open(OTLPName, filepath.Clean(dir), endpoint, cfg, newOTLPConverter(cfg.MaxItemsPerRequest, m), m, reg, log)
 }
 
 // newOTLPConverter makes a converter of at most maxSpans per request

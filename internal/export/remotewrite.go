@@ -48,7 +48,8 @@ var quantiles = [...]struct {
 // the Prometheus remote-write 1.0 endpoint cfg.URL, queueing under dir.
 func OpenRemoteWrite(dir string, cfg Config, reg prometheus.Registerer, log *slog.Logger) (*Exporter, error) {
 	m := newMetrics(reg, RemoteWriteName)
-	return open(RemoteWriteName, filepath.Clean(dir), cfg.URL, cfg, newRWConverter(cfg.MaxItemsPerRequest, m), 0, m, reg, log)
+	cfg.Linger = 0 // samples need no company
+	return open(RemoteWriteName, filepath.Clean(dir), cfg.URL, cfg, newRWConverter(cfg.MaxItemsPerRequest, m), m, reg, log)
 }
 
 // rwConverter turns points and histograms into snappy-compressed
