@@ -52,9 +52,12 @@ func labelTag(l string) (string, bool) {
 type metricStore struct {
 	db  *tsdb.DB
 	dir string
-	// refs caches series references by canonical series key (name, source
-	// and tags as the line had them) so the hot path neither builds label
-	// sets nor hashes them. Only the applier goroutine touches it.
+	// refs caches series references by the series text of canonical point
+	// lines (quoted name, source and tags) so the hot path neither
+	// decodes lines nor builds or hashes label sets. The label set is kept
+	// for the tsdb, which needs it when a cached reference has gone stale
+	// (the series was dropped from the head after a compaction). Only the
+	// applier goroutine touches it.
 	refs map[string]cachedRef
 }
 
@@ -93,10 +96,13 @@ func sampleDrop(err error) (string, bool) {
 
 // append adds one sample to app. key identifies the series for the
 // reference cache; mk builds its labels on a miss.
-func (m *metricStore) append(app storage.Appender, key []byte, mk func() labels.Labels, t int64, v float64) error {
+func (m *metricStore) append(app storage.Appender, key []byte, mk func() (labels.Labels, error), t int64, v float64) error {
 	c, ok := m.refs[string(key)]
 	if !ok {
-		c.lset = mk()
+		var err error
+		if c.lset, err = mk(); err != nil {
+			return err
+		}
 	}
 	ref, err := app.Append(c.ref, c.lset, t, v)
 	if err != nil {

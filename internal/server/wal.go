@@ -1,9 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -163,7 +166,7 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 		stored := 0
 		for len(body) > 0 {
 			line := body
-			if i := indexNL(body); i >= 0 {
+			if i := bytes.IndexByte(body, '\n'); i >= 0 {
 				line, body = body[:i], body[i+1:]
 			} else {
 				body = nil
@@ -187,32 +190,16 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 	return nil
 }
 
-func indexNL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' {
-			return i
-		}
-	}
-	return -1
-}
-
 // applyLine stores one canonical line; false if it was dropped.
 func (a *applier) applyLine(app storage.Appender, f format, line []byte, received int64) bool {
 	switch f {
 	case fmtPoint:
-		p := &a.point
-		if err := a.dec.ParsePoint(line, p); err != nil {
-			a.drop("unparsable")
-			return false
-		}
-		a.key = append(append(append(append(a.key[:0], p.Name...), 0), p.Source...), 0)
-		for _, t := range p.Tags {
-			a.key = append(append(append(append(a.key, t.Key...), 0), t.Value...), 0)
-		}
-		err := a.s.metrics.append(app, a.key, a.pointLabels, a.dec.TimestampMillis(), p.Value)
-		if err != nil {
+		if err := a.applyPoint(app, line); err != nil {
 			reason, ok := sampleDrop(err)
-			if !ok {
+			switch {
+			case errors.Is(err, errUnparsable):
+				reason = "unparsable"
+			case !ok:
 				reason = "error"
 				a.s.log.Warn("tsdb refused a sample", "err", err)
 			}
@@ -248,9 +235,73 @@ func (a *applier) applyLine(app storage.Appender, f format, line []byte, receive
 	return true
 }
 
-// pointLabels builds the label set of a.point for a reference-cache miss.
-func (a *applier) pointLabels() labels.Labels {
+var errUnparsable = errors.New("unparsable WAL line")
+
+// applyPoint stores one point line. The handler wrote it canonically, so
+// in steady state it is split without a decoder and its series found in
+// the reference cache by its series text; only a new series needs the
+// full decoder, for its labels.
+func (a *applier) applyPoint(app storage.Appender, line []byte) error {
+	key, v, ms, ok := splitCanonicalPoint(a.key[:0], line)
+	if ok {
+		a.key = key
+		return a.s.metrics.append(app, key, func() (labels.Labels, error) { return a.pointLabels(line) }, ms, v)
+	}
+	// A shape AppendPoint writes only in corner cases (no timestamp, for
+	// a point at the epoch): decode it fully and skip the cache.
+	lset, err := a.pointLabels(line)
+	if err != nil {
+		return err
+	}
+	_, err = app.Append(0, lset, a.dec.TimestampMillis(), a.point.Value)
+	return err
+}
+
+// splitCanonicalPoint splits a point line in the form the handler writes,
+//
+//	"<name>" <value> <ms> source="<source>" "<k>"="<v>"...
+//
+// into its series text (the quoted name and everything from " source=",
+// appended to key), value and millisecond timestamp. ok is false for any
+// other shape. A sanitised name holds no '"' or space, so the first quote
+// after the opening one ends it.
+func splitCanonicalPoint(key, line []byte) (_ []byte, v float64, ms int64, ok bool) {
+	if len(line) == 0 || line[0] != '"' {
+		return key, 0, 0, false
+	}
+	nameEnd := bytes.IndexByte(line[1:], '"') + 2
+	if nameEnd < 2 || nameEnd >= len(line) || line[nameEnd] != ' ' {
+		return key, 0, 0, false
+	}
+	rest := line[nameEnd+1:]
+	sp := bytes.IndexByte(rest, ' ')
+	if sp <= 0 {
+		return key, 0, 0, false
+	}
+	v, err := strconv.ParseFloat(string(rest[:sp]), 64)
+	if err != nil {
+		return key, 0, 0, false
+	}
+	rest = rest[sp+1:]
+	sp = bytes.IndexByte(rest, ' ')
+	if sp <= 0 || sp > 18 || !bytes.HasPrefix(rest[sp:], []byte(" source=")) {
+		return key, 0, 0, false
+	}
+	for _, c := range rest[:sp] {
+		if c < '0' || c > '9' {
+			return key, 0, 0, false
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	return append(append(key, line[:nameEnd]...), rest[sp:]...), v, ms, true
+}
+
+// pointLabels decodes a point line into a.point and returns its labels.
+func (a *applier) pointLabels(line []byte) (labels.Labels, error) {
 	p := &a.point
+	if err := a.dec.ParsePoint(line, p); err != nil {
+		return labels.EmptyLabels(), fmt.Errorf("%w: %v", errUnparsable, err)
+	}
 	a.lb.Reset()
 	a.lb.Add(labelName, string(p.Name))
 	a.lb.Add(labelSource, string(p.Source))
@@ -258,7 +309,7 @@ func (a *applier) pointLabels() labels.Labels {
 		a.lb.Add(tagLabel(string(t.Key)), string(t.Value))
 	}
 	a.lb.Sort()
-	return a.lb.Labels()
+	return a.lb.Labels(), nil
 }
 
 // drop counts a line the stores refused although the handler accepted it.
