@@ -10,10 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,6 +32,7 @@ type childConfig struct {
 	PortFile       string // the child writes a childPorts here once listening
 	PushPorts      string // default "0,0": one port for HTTP, one for TCP, so each has its own counters
 	BufferMaxBytes int64
+	CPUProfile     string // if set, the child profiles itself until SIGTERM (see child.stop)
 }
 
 type childPorts struct {
@@ -58,6 +62,23 @@ func TestProxyChild(t *testing.T) {
 	cfg.Hostname = "child-proxy"
 	if cc.BufferMaxBytes > 0 {
 		cfg.BufferMaxBytes = cc.BufferMaxBytes
+	}
+	if cc.CPUProfile != "" {
+		f, err := os.Create(cc.CPUProfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() {
+			<-term
+			pprof.StopCPUProfile()
+			f.Close()
+			os.Exit(0)
+		}()
 	}
 	p, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
@@ -105,9 +126,15 @@ type child struct {
 // its listeners are bound.
 func startChild(t testing.TB, cc childConfig) *child {
 	t.Helper()
+	return startChildBinary(t, os.Args[0], cc)
+}
+
+// startChildBinary runs bin, a proxy test binary, as TestProxyChild.
+func startChildBinary(t testing.TB, bin string, cc childConfig) *child {
+	t.Helper()
 	_ = os.Remove(cc.PortFile)
 	raw, _ := json.Marshal(cc)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestProxyChild$", "-test.timeout=5m", "-test.count=1")
+	cmd := exec.Command(bin, "-test.run=^TestProxyChild$", "-test.timeout=5m", "-test.count=1")
 	cmd.Env = append(os.Environ(), childEnv+"="+string(raw))
 	logf, err := os.OpenFile(filepath.Join(filepath.Dir(cc.PortFile), "child.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -143,6 +170,16 @@ func (c *child) kill() {
 		return
 	}
 	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// stop ends the child with SIGTERM, so a CPU profile gets written, and
+// reaps it.
+func (c *child) stop() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
 	_ = c.cmd.Wait()
 }
 

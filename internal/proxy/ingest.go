@@ -130,6 +130,9 @@ func (in *ingester) line(line []byte, f format) {
 	if len(line) == 0 {
 		return
 	}
+	if (f == 0 || f == fmtWavefront) && in.fastPoint(line) {
+		return
+	}
 	if !utf8.Valid(line) {
 		// Invalid UTF-8 would make the backend refuse (and the forwarder
 		// drop) a whole batch; the reference decodes each bad byte to U+FFFD.
@@ -157,6 +160,29 @@ func (in *ingester) line(line []byte, f format) {
 	if err != nil {
 		in.reject(f.entity(), line, err)
 	}
+}
+
+// fastPoint stages a metric line through the decoder's single-pass path,
+// which writes the same canonical line as point would. It applies only when
+// no preprocessor rule or --prefix can rewrite the point between parsing and
+// validation, and declines (false) every line outside its subset: those,
+// including every invalid one, take the general path. A line it accepts is
+// printable ASCII starting with a name, so auto-detection would have called
+// it a point too.
+func (in *ingester) fastPoint(line []byte) bool {
+	if in.p.cfg.Prefix != "" || in.p.portRules(in.port) != nil {
+		return false
+	}
+	s := &in.staged[formatIndex(fmtWavefront)]
+	before := len(s.buf)
+	out, ok := in.dec.AppendCanonicalPoint(s.buf, line)
+	if !ok {
+		return false
+	}
+	s.buf = out
+	s.lines++
+	in.staging += len(out) - before
+	return true
 }
 
 // appendValidUTF8 appends b with each invalid byte replaced by U+FFFD.
