@@ -25,7 +25,8 @@ type zipkinState struct {
 	conv zipkin.Converter
 	span wavefront.Span
 	red  red.Span
-	in   *ingester // empty between requests: every request commits or fails whole
+	reds *red.Batch // the body's RED observations, committed before the answer
+	in   *ingester  // empty between requests: every request commits or fails whole
 	body []byte
 }
 
@@ -45,12 +46,13 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 				SpanLogs:           true,
 				CustomTagKeys:      splitList(p.cfg.TraceDerivedCustomTagKeys),
 			},
-			in: p.newIngester(port, nil),
+			reds: deriver.NewBatch(),
+			in:   p.newIngester(port, nil),
 		}
 	}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := pool.Get().(*zipkinState)
-		code, msg := p.serveZipkin(port, deriver, st, r)
+		code, msg := p.serveZipkin(port, st, r)
 		if st.in.staging == 0 && cap(st.body) <= maxPooledBody {
 			pool.Put(st)
 		}
@@ -63,7 +65,7 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 	})
 }
 
-func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, r *http.Request) (int, string) {
+func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int, string) {
 	if r.Method == http.MethodOptions {
 		return http.StatusNoContent, ""
 	}
@@ -94,12 +96,13 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 		rules = nil // lets zipkinSpan skip re-reading the RED inputs
 	}
 	err = st.dec.Decode(body, enc, func(z *zipkin.Span) error {
-		p.zipkinSpan(in, rules, deriver, st, z)
+		p.zipkinSpan(in, rules, st, z)
 		if in.full() {
 			return in.commit()
 		}
 		return nil
 	})
+	st.reds.Commit()
 	if err != nil {
 		if _, ok := err.(*zipkin.SpanError); ok || in.staging == 0 {
 			p.m.batchFailed.WithLabelValues(port).Inc()
@@ -117,7 +120,7 @@ func (p *Proxy) serveZipkin(port string, deriver *red.Deriver, st *zipkinState, 
 // zipkinSpan converts, filters, validates and stages one span, and feeds
 // RED metrics, in the reference's order (proxy.md §5.3): RED metrics count
 // every span the rules keep, even one validation then rejects.
-func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver *red.Deriver, st *zipkinState, z *zipkin.Span) {
+func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipkinState, z *zipkin.Span) {
 	s := &st.span
 	rd := st.conv.Convert(z, s)
 	if rules != nil {
@@ -127,7 +130,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver 
 		}
 		st.conv.Refresh(&rd, s) // Convert's RED inputs may be stale now
 	}
-	observeRED(deriver, &st.red, &rd, s)
+	observeRED(st.reds, &st.red, &rd, s)
 	var canonical bool
 	in.stage(fmtTrace, func(b []byte) []byte {
 		b, canonical = in.dec.AppendCanonicalSpan(b, s)
@@ -146,7 +149,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, deriver 
 	}
 }
 
-func observeRED(deriver *red.Deriver, rs *red.Span, rd *zipkin.RED, s *wavefront.Span) {
+func observeRED(reds *red.Batch, rs *red.Span, rd *zipkin.RED, s *wavefront.Span) {
 	*rs = red.Span{
 		Application:    rd.Application,
 		Service:        rd.Service,
@@ -162,7 +165,7 @@ func observeRED(deriver *red.Deriver, rs *red.Span, rd *zipkin.RED, s *wavefront
 		DurationMicros: rd.DurationMicros,
 		DurationMillis: s.DurationMillis,
 	}
-	deriver.Observe(rs)
+	reds.Add(rs)
 }
 
 // readBody reads the request body into st's buffer. An uncompressed body

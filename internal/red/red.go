@@ -205,17 +205,11 @@ func (d *Deriver) observe(s *Span, now int64) *entry {
 	h := maphash.Bytes(d.seed, key)
 	sh := &d.shards[h&(numShards-1)]
 
-	sample, millis := float64(s.DurationMicros), s.DurationMicros/1000
-	if d.mode == CustomTracingMode {
-		sample, millis = float64(s.DurationMillis*1000), s.DurationMillis
-	}
+	sample, millis := d.measure(s)
 	start := now - mod(now, binSeconds)
 
 	sh.mu.Lock()
-	e := sh.m[h]
-	for e != nil && e.key != string(key) {
-		e = e.next
-	}
+	e := sh.find(h, key)
 	if e == nil {
 		if e = d.admit(sh, h, key, hbLen, s); e == nil {
 			sh.mu.Unlock()
@@ -223,20 +217,45 @@ func (d *Deriver) observe(s *Span, now int64) *entry {
 			return nil
 		}
 	}
+	d.count(e, s.IsError, millis, sample, start)
+	sh.mu.Unlock()
+	return e
+}
+
+// measure returns s's histogram sample and total-time increment, which
+// depend on the mode (proxy.md §6.1).
+func (d *Deriver) measure(s *Span) (sample float64, millis int64) {
+	if d.mode == CustomTracingMode {
+		return float64(s.DurationMillis * 1000), s.DurationMillis
+	}
+	return float64(s.DurationMicros), s.DurationMicros / 1000
+}
+
+// find returns the entry for key, or nil. The caller holds sh.mu.
+func (sh *shard) find(h uint64, key []byte) *entry {
+	e := sh.m[h]
+	for e != nil && e.key != string(key) {
+		e = e.next
+	}
+	return e
+}
+
+// count adds one span to e: its counters, a histogram sample in the bin
+// starting at start, and its heartbeat mark. The caller holds the shard's
+// mutex.
+func (d *Deriver) count(e *entry, isError bool, millis int64, sample float64, start int64) {
 	e.invocations++
-	if s.IsError {
+	if isError {
 		e.errors++
 	}
 	e.totalMillis += millis
 	e.touched = true
-	e.binFor(start, s.IsError).add(sample, d)
+	e.binFor(start, isError).add(sample, d)
 	// Marked under the lock, so a flush cannot release the heartbeat in
 	// between. Read first: no shared cache-line write per span.
 	if d.mode == ZipkinMode && !e.hb.seen.Load() {
 		e.hb.seen.Store(true)
 	}
-	sh.mu.Unlock()
-	return e
 }
 
 // admit creates the entry for a new key under the shard's mutex, or returns

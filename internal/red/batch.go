@@ -1,0 +1,131 @@
+package red
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// Batch collects the spans of one request and observes them together:
+// spans of the same series are counted into one slot, so each series takes
+// its shard's lock once per batch instead of once per span, and the clock
+// is read once. Envoy sends a service's spans in bodies of tens to
+// hundreds, most of them of a few series. Spans are observed only at
+// Commit (or when the batch fills up); a Batch is not safe for concurrent
+// use, and its Deriver's methods may be called meanwhile.
+type Batch struct {
+	d       *Deriver
+	keys    []byte // the series' encoded keys, back to back
+	series  []batchSeries
+	index   map[uint64]int32 // key hash → its last series; collisions chain via prev
+	samples []batchSample
+}
+
+type batchSeries struct {
+	h                uint64
+	start, end, hbAt int   // key is keys[start:end]; keys[start:hbAt] is the heartbeat key
+	prev             int32 // previous series with the same hash, or -1
+	first, last      int32 // the series' samples in arrival order, linked by next
+}
+
+type batchSample struct {
+	sample  float64
+	millis  int64
+	isError bool
+	next    int32
+}
+
+// batchLimit bounds a batch's spans, so a huge body costs bounded memory;
+// Add commits when it is reached.
+const batchLimit = 4096
+
+// NewBatch returns an empty Batch feeding d.
+func (d *Deriver) NewBatch() *Batch { return &Batch{d: d, index: make(map[uint64]int32)} }
+
+// Add records s for the next Commit. Like Observe it copies what it keeps:
+// s may be reused as soon as Add returns.
+func (b *Batch) Add(s *Span) {
+	start := len(b.keys)
+	var hbAt int
+	b.keys, hbAt = appendKey(b.keys, s)
+	key := b.keys[start:]
+	h := maphash.Bytes(b.d.seed, key)
+	i, ok := b.index[h]
+	for ok && i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
+		i = b.series[i].prev
+	}
+	sample, millis := b.d.measure(s)
+	n := int32(len(b.samples))
+	b.samples = append(b.samples, batchSample{sample: sample, millis: millis, isError: s.IsError, next: -1})
+	if ok && i >= 0 {
+		b.keys = b.keys[:start] // a known series: its key is already kept
+		b.samples[b.series[i].last].next = n
+		b.series[i].last = n
+	} else {
+		prev := int32(-1)
+		if ok {
+			prev = b.index[h]
+		}
+		b.index[h] = int32(len(b.series))
+		b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: prev, first: n, last: n})
+	}
+	if len(b.samples) >= batchLimit {
+		b.Commit()
+	}
+}
+
+// Commit observes the spans added since the last Commit, stamped with the
+// current time, and empties the batch.
+func (b *Batch) Commit() {
+	d := b.d
+	now := d.now().Unix()
+	start := now - mod(now, binSeconds)
+	for i := range b.series {
+		bs := &b.series[i]
+		key := b.keys[bs.start:bs.end]
+		sh := &d.shards[bs.h&(numShards-1)]
+		sh.mu.Lock()
+		e := sh.find(bs.h, key)
+		if e == nil {
+			s := decodeKey(key, bs.hbAt-bs.start)
+			e = d.admit(sh, bs.h, key, bs.hbAt-bs.start, &s)
+		}
+		dropped := uint64(0)
+		for j := bs.first; j >= 0; j = b.samples[j].next {
+			if p := &b.samples[j]; e != nil {
+				d.count(e, p.isError, p.millis, p.sample, start)
+			} else {
+				dropped++
+			}
+		}
+		sh.mu.Unlock()
+		if dropped > 0 {
+			d.dropped.Add(dropped)
+		}
+	}
+	b.keys, b.series, b.samples = b.keys[:0], b.series[:0], b.samples[:0]
+	clear(b.index)
+}
+
+// decodeKey rebuilds the fields of a span from its key (see appendKey),
+// enough to create its series; the values alias key.
+func decodeKey(key []byte, hbLen int) Span {
+	next := func() []byte {
+		n, w := binary.Uvarint(key)
+		v := key[w : w+int(n)]
+		key = key[w+int(n):]
+		hbLen -= w + int(n)
+		return v
+	}
+	var s Span
+	for _, f := range []*[]byte{&s.Application, &s.Service, &s.Cluster, &s.Shard, &s.Component, &s.SpanKind, &s.Source, &s.HTTPStatusCode} {
+		*f = next()
+	}
+	for hbLen > 0 {
+		k := next()
+		s.CustomTags = append(s.CustomTags, wavefront.Tag{Key: k, Value: next()})
+	}
+	s.Operation = next()
+	return s
+}
