@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -275,6 +276,26 @@ func TestOTLPID(t *testing.T) {
 		a, b := otlpID([]byte(in), 16), otlpID([]byte(in), 16)
 		if !bytes.Equal(a, b) || !slices.ContainsFunc(a, func(x byte) bool { return x != 0 }) {
 			t.Errorf("otlpID(%q) = %x, %x", in, a, b)
+		}
+	}
+}
+
+func TestOTLPPartialSuccess(t *testing.T) {
+	c := newOTLPConverter(0, newMetrics(nil, "t"))
+	var ps []byte
+	ps = protowire.AppendTag(ps, 1, protowire.VarintType)
+	ps = protowire.AppendVarint(ps, 3)
+	ps = protowire.AppendTag(ps, 2, protowire.BytesType)
+	ps = protowire.AppendString(ps, "too old")
+	var answer []byte
+	answer = protowire.AppendTag(answer, 1, protowire.BytesType)
+	answer = protowire.AppendBytes(answer, ps)
+	if n, msg := c.rejected(answer); n != 3 || msg != "too old" {
+		t.Errorf("rejected = %d %q, want 3 \"too old\"", n, msg)
+	}
+	for _, full := range [][]byte{nil, []byte("{}"), []byte("<html>"), {0x0a, 0x00}} {
+		if n, _ := c.rejected(full); n != 0 {
+			t.Errorf("rejected(%q) = %d, want 0", full, n)
 		}
 	}
 }

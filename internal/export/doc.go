@@ -12,7 +12,8 @@
 // decodes the lines, converts them, POSTs them, and acknowledges a batch
 // only when every request built from it was accepted (2xx) or refused for
 // good (4xx other than 408 and 429: dropped, logged and counted by
-// status). Network errors, 408, 429 and 5xx are retried with exponential
+// status; spans an OTLP 2xx reports as rejected in its partial_success
+// likewise). Network errors, 408, 429 and 5xx are retried with exponential
 // backoff and jitter (Retry-After honoured, capped at MaxBackoff), the
 // same request again, so a retry never re-sends what was already accepted.
 //

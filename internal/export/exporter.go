@@ -80,8 +80,8 @@ const (
 	maxSegmentBytes = 8 << 20
 	// failureLogEvery rate-limits the warnings of a remote that stays down.
 	failureLogEvery = time.Minute
-	// maxErrorBody bounds how much of an error answer is logged.
-	maxErrorBody = 512
+	// maxAnswer bounds how much of an answer is read (and logged).
+	maxAnswer = 512
 )
 
 // converter turns queued records into request bodies for one protocol.
@@ -94,29 +94,35 @@ type converter interface {
 	convert(recs [][]byte, send func(body []byte, items int) error) error
 	// setHeaders sets the content headers of a request.
 	setHeaders(h http.Header)
+	// rejected reads a 2xx answer's body for items the remote refused
+	// although it accepted the request (OTLP partial success).
+	rejected(answer []byte) (items int, msg string)
 }
 
 // Exporter forwards what the server has stored to a remote system through
 // a durable queue of its own; see the package doc.
 type Exporter struct {
-	name    string
-	url     string
-	dest    string // url without credentials, for logs
-	header  http.Header
-	cfg     Config
-	log     *slog.Logger
-	m       *metrics
-	q       *queue.Queue
-	conv    converter
-	client  *http.Client
-	linger  time.Duration
-	maxRec  int
-	mu      sync.Mutex // serialises Add's use of buf
-	buf     []byte
-	recs    [][]byte
-	stop    context.CancelFunc
-	done    chan struct{}
-	closeMu sync.Once
+	name   string
+	url    string
+	dest   string // url without credentials, for logs
+	header http.Header
+	cfg    Config
+	log    *slog.Logger
+	m      *metrics
+	q      *queue.Queue
+	conv   converter
+	client *http.Client
+	linger time.Duration
+	maxRec int
+	mu     sync.Mutex // serialises Add's use of buf
+	buf    []byte
+	recs   [][]byte
+	// lastAddErr rate-limits the log of a failing disk, which every Add
+	// would otherwise repeat.
+	lastAddErr time.Time
+	stop       context.CancelFunc
+	done       chan struct{}
+	closeMu    sync.Once
 }
 
 // open creates the exporter called name with its queue in dir and starts
@@ -219,7 +225,10 @@ func (e *Exporter) Add(recs []Record) {
 	}
 	if err := e.q.Append(e.recs...); err != nil {
 		e.m.dropped.WithLabelValues("queue_error").Add(float64(bytes.Count(e.buf, []byte{'\n'})))
-		e.log.Error("queueing data for export failed; it is not exported", "err", err)
+		if now := time.Now(); now.Sub(e.lastAddErr) >= failureLogEvery {
+			e.lastAddErr = now
+			e.log.Error("queueing data for export failed; it is not exported (logged once a minute)", "err", err)
+		}
 	}
 }
 
@@ -306,13 +315,20 @@ func (e *Exporter) gather(ctx context.Context, batches []queue.Batch, size int) 
 func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
 	var failingSince, lastLog time.Time
 	for attempt := 1; ; attempt++ {
-		status, retryAfter, msg, err := e.post(ctx, body)
+		status, retryAfter, answer, err := e.post(ctx, body)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		msg := strings.ToValidUTF8(strings.TrimSpace(string(answer)), "?")
 		switch {
 		case err == nil && status/100 == 2:
 			e.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
+			if n, why := e.conv.rejected(answer); n > 0 {
+				n = min(n, items)
+				e.m.dropped.WithLabelValues("partially_rejected").Add(float64(n))
+				e.log.Warn("remote accepted a request but rejected part of it", "rejected", n, "items", items, "reason", why)
+				items -= n
+			}
 			e.m.sent.Add(float64(items))
 			if !failingSince.IsZero() {
 				e.log.Info("remote accepts data again", "down_for", time.Since(failingSince).Round(time.Millisecond), "attempts", attempt)
@@ -347,11 +363,11 @@ func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
 }
 
 // post sends one request and returns its status, Retry-After and the start
-// of an error answer.
-func (e *Exporter) post(ctx context.Context, body []byte) (int, time.Duration, string, error) {
+// of the answer.
+func (e *Exporter) post(ctx context.Context, body []byte) (int, time.Duration, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, "", err
+		return 0, 0, nil, err
 	}
 	for k, vs := range e.header {
 		req.Header[k] = vs
@@ -359,16 +375,13 @@ func (e *Exporter) post(ctx context.Context, body []byte) (int, time.Duration, s
 	e.conv.setHeaders(req.Header)
 	resp, err := e.client.Do(req)
 	if err != nil {
-		return 0, 0, "", err
+		return 0, 0, nil, err
 	}
 	defer resp.Body.Close()
-	var msg []byte
-	if resp.StatusCode/100 != 2 {
-		msg, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	// Drained (bounded) so the connection is reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, retryAfterOf(resp.Header.Get("Retry-After")), strings.ToValidUTF8(strings.TrimSpace(string(msg)), "?"), nil
+	return resp.StatusCode, retryAfterOf(resp.Header.Get("Retry-After")), answer, nil
 }
 
 // retryable: push-back (429), timeouts (408) and server trouble. Every

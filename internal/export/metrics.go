@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, name string) *metrics {
 		sent:       counter("sent_total", "Items (samples or spans) the remote accepted."),
 		retries:    counter("retries_total", "Requests retried after a network error, 408, 429 or 5xx."),
 		collisions: counter("label_collisions_total", "Tags dropped because their sanitized label name repeated an earlier label's."),
-		dropped:    vec("dropped_total", "Items not exported, by reason: http_<status> (the remote refused them), unparsable, line_too_large, queue_error, span_logs_without_span.", "reason"),
+		dropped:    vec("dropped_total", "Items not exported, by reason: http_<status> (the remote refused the request), partially_rejected (OTLP partial success), unparsable, line_too_large, queue_error, span_logs_without_span, marshal_error.", "reason"),
 		requests:   vec("requests_total", "Requests sent, by HTTP status (error: no answer).", "code"),
 	}
 }

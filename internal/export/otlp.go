@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -102,6 +104,48 @@ func (c *otlpConverter) accepts(k Kind) bool { return k == Spans || k == SpanLog
 func (c *otlpConverter) setHeaders(h http.Header) {
 	h.Set("Content-Type", "application/x-protobuf")
 	h.Set("Content-Encoding", "gzip")
+}
+
+// rejected reads an ExportTraceServiceResponse: partial_success (1) holds
+// rejected_spans (1) and error_message (2). Anything unreadable (a JSON
+// answer, a proxy's HTML) counts as full success, as the 2xx says.
+func (c *otlpConverter) rejected(answer []byte) (int, string) {
+	ps := protoField(answer, 1, protowire.BytesType)
+	if ps == nil {
+		return 0, ""
+	}
+	var n uint64
+	if v := protoField(ps, 1, protowire.VarintType); v != nil {
+		n, _ = protowire.ConsumeVarint(v)
+	}
+	return int(min(n, math.MaxInt32)), string(protoField(ps, 2, protowire.BytesType))
+}
+
+// protoField returns the value of the last field num of type typ in the
+// message b (a varint's bytes, or a length-delimited field's contents), or
+// nil if there is none or b is malformed.
+func protoField(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	var out []byte
+	for len(b) > 0 {
+		n, t, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return nil
+		}
+		b = b[l:]
+		vl := protowire.ConsumeFieldValue(n, t, b)
+		if vl < 0 {
+			return nil
+		}
+		if n == num && t == typ {
+			out = b[:vl]
+			if t == protowire.BytesType {
+				v, _ := protowire.ConsumeBytes(b)
+				out = v
+			}
+		}
+		b = b[vl:]
+	}
+	return out
 }
 
 func (c *otlpConverter) convert(recs [][]byte, send func([]byte, int) error) error {

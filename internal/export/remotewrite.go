@@ -94,6 +94,9 @@ func (c *rwConverter) setHeaders(h http.Header) {
 	h.Set("X-Prometheus-Remote-Write-Version", remoteWriteProtoVer)
 }
 
+// rejected: remote-write 1.0 answers all or nothing.
+func (c *rwConverter) rejected([]byte) (int, string) { return 0, "" }
+
 func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error {
 	c.reset()
 	for _, rec := range recs {
