@@ -205,29 +205,44 @@ func TestDecodeV2ZeroAllocs(t *testing.T) {
 	}
 }
 
-// sortTags against a map and a sort, with keys that share long prefixes or
+// sortTags, and through a tagOrderCache, against a map and a sort, with keys that share long prefixes or
 // differ only by trailing NULs, on both sides of the insertion-sort size.
 func TestSortTags(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff"}
-	for range 2000 {
+	var cache tagOrderCache
+	var prev []string
+	for n := range 4000 {
+		// Half the time the previous key sequence again, as tracers send.
+		var ks []string
+		if n%2 == 0 {
+			for range r.IntN(2 * maxInsertionSort) {
+				ks = append(ks, keys[r.IntN(len(keys))])
+			}
+			prev = ks
+		} else {
+			ks = prev
+		}
 		var in []Tag
 		last := map[string]string{}
-		for i := range r.IntN(2 * maxInsertionSort) {
-			k := keys[r.IntN(len(keys))]
-			in = append(in, Tag{[]byte(k), []byte(strconv.Itoa(i))})
-			last[k] = strconv.Itoa(i)
+		for i, k := range ks {
+			v := strconv.Itoa(r.IntN(1000)) + "/" + strconv.Itoa(i)
+			in = append(in, Tag{[]byte(k), []byte(v)})
+			last[k] = v
 		}
 		var want []string
 		for _, k := range slices.Sorted(maps.Keys(last)) {
 			want = append(want, k+"="+last[k])
 		}
-		var got []string
-		for _, tag := range in[:sortTags(in)] {
-			got = append(got, string(tag.Key)+"="+string(tag.Value))
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("\n got %q\nwant %q", got, want)
+		cached := slices.Clone(in)
+		for _, sorted := range [][]Tag{in[:sortTags(in)], cached[:cache.sortTags(cached)]} {
+			var got []string
+			for _, tag := range sorted {
+				got = append(got, string(tag.Key)+"="+string(tag.Value))
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("\n got %q\nwant %q", got, want)
+			}
 		}
 	}
 }

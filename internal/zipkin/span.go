@@ -101,13 +101,14 @@ type Span struct {
 // Decoder decodes Zipkin span lists, reusing its buffers across calls.
 // The zero value is ready to use.
 type Decoder struct {
-	spans   []Span
-	cur     Span // the span being decoded
-	anns    []Annotation
-	tags    []Tag
-	arena   arena  // unescaped or rewritten strings
-	scratch []byte // a string being unescaped
-	v1      v1State
+	spans     []Span
+	cur       Span // the span being decoded
+	anns      []Annotation
+	tags      []Tag
+	arena     arena  // unescaped or rewritten strings
+	scratch   []byte // a string being unescaped
+	tagOrders tagOrderCache
+	v1        v1State
 
 	// maxBuffered bounds how many spans, tags and annotations one batch may
 	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
@@ -248,7 +249,7 @@ func (d *Decoder) finishSpan(s *Span) error {
 	s.annHi = len(d.anns)
 	s.tagHi = len(d.tags)
 	d.anns = d.anns[:s.annLo+sortAnnotations(d.anns[s.annLo:s.annHi])]
-	d.tags = d.tags[:s.tagLo+sortTags(d.tags[s.tagLo:s.tagHi])]
+	d.tags = d.tags[:s.tagLo+d.tagOrders.sortTags(d.tags[s.tagLo:s.tagHi])]
 	s.annHi = len(d.anns)
 	s.tagHi = len(d.tags)
 	return nil
@@ -273,10 +274,17 @@ func sortTags(t []Tag) int {
 		}
 		return n
 	}
-	// An Envoy span has ~20 tags. Insertion sort is stable and fastest at
-	// that size; it sorts pointer-free (key prefix, index) pairs on the
-	// stack, which compare in one instruction and swap without GC write
-	// barriers, and then moves each Tag once.
+	var perm [maxInsertionSort]uint8
+	return applyTagOrder(t, tagOrderOf(t, perm[:0]))
+}
+
+// tagOrderOf appends to perm the indices of t's tags in key order, one per
+// key, the last of equal keys. t has at most maxInsertionSort tags.
+//
+// An Envoy span has ~20 tags. Insertion sort is stable and fastest at that
+// size; it sorts pointer-free (key prefix, index) pairs on the stack, which
+// compare in one instruction and swap without GC write barriers.
+func tagOrderOf(t []Tag, perm []uint8) []uint8 {
 	var order [maxInsertionSort]tagOrder
 	for i := range t {
 		order[i] = tagOrder{keyPrefix(t[i].Key), i}
@@ -286,18 +294,76 @@ func sortTags(t []Tag) int {
 			order[j-1], order[j] = order[j], order[j-1]
 		}
 	}
-	var sorted [maxInsertionSort]Tag
-	n := 0
 	for _, o := range order[:len(t)] {
-		if n > 0 && bytes.Equal(sorted[n-1].Key, t[o.i].Key) {
-			sorted[n-1] = t[o.i] // the later value wins
+		if n := len(perm); n > 0 && bytes.Equal(t[perm[n-1]].Key, t[o.i].Key) {
+			perm[n-1] = uint8(o.i) // the later value wins
 			continue
 		}
-		sorted[n] = t[o.i]
-		n++
+		perm = append(perm, uint8(o.i))
 	}
-	copy(t, sorted[:n])
-	return n
+	return perm
+}
+
+// applyTagOrder rearranges t as perm says, moving each Tag once, and
+// returns the new length.
+func applyTagOrder(t []Tag, perm []uint8) int {
+	var sorted [maxInsertionSort]Tag
+	for j, i := range perm {
+		sorted[j] = t[i]
+	}
+	copy(t, sorted[:len(perm)])
+	return len(perm)
+}
+
+// tagOrderCache remembers how the tag keys of recent spans sort. A tracer
+// writes the tags of one kind of span in the same order every time, so most
+// spans repeat a recent key sequence, and checking the keys for equality
+// costs a fraction of sorting them.
+type tagOrderCache [16]struct {
+	keys []byte // each key with a length byte before it, in arrival order
+	n    int    // number of tags
+	perm []uint8
+}
+
+// sortTags is the package's sortTags through the cache.
+func (c *tagOrderCache) sortTags(t []Tag) int {
+	if len(t) < 2 || len(t) > maxInsertionSort {
+		return sortTags(t)
+	}
+	// The slot: a hash of the keys' lengths and last bytes, which tells a
+	// tracer's few kinds of span apart at a fraction of comparing keys.
+	h := uint64(len(t))
+	for _, tag := range t {
+		h = h*31 + uint64(len(tag.Key))
+		if len(tag.Key) > 0 {
+			h = h*31 + uint64(tag.Key[len(tag.Key)-1])
+		}
+	}
+	e := &c[(h*0x9E3779B97F4A7C15)>>60]
+	if e.n == len(t) && sameKeys(e.keys, t) {
+		return applyTagOrder(t, e.perm)
+	}
+	e.keys, e.n = e.keys[:0], 0 // invalid until complete
+	for _, tag := range t {
+		if len(tag.Key) > 255 {
+			return sortTags(t) // not cacheable
+		}
+		e.keys = append(append(e.keys, byte(len(tag.Key))), tag.Key...)
+	}
+	e.perm = tagOrderOf(t, e.perm[:0])
+	e.n = len(t)
+	return applyTagOrder(t, e.perm)
+}
+
+// sameKeys reports whether t's keys are the ones encoded in keys.
+func sameKeys(keys []byte, t []Tag) bool {
+	for _, tag := range t {
+		if len(keys) == 0 || int(keys[0]) != len(tag.Key) || len(keys) < 1+len(tag.Key) || string(keys[1:1+len(tag.Key)]) != string(tag.Key) {
+			return false
+		}
+		keys = keys[1+len(tag.Key):]
+	}
+	return len(keys) == 0
 }
 
 const maxInsertionSort = 32
