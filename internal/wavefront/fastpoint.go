@@ -1,6 +1,9 @@
 package wavefront
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // This file is the single-pass path for the metric lines that SDKs,
 // collectors and agents actually send: printable ASCII, names and keys that
@@ -12,11 +15,12 @@ import "strconv"
 
 // AppendCanonicalPoint validates line like DecodePoint and, if the line is
 // in the common subset it handles, appends exactly what AppendPoint would
-// write for the decoded point and reports true. It reports false, with dst
-// unchanged, for anything outside that subset, valid or not: the caller
-// then uses DecodePoint (and AppendPoint), which gives the precise error.
-// So a false is never a rejection, and a true implies DecodePoint would
-// have accepted the line with a finite value.
+// write for the decoded point and reports true. It reports false, having
+// appended nothing (dst's contents and length are as given; its capacity
+// may have grown), for anything outside that subset, valid or not: the
+// caller then uses DecodePoint (and AppendPoint), which gives the precise
+// error. So a false is never a rejection, and a true implies DecodePoint
+// would have accepted the line with a finite value.
 //
 // The subset: printable ASCII separated by single or repeated spaces; an
 // unquoted or double-quoted name that is already valid; an unquoted finite
@@ -26,6 +30,15 @@ import "strconv"
 // both "source" and "host". Like DecodePoint, it checks the timestamp
 // window and the limits, sets TimestampMillis and resolves the source.
 func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
+	start := len(dst)
+	out, ok := d.appendFastPoint(dst, line)
+	if !ok {
+		return out[:start], false
+	}
+	return out, true
+}
+
+func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	orig := line // for the default source, as resolveSource sees it
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
@@ -34,12 +47,17 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 		line = line[:n-1]
 	}
 	lim := d.limits()
-	i := skipSpaces(line, 0)
 
-	name, i, ok := scanFastName(line, i)
-	if !ok || len(name) > lim.MaxNameLength {
+	// The name, copied while it is checked (room for the 8-byte stores).
+	w := len(dst)
+	dst = slices.Grow(dst, len(line)+16)
+	out := dst[:cap(dst)]
+	out[w] = '"'
+	k0, k1, i, ok := copyFastName(line, skipSpaces(line, 0), out, w+1)
+	if !ok || k1-k0 > lim.MaxNameLength {
 		return dst, false
 	}
+	dst = append(out[:w+1+k1-k0], '"', ' ')
 	if i = skipSpaces(line, i); i >= len(line) {
 		return dst, false
 	}
@@ -53,15 +71,14 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 		}
 		i++
 	}
-	valTok := line[vs:i]
-	verbatim := plainInteger(valTok)
-	var val float64
-	if !verbatim {
+	if valTok := line[vs:i]; plainInteger(valTok) {
+		dst = append(dst, valTok...)
+	} else {
 		v, ok := parseJavaDouble(valTok)
 		if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
 			return dst, false
 		}
-		val = v
+		dst = AppendValue(dst, v)
 	}
 
 	// An optional timestamp: the next token, if it starts with a digit.
@@ -88,49 +105,14 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 	if d.CheckTime(d.millis) != nil {
 		return dst, false
 	}
-
-	tags, ok := d.scanFastTags(line, i)
-	if !ok {
-		return dst, false
-	}
-	src, skip, ok := d.fastSource(orig, line, tags)
-	n := len(tags)
-	if skip >= 0 {
-		n--
-	}
-	if !ok || n > lim.MaxTags || len(trimSpace(src)) == 0 || utf16Len(src) > lim.MaxSourceLength {
-		return dst, false
-	}
-	for j, t := range tags {
-		kl, vl := t.k1-t.k0, t.v1-t.v0
-		if j != skip && (kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength) {
-			return dst, false
-		}
-	}
-
-	dst = append(dst, '"')
-	dst = append(dst, name...)
-	dst = append(dst, '"', ' ')
-	if verbatim {
-		dst = append(dst, valTok...)
-	} else {
-		dst = AppendValue(dst, val)
-	}
 	if ts := d.millis / 1000; ts != 0 {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, ts, 10)
 	}
-	dst = append(dst, " source="...)
-	dst = appendQuotedValue(dst, src)
-	for j, t := range tags {
-		if j == skip {
-			continue
-		}
-		dst = append(dst, ' ', '"')
-		dst = append(dst, line[t.k0:t.k1]...)
-		dst = append(dst, '"', '=', '"')
-		dst = append(dst, line[t.v0:t.v1]...)
-		dst = append(dst, '"')
+
+	dst, ok = d.appendFastTags(dst, orig, line, i, lim)
+	if !ok {
+		return dst, false
 	}
 	return append(dst, '\n'), true
 }
@@ -157,34 +139,37 @@ var plainValueByte, quotedValueByte = func() (plain, quoted [256]bool) {
 	return plain, quoted
 }()
 
-// scanFastName reads a name or tag key that is valid as written (§2.4,
-// without the non-ASCII delta markers), unquoted or double-quoted, and
-// returns it and the index after it. An unquoted one ends before a space,
-// '=' or the end; a quoted one must be followed by one of those too.
-func scanFastName(line []byte, i int) ([]byte, int, bool) {
+// copyFastName checks the name or tag key at line[i:], unquoted or
+// double-quoted, that is valid as written (§2.4, without the non-ASCII
+// delta markers), and copies it to out[w:], which must have room for it
+// plus 8 bytes. It returns where the name is in line and the index after
+// it (and its closing quote); an unquoted name ends before a space, '=' or
+// the end, and a quoted one must be followed by one of those.
+func copyFastName(line []byte, i int, out []byte, w int) (k0, k1, next int, ok bool) {
 	quoted := i < len(line) && line[i] == '"'
 	if quoted {
 		i++
 	}
-	s := i
+	k0 = i
 	if i < len(line) && line[i] == '~' {
+		out[w] = '~'
 		i++
 	}
-	i = nameRun(line, i)
-	name := line[s:i]
-	if len(name) == 0 || (len(name) == 1 && name[0] == '~') {
-		return nil, 0, false
+	k1 = nameRunCopy(line, i, out, w+(i-k0))
+	if k1 == k0 || (k1-k0 == 1 && line[k0] == '~') {
+		return 0, 0, 0, false
 	}
+	next = k1
 	if quoted {
-		if i >= len(line) || line[i] != '"' {
-			return nil, 0, false
+		if next >= len(line) || line[next] != '"' {
+			return 0, 0, 0, false
 		}
-		i++
+		next++
 	}
-	if i < len(line) && line[i] != ' ' && line[i] != '=' {
-		return nil, 0, false
+	if next < len(line) && line[next] != ' ' && line[next] != '=' {
+		return 0, 0, 0, false
 	}
-	return name, i, true
+	return k0, k1, next, true
 }
 
 // plainInteger reports whether AppendValue prints b's value as b itself:
@@ -230,94 +215,138 @@ general:
 // pointers, so it needs no write barrier.
 type fastTag struct{ k0, k1, v0, v1 int }
 
-func (t fastTag) key(line []byte) []byte { return line[t.k0:t.k1] }
-
 func fastTagIndex(line []byte, tags []fastTag, key []byte) int {
 	for i, t := range tags {
-		if string(t.key(line)) == string(key) {
+		if string(line[t.k0:t.k1]) == string(key) {
 			return i
 		}
 	}
 	return -1
 }
 
-// scanFastTags reads key=value pairs from line[i:] into d.fastTags.
-// Duplicate keys and "tag" are declined: the general path's merging and
-// renaming handle them.
-func (d *Decoder) scanFastTags(line []byte, i int) ([]fastTag, bool) {
+func fastTagIndexString(line []byte, tags []fastTag, key string) int {
+	for i, t := range tags {
+		if string(line[t.k0:t.k1]) == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// appendFastTags writes the source and the tags of line[i:] as AppendPoint
+// would, copying each key and value while it is checked. The tags go out
+// in line order; the source, which AppendPoint writes first, is moved to
+// the front at the end unless it already is the first tag. Duplicate keys,
+// "tag", and "source" with "host" are declined: the general path's
+// merging and renaming handle them.
+func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]byte, bool) {
+	tagsAt := len(dst)
+	// Each tag comes out at most twice as long as it went in (quotes around
+	// one-byte keys and values), and the 8-byte stores overhang by up to 8.
+	dst = slices.Grow(dst, 2*(len(line)-i)+24)
+	out := dst[:cap(dst)]
+	w := tagsAt
 	tags := d.fastTags[:0]
-	var seen uint64 // a filter over keys; a hit is checked exactly
+	srcTag, srcFrom, srcTo := -1, 0, 0 // the source tag and its output bytes
+	var seen uint64                    // a filter over keys; a hit is checked exactly
 	for {
 		i = skipSpaces(line, i)
 		if i >= len(line) {
 			break
 		}
-		key, j, ok := scanFastName(line, i)
-		if !ok || j >= len(line) || line[j] != '=' {
-			return nil, false
+		from := w
+		out[w], out[w+1] = ' ', '"'
+		w += 2
+		k0, k1, next, ok := copyFastName(line, i, out, w)
+		key := line[k0:k1]
+		if !ok || next >= len(line) || line[next] != '=' || string(key) == "tag" {
+			return dst, false
 		}
-		k0 := j - len(key) // where key starts: before '=', or before its closing quote
-		if line[j-1] == '"' {
-			k0--
+		w += k1 - k0
+		i = next + 1
+		bit := uint64(1) << ((uint(len(key)) + uint(key[0]) + 7*uint(key[len(key)-1])) & 63)
+		if seen&bit != 0 && fastTagIndex(line, tags, key) >= 0 {
+			return dst, false
 		}
-		i = j + 1
-		var v0 int
+		seen |= bit
+		isSource := string(key) == "source" || string(key) == "host"
+		if isSource {
+			if srcTag >= 0 {
+				return dst, false // source and host: host is renamed
+			}
+			w = from + copy(out[from:], ` source="`)
+		} else {
+			out[w], out[w+1], out[w+2] = '"', '=', '"'
+			w += 3
+		}
+		var v0, v1 int
 		if i < len(line) && line[i] == '"' {
 			v0 = i + 1
-			i = v0
-			i = quotedValueRun(line, i)
-			if i >= len(line) || line[i] != '"' || i == v0 || line[v0] == ' ' || line[i-1] == ' ' {
-				return nil, false
+			v1 = quotedValueRunCopy(line, v0, out, w)
+			if v1 >= len(line) || line[v1] != '"' || v1 == v0 || line[v0] == ' ' || line[v1-1] == ' ' {
+				return dst, false
 			}
-			i++
-			if i < len(line) && line[i] != ' ' {
-				return nil, false
-			}
-			tags = append(tags, fastTag{k0, k0 + len(key), v0, i - 1})
+			i = v1 + 1
 		} else {
 			v0 = i
 			if i < len(line) && (line[i] == '\'' || line[i] == '#') {
-				return nil, false // a quote or a structural '#'
+				return dst, false // a quote or a structural '#'
 			}
-			i = plainValueRun(line, i)
-			if i == v0 || (i < len(line) && line[i] != ' ') {
-				return nil, false
+			v1 = plainValueRunCopy(line, v0, out, w)
+			if v1 == v0 {
+				return dst, false
 			}
-			tags = append(tags, fastTag{k0, k0 + len(key), v0, i})
+			i = v1
 		}
-		kl := len(key)
-		if string(key) == "tag" {
-			return nil, false
+		if i < len(line) && line[i] != ' ' {
+			return dst, false
 		}
-		bit := uint64(1) << ((uint(kl) + uint(key[0]) + 7*uint(key[kl-1])) & 63)
-		if seen&bit != 0 && fastTagIndex(line, tags[:len(tags)-1], key) >= 0 {
-			return nil, false
+		w += v1 - v0
+		out[w] = '"'
+		w++
+		tags = append(tags, fastTag{k0, k1, v0, v1})
+		if isSource {
+			srcTag, srcFrom, srcTo = len(tags)-1, from, w
+		} else if kl, vl := len(key), v1-v0; kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength {
+			return dst, false
 		}
-		seen |= bit
 	}
 	d.fastTags = tags
-	return tags, true
-}
-
-// fastSource resolves the source like resolveSource for the tags
-// scanFastTags accepts, declining "source" with "host" (which renames
-// host). skip is the index of the tag that became the source, or -1.
-func (d *Decoder) fastSource(orig, line []byte, tags []fastTag) (src []byte, skip int, ok bool) {
-	si, hi := fastTagIndex(line, tags, keySource), fastTagIndex(line, tags, keyHost)
-	switch {
-	case si >= 0 && hi >= 0:
-		return nil, -1, false
-	case si >= 0:
-		return line[tags[si].v0:tags[si].v1], si, true
-	case hi >= 0:
-		return line[tags[hi].v0:tags[hi].v1], hi, true
+	dst = out[:w]
+	n := len(tags)
+	if srcTag >= 0 {
+		n--
 	}
+	if n > lim.MaxTags {
+		return dst, false
+	}
+
+	if srcTag >= 0 {
+		if t := tags[srcTag]; t.v1-t.v0 > lim.MaxSourceLength {
+			return dst, false
+		}
+		if srcFrom > tagsAt { // rotate it to the front
+			seg := append(d.scratch[:0], dst[srcFrom:srcTo]...)
+			copy(dst[tagsAt+len(seg):], dst[tagsAt:srcFrom])
+			copy(dst[tagsAt:], seg)
+			d.scratch = seg
+		}
+		return dst, true
+	}
+	src := d.defaultSource(orig)
 	for _, k := range d.customSourceTags() {
-		for _, t := range tags {
-			if string(t.key(line)) == k {
-				return line[t.v0:t.v1], -1, true
-			}
+		if j := fastTagIndexString(line, tags, k); j >= 0 {
+			src = line[tags[j].v0:tags[j].v1]
+			break
 		}
 	}
-	return d.defaultSource(orig), -1, true
+	if len(trimSpace(src)) == 0 || utf16Len(src) > lim.MaxSourceLength {
+		return dst, false
+	}
+	seg := appendQuotedValue(append(d.scratch[:0], " source="...), src)
+	d.scratch = seg
+	dst = append(dst, seg...) // room for it
+	copy(dst[tagsAt+len(seg):], dst[tagsAt:w])
+	copy(dst[tagsAt:], seg)
+	return dst, true
 }

@@ -75,6 +75,9 @@ func TestAppendCanonicalPointAccepts(t *testing.T) {
 		`~proxy.points 1 1712000000 source=p "k"="a b=c#d 'e'"`,
 		`m 1 1712000000 fqdn=host.example.com k=it's#1`,
 		`m 1 _host=x _tag=y`,
+		`m 1 1712000000 k=v j="w x" source=s l=z`, // the source moves to the front
+		`m 1 1712000000 k=v host=h`,
+		`m 1 1712000000 k=v fqdn=f`,
 		`  m   1    1712000000   source=a   k=v  `,
 		"m 1 1712000000 source=a\r\n",
 		`m 1.5d 1712000000 source=a`,
@@ -153,13 +156,14 @@ func TestAppendCanonicalPointLimits(t *testing.T) {
 }
 
 // TestRuns checks the eight-bytes-at-a-time scans against their byte
-// tables: every byte value at every lane, after every prefix length.
+// tables: every byte value at every lane, after every prefix length, and
+// that the run is copied.
 func TestRuns(t *testing.T) {
 	for _, r := range []struct {
 		name  string
-		run   func([]byte, int) int
+		run   func([]byte, int, []byte, int) int
 		table *[256]bool
-	}{{"name", nameRun, &allowedNameByte}, {"plain", plainValueRun, &plainValueByte}, {"quoted", quotedValueRun, &quotedValueByte}} {
+	}{{"name", nameRunCopy, &allowedNameByte}, {"plain", plainValueRunCopy, &plainValueByte}, {"quoted", quotedValueRunCopy, &quotedValueByte}} {
 		for c := range 256 {
 			for at := range 20 {
 				b := bytes.Repeat([]byte{'a'}, 20)
@@ -169,8 +173,13 @@ func TestRuns(t *testing.T) {
 					if r.table[c] {
 						want = len(b)
 					}
-					if got := r.run(b, start); got != want {
+					out := make([]byte, 3+len(b)+8)
+					got := r.run(b, start, out, 3)
+					if got != want {
 						t.Fatalf("%s: byte %#x at %d, from %d: got %d, want %d", r.name, c, at, start, got, want)
+					}
+					if !bytes.Equal(out[3:3+got-start], b[start:got]) {
+						t.Fatalf("%s: byte %#x at %d, from %d: copied %q", r.name, c, at, start, out[3:3+got-start])
 					}
 				}
 			}

@@ -29,10 +29,13 @@ func laneEQ(y uint64, c byte) uint64 {
 // firstBad returns i plus the index of the lowest marked lane.
 func firstBad(i int, bad uint64) int { return i + bits.TrailingZeros64(bad)/8 }
 
-// nameRun returns the end of the run of allowedNameByte bytes at b[i:].
-func nameRun(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
+// nameRunCopy returns the end of the run of allowedNameByte bytes at
+// b[i:] and copies the run to out[w:], which must have room for it plus 8
+// bytes: whole words are stored before they are checked.
+func nameRunCopy(b []byte, i int, out []byte, w int) int {
+	for ; i+8 <= len(b); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(b[i:])
+		binary.LittleEndian.PutUint64(out[w:], x)
 		y := x &^ highs
 		folded := y | lanes1*0x20 // A–Z onto a–z
 		ok := laneGE(y, ',')&^laneGT(y, '9') | laneGE(folded, 'a')&^laneGT(folded, 'z') | laneEQ(y, '_')
@@ -40,40 +43,42 @@ func nameRun(b []byte, i int) int {
 			return firstBad(i, bad)
 		}
 	}
-	for i < len(b) && allowedNameByte[b[i]] {
-		i++
+	for ; i < len(b) && allowedNameByte[b[i]]; i, w = i+1, w+1 {
+		out[w] = b[i]
 	}
 	return i
 }
 
-// plainValueRun returns the end of the run of plainValueByte bytes at b[i:].
-func plainValueRun(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
+// plainValueRunCopy is nameRunCopy for plainValueByte.
+func plainValueRunCopy(b []byte, i int, out []byte, w int) int {
+	for ; i+8 <= len(b); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(b[i:])
+		binary.LittleEndian.PutUint64(out[w:], x)
 		y := x &^ highs
 		ok := laneGE(y, '!') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\') &^ laneEQ(y, '=')
 		if bad := (^ok | x) & highs; bad != 0 {
 			return firstBad(i, bad)
 		}
 	}
-	for i < len(b) && plainValueByte[b[i]] {
-		i++
+	for ; i < len(b) && plainValueByte[b[i]]; i, w = i+1, w+1 {
+		out[w] = b[i]
 	}
 	return i
 }
 
-// quotedValueRun returns the end of the run of quotedValueByte bytes at b[i:].
-func quotedValueRun(b []byte, i int) int {
-	for ; i+8 <= len(b); i += 8 {
+// quotedValueRunCopy is nameRunCopy for quotedValueByte.
+func quotedValueRunCopy(b []byte, i int, out []byte, w int) int {
+	for ; i+8 <= len(b); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(b[i:])
+		binary.LittleEndian.PutUint64(out[w:], x)
 		y := x &^ highs
 		ok := laneGE(y, ' ') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\')
 		if bad := (^ok | x) & highs; bad != 0 {
 			return firstBad(i, bad)
 		}
 	}
-	for i < len(b) && quotedValueByte[b[i]] {
-		i++
+	for ; i < len(b) && quotedValueByte[b[i]]; i, w = i+1, w+1 {
+		out[w] = b[i]
 	}
 	return i
 }
