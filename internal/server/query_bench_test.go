@@ -276,17 +276,15 @@ func fetch(b *testing.B, r benchRequest) int64 {
 // the UI's 24 h window at g=m with the UI's default variables, over HTTP.
 // One op is the whole dashboard.
 //
-//   - ui: as app.js does it, chart after chart, the queries of one chart
-//     concurrently;
-//   - parallel6: every request at once through 6 connections, a browser's
-//     per-host limit;
+//   - sequential: one request after the other;
+//   - parallel6: as app.js loads a dashboard, every request at once, which
+//     a browser sends through its 6 connections per host;
 //   - tsdb-scan: the baseline, no query engine: select each query's metric
 //     names by name alone and decode every sample.
 func BenchmarkDataPlaneQueries(b *testing.B) {
 	s := benchServer(b)
-	charts := benchRequests(s.url)
 	var all []benchRequest
-	for _, c := range charts {
+	for _, c := range benchRequests(s.url) {
 		all = append(all, c...)
 	}
 	// One untimed pass warms the page cache and the tsdb's postings, and
@@ -305,13 +303,9 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
 	}
-	run("ui", func() {
-		for _, c := range charts {
-			var wg sync.WaitGroup
-			for _, r := range c {
-				wg.Go(func() { fetch(b, r) })
-			}
-			wg.Wait()
+	run("sequential", func() {
+		for _, r := range all {
+			fetch(b, r)
 		}
 	})
 	run("parallel6", func() {

@@ -23,7 +23,11 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	var pts []wql.Point
 	for i, v := range vals {
 		if !math.IsNaN(v) || i < 50 { // keep a few NaN bit patterns
-			pts = append(pts, wql.Point{T: int64(i) * 60_000, V: v})
+			t := int64(i) * 60_000
+			if i%97 == 0 {
+				t += 500 // off the grid
+			}
+			pts = append(pts, wql.Point{T: t, V: v})
 		}
 	}
 	series := []wql.Series{
@@ -49,7 +53,9 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	}
 	var gb bytes.Buffer
 	bw := bufio.NewWriter(&gb)
-	writeChart(bw, want.Query, 60, series)
+	// The grid covers part of the points only: both ways of writing
+	// timestamps are exercised.
+	writeChart(bw, want.Query, 120_000, int64(len(pts))/2*60_000, 60_000, series)
 	bw.Flush()
 	if gb.String() != wb.String() {
 		g, w := gb.Bytes(), wb.Bytes()
@@ -57,6 +63,6 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 		for i < len(g) && i < len(w) && g[i] == w[i] {
 			i++
 		}
-		t.Fatalf("differs at byte %d:\n got %.120q\nwant %.120q", i, g[max(0, i-40):], w[max(0, i-40):])
+		t.Fatalf("%d/%d bytes, differs at byte %d:\n got %.120q\nwant %.120q", len(g), len(w), i, g[max(0, i-40):], w[max(0, i-40):])
 	}
 }

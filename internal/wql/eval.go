@@ -407,12 +407,19 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 			return emit(v)
 		})
 	}
+	// The sides are independent selections: reading them concurrently
+	// halves the latency of a ratio such as a success rate.
+	var rs []*vec
+	var rerr error
+	done := make(chan struct{})
+	right := ev.fork()
+	go func() {
+		defer close(done)
+		rs, rerr = right.collect(e.R)
+	}()
 	ls, err := ev.collect(e.L)
-	if err != nil {
-		return err
-	}
-	rs, err := ev.collect(e.R)
-	if err != nil {
+	<-done
+	if err = cmpOr(err, rerr); err != nil {
 		return err
 	}
 	combine := func(meta *vec, l, r []float64) error {
@@ -452,6 +459,21 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 		}
 	}
 	return nil
+}
+
+// fork returns a copy of ev for evaluating a sub-expression concurrently:
+// same grid and store, its own scratch space.
+func (ev *evaluator) fork() *evaluator {
+	c := *ev
+	c.keyBuf, c.sortedKeys = nil, nil
+	return &c
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
 }
 
 // collect materialises e's series with private, aligned values.

@@ -17,7 +17,8 @@ type Series struct {
 }
 
 // Storage is what Eval reads from. The server's store implements it, and so
-// does MemStorage for tests.
+// does MemStorage for tests. Eval may call Select concurrently (the two
+// sides of an operation between series sets are read at once).
 type Storage interface {
 	// Select calls fn for every raw series whose metric name matches the
 	// glob (Wavefront wildcards: * matches any run of chars incl. dots) and
