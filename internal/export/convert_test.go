@@ -299,3 +299,29 @@ func TestOTLPPartialSuccess(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteWriteGroupsSeries(t *testing.T) {
+	c := newRWConverter(0, newMetrics(nil, "t"))
+	rec := record(Points,
+		`"a" 1 1700000000000 source="s" "k"="v"`,
+		`"a" 1 1700000000000 source="t" "k"="v"`,
+		`"a" 2 1700000001000 source="s" "k"="v"`,
+		`"a" 3 1699999999000 source="s" "k"="v"`)
+	var wr *prompb.WriteRequest
+	if err := c.convert([][]byte{rec}, func(body []byte, n int) error { wr = decodeRW(t, body); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(wr.Timeseries) != 2 {
+		t.Fatalf("want 2 time series, got %v", wr.Timeseries)
+	}
+	// Arrival order is kept within a series: the receiver judges order.
+	got := seriesText(wr.Timeseries[0])
+	want := []string{
+		`{__name__="a",k="v",source="s"} 1700000000000 1`,
+		`{__name__="a",k="v",source="s"} 1700000001000 2`,
+		`{__name__="a",k="v",source="s"} 1699999999000 3`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("series s: %v, want %v", got, want)
+	}
+}

@@ -36,6 +36,8 @@ const (
 	remoteWriteCompressed = "snappy"
 	// histogramSeries is how many series one histogram line becomes.
 	histogramSeries = 2 + len(quantiles)
+	// maxCachedSeries bounds the converter's cache of label sets.
+	maxCachedSeries = 1 << 15
 )
 
 // quantiles are exported for each histogram, with their label values.
@@ -64,8 +66,9 @@ type rwConverter struct {
 	dist    wavefront.Distribution
 	req     prompb.WriteRequest
 	samples int
-	fixed   []prompb.Label // the line's labels other than its name and tags
-	tags    []prompb.Label // the line's tag labels
+	key     []byte
+	cache   map[string]*series // by seriesKey
+	inReq   map[*series]int    // index in req.Timeseries
 	names   map[string]string
 	raw     []byte
 	body    []byte
@@ -83,6 +86,8 @@ func newRWConverter(maxSamples int, m *metrics) *rwConverter {
 	// Canonical lines write +Inf/-Inf, which only the lenient decoder reads.
 	c.dec.LenientNonFinite = true
 	c.names = make(map[string]string)
+	c.cache = make(map[string]*series)
+	c.inReq = make(map[*series]int)
 	return c
 }
 
@@ -136,7 +141,9 @@ func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error
 }
 
 func (c *rwConverter) reset() {
+	clear(c.req.Timeseries) // drop references to evicted series
 	c.req.Timeseries = c.req.Timeseries[:0]
+	clear(c.inReq)
 	c.samples = 0
 }
 
@@ -172,9 +179,12 @@ func (c *rwConverter) addPoint(line []byte) {
 		c.m.dropped.WithLabelValues("unparsable").Inc()
 		return
 	}
-	c.fixed = append(c.fixed[:0], prompb.Label{Name: labelSource, Value: string(p.Source)})
-	c.tagLabels(p.Tags)
-	c.addSeries(c.metricName(p.Name), p.Value, c.dec.TimestampMillis())
+	c.key = seriesKey(append(c.key[:0], byte(Points)), p.Name, p.Source, p.Tags)
+	s := c.seriesFor(c.key, func() *series {
+		return c.build(c.metricName(p.Name), p.Tags, "", prompb.Label{Name: labelSource, Value: string(p.Source)})
+	})
+	c.countCollisions(s)
+	c.addSample(s, p.Value, c.dec.TimestampMillis())
 }
 
 func (c *rwConverter) addHistogram(line []byte) {
@@ -184,55 +194,107 @@ func (c *rwConverter) addHistogram(line []byte) {
 		return
 	}
 	ts := h.Timestamp * 1000
-	base := c.metricName(h.Name)
 	var count, sum float64
 	for _, ct := range h.Centroids {
 		count += float64(ct.Count)
 		sum += float64(ct.Count) * ct.Mean
 	}
-	// quantile is reserved on every series of the histogram, so that
-	// count, sum and quantiles keep the same tag labels.
-	c.fixed = append(c.fixed[:0],
-		prompb.Label{Name: labelSource, Value: string(h.Source)},
-		prompb.Label{Name: labelGranularity, Value: granularityName(h.Granularity)},
-		prompb.Label{Name: labelQuantile})
-	c.tagLabels(h.Tags)
-	c.fixed = c.fixed[:len(c.fixed)-1]
-	c.addSeries(base+histogramCountSuffix, count, ts)
-	c.addSeries(base+histogramSumSuffix, sum, ts)
 	slices.SortFunc(h.Centroids, func(a, b wavefront.Centroid) int { return cmp.Compare(a.Mean, b.Mean) })
-	for _, q := range quantiles {
-		c.fixed = append(c.fixed, prompb.Label{Name: labelQuantile, Value: q.label})
-		c.addSeries(base, centroidQuantile(h.Centroids, count, q.q), ts)
-		c.fixed = c.fixed[:len(c.fixed)-1]
+	c.key = seriesKey(append(c.key[:0], byte(Histograms), byte(h.Granularity)), h.Name, h.Source, h.Tags)
+	n := len(c.key)
+	for i := range histogramSeries {
+		c.key = append(c.key[:n], byte(i))
+		s := c.seriesFor(c.key, func() *series {
+			base := c.metricName(h.Name)
+			fixed := []prompb.Label{{Name: labelSource, Value: string(h.Source)}, {Name: labelGranularity, Value: granularityName(h.Granularity)}}
+			// quantile is reserved on every series of the histogram, so
+			// that count, sum and quantiles keep the same tag labels.
+			switch i {
+			case 0:
+				return c.build(base+histogramCountSuffix, h.Tags, labelQuantile, fixed...)
+			case 1:
+				return c.build(base+histogramSumSuffix, h.Tags, labelQuantile, fixed...)
+			}
+			return c.build(base, h.Tags, "", append(fixed, prompb.Label{Name: labelQuantile, Value: quantiles[i-2].label})...)
+		})
+		switch i {
+		case 0:
+			c.countCollisions(s) // once per line: every series lost the same tags
+			c.addSample(s, count, ts)
+		case 1:
+			c.addSample(s, sum, ts)
+		default:
+			c.addSample(s, centroidQuantile(h.Centroids, count, quantiles[i-2].q), ts)
+		}
 	}
 }
 
-// tagLabels sets c.tags to the labels of tags, dropping (and counting) a
-// tag whose sanitized name repeats a label in c.fixed or an earlier tag.
-func (c *rwConverter) tagLabels(tags []wavefront.Tag) {
-	c.tags = c.tags[:0]
-	taken := func(name string) bool {
-		same := func(l prompb.Label) bool { return l.Name == name }
-		return name == labelMetricName || slices.ContainsFunc(c.fixed, same) || slices.ContainsFunc(c.tags, same)
-	}
+// series is the label set of one exported series, built once and shared
+// by its samples (encoding only reads it), with the number of the line's
+// tags it dropped as collisions.
+type series struct {
+	labels     []prompb.Label
+	collisions int
+}
+
+// seriesKey appends the identity of a series as a line names it.
+func seriesKey(key, name, source []byte, tags []wavefront.Tag) []byte {
+	key = append(append(append(append(key, name...), 0), source...), 0)
 	for _, t := range tags {
-		name := c.labelName(t.Key)
-		if taken(name) {
-			c.m.collisions.Inc()
+		key = append(append(append(append(key, t.Key...), 0), t.Value...), 0)
+	}
+	return key
+}
+
+// seriesFor returns the series of key, building it on a cache miss. The
+// cache is cleared when full, which bounds its memory whatever the
+// cardinality.
+func (c *rwConverter) seriesFor(key []byte, build func() *series) *series {
+	if s, ok := c.cache[string(key)]; ok {
+		return s
+	}
+	if len(c.cache) >= maxCachedSeries {
+		clear(c.cache)
+	}
+	s := build()
+	c.cache[string(key)] = s
+	return s
+}
+
+// build makes the series name{fixed..., tags...} with its labels sorted,
+// as receivers expect. A tag whose sanitized name repeats __name__, a
+// fixed label, reserved or an earlier tag is dropped and counted.
+func (c *rwConverter) build(name string, tags []wavefront.Tag, reserved string, fixed ...prompb.Label) *series {
+	s := &series{labels: make([]prompb.Label, 0, 1+len(fixed)+len(tags))}
+	s.labels = append(append(s.labels, prompb.Label{Name: labelMetricName, Value: name}), fixed...)
+	for _, t := range tags {
+		ln := c.labelName(t.Key)
+		if ln == reserved || slices.ContainsFunc(s.labels, func(l prompb.Label) bool { return l.Name == ln }) {
+			s.collisions++
 			continue
 		}
-		c.tags = append(c.tags, prompb.Label{Name: name, Value: string(t.Value)})
+		s.labels = append(s.labels, prompb.Label{Name: ln, Value: string(t.Value)})
+	}
+	slices.SortFunc(s.labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
+	return s
+}
+
+func (c *rwConverter) countCollisions(s *series) {
+	if s.collisions > 0 {
+		c.m.collisions.Add(float64(s.collisions))
 	}
 }
 
-// addSeries appends one sample of the series name{c.fixed, c.tags}, its
-// labels sorted as receivers expect.
-func (c *rwConverter) addSeries(name string, v float64, ts int64) {
-	lbs := make([]prompb.Label, 0, 1+len(c.fixed)+len(c.tags))
-	lbs = append(append(append(lbs, prompb.Label{Name: labelMetricName, Value: name}), c.fixed...), c.tags...)
-	slices.SortFunc(lbs, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
-	c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: lbs, Samples: []prompb.Sample{{Value: v, Timestamp: ts}}})
+// addSample adds a sample of s to the request; samples of one series in
+// one request share its time series entry, so its labels are encoded once.
+func (c *rwConverter) addSample(s *series, v float64, ts int64) {
+	smp := prompb.Sample{Value: v, Timestamp: ts}
+	if i, ok := c.inReq[s]; ok {
+		c.req.Timeseries[i].Samples = append(c.req.Timeseries[i].Samples, smp)
+	} else {
+		c.inReq[s] = len(c.req.Timeseries)
+		c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: s.labels, Samples: []prompb.Sample{smp}})
+	}
 	c.samples++
 }
 

@@ -1,0 +1,72 @@
+package export
+
+import (
+	"fmt"
+	"io"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// istioRecord is a queue record of n canonical Istio-like point lines.
+func istioRecord(n int) []byte {
+	rec := []byte{byte(Points)}
+	for i := range n {
+		rec = fmt.Appendf(rec, "\"istio.requests.total.value\" %d %d source=\"reviews-v%d-7d8f9c-x%d\" \"app\"=\"reviews\" \"destination_service\"=\"reviews.default.svc.cluster.local\" \"response_code\"=\"%d\" \"reporter\"=\"destination\" \"cluster\"=\"k8s-cluster\"\n",
+			i, 1700000000000+int64(i%60)*1000, i%3, i%50, 200+i%4)
+	}
+	return rec
+}
+
+// BenchmarkRemoteWriteConvert measures the exporter's CPU per sample: the
+// remote-write conversion (decode, name mapping, protobuf, snappy) against
+// the decode alone (ParsePoint of the same lines), its in-run baseline.
+// cpu-ns/sample is process CPU time (getrusage), steadier than wall time
+// on a shared machine.
+func BenchmarkRemoteWriteConvert(b *testing.B) {
+	const samples = 10000
+	rec := istioRecord(samples)
+	report := func(b *testing.B, run func()) {
+		b.SetBytes(int64(len(rec)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := cpuTime()
+		for b.Loop() {
+			run()
+		}
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N*samples), "cpu-ns/sample")
+	}
+	b.Run("decode-only", func(b *testing.B) {
+		var dec wavefront.Decoder
+		lim := decodeLimits()
+		dec.Limits, dec.LenientNonFinite = &lim, true
+		var p wavefront.Point
+		report(b, func() {
+			for line := range lines(rec[1:]) {
+				if err := dec.ParsePoint(line, &p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("remote-write", func(b *testing.B) {
+		c := newRWConverter(0, newMetrics(nil, "bench"))
+		report(b, func() {
+			err := c.convert([][]byte{rec}, func(body []byte, n int) error {
+				_, err := io.Discard.Write(body)
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
