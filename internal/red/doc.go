@@ -45,7 +45,9 @@
 //
 // Series live in 64 mutex-striped shards chosen by a hash of the series key,
 // which is encoded into a stack buffer: observing an already-seen series
-// takes one short critical section and allocates nothing. Histogram bins
+// takes one short critical section and allocates nothing. A Batch goes
+// further for a request's many spans: it counts them per series first, so
+// each series takes its critical section once per batch. Histogram bins
 // count repeated values exactly before feeding a t-digest (taken from a
 // pool), whose insertion cost grows with its centroids. A series idle
 // for a whole flush window, with no histogram left to send, is released at

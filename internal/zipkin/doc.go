@@ -9,8 +9,9 @@
 //     hands the first span to the caller, so one malformed span fails the
 //     batch and nothing from it is forwarded. Every error it returns is a
 //     client error whose text is meant as the 400 reason.
-//   - Converter.Convert turns one normalised Span into a wavefront.Span,
-//     optional wavefront.SpanLogs and the RED inputs of §6 (§5.3–§5.5).
+//   - Converter.Convert turns one normalised Span into a wavefront.Span and
+//     the RED inputs of §6 (§5.3–§5.4); Converter.AppendLogs writes its
+//     span-logs line (§5.5) directly, without a wavefront.SpanLogs.
 //
 // Both Decoder and Converter reuse their buffers across calls and are
 // therefore not safe for concurrent use; keep one per goroutine. Decoded

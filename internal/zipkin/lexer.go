@@ -43,7 +43,8 @@ func (l *lexer) expected(what string) error {
 }
 
 func (l *lexer) ws() {
-	for l.i < len(l.b) {
+	// One comparison for the usual case, a token right here.
+	for l.i < len(l.b) && l.b[l.i] <= ' ' {
 		switch l.b[l.i] {
 		case ' ', '\t', '\n', '\r':
 			l.i++
