@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
@@ -37,29 +38,54 @@ func TestSplitCanonicalPoint(t *testing.T) {
 
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
 
-// FuzzSplitCanonicalPoint checks that every point the handler accepts and
-// writes to the WAL splits back into its value and millisecond timestamp,
-// and that its series text does not depend on value or timestamp, so the
-// reference cache finds the series again. Any input must not panic.
+// FuzzSplitCanonicalPoint checks that every point the handler accepts
+// splits back from its WAL line into the value and millisecond timestamp
+// the decoder reads, and that its series text is the same whichever path
+// wrote it and whatever the value and time, so the reference cache finds
+// the series again. Any input must not panic.
 func FuzzSplitCanonicalPoint(f *testing.F) {
 	f.Add([]byte(`cpu.load 0.75 1712000000 host=web-1 env=prod`))
-	dec := wavefront.Decoder{LenientNonFinite: true}
+	lim := wavefront.DefaultLimits()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	newDec := func() *wavefront.Decoder {
+		return &wavefront.Decoder{Limits: &lim, Now: clock, DefaultSource: []byte("10.1.2.3")}
+	}
+	handler, reference := newDec(), newDec()
+	var p, q wavefront.Point
 	f.Fuzz(func(t *testing.T, line []byte) {
 		splitCanonicalPoint(nil, line)
-		var p wavefront.Point
-		if dec.DecodePoint(line, &p) != nil {
+		rec, err := appendPoint(nil, handler, line, &p)
+		if err != nil {
 			return
 		}
-		p.Timestamp = dec.TimestampMillis() // as handleReport writes it
-		enc := wavefront.AppendPoint(nil, &p)
-		key, v, ms, ok := splitCanonicalPoint(nil, bytes.TrimSuffix(enc, []byte("\n")))
-		if !ok || !sameFloat(v, p.Value) || ms != p.Timestamp {
-			t.Fatalf("%q: got %v %d %t; want %v %d", enc, v, ms, ok, p.Value, p.Timestamp)
+		key, v, ms, ok := splitCanonicalPoint(nil, bytes.TrimSuffix(rec, []byte("\n")))
+		if reference.DecodePoint(line, &q) != nil {
+			t.Fatalf("%q accepted by appendPoint only", line)
 		}
-		p.Value, p.Timestamp = 42, 1700000000000
-		enc2 := wavefront.AppendPoint(nil, &p)
-		if key2, _, _, _ := splitCanonicalPoint(nil, bytes.TrimSuffix(enc2, []byte("\n"))); !bytes.Equal(key, key2) {
-			t.Fatalf("series text depends on value or time: %q vs %q", key, key2)
+		if !ok || !sameFloat(v, q.Value) || ms != reference.TimestampMillis() {
+			t.Fatalf("%q → %q: got %v %d %t; want %v %d", line, rec, v, ms, ok, q.Value, reference.TimestampMillis())
+		}
+		q.Value, q.Timestamp = 42, 1700000000000
+		other := wavefront.AppendPoint(nil, &q)
+		if key2, _, _, _ := splitCanonicalPoint(nil, bytes.TrimSuffix(other, []byte("\n"))); !bytes.Equal(key, key2) {
+			t.Fatalf("series text depends on the path, value or time: %q vs %q", key, key2)
 		}
 	})
+}
+
+func TestInMillis(t *testing.T) {
+	for _, c := range []struct {
+		ms   int64
+		want string
+	}{
+		{1712000000000, `"m" 1 1712000000000 source="a b" "k"="v"`},
+		{1712000000007, `"m" 1 1712000000007 source="a b" "k"="v"`},
+		{1712000000250, `"m" 1 1712000000250 source="a b" "k"="v"`},
+	} {
+		rec := append([]byte("prefix\n"), `"m" 1 1712000000 source="a b" "k"="v"`...)
+		if got := inMillis(rec, len("prefix\n"), c.ms); string(got) != "prefix\n"+c.want {
+			t.Errorf("%d: got %q, want %q", c.ms, got, c.want)
+		}
+	}
 }
