@@ -97,3 +97,44 @@ func FuzzAppendCanonicalSpan(f *testing.F) {
 		checkCanonicalSpan(t, &tight, &s)
 	})
 }
+
+// envoySpan is a converted Envoy span, as the Zipkin port builds it.
+func envoySpan(tb testing.TB) Span {
+	line := `"tracing-bdectujw.example.com" source="zipkin" spanId="00000000-0000-0000-dfdf-78be9f9802f3" traceId="00000000-0000-0000-dfdf-78be9f9802f3" ` +
+		`"zipkinSpanId"="dfdf78be9f9802f3" "zipkinTraceId"="dfdf78be9f9802f3" "span.kind"="server" "_spanSecondaryId"="server" "service"="kourier-knative" ` +
+		`"component"="proxy" "downstream_cluster"="-" "guid-x-request-id"="4d8666a7-fe4d-99dc-90fe-c10c404392ac" "http.method"="GET" "http.protocol"="HTTP/1.1" ` +
+		`"http.status_code"="200" "http.url"="http://tracing-bdectujw.example.com/" "node_id"="3scale-kourier-gateway" "peer.address"="10.244.1.1" ` +
+		`"request_size"="0" "response_flags"="-" "response_size"="14872" "upstream_cluster"="serving-tests/tracing-bdectujw" ` +
+		`"user_agent"="knative.dev/TestTracing/tracing-cdnyafeq" "application"="Zipkin" "cluster"="none" "shard"="none" "ipv4"="10.244.1.3" "_spanLogs"="true" 1712000000123 7`
+	var d Decoder
+	var s Span
+	if err := d.parseSpan([]byte(line), &s); err != nil {
+		tb.Fatal(err)
+	}
+	return cloneSpan(&s)
+}
+
+// BenchmarkAppendCanonicalSpan/general is the path it replaces.
+func BenchmarkAppendCanonicalSpan(b *testing.B) {
+	s := envoySpan(b)
+	lim := DefaultLimits()
+	lim.MaxSpanAnnotations = MeshSpanAnnotations
+	d := Decoder{Limits: &lim}
+	var buf []byte
+	b.Run("canonical", func(b *testing.B) {
+		for b.Loop() {
+			var ok bool
+			if buf, ok = d.AppendCanonicalSpan(buf[:0], &s); !ok {
+				b.Fatal("declined")
+			}
+		}
+	})
+	b.Run("general", func(b *testing.B) {
+		for b.Loop() {
+			if err := d.ValidateSpan(&s); err != nil {
+				b.Fatal(err)
+			}
+			buf = AppendSpan(buf[:0], &s)
+		}
+	})
+}
