@@ -82,6 +82,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	}
 
 	// An optional timestamp: the next token, if it starts with a digit.
+	var secTok []byte // the token, if it is whole seconds without leading zeros
 	i = skipSpaces(line, i)
 	if i < len(line) && line[i] == '"' && i+1 < len(line) && isDigit(line[i+1]) {
 		return dst, false // a quoted token starting with a digit is a timestamp too; rare
@@ -94,9 +95,12 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 			}
 			i++
 		}
-		ms, ok := fastTimestampMillis(line[ts:i])
+		ms, seconds, ok := fastTimestampMillis(line[ts:i])
 		if !ok {
 			return dst, false
+		}
+		if seconds {
+			secTok = line[ts:i]
 		}
 		d.millis = ms
 	} else {
@@ -105,7 +109,11 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	if d.CheckTime(d.millis) != nil {
 		return dst, false
 	}
-	if ts := d.millis / 1000; ts != 0 {
+	if secTok != nil {
+		// Whole seconds as they came: what AppendInt would print.
+		dst = append(dst, ' ')
+		dst = append(dst, secTok...)
+	} else if ts := d.millis / 1000; ts != 0 {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, ts, 10)
 	}
@@ -191,8 +199,10 @@ func plainInteger(b []byte) bool {
 }
 
 // fastTimestampMillis is parseJavaDouble + timestampMillis without the
-// float parser for up to 15 digits, which a float64 holds exactly.
-func fastTimestampMillis(b []byte) (int64, bool) {
+// float parser for up to 15 digits, which a float64 holds exactly. seconds
+// reports digits without a leading zero read as seconds (below 1e12), whose
+// canonical form is the token itself.
+func fastTimestampMillis(b []byte) (ms int64, seconds, ok bool) {
 	if len(b) <= 15 {
 		var n int64
 		for _, c := range b {
@@ -201,14 +211,14 @@ func fastTimestampMillis(b []byte) (int64, bool) {
 			}
 			n = n*10 + int64(c-'0')
 		}
-		return timestampMillis(float64(n)), true
+		return timestampMillis(float64(n)), n < 1e12 && b[0] != '0', true
 	}
 general:
 	ts, ok := parseJavaDouble(b)
 	if !ok {
-		return 0, false
+		return 0, false, false
 	}
-	return timestampMillis(ts), true
+	return timestampMillis(ts), false, true
 }
 
 // fastTag is a tag as offsets into the line: recording one stores no

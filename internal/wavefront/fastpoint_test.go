@@ -71,6 +71,8 @@ func TestAppendCanonicalPointAccepts(t *testing.T) {
 		`cpu.load -0 source=a`,
 		`cpu.load 1e3 1712000000123 source=a`,
 		`cpu.load 007 1712000000123456 source=a`,
+		`cpu.load 1 01712000000 source=a`,
+		`cpu.load 1 1712000099 source=a`,
 		`cpu.load 12345678901234567 1712000000.5 source=a`,
 		`~proxy.points 1 1712000000 source=p "k"="a b=c#d 'e'"`,
 		`m 1 1712000000 fqdn=host.example.com k=it's#1`,
