@@ -103,6 +103,27 @@ type PercentileExpr struct {
 	Group []string
 }
 
+// HSExpr is hs(metric[, filter]): the distribution series of a Wavefront
+// histogram. Metric carries the granularity suffix (.m, .h or .d) as
+// written; it is only valid as the argument of a HistExpr.
+type HSExpr struct {
+	Pos          int
+	Metric       string
+	MetricQuoted bool
+	Filter       Filter
+}
+
+// HistExpr turns histograms into time series: percentile(p, hs(...)),
+// median(hs(...)), or count/sum/avg/min/max(hs(...)), per histogram series
+// or, with group tags, per group of merged histograms.
+type HistExpr struct {
+	Pos   int
+	Fn    string     // percentile, median, count, sum, avg, min, max
+	P     *NumberLit // percentile only
+	X     *HSExpr
+	Group []string
+}
+
 // OrElseExpr is X.orElse(Else): Else is used when X yields no series at all.
 type OrElseExpr struct {
 	Pos  int
@@ -122,6 +143,8 @@ func (e *DefaultExpr) pos() int    { return e.Pos }
 func (e *AlignExpr) pos() int      { return e.Pos }
 func (e *PercentileExpr) pos() int { return e.Pos }
 func (e *OrElseExpr) pos() int     { return e.Pos }
+func (e *HSExpr) pos() int         { return e.Pos }
+func (e *HistExpr) pos() int       { return e.Pos }
 
 func (e *NumberLit) String() string { return e.Text }
 func (e *TimeExpr) String() string  { return "time()" }
@@ -197,6 +220,26 @@ func (e *AlignExpr) String() string {
 
 func (e *PercentileExpr) String() string {
 	return "percentile(" + e.P.Text + ", " + e.X.String() + groupString(e.Group) + ")"
+}
+
+func (e *HSExpr) String() string {
+	var b strings.Builder
+	b.WriteString("hs(")
+	writeWord(&b, e.Metric, e.MetricQuoted)
+	if e.Filter != nil {
+		b.WriteString(", ")
+		b.WriteString(e.Filter.String())
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+func (e *HistExpr) String() string {
+	p := ""
+	if e.P != nil {
+		p = e.P.Text + ", "
+	}
+	return e.Fn + "(" + p + e.X.String() + groupString(e.Group) + ")"
 }
 
 func (e *OrElseExpr) String() string {

@@ -1,13 +1,17 @@
 package wql
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/caio/go-tdigest/v4"
 )
 
 // maxBuckets bounds the evaluation grid (chart window plus look-back) so a
@@ -152,6 +156,8 @@ func (ev *evaluator) lookback(e Expr) (int64, error) {
 		return ev.lookback(e.X)
 	case *PercentileExpr:
 		return ev.lookback(e.X)
+	case *HistExpr:
+		return 0, nil
 	case *FuncExpr:
 		return add(e.X, ev.step)
 	case *WindowExpr:
@@ -306,6 +312,8 @@ func (ev *evaluator) stream(e Expr, emit emitFn) error {
 		return ev.aggregate(e, emit)
 	case *PercentileExpr:
 		return ev.percentile(e, emit)
+	case *HistExpr:
+		return ev.hist(e, emit)
 	case *WindowExpr, *DefaultExpr, *AlignExpr:
 		return ev.window(e, emit)
 	case *OrElseExpr:
@@ -971,4 +979,186 @@ func bucketQuantile(q float64, bs []bucket) float64 {
 		rank -= bs[b-1].count
 	}
 	return start + (end-start)*(rank/count)
+}
+
+// histGroup accumulates the histograms of one result series per bucket.
+type histGroup struct {
+	meta *vec
+	// percentile and median: every centroid that fell into the bucket.
+	cents [][]Centroid
+	// count, sum, avg, min, max.
+	acc, cnt []float64
+}
+
+// hist implements percentile, median, count, sum, avg, min and max over
+// hs(): the bins of a histogram series (or, with group tags, of all series
+// in the group) that start in a bucket are merged, and the function is
+// taken of the merged distribution.
+func (ev *evaluator) hist(e *HistExpr, emit emitFn) error {
+	ds, ok := ev.st.(DistStorage)
+	if !ok {
+		return &Error{Pos: e.X.Pos, Msg: "hs(): this store holds no histograms"}
+	}
+	glob, gran, ok := histogramGranularity(e.X.Metric)
+	if !ok {
+		return &Error{Pos: e.X.Pos, Msg: "hs() metric must end in .m, .h or .d"}
+	}
+	var m Matcher = matchAll{}
+	if e.X.Filter != nil {
+		m = e.X.Filter
+	}
+	quantiles := e.Fn == "percentile" || e.Fn == "median"
+	groups := map[string]*histGroup{}
+	err := ds.SelectDists(ev.ctx, glob, gran, m, ev.g0, ev.end, func(s *DistSeries) error {
+		if !globMatch(glob, s.Name) || !m.Match(s.Source, s.Tags) {
+			return nil
+		}
+		v := vec{name: s.Name, source: s.Source, tags: s.Tags}
+		var k string
+		if e.Group != nil {
+			k = string(ev.groupKey(&v, e.Group))
+		} else {
+			k = v.name + "\x00" + v.source + "\x00" + ev.tagKey(v.tags, "")
+		}
+		g := groups[k]
+		if g == nil {
+			g = &histGroup{meta: &vec{name: v.name, source: v.source, tags: v.tags}}
+			if e.Group != nil {
+				g.meta = groupMeta(&v, e.Group)
+			}
+			if quantiles {
+				g.cents = make([][]Centroid, ev.n)
+			} else {
+				g.acc, g.cnt = make([]float64, ev.n), make([]float64, ev.n)
+				for i := range g.acc {
+					g.acc[i] = math.NaN()
+				}
+			}
+			groups[k] = g
+		}
+		if g.meta.name != v.name {
+			g.meta.name = "" // mixed metrics, as in aggregate
+		}
+		for _, d := range s.Points {
+			b := floorDiv(d.T-ev.g0, ev.step)
+			if b < 0 || b >= int64(ev.n) {
+				continue
+			}
+			if quantiles {
+				g.cents[b] = append(g.cents[b], d.Centroids...)
+			} else {
+				accumulateDist(e.Fn, g, int(b), d.Centroids)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	q := 0.5
+	if e.P != nil {
+		q = e.P.Val / 100
+	}
+	var td *tdigest.TDigest
+	for _, k := range keys {
+		g := groups[k]
+		out := g.acc
+		switch {
+		case quantiles:
+			out = make([]float64, ev.n)
+			for i, cs := range g.cents {
+				out[i] = math.NaN()
+				if len(cs) > 0 {
+					if td, err = digestOf(td, cs); err != nil {
+						return err
+					}
+					out[i] = td.Quantile(q)
+				}
+			}
+		case e.Fn == "count":
+			for i, c := range g.cnt {
+				if c > 0 {
+					out[i] = c
+				}
+			}
+		case e.Fn == "avg":
+			for i, c := range g.cnt {
+				if c > 0 {
+					out[i] /= c
+				}
+			}
+		}
+		g.meta.vals = out
+		if err := emit(g.meta); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accumulateDist folds one bin's centroids into bucket b: acc holds the
+// sum of values (count, sum, avg) or the extreme centroid mean (min, max),
+// cnt the number of values.
+func accumulateDist(fn string, g *histGroup, b int, cs []Centroid) {
+	for _, c := range cs {
+		if !(c.Count > 0) || math.IsNaN(c.Mean) {
+			continue
+		}
+		a := g.acc[b]
+		switch fn {
+		case "min":
+			if math.IsNaN(a) || c.Mean < a {
+				g.acc[b] = c.Mean
+			}
+		case "max":
+			if math.IsNaN(a) || c.Mean > a {
+				g.acc[b] = c.Mean
+			}
+		default:
+			if math.IsNaN(a) {
+				a = 0
+			}
+			g.acc[b] = a + c.Mean*c.Count
+		}
+		g.cnt[b] += c.Count
+	}
+}
+
+// digestCompression is the t-digest accuracy used to merge centroids: the
+// Wavefront proxy sends digests of compression 32, so merging at 100 loses
+// nothing they carry.
+const digestCompression = 100
+
+// digestOf merges cs, in a fixed order so that a query's answer does not
+// depend on the order the store returned bins in, into td (reset, or
+// created when nil).
+func digestOf(td *tdigest.TDigest, cs []Centroid) (*tdigest.TDigest, error) {
+	if td == nil {
+		var err error
+		td, err = tdigest.New(tdigest.Compression(digestCompression), tdigest.LocalRandomNumberGenerator(1))
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		td.Reset()
+	}
+	slices.SortFunc(cs, func(a, b Centroid) int {
+		if c := cmp.Compare(a.Mean, b.Mean); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Count, b.Count)
+	})
+	for _, c := range cs {
+		if c.Count >= 1 && !math.IsNaN(c.Mean) && !math.IsInf(c.Mean, 0) {
+			if err := td.AddWeighted(c.Mean, uint64(c.Count)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return td, nil
 }

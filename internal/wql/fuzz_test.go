@@ -15,6 +15,9 @@ func FuzzParse(f *testing.F) {
 	}
 	st := histStore(true)
 	st.Add(series("c", tg("cluster", "prod"), 0, 60, 30, 90))
+	st.AddDist('m', DistSeries{Name: "lat", Source: "a", Tags: tg("cluster", "prod"), Points: []Dist{
+		{T: 0, Centroids: []Centroid{{1, 1}, {2, 3}}}, {T: 2 * min1, Centroids: []Centroid{{5, 1}}},
+	}})
 	f.Fuzz(func(t *testing.T, q string) {
 		e, err := Parse(q, dashVars)
 		if err != nil {

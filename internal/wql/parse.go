@@ -37,7 +37,43 @@ func Parse(q string, vars map[string]string) (Expr, error) {
 	if p.i < len(p.src) {
 		return nil, p.errf(p.i, "unexpected %s", p.describe())
 	}
+	if h := strayHS(e); h != nil {
+		return nil, p.errf(h.Pos, "hs() yields histograms: use it as the argument of percentile, median, count, sum, avg, min or max")
+	}
 	return e, nil
+}
+
+// strayHS finds an hs() that is not the argument of a histogram function.
+func strayHS(e Expr) *HSExpr {
+	var kids []Expr
+	switch e := e.(type) {
+	case *HSExpr:
+		return e
+	case *UnaryExpr:
+		kids = []Expr{e.X}
+	case *BinaryExpr:
+		kids = []Expr{e.L, e.R}
+	case *AggExpr:
+		kids = []Expr{e.X}
+	case *FuncExpr:
+		kids = []Expr{e.X}
+	case *WindowExpr:
+		kids = []Expr{e.X}
+	case *DefaultExpr:
+		kids = []Expr{e.X}
+	case *AlignExpr:
+		kids = []Expr{e.X}
+	case *PercentileExpr:
+		kids = []Expr{e.X}
+	case *OrElseExpr:
+		kids = []Expr{e.X, e.Else}
+	}
+	for _, k := range kids {
+		if h := strayHS(k); h != nil {
+			return h
+		}
+	}
+	return nil
 }
 
 // segment maps a stretch of the substituted query back to the original.
@@ -256,7 +292,8 @@ func (p *parser) call(depth int) (Expr, error) {
 		return nil, p.errf(pos, "expected function call, found identifier %q", name)
 	}
 	known := name == "ts" || name == "time" || aggFuncs[name] || name == "rate" || name == "deriv" ||
-		name == "mavg" || name == "last" || name == "default" || name == "align" || name == "percentile"
+		name == "mavg" || name == "last" || name == "default" || name == "align" || name == "percentile" ||
+		name == "hs" || name == "median"
 	if !known {
 		return nil, p.errf(pos, "unknown or unsupported function %q", name)
 	}
@@ -265,6 +302,22 @@ func (p *parser) call(depth int) (Expr, error) {
 	switch name {
 	case "ts":
 		return p.ts(pos)
+	case "hs":
+		return p.hs(pos)
+	case "median":
+		x, err := p.expr(depth)
+		if err != nil {
+			return nil, err
+		}
+		h, ok := x.(*HSExpr)
+		if !ok {
+			return nil, p.errf(x.pos(), "median() takes hs(...)")
+		}
+		g, err := p.groupArgs()
+		if err != nil {
+			return nil, err
+		}
+		return &HistExpr{Pos: pos, Fn: name, X: h, Group: g}, nil
 	case "time":
 		return &TimeExpr{Pos: pos}, p.expect(')')
 	case "rate", "deriv":
@@ -309,6 +362,9 @@ func (p *parser) call(depth int) (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
+		if h, ok := x.(*HSExpr); ok {
+			return &HistExpr{Pos: pos, Fn: name, P: n, X: h, Group: g}, nil
+		}
 		return &PercentileExpr{Pos: pos, P: n, X: x, Group: g}, nil
 	}
 	x, err := p.expr(depth)
@@ -319,7 +375,42 @@ func (p *parser) call(depth int) (Expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h, ok := x.(*HSExpr); ok {
+		if strings.HasPrefix(name, "raw") {
+			return nil, p.errf(pos, "%s() does not take hs(...); use %s()", name, name[3:])
+		}
+		return &HistExpr{Pos: pos, Fn: name, X: h, Group: g}, nil
+	}
 	return &AggExpr{Pos: pos, Fn: name, X: x, Group: g}, nil
+}
+
+// hs parses the arguments of hs(): as ts(), and the metric must name the
+// granularity (Wavefront stores minute, hour and day histograms apart).
+func (p *parser) hs(pos int) (Expr, error) {
+	start := p.i
+	t, err := p.ts(pos)
+	if err != nil {
+		return nil, err
+	}
+	ts := t.(*TSExpr)
+	if _, _, ok := histogramGranularity(ts.Metric); !ok {
+		return nil, p.errf(start, "hs() metric %q must end in .m, .h or .d (the histogram granularity)", ts.Metric)
+	}
+	return &HSExpr{Pos: pos, Metric: ts.Metric, MetricQuoted: ts.MetricQuoted, Filter: ts.Filter}, nil
+}
+
+// histogramGranularity splits an hs() metric into the histogram name glob
+// and its granularity, 'm', 'h' or 'd'.
+func histogramGranularity(metric string) (name string, gran byte, ok bool) {
+	n := len(metric)
+	if n < 3 || metric[n-2] != '.' {
+		return "", 0, false
+	}
+	switch g := metric[n-1]; g {
+	case 'm', 'h', 'd':
+		return metric[:n-2], g, true
+	}
+	return "", 0, false
 }
 
 // groupArgs parses ", tag ...)". A "by (tag, ...)" clause may come before

@@ -119,7 +119,9 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{`ts(`, 3, "metric"},
 		{`foo(ts(x))`, 0, `unknown or unsupported function "foo"`},
-		{`sum(hs(x))`, 4, `"hs"`},
+		{`sum(hs(x))`, 7, `must end in .m, .h or .d`},
+		{`hs(x.m) * 2`, 0, `hs() yields histograms`},
+		{`sum(histogram(x))`, 4, `"histogram"`},
 		{`ts(m, a=)`, 8, "tag value"},
 		{`ts(m, a="x)`, 8, "unterminated string"},
 		{`ts(m, a)`, 7, `"="`},

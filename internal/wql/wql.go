@@ -40,3 +40,30 @@ type Matcher interface {
 // Options give the chart window and bucket: Start and End in ms, Step the
 // chart's bucket in ms (g=m → 60000).
 type Options struct{ Start, End, Step int64 }
+
+// Centroid is one t-digest centroid of a histogram.
+type Centroid struct{ Mean, Count float64 }
+
+// Dist is one histogram bin: T is the bin start in epoch ms.
+type Dist struct {
+	T         int64
+	Centroids []Centroid
+}
+
+// DistSeries is one histogram series; Points are in ascending time order.
+type DistSeries struct {
+	Name, Source string
+	Tags         map[string]string
+	Points       []Dist
+}
+
+// DistStorage is implemented by a Storage that also holds Wavefront
+// histograms, the input of hs().
+type DistStorage interface {
+	// SelectDists calls fn for every histogram series of granularity gran
+	// ('m', 'h' or 'd') whose name matches the glob and whose source/tags
+	// satisfy m, with its bins starting in [start, end] ms. The rules of
+	// Storage.Select apply: the filter may be ignored, Points may be reused
+	// after fn returns, calls may be concurrent.
+	SelectDists(ctx context.Context, nameGlob string, gran byte, m Matcher, start, end int64, fn func(*DistSeries) error) error
+}
