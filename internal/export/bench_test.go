@@ -60,10 +60,10 @@ func BenchmarkRemoteWriteConvert(b *testing.B) {
 	b.Run("remote-write", func(b *testing.B) {
 		c := newRWConverter(0, newMetrics(nil, "bench"))
 		report(b, func() {
-			err := c.convert([][]byte{rec}, func(body []byte, n int) error {
+			err := c.convert([][]byte{rec}, whole(b, func(body []byte, n int) error {
 				_, err := io.Discard.Write(body)
 				return err
-			})
+			}))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -116,7 +116,7 @@ func TestRemoteWriteConvert(t *testing.T) {
 	}
 	var got []string
 	var sizes []int
-	err := c.convert(recs, func(body []byte, n int) error {
+	err := c.convert(recs, whole(t, func(body []byte, n int) error {
 		wr := decodeRW(t, body)
 		samples := 0
 		for _, ts := range wr.Timeseries {
@@ -131,7 +131,7 @@ func TestRemoteWriteConvert(t *testing.T) {
 		}
 		sizes = append(sizes, n)
 		return nil
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,13 +210,13 @@ func TestOTLPConvert(t *testing.T) {
 		record(Points, `"x" 1 1700000000000 source="s"`),
 	}
 	var bodies []*tracepb.TracesData
-	if err := c.convert(recs, func(body []byte, n int) error {
+	if err := c.convert(recs, whole(t, func(body []byte, n int) error {
 		if n != 2 {
 			t.Errorf("send says %d spans, want 2", n)
 		}
 		bodies = append(bodies, decodeOTLP(t, body))
 		return nil
-	}); err != nil {
+	})); err != nil {
 		t.Fatal(err)
 	}
 	if len(bodies) != 1 || len(bodies[0].ResourceSpans) != 2 {
@@ -308,7 +308,7 @@ func TestRemoteWriteGroupsSeries(t *testing.T) {
 		`"a" 2 1700000001000 source="s" "k"="v"`,
 		`"a" 3 1699999999000 source="s" "k"="v"`)
 	var wr *prompb.WriteRequest
-	if err := c.convert([][]byte{rec}, func(body []byte, n int) error { wr = decodeRW(t, body); return nil }); err != nil {
+	if err := c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error { wr = decodeRW(t, body); return nil })); err != nil {
 		t.Fatal(err)
 	}
 	if len(wr.Timeseries) != 2 {
@@ -323,5 +323,17 @@ func TestRemoteWriteGroupsSeries(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("series s: %v, want %v", got, want)
+	}
+}
+
+// whole adapts a callback on bodies to convert's send: each request is
+// encoded whole.
+func whole(t testing.TB, f func(body []byte, n int) error) func(request) error {
+	return func(r request) error {
+		body, err := r.encode(0, r.items())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f(body, r.items())
 	}
 }

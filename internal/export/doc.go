@@ -13,7 +13,10 @@
 // only when every request built from it was accepted (2xx) or refused for
 // good (4xx other than 408 and 429: dropped, logged and counted by
 // status; spans an OTLP 2xx reports as rejected in its partial_success
-// likewise). Network errors, 408, 429 and 5xx are retried with exponential
+// likewise). A remote-write request refused with 400 or 413 is first sent
+// again in halves, recursively and within a small budget, because
+// Prometheus refuses a whole request for one out-of-order sample: so one
+// bad sample costs itself, not its request. Network errors, 408, 429 and 5xx are retried with exponential
 // backoff and jitter (Retry-After honoured, capped at MaxBackoff), the
 // same request again, so a retry never re-sends what was already accepted.
 //

@@ -80,24 +80,52 @@ const (
 	maxSegmentBytes = 8 << 20
 	// failureLogEvery rate-limits the warnings of a remote that stays down.
 	failureLogEvery = time.Minute
+	// dropLogEvery rate-limits the log of dropped data.
+	dropLogEvery = 10 * time.Second
 	// maxAnswer bounds how much of an answer is read (and logged).
 	maxAnswer = 512
+	// maxSplitRequests bounds the extra requests spent isolating the items
+	// a remote refuses in one request (see deliver): enough to find a few
+	// bad samples among thousands (about 2·log2(n) each), few enough that
+	// a remote refusing everything costs little.
+	maxSplitRequests = 64
 )
 
-// converter turns queued records into request bodies for one protocol.
+// converter turns queued records into requests for one protocol.
 type converter interface {
-	// kinds reports whether records of kind k are exported at all.
+	// accepts reports whether records of kind k are exported at all.
 	accepts(k Kind) bool
 	// convert decodes the records (each a kind byte then lines) and calls
-	// send with each request body and the number of items in it, in order.
-	// It returns the first error send returns.
-	convert(recs [][]byte, send func(body []byte, items int) error) error
+	// send with each request, in order. It returns the first error send
+	// returns.
+	convert(recs [][]byte, send func(request) error) error
 	// setHeaders sets the content headers of a request.
 	setHeaders(h http.Header)
 	// rejected reads a 2xx answer's body for items the remote refused
 	// although it accepted the request (OTLP partial success).
 	rejected(answer []byte) (items int, msg string)
 }
+
+// request is one request's worth of items, valid during the send call.
+type request interface {
+	items() int
+	// encode returns the body carrying items [lo, hi), valid until the
+	// next encode.
+	encode(lo, hi int) ([]byte, error)
+	// splittable reports whether parts of the request may be sent on
+	// their own, to isolate the items a remote refuses.
+	splittable() bool
+}
+
+// encoded is a request that was encoded whole and cannot be split.
+type encoded struct {
+	body []byte
+	n    int
+}
+
+func (r encoded) items() int                      { return r.n }
+func (r encoded) encode(int, int) ([]byte, error) { return r.body, nil }
+func (r encoded) splittable() bool                { return false }
 
 // Exporter forwards what the server has stored to a remote system through
 // a durable queue of its own; see the package doc.
@@ -120,9 +148,11 @@ type Exporter struct {
 	// lastAddErr rate-limits the log of a failing disk, which every Add
 	// would otherwise repeat.
 	lastAddErr time.Time
-	stop       context.CancelFunc
-	done       chan struct{}
-	closeMu    sync.Once
+	// lastDropLog rate-limits drop logs; only the sender uses it.
+	lastDropLog time.Time
+	stop        context.CancelFunc
+	done        chan struct{}
+	closeMu     sync.Once
 }
 
 // open creates the exporter called name with its queue in dir and starts
@@ -279,7 +309,7 @@ func (e *Exporter) run(ctx context.Context) {
 		for _, b := range batches {
 			recs = append(recs, b.Records...)
 		}
-		if err := e.conv.convert(recs, func(body []byte, items int) error { return e.deliver(ctx, body, items) }); err != nil {
+		if err := e.conv.convert(recs, func(r request) error { return e.deliver(ctx, r) }); err != nil {
 			return // only the end of ctx stops delivery; the batches stay queued
 		}
 		for _, b := range batches {
@@ -310,9 +340,26 @@ func (e *Exporter) gather(ctx context.Context, batches []queue.Batch, size int) 
 	return batches
 }
 
-// deliver posts one body until the remote accepts it or refuses it for
-// good; it returns an error only when ctx ends.
-func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
+// deliver sends r until the remote accepts it or refuses it for good; it
+// returns an error only when ctx ends. A request refused with 400 or 413
+// is sent again in halves, recursively, within a budget of
+// maxSplitRequests, so that one sample a remote cannot take (out of
+// order, say, which Prometheus answers with a 400 for the whole request)
+// costs that sample, not the other thousands.
+func (e *Exporter) deliver(ctx context.Context, r request) error {
+	budget := maxSplitRequests
+	return e.deliverRange(ctx, r, 0, r.items(), &budget)
+}
+
+func (e *Exporter) deliverRange(ctx context.Context, r request, lo, hi int, budget *int) error {
+	items := hi - lo
+	body, err := r.encode(lo, hi)
+	if err != nil {
+		// Encoding plain structs does not fail; should it, say so.
+		e.m.dropped.WithLabelValues("marshal_error").Add(float64(items))
+		e.log.Error("encoding a request failed; its data is dropped", "err", err, "items", items)
+		return nil
+	}
 	var failingSince, lastLog time.Time
 	for attempt := 1; ; attempt++ {
 		status, retryAfter, answer, err := e.post(ctx, body)
@@ -325,8 +372,7 @@ func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
 			e.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
 			if n, why := e.conv.rejected(answer); n > 0 {
 				n = min(n, items)
-				e.m.dropped.WithLabelValues("partially_rejected").Add(float64(n))
-				e.log.Warn("remote accepted a request but rejected part of it", "rejected", n, "items", items, "reason", why)
+				e.drop("partially_rejected", n, "remote accepted a request but rejected part of it", "reason", why)
 				items -= n
 			}
 			e.m.sent.Add(float64(items))
@@ -336,8 +382,15 @@ func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
 			return nil
 		case err == nil && !retryable(status):
 			e.m.requests.WithLabelValues(strconv.Itoa(status)).Inc()
-			e.m.dropped.WithLabelValues("http_" + strconv.Itoa(status)).Add(float64(items))
-			e.log.Error("remote refused a request; its data is dropped", "status", status, "items", items, "body", msg)
+			if (status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge) && items > 1 && r.splittable() && *budget >= 2 {
+				*budget -= 2
+				mid := lo + items/2
+				if err := e.deliverRange(ctx, r, lo, mid, budget); err != nil {
+					return err
+				}
+				return e.deliverRange(ctx, r, mid, hi, budget)
+			}
+			e.drop("http_"+strconv.Itoa(status), items, "remote refused a request; its data is dropped", "status", status, "body", msg)
 			return nil
 		}
 		code := "error"
@@ -359,6 +412,17 @@ func (e *Exporter) deliver(ctx context.Context, body []byte, items int) error {
 		if !sleepCtx(ctx, wait) {
 			return ctx.Err()
 		}
+	}
+}
+
+// drop counts n items dropped for reason and logs it, at most once per
+// dropLogEvery (a remote refusing everything would otherwise flood the
+// log); the counter has every drop.
+func (e *Exporter) drop(reason string, n int, msg string, args ...any) {
+	e.m.dropped.WithLabelValues(reason).Add(float64(n))
+	if now := time.Now(); now.Sub(e.lastDropLog) >= dropLogEvery {
+		e.lastDropLog = now
+		e.log.Error(msg, append(args, "items", n, "reason_label", reason)...)
 	}
 }
 

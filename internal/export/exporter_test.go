@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,8 @@ type rwReceiver struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	answers []int
-	samples map[string]int // series text → times received
+	refuse  func(sample string) bool // a request with such a sample gets 400
+	samples map[string]int           // series text → times received
 	headers http.Header
 	posts   int
 }
@@ -51,10 +53,17 @@ func (r *rwReceiver) serve(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "test answer", code)
 		return
 	}
+	var texts []string
 	for _, ts := range decodeRW(r.t, body).Timeseries {
-		for _, s := range seriesText(ts) {
-			r.samples[s]++
-		}
+		texts = append(texts, seriesText(ts)...)
+	}
+	// Like Prometheus, refuse the whole request for one bad sample.
+	if r.refuse != nil && slices.ContainsFunc(texts, r.refuse) {
+		http.Error(w, "refused sample", http.StatusBadRequest)
+		return
+	}
+	for _, s := range texts {
+		r.samples[s]++
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -131,25 +140,62 @@ func TestExporterRetriesThenDelivers(t *testing.T) {
 	}
 }
 
-func TestExporterDropsRefusedBatch(t *testing.T) {
-	r := newRWReceiver(t, 400)
+// TestExporterIsolatesRefusedSamples: a remote that refuses a whole
+// request for one sample (Prometheus does, with 400, for an out-of-order
+// one) costs that sample only.
+func TestExporterIsolatesRefusedSamples(t *testing.T) {
+	r := newRWReceiver(t)
+	r.refuse = func(s string) bool { return strings.HasSuffix(s, " 7") } // the sample of value 7
 	e, err := OpenRemoteWrite(t.TempDir(), fastConfig(r.srv.URL), nil, quiet())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 3)}})
-	waitFor(t, "the refused batch to leave the queue", func() bool { return e.Pending() == 0 })
-	e.Add([]Record{{Kind: Points, Lines: pointLines(3, 2)}})
-	waitFor(t, "the next batch", func() bool { return e.Pending() == 0 })
-	if got, posts := r.received(); len(got) != 2 || posts != 2 {
-		t.Errorf("got %d series in %d posts, want the 2 of the second batch in 2 posts", len(got), posts)
+	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 100)}})
+	waitFor(t, "the batch to leave the queue", func() bool { return e.Pending() == 0 })
+	got, posts := r.received()
+	if len(got) != 99 {
+		t.Errorf("received %d samples, want the 99 good ones", len(got))
 	}
-	if n := testutil.ToFloat64(e.m.dropped.WithLabelValues("http_400")); n != 3 {
-		t.Errorf("dropped{http_400} = %v, want 3", n)
+	if n := testutil.ToFloat64(e.m.dropped.WithLabelValues("http_400")); n != 1 {
+		t.Errorf("dropped{http_400} = %v, want 1", n)
+	}
+	// Halving 100 down to one sample: 7 levels, two posts each, plus the first.
+	if posts > 1+2*7 {
+		t.Errorf("%d posts to isolate one sample", posts)
+	}
+}
+
+// TestExporterDropsRefusedBatch: a remote that refuses everything with a
+// 4xx gets a bounded number of attempts per request, then the data is
+// dropped, counted, and the queue moves on.
+func TestExporterDropsRefusedBatch(t *testing.T) {
+	r := newRWReceiver(t)
+	r.refuse = func(string) bool { return true }
+	e, err := OpenRemoteWrite(t.TempDir(), fastConfig(r.srv.URL), nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	e.Add([]Record{{Kind: Points, Lines: pointLines(0, 1000)}})
+	waitFor(t, "the refused batch to leave the queue", func() bool { return e.Pending() == 0 })
+	if _, posts := r.received(); posts > 1+maxSplitRequests {
+		t.Errorf("%d posts for one refused request, budget %d", posts, 1+maxSplitRequests)
+	}
+	if n := testutil.ToFloat64(e.m.dropped.WithLabelValues("http_400")); n != 1000 {
+		t.Errorf("dropped{http_400} = %v, want 1000", n)
 	}
 	if n := testutil.ToFloat64(e.m.retries); n != 0 {
 		t.Errorf("a 400 was retried %v times", n)
+	}
+
+	r.mu.Lock()
+	r.refuse = nil
+	r.mu.Unlock()
+	e.Add([]Record{{Kind: Points, Lines: pointLines(1000, 2)}})
+	waitFor(t, "the next batch", func() bool { return e.Pending() == 0 })
+	if got, _ := r.received(); len(got) != 2 {
+		t.Errorf("got %d samples after the refusals, want 2", len(got))
 	}
 }
 

@@ -12,7 +12,7 @@ func FuzzRemoteWriteConvert(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind byte, lines []byte) {
 		c := newRWConverter(3, newMetrics(nil, "fuzz"))
 		rec := append([]byte{kind}, lines...)
-		err := c.convert([][]byte{rec}, func(body []byte, n int) error {
+		err := c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error {
 			samples := 0
 			for _, ts := range decodeRW(t, body).Timeseries {
 				samples += len(ts.Samples)
@@ -26,7 +26,7 @@ func FuzzRemoteWriteConvert(f *testing.F) {
 				t.Errorf("send says %d samples, body has %d", n, samples)
 			}
 			return nil
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +42,7 @@ func FuzzOTLPConvert(f *testing.F) {
 	f.Fuzz(func(t *testing.T, kind byte, lines []byte) {
 		c := newOTLPConverter(2, newMetrics(nil, "fuzz"))
 		rec := append([]byte{kind}, lines...)
-		err := c.convert([][]byte{rec}, func(body []byte, n int) error {
+		err := c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error {
 			spans := 0
 			for _, rs := range decodeOTLP(t, body).ResourceSpans {
 				for _, ss := range rs.ScopeSpans {
@@ -58,7 +58,7 @@ func FuzzOTLPConvert(f *testing.F) {
 				t.Errorf("send says %d spans, body has %d", n, spans)
 			}
 			return nil
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}

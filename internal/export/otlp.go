@@ -148,7 +148,7 @@ func protoField(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return out
 }
 
-func (c *otlpConverter) convert(recs [][]byte, send func([]byte, int) error) error {
+func (c *otlpConverter) convert(recs [][]byte, send func(request) error) error {
 	events := c.spanEvents(recs)
 	c.reset()
 	for _, rec := range recs {
@@ -329,7 +329,7 @@ func (c *otlpConverter) resourceSpans(k resourceKey) *tracepb.ResourceSpans {
 	return rs
 }
 
-func (c *otlpConverter) flush(send func([]byte, int) error) error {
+func (c *otlpConverter) flush(send func(request) error) error {
 	if c.spans == 0 {
 		return nil
 	}
@@ -351,7 +351,7 @@ func (c *otlpConverter) flush(send func([]byte, int) error) error {
 	if err := c.gz.Close(); err != nil {
 		return err
 	}
-	return send(c.body.Bytes(), n)
+	return send(encoded{c.body.Bytes(), n})
 }
 
 func spanKind(v string) tracepb.Span_SpanKind {

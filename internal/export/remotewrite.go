@@ -58,20 +58,20 @@ func OpenRemoteWrite(dir string, cfg Config, reg prometheus.Registerer, log *slo
 // prompb.WriteRequests of at most max samples. Only the sender goroutine
 // uses it.
 type rwConverter struct {
-	max     int
-	m       *metrics
-	dec     wavefront.Decoder
-	lim     wavefront.Limits
-	point   wavefront.Point
-	dist    wavefront.Distribution
-	req     prompb.WriteRequest
-	samples int
-	key     []byte
-	cache   map[string]*series // by seriesKey
-	inReq   map[*series]int    // index in req.Timeseries
-	names   map[string]string
-	raw     []byte
-	body    []byte
+	max   int
+	m     *metrics
+	dec   wavefront.Decoder
+	lim   wavefront.Limits
+	point wavefront.Point
+	dist  wavefront.Distribution
+	req   prompb.WriteRequest
+	key   []byte
+	flat  []flatSample       // the request being gathered, in order
+	cache map[string]*series // by seriesKey
+	inReq map[*series]int    // index in req.Timeseries
+	names map[string]string
+	raw   []byte
+	body  []byte
 }
 
 // newRWConverter makes a converter of at most maxSamples per request
@@ -102,7 +102,7 @@ func (c *rwConverter) setHeaders(h http.Header) {
 // rejected: remote-write 1.0 answers all or nothing.
 func (c *rwConverter) rejected([]byte) (int, string) { return 0, "" }
 
-func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error {
+func (c *rwConverter) convert(recs [][]byte, send func(request) error) error {
 	c.reset()
 	for _, rec := range recs {
 		if len(rec) == 0 {
@@ -124,7 +124,7 @@ func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error
 				need = histogramSeries
 			}
 			// A line's samples stay in one request.
-			if c.samples > 0 && c.samples+need > c.max {
+			if n := len(c.flat); n > 0 && n+need > c.max {
 				if err := c.flush(send); err != nil {
 					return err
 				}
@@ -141,36 +141,49 @@ func (c *rwConverter) convert(recs [][]byte, send func([]byte, int) error) error
 }
 
 func (c *rwConverter) reset() {
-	clear(c.req.Timeseries) // drop references to evicted series
+	clear(c.flat) // drop references to evicted series
+	c.flat = c.flat[:0]
+}
+
+func (c *rwConverter) flush(send func(request) error) error {
+	if len(c.flat) == 0 {
+		return nil
+	}
+	err := send(c)
+	c.reset()
+	return err
+}
+
+// items, encode and splittable make the samples gathered since the last
+// flush a request.
+func (c *rwConverter) items() int       { return len(c.flat) }
+func (c *rwConverter) splittable() bool { return true }
+
+// encode builds the snappy'd WriteRequest of samples [lo, hi). Samples of
+// one series share its time series entry, so its labels are encoded once;
+// they keep their arrival order, since judging order is the receiver's job.
+func (c *rwConverter) encode(lo, hi int) ([]byte, error) {
+	clear(c.req.Timeseries)
 	c.req.Timeseries = c.req.Timeseries[:0]
 	clear(c.inReq)
-	c.samples = 0
-}
-
-func (c *rwConverter) flush(send func([]byte, int) error) error {
-	if c.samples == 0 {
-		return nil
+	for _, f := range c.flat[lo:hi] {
+		if i, ok := c.inReq[f.s]; ok {
+			c.req.Timeseries[i].Samples = append(c.req.Timeseries[i].Samples, f.smp)
+			continue
+		}
+		c.inReq[f.s] = len(c.req.Timeseries)
+		c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: f.s.labels, Samples: []prompb.Sample{f.smp}})
 	}
-	var err error
-	if c.raw, err = c.marshal(); err != nil {
-		// Marshalling plain structs cannot fail; guard anyway, loudly.
-		c.m.dropped.WithLabelValues("marshal_error").Add(float64(c.samples))
-		c.reset()
-		return nil
-	}
-	c.body = snappy.Encode(c.body[:cap(c.body)], c.raw)
-	n := c.samples
-	c.reset()
-	return send(c.body, n)
-}
-
-func (c *rwConverter) marshal() ([]byte, error) {
 	size := c.req.Size()
 	if cap(c.raw) < size {
 		c.raw = make([]byte, size)
 	}
 	n, err := c.req.MarshalToSizedBuffer(c.raw[:size])
-	return c.raw[size-n : size], err
+	if err != nil {
+		return nil, err
+	}
+	c.body = snappy.Encode(c.body[:cap(c.body)], c.raw[size-n:size])
+	return c.body, nil
 }
 
 func (c *rwConverter) addPoint(line []byte) {
@@ -237,6 +250,11 @@ type series struct {
 	collisions int
 }
 
+type flatSample struct {
+	s   *series
+	smp prompb.Sample
+}
+
 // seriesKey appends the identity of a series as a line names it.
 func seriesKey(key, name, source []byte, tags []wavefront.Tag) []byte {
 	key = append(append(append(append(key, name...), 0), source...), 0)
@@ -285,17 +303,9 @@ func (c *rwConverter) countCollisions(s *series) {
 	}
 }
 
-// addSample adds a sample of s to the request; samples of one series in
-// one request share its time series entry, so its labels are encoded once.
+// addSample adds a sample of s to the request being gathered.
 func (c *rwConverter) addSample(s *series, v float64, ts int64) {
-	smp := prompb.Sample{Value: v, Timestamp: ts}
-	if i, ok := c.inReq[s]; ok {
-		c.req.Timeseries[i].Samples = append(c.req.Timeseries[i].Samples, smp)
-	} else {
-		c.inReq[s] = len(c.req.Timeseries)
-		c.req.Timeseries = append(c.req.Timeseries, prompb.TimeSeries{Labels: s.labels, Samples: []prompb.Sample{smp}})
-	}
-	c.samples++
+	c.flat = append(c.flat, flatSample{s, prompb.Sample{Value: v, Timestamp: ts}})
 }
 
 // metricName maps a Wavefront metric name to a Prometheus one, cached
