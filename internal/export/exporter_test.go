@@ -261,3 +261,39 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestExporterQueueBound: with the remote down, the queue stays within
+// MaxQueueBytes by dropping its oldest data, counted, and Add never waits
+// for the remote.
+func TestExporterQueueBound(t *testing.T) {
+	r := newRWReceiver(t)
+	r.answers = slices.Repeat([]int{503}, 1<<14) // down for the whole test
+	reg := prometheus.NewRegistry()
+	e, err := OpenRemoteWrite(t.TempDir(), fastConfig(r.srv.URL), reg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	chunk := pointLines(0, 5000) // ~250 KiB
+	added := 0
+	for added < 4*MinMaxQueueBytes {
+		e.Add([]Record{{Kind: Points, Lines: chunk}})
+		added += len(chunk)
+	}
+	if b := e.q.Bytes(); b > MinMaxQueueBytes {
+		t.Errorf("queue holds %d bytes, bound %d", b, MinMaxQueueBytes)
+	}
+	var dropped float64
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "meshwave_queue_dropped_records_total" {
+			dropped = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if dropped == 0 {
+		t.Errorf("%d bytes added to a %d-byte queue and nothing counted as dropped", added, MinMaxQueueBytes)
+	}
+}
