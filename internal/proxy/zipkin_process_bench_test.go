@@ -119,13 +119,13 @@ func postZipkin(hc *http.Client, url string, body []byte) error {
 }
 
 // encodingJSONBaseline decodes bodies with encoding/json into zipkin-go's
-// model on one goroutine until it has used 250 ms of CPU, and returns the
+// model on one goroutine until it has used 500 ms of CPU, and returns the
 // spans decoded and the CPU time used. Nothing else runs in this process
 // meanwhile, so the process's CPU time is the baseline's.
 func encodingJSONBaseline(b *testing.B, bodies [][]byte) (int, time.Duration) {
 	cpu0 := cpuTime()
 	n := 0
-	for i := 0; cpuTime()-cpu0 < 250*time.Millisecond; i++ {
+	for i := 0; cpuTime()-cpu0 < 500*time.Millisecond; i++ {
 		var spans []model.SpanModel
 		if err := json.Unmarshal(bodies[i%len(bodies)], &spans); err != nil {
 			b.Fatal(err)
