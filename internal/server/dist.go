@@ -170,6 +170,36 @@ func (s *kvStore) SelectDistributions(ctx context.Context, metricGlob string, m 
 	return out, err
 }
 
+// SelectDists implements wql.DistStorage over SelectDistributions.
+func (q queryStore) SelectDists(ctx context.Context, nameGlob string, gran byte, m wql.Matcher, start, end int64, fn func(*wql.DistSeries) error) error {
+	want := "!" + strings.ToUpper(string(gran))
+	series, err := q.kv.SelectDistributions(ctx, nameGlob, m, start, end)
+	if err != nil {
+		if ctx.Err() == nil {
+			err = storageError{err}
+		}
+		return err
+	}
+	var ws wql.DistSeries
+	for _, ds := range series {
+		if ds.Granularity != want {
+			continue
+		}
+		ws = wql.DistSeries{Name: ds.Name, Source: ds.Source, Tags: ds.Tags, Points: ws.Points[:0]}
+		for _, p := range ds.Points {
+			cs := make([]wql.Centroid, len(p.Centroids))
+			for i, c := range p.Centroids {
+				cs[i] = wql.Centroid{Mean: c.Mean, Count: float64(c.Count)}
+			}
+			ws.Points = append(ws.Points, wql.Dist{T: p.T, Centroids: cs})
+		}
+		if err := fn(&ws); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // seriesKey identifies a series independently of tag order.
 func seriesKey(name, gran, source string, tags map[string]string) string {
 	keys := make([]string, 0, len(tags))

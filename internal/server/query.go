@@ -73,7 +73,7 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, err)
 		return
 	}
-	series, err := wql.Eval(r.Context(), expr, queryStore{s.metrics}, wql.Options{Start: start, End: end, Step: step})
+	series, err := wql.Eval(r.Context(), expr, queryStore{s.metrics, s.kv}, wql.Options{Start: start, End: end, Step: step})
 	if err != nil {
 		writeQueryError(w, err)
 		return

@@ -47,8 +47,11 @@ func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matc
 }
 
 // queryStore is what the query endpoint evaluates against: metrics from
-// the tsdb (wql.Storage).
-type queryStore struct{ m *metricStore }
+// the tsdb (wql.Storage) and histograms from bbolt (wql.DistStorage).
+type queryStore struct {
+	m  *metricStore
+	kv *kvStore
+}
 
 // Select implements wql.Storage, streaming series with a reused Points
 // buffer. Store failures are wrapped in storageError so the query endpoint
