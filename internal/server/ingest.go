@@ -53,7 +53,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	res := ReportResult{}
 	received := time.Now().UnixMilli()
 	var recs [][]byte
-	rec := newRecord(f, received, min(len(body)+len(body)/4+recHeader, recordBytes+64<<10))
+	rec := newRecord(f, received, recordCap(len(body)))
 	var (
 		point wavefront.Point
 		dist  wavefront.Distribution
@@ -75,7 +75,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(rec) >= recordBytes {
 			recs = append(recs, rec)
-			rec = newRecord(f, received, recordBytes+64<<10)
+			rec = newRecord(f, received, recordCap(len(line)+1+len(body)))
 		}
 		before := len(rec)
 		err = nil
@@ -140,6 +140,13 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(res)
 }
 
+// recordCap is the capacity of a record for the canonical form of rest
+// bytes of a body: a little more, for quotes the lines may lack, but not
+// much past recordBytes, where the next record starts.
+func recordCap(rest int) int {
+	return min(rest+rest/4, recordBytes+64<<10) + recHeader
+}
+
 // appendPoint validates a metric line and appends it to rec as the WAL
 // keeps it: canonical, with a millisecond timestamp. Common lines are
 // validated and written in one pass; the rest, and every rejection with
@@ -159,11 +166,13 @@ func appendPoint(rec []byte, dec *wavefront.Decoder, line []byte, p *wavefront.P
 
 // inMillis turns the timestamp of the canonical point line at rec[start:]
 // from whole seconds, as AppendCanonicalPoint writes it, into ms, as the
-// WAL keeps it: the last three digits of ms go right after the seconds,
-// where the timestamp ends before " source=" (names and values hold no
-// spaces).
+// WAL keeps it, by inserting the last three digits of ms. The timestamp
+// is the token after the quoted name and the value, which hold no quotes
+// or spaces.
 func inMillis(rec []byte, start int, ms int64) []byte {
-	end := start + bytes.Index(rec[start:], []byte(" source="))
+	end := start + 1 + bytes.IndexByte(rec[start+1:], '"') + 1 // the name
+	end += 1 + bytes.IndexByte(rec[end+1:], ' ')               // the value
+	end += 1 + bytes.IndexByte(rec[end+1:], ' ')               // the timestamp
 	rec = append(rec, "000"...)
 	copy(rec[end+3:], rec[end:])
 	frac := ms % 1000

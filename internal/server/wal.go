@@ -61,8 +61,10 @@ const (
 	readBytes = 4 << 20
 	// syncEvery bounds how long applied batches wait for the tsdb WAL
 	// fsync that lets them be acknowledged; maxPending bounds how many.
+	// The queue recycles the buffers of up to 4 acknowledged batches, so
+	// holding no more than that keeps reading from allocating.
 	syncEvery  = time.Second
-	maxPending = 8
+	maxPending = 4
 )
 
 func newRecord(f format, received int64, capacity int) []byte {
