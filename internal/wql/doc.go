@@ -17,6 +17,8 @@
 //	           | ("rate" | "deriv") "(" expr ")"
 //	           | aggregate "(" expr { "," tag } [ by ] ")" [ by ]
 //	           | "percentile" "(" signed "," expr { "," tag } [ by ] ")" [ by ]
+//	           | histfn "(" hs { "," tag } [ by ] ")" [ by ]
+//	           | "percentile" "(" signed "," hs { "," tag } [ by ] ")" [ by ]
 //	           | "mavg" "(" duration "," expr ")"
 //	           | "last" "(" [ duration "," ] expr ")"
 //	           | "default" "(" [ duration "," ] signed "," expr ")"
@@ -24,6 +26,8 @@
 //	aggregate  = "sum" | "avg" | "min" | "max" | "count"
 //	           | "rawsum" | "rawavg" | "rawmin" | "rawmax" | "rawcount" .
 //	summarizer = "mean" | "sum" | "min" | "max" | "count" | "first" | "last" .
+//	histfn     = "median" | "count" | "sum" | "avg" | "min" | "max" .
+//	hs         = "hs" "(" word [ "," filter ] ")" .   (word ends in .m, .h or .d)
 //	by         = "by" "(" tag { "," tag } ")" .
 //	tag        = keychar { keychar } .       (a tag name, or sources | metrics | pointTags)
 //	filter     = conj { "or" conj } .
@@ -41,9 +45,10 @@
 // tag values '*' matches any run of characters, dots included; matching is
 // case-sensitive. Dashboard variables ${name} are replaced by their value
 // (which may be "*", a literal, or even a sub-query) before parsing; an
-// unknown variable is an error at its "${". Anything else (other functions,
-// comparison operators, hs(), 1vw/1bw windows) is an *Error at the offending
-// position.
+// unknown variable is an error at its "${". hs() is valid only as the
+// argument of a histogram function (percentile, median, count, sum, avg,
+// min, max). Anything else (other functions, comparison operators, raw*
+// over hs(), 1vw/1bw windows) is an *Error at the offending position.
 //
 // # Semantics
 //
@@ -78,6 +83,23 @@
 //     for cumulative counters use percentile(p, rate(ts(...))). Without tags
 //     each (metric, source, tags minus le) is one histogram; with tags,
 //     buckets are summed per group and le first.
+//   - hs(metric.g, filter) selects Wavefront histograms (t-digest
+//     centroids per minute, hour or day bin; the suffix .m, .h or .d picks
+//     the granularity, as in Wavefront, e.g. the proxy's RED
+//     tracing.derived.<app>.<service>.<op>.duration.micros.m). A histogram
+//     function turns them into time series: the bins of one histogram
+//     series that start in a bucket (several with a coarse step) are
+//     merged, and percentile(p, ...) / median(...) take the quantile of the
+//     merged t-digest (compression 100, centroids added in value order so
+//     the answer does not depend on storage order; with few centroids they
+//     are kept as they are and the quantile interpolates between centroid
+//     centres), count(...) the number of values, sum(...) their sum
+//     (centroid mean × count), avg(...) sum/count, min(...) and max(...)
+//     the smallest and largest centroid mean. With group tags the
+//     histograms of a group are merged first (Wavefront's merge()), so
+//     percentile(95, hs(m.m), service) is the 95th percentile of every
+//     value of the service. sum(count(hs(...))) etc. then aggregate the
+//     resulting series as usual.
 //   - mavg(w, x): mean of the non-empty buckets in the trailing window w.
 //   - last([w,] x): fills empty buckets with the last value, for up to w.
 //   - default([w,] v, x): fills empty buckets with v; with w only up to w
@@ -93,7 +115,9 @@
 //     time() is the bucket start in epoch seconds. A constant-only query
 //     yields one series with the constant in every bucket.
 //
-// Eval streams: a series flows through element-wise functions one at a
-// time, aggregations keep one accumulator per group, and only both sides of
-// a series-by-series operation are materialised.
+// Eval streams: the store hands over one series at a time in a reused
+// buffer, a series flows through element-wise functions one at a time,
+// aggregations keep one accumulator per group, and only both sides of a
+// series-by-series operation are materialised; those two sides are read
+// concurrently.
 package wql
