@@ -17,6 +17,7 @@ func BenchmarkIngestLine(b *testing.B) {
 	line := []byte(fmt.Sprintf(`istio.requests.total.value 1234 %d source="node-a" "app"="details" "destination_workload"="details-v1" "destination_workload_namespace"="default" "job"="federate" "reporter"="destination" "response_code"="200" "source_workload"="productpage-v1" "source_workload_namespace"="default" "cluster"="prod" "destination_service"="details.default.svc.cluster.local" "request_protocol"="http"`, time.Now().Unix()))
 	b.SetBytes(int64(len(line)))
 	b.ReportAllocs()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		in.line(line, fmtWavefront)
 		if in.full() {
@@ -28,4 +29,5 @@ func BenchmarkIngestLine(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "points/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/point")
 }

@@ -160,13 +160,23 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 	if !ok {
 		br = bufio.NewReaderSize(r, 64<<10)
 	}
+	// The clock is read once per read from the socket, not per line: lines
+	// that arrived together share their arrival time (for the WF-402 window
+	// and missing timestamps), and a clock read costs as much as a tenth of
+	// validating a line.
+	arrived := time.Now()
+	in.dec.Now = func() time.Time { return arrived }
 	maxLen := l.p.cfg.PushListenerMaxReceivedLength
 	var long bool
 	for {
-		if br.Buffered() == 0 && !l.arm(c) {
+		buffered := br.Buffered()
+		if buffered == 0 && !l.arm(c) {
 			return // shutting down; everything read so far is being committed
 		}
 		line, err := br.ReadSlice('\n')
+		if len(line) > buffered {
+			arrived = time.Now() // part of it came from the socket just now
+		}
 		switch {
 		case errors.Is(err, bufio.ErrBufferFull):
 			long = true
