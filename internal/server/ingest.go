@@ -46,12 +46,16 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dec := s.decs.Get().(*wavefront.Decoder)
-	defer s.decs.Put(dec)
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	dec.DefaultSource = append(dec.DefaultSource[:0], host...)
+	// One clock reading per request, for lines without a timestamp and the
+	// WF-402 window, rather than one per line.
+	now := time.Now()
+	dec.Now = func() time.Time { return now }
+	defer func() { dec.Now = nil; s.decs.Put(dec) }()
 
 	res := ReportResult{}
-	received := time.Now().UnixMilli()
+	received := now.UnixMilli()
 	var recs [][]byte
 	rec := newRecord(f, received, recordCap(len(body)))
 	var (

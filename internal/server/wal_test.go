@@ -20,6 +20,10 @@ func TestSplitCanonicalPoint(t *testing.T) {
 		{`"∆~jobs" -3 1712000000000 source="a b" "k"="x\"y z"`, `"∆~jobs" source="a b" "k"="x\"y z"`, -3, 1712000000000, true},
 		{`"m" NaN 1712000000000 source="s"`, `"m" source="s"`, math.NaN(), 1712000000000, true},
 		{`"m" +Inf 1712000000000 source="s"`, `"m" source="s"`, math.Inf(1), 1712000000000, true},
+		{`"m" -0 1712000000000 source="s"`, `"m" source="s"`, math.Copysign(0, -1), 1712000000000, true},
+		{`"m" 123456789012345678 1712000000000 source="s"`, `"m" source="s"`, 123456789012345678, 1712000000000, true},
+		{`"m" -12.5 1712000000000 source="s"`, `"m" source="s"`, -12.5, 1712000000000, true},
+		{`"m" - 1712000000000 source="s"`, "", 0, 0, false},
 		{`"m" 1 source="s"`, "", 0, 0, false},             // no timestamp
 		{`m 1 1712000000000 source="s"`, "", 0, 0, false}, // unquoted name
 		{`"m" 1 17x2000000000 source="s"`, "", 0, 0, false},
@@ -36,7 +40,10 @@ func TestSplitCanonicalPoint(t *testing.T) {
 	}
 }
 
-func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+// sameFloat is equality that tells -0 from 0 and NaN equal to itself.
+func sameFloat(a, b float64) bool {
+	return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
+}
 
 // FuzzSplitCanonicalPoint checks that every point the handler accepts
 // splits back from its WAL line into the value and millisecond timestamp
