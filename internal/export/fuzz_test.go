@@ -1,7 +1,9 @@
 package export
 
 import (
+	"bytes"
 	"testing"
+	"time"
 )
 
 // FuzzRemoteWriteConvert: any queue record converts without panicking, and
@@ -11,8 +13,12 @@ func FuzzRemoteWriteConvert(f *testing.F) {
 	f.Add(byte(Histograms), []byte("!M 1700000040000 #2 10 #3 20 \"h\" source=\"s\"\n"))
 	f.Fuzz(func(t *testing.T, kind byte, lines []byte) {
 		c := newRWConverter(3, newMetrics(nil, "fuzz"))
+		// A line without a timestamp gets the clock's: keep it still.
+		c.dec.Now = func() time.Time { return time.UnixMilli(1700000000000) }
 		rec := append([]byte{kind}, lines...)
+		var first [][]byte
 		err := c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error {
+			first = append(first, bytes.Clone(body))
 			samples := 0
 			for _, ts := range decodeRW(t, body).Timeseries {
 				samples += len(ts.Samples)
@@ -29,6 +35,19 @@ func FuzzRemoteWriteConvert(f *testing.F) {
 		}))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Again, now from the series cache (and, for canonical lines,
+		// without decoding): the same requests.
+		i := 0
+		err = c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error {
+			if i >= len(first) || !bytes.Equal(body, first[i]) {
+				t.Errorf("request %d differs when converted from the cache", i)
+			}
+			i++
+			return nil
+		}))
+		if err != nil || i != len(first) {
+			t.Fatalf("second conversion: %d requests, want %d (%v)", i, len(first), err)
 		}
 	})
 }

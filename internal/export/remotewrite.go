@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/klauspost/compress/snappy"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +40,8 @@ const (
 	histogramSeries = 2 + len(quantiles)
 	// maxCachedSeries bounds the converter's cache of label sets.
 	maxCachedSeries = 1 << 15
+	// canonicalKey starts the cache key of a canonical line's series text.
+	canonicalKey = 0
 )
 
 // quantiles are exported for each histogram, with their label values.
@@ -187,18 +191,89 @@ func (c *rwConverter) encode(lo, hi int) ([]byte, error) {
 }
 
 func (c *rwConverter) addPoint(line []byte) {
+	// The server's WAL holds canonical lines, whose series text (all but
+	// value and timestamp) identifies the series: a cache hit needs no
+	// decoding at all.
+	name, rest, v, ms, canonical := splitCanonicalPoint(line)
+	if canonical {
+		c.key = append(append(append(c.key[:0], canonicalKey), name...), rest...)
+		if s, ok := c.cache[string(c.key)]; ok {
+			c.countCollisions(s)
+			c.addSample(s, v, ms)
+			return
+		}
+	}
 	p := &c.point
 	if err := c.dec.ParsePoint(line, p); err != nil {
 		c.m.dropped.WithLabelValues("unparsable").Inc()
 		return
 	}
-	c.key = seriesKey(append(c.key[:0], byte(Points)), p.Name, p.Source, p.Tags)
+	if !canonical {
+		c.key = seriesKey(append(c.key[:0], byte(Points)), p.Name, p.Source, p.Tags)
+	}
 	s := c.seriesFor(c.key, func() *series {
 		return c.build(c.metricName(p.Name), p.Tags, "", prompb.Label{Name: labelSource, Value: string(p.Source)})
 	})
 	c.countCollisions(s)
 	c.addSample(s, p.Value, c.dec.TimestampMillis())
 }
+
+// splitCanonicalPoint splits a point line of the shape the server writes,
+//
+//	"<name>" <value> <ms> source="<source>" "<k>"="<v>"...
+//
+// into the quoted name, the rest from " source=", the value and the
+// timestamp. ok is false for any other shape, which is then decoded in
+// full. A canonical name is sanitised, so it holds no '"'.
+func splitCanonicalPoint(line []byte) (name, rest []byte, v float64, ms int64, ok bool) {
+	if len(line) < 2 || line[0] != '"' {
+		return nil, nil, 0, 0, false
+	}
+	end := bytes.IndexByte(line[1:], '"') + 2 // after the closing quote
+	if end < 2 || end >= len(line) || line[end] != ' ' {
+		return nil, nil, 0, 0, false
+	}
+	name, line = line[:end], line[end+1:]
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return nil, nil, 0, 0, false
+	}
+	val := line[:sp]
+	switch string(val) {
+	case "+Inf":
+		v = math.Inf(1)
+	case "-Inf":
+		v = math.Inf(-1)
+	default:
+		// Only what AppendValue writes for finite values ('f' format), so
+		// that this never accepts a value the decoder would read otherwise.
+		for _, d := range val {
+			if !isDigit(d) && d != '.' && d != '-' {
+				return nil, nil, 0, 0, false
+			}
+		}
+		var err error
+		if v, err = strconv.ParseFloat(unsafeString(val), 64); err != nil {
+			return nil, nil, 0, 0, false
+		}
+	}
+	line = line[sp+1:]
+	sp = bytes.IndexByte(line, ' ')
+	// 13 digits: the decoder reads [1e12, 1e13) as milliseconds as they
+	// are; other magnitudes it scales, so they take the decoder's path.
+	if sp != 13 || line[0] == '0' || !bytes.HasPrefix(line[sp:], []byte(" source=\"")) {
+		return nil, nil, 0, 0, false
+	}
+	for _, d := range line[:sp] {
+		if !isDigit(d) {
+			return nil, nil, 0, 0, false
+		}
+		ms = ms*10 + int64(d-'0')
+	}
+	return name, line[sp:], v, ms, true
+}
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func (c *rwConverter) addHistogram(line []byte) {
 	h := &c.dist
