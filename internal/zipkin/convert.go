@@ -33,6 +33,12 @@ type Converter struct {
 	w      *words
 	arena  arena
 	custom []wavefront.Tag
+	// dirty remembers the last keys that needed sanitising, as tracers send
+	// the same few (Envoy's guid:x-request-id) on every span.
+	dirty [4]struct {
+		key, sanitized []byte
+	}
+	nextDirty int
 }
 
 // RED is what the RED-metrics and heartbeat stage (§6) needs from a span.
@@ -362,6 +368,21 @@ var keyByte = func() (t [256]bool) {
 // §2.4 allows. Like the reference, which works on UTF-16 code units, a
 // character beyond U+FFFF becomes two '-'.
 func (c *Converter) sanitizeKey(k []byte) []byte {
+	// The usual key is clean from its first byte: no prefix to look for.
+	if len(k) > 0 && keyByte[k[0]] {
+		i := 1
+		for i < len(k) && keyByte[k[i]] {
+			i++
+		}
+		if i == len(k) {
+			return k
+		}
+	}
+	for i := range c.dirty {
+		if string(c.dirty[i].key) == string(k) {
+			return c.dirty[i].sanitized
+		}
+	}
 	keep := 0
 	switch {
 	case len(k) > 0 && k[0] == '~':
@@ -381,7 +402,7 @@ func (c *Converter) sanitizeKey(k []byte) []byte {
 	if i == len(k) {
 		return k
 	}
-	b := c.arena.alloc(len(k))[:i]
+	b := make([]byte, i, len(k))
 	copy(b, k[:i])
 	for i < len(k) {
 		if keyByte[k[i]] {
@@ -396,5 +417,9 @@ func (c *Converter) sanitizeKey(k []byte) []byte {
 		}
 		i += n
 	}
+	d := &c.dirty[c.nextDirty%len(c.dirty)]
+	c.nextDirty++
+	b = b[:len(b):len(b)] // an append by a caller must not write into the cache
+	d.key, d.sanitized = append(d.key[:0], k...), b
 	return b
 }

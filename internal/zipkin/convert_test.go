@@ -278,8 +278,10 @@ func TestSanitizeKey(t *testing.T) {
 		"ok.key_1,2-3":      "ok.key_1,2-3",
 		"x~":                "x-",
 	} {
-		if got := string(c.sanitizeKey([]byte(in))); got != want {
-			t.Errorf("sanitizeKey(%q) = %q, want %q", in, got, want)
+		for range 2 { // the second time from the cache of dirty keys
+			if got := string(c.sanitizeKey([]byte(in))); got != want {
+				t.Errorf("sanitizeKey(%q) = %q, want %q", in, got, want)
+			}
 		}
 	}
 }
