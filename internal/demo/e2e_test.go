@@ -98,6 +98,7 @@ func TestBrowserE2E(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	start0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	demoCtx, stopDemo := context.WithCancel(ctx)
@@ -131,6 +132,7 @@ func TestBrowserE2E(t *testing.T) {
 		return err == nil && n > 0, fmt.Sprintf("err=%v body=%.200s", err, body)
 	})
 
+	t.Logf("data after %v", time.Since(start0).Round(time.Millisecond))
 	b := startBrowser(ctx, t, bin)
 	defer b.close(t)
 
@@ -149,9 +151,11 @@ func TestBrowserE2E(t *testing.T) {
 	} {
 		var p dashboardPage
 		var notData []string
+		loads := 0
 		// Not fatal: the screenshot and the checks below tell more.
 		poll(45*time.Second, func() (bool, string) {
 			b.open(t, base+"/"+d.page+"?range=15m")
+			loads++
 			b.eval(t, dashboardInfoJS, &p)
 			notData = notData[:0]
 			for _, c := range p.Charts {
@@ -161,6 +165,7 @@ func TestBrowserE2E(t *testing.T) {
 			}
 			return len(notData) == 0, ""
 		})
+		t.Logf("%s: %d loads, %v after chromium's start", d.page, loads, time.Since(b.started).Round(time.Millisecond))
 		b.screenshot(t, filepath.Join(shots, d.page+".png"))
 		if !slices.Equal(p.Sections, d.sections) {
 			t.Errorf("%s: sections %q, want %q", d.page, p.Sections, d.sections)
@@ -205,6 +210,15 @@ func TestBrowserE2E(t *testing.T) {
 		if !slices.Contains(metrics, m) {
 			t.Errorf("metrics browser lacks %s (lists %d metrics)", m, len(metrics))
 		}
+	}
+	// A click on a name charts it.
+	b.eval(t, `document.querySelector('[data-metric="istio.requests.total.value"] a')?.click(), true`, new(bool))
+	var picked uiChart
+	if ok, _ := poll(15*time.Second, func() (bool, string) {
+		b.eval(t, `(({ chart = "", state = "" }) => ({ title: chart, state }))(document.querySelector("main [data-chart]")?.dataset ?? {})`, &picked)
+		return picked.State != "" && picked.State != "loading", ""
+	}); !ok || picked.Title != "ts(istio.requests.total.value)" || picked.State != "data" {
+		t.Errorf("metrics browser: a click on istio.requests.total.value shows %q in state %q, want its chart with data", picked.Title, picked.State)
 	}
 	b.screenshot(t, filepath.Join(shots, "metrics-browser.png"))
 
@@ -370,6 +384,7 @@ type browser struct {
 	calls   map[int]chan cdpReply
 	dead    chan struct{} // closed when the reply pipe ends
 	session string        // the page's session
+	started time.Time
 }
 
 type cdpReply struct {
@@ -408,7 +423,7 @@ func startBrowser(ctx context.Context, t *testing.T, bin string) *browser {
 	}
 	cmdR.Close()
 	replyW.Close()
-	b := &browser{ctx: ctx, cmd: cmd, stderr: stderr.Name(), w: cmdW, calls: map[int]chan cdpReply{}, dead: make(chan struct{})}
+	b := &browser{ctx: ctx, cmd: cmd, stderr: stderr.Name(), w: cmdW, calls: map[int]chan cdpReply{}, dead: make(chan struct{}), started: time.Now()}
 	go b.read(replyR)
 	var target struct {
 		TargetID string `json:"targetId"`
@@ -556,7 +571,7 @@ func (b *browser) screenshot(t *testing.T, path string) {
 		Data string `json:"data"`
 	}
 	b.page(t, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true,
-		"clip": map[string]any{"x": 0, "y": 0, "width": m.Size.Width, "height": min(m.Size.Height, 10000), "scale": 1}}, &shot)
+		"clip": map[string]any{"x": 0, "y": 0, "width": m.Size.Width, "height": min(m.Size.Height, 6000), "scale": 1}}, &shot)
 	png, err := base64.StdEncoding.DecodeString(shot.Data)
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +579,7 @@ func (b *browser) screenshot(t *testing.T, path string) {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot %s", path)
+	t.Logf("screenshot %s (%v after chromium's start)", path, time.Since(b.started).Round(time.Millisecond))
 }
 
 // close asks chromium to quit and, if it does not within 10 s, kills its

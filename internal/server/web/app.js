@@ -627,7 +627,9 @@ async function metricsBrowser() {
           el("td", {}, el("a", { class: "link", onclick: () => showMetric(m.name) }, m.name)),
           el("td", {}, m.kind),
           el("td", { class: "tags" }, (m.sources || []).slice(0, 5).join(", ") + ((m.sources || []).length > 5 ? ` (+${m.sources.length - 5})` : "")),
-          el("td", { class: "tags" }, Object.entries(m.tags || {}).map(([k, vs]) => k + "=" + vs.slice(0, 4).join("|") + (vs.length > 4 ? `|…(${vs.length})` : "")).join("  "))))));
+          // One line per metric; the tooltip has every tag's values.
+          el("td", { class: "tags oneline", title: Object.entries(m.tags || {}).map(([k, vs]) => k + " = " + vs.slice(0, 50).join(" | ") + (vs.length > 50 ? ` … (${vs.length})` : "")).join("\n") },
+            Object.entries(m.tags || {}).map(([k, vs]) => k + "=" + vs.slice(0, 3).join("|") + (vs.length > 3 ? `|…(${vs.length})` : "")).join("  "))))));
     } catch (e) {
       out.replaceChildren(el("p", { class: "err" }, e.message));
     }
