@@ -81,7 +81,7 @@ func TestUIDashboardMetrics(t *testing.T) {
 		"istio.request.duration.milliseconds.bucket.value", "istio.tcp.sent.bytes.total.value",
 		"istio.tcp.connections.closed.total.value", "istio.build.value", "pilot.services.value",
 		"pilot.xds.${m}.reject.value", "sidecar.injection.${m}.total.value", "process.cpu.seconds.total.value",
-		"pilot.xds.pushes.value", "pilot.virt.services.value", "pilot.proxy.convergence.time.bucket.value",
+		"pilot.xds.pushes.value", "pilot.virt.services.value", "pilot.proxy.convergence.time.bucket.value", "pilot.proxy.queue.time.bucket.value",
 		"galley.validation.${m}.value", "citadel.server.root.cert.expiry.timestamp.value", "go.memstats.heap.${m}.bytes.value",
 	} {
 		if !strings.Contains(js, m) {
