@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,9 +100,18 @@ func runServer(ctx context.Context, args []string, stdout io.Writer) error {
 		s.Close()
 		return err
 	}
-	slog.Info("server listening", "addr", ln.Addr().String(), "data", *data, "retention", ret, "auth", len(tokens) > 0)
+	slog.Info("server listening", "addr", ln.Addr().String(), "data", *data, "retention", ret, "auth", len(tokens) > 0,
+		"remote_write", redacted(*rwURL), "otlp", redacted(*otlpURL))
 	fmt.Fprintf(stdout, "listening on %s\n", ln.Addr())
 	return errors.Join(s.Serve(ctx, ln), s.Close())
+}
+
+// redacted is u without a password, for logs; "" stays "".
+func redacted(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(unparsable URL)"
 }
 
 // parseRetention accepts Go durations plus whole days ("15d").

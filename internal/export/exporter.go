@@ -132,7 +132,6 @@ func (r encoded) splittable() bool                { return false }
 type Exporter struct {
 	name   string
 	url    string
-	dest   string // url without credentials, for logs
 	header http.Header
 	cfg    Config
 	log    *slog.Logger
@@ -195,7 +194,6 @@ func open(name, dir, endpoint string, cfg Config, conv converter, m *metrics, re
 	e := &Exporter{
 		name:   name,
 		url:    endpoint,
-		dest:   u.Redacted(),
 		header: cfg.Header.Clone(),
 		cfg:    cfg,
 		log:    log,
