@@ -489,6 +489,17 @@ function table(c, results) {
     })));
 }
 
+// siTicks formats an axis's ticks with one SI prefix chosen by its largest
+// tick (3.2m, 120k; none from 0.01 to 1000), as the reference does, with
+// as many decimals as the tick step needs.
+function siTicks(u, vals, axis, space, step) {
+  const top = Math.max(...vals.map(Math.abs));
+  const [n, p] = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [0.01, ""], [1e-3, "m"], [1e-6, "µ"], [0, "n"]].find(([n]) => top >= n);
+  const unit = p === "n" ? 1e-9 : p ? n : 1;
+  const decimals = Math.min(Math.max(Math.ceil(-Math.log10(step / unit) - 1e-9), 0), 6);
+  return vals.map((v) => (v === 0 ? "0" : (v / unit).toFixed(decimals) + p));
+}
+
 // flatRange centres a flat chart on its value (−1…1 for all zeros, as
 // the reference draws its idle xDS error charts) instead of uPlot's 0…100.
 function flatRange(u, min, max) {
@@ -498,8 +509,36 @@ function flatRange(u, min, max) {
   return [min - pad, max + pad];
 }
 
+// bridgeGaps draws a dashed line across each series' missing points, as
+// the reference does: the line stays readable and the gap stays visible.
+function bridgeGaps(u) {
+  const ctx = u.ctx, dpr = devicePixelRatio;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(u.bbox.left, u.bbox.top, u.bbox.width, u.bbox.height);
+  ctx.clip();
+  ctx.setLineDash([4 * dpr, 4 * dpr]);
+  ctx.lineWidth = dpr;
+  const xs = u.data[0];
+  for (let k = 1; k < u.data.length; k++) {
+    const ys = u.data[k];
+    ctx.strokeStyle = COLORS[(k - 1) % COLORS.length];
+    ctx.beginPath();
+    for (let i = 0, last = -1; i < ys.length; i++) {
+      if (ys[i] == null) continue;
+      if (last >= 0 && i > last + 1) {
+        ctx.moveTo(u.valToPos(xs[last], "x", true), u.valToPos(ys[last], "y", true));
+        ctx.lineTo(u.valToPos(xs[i], "x", true), u.valToPos(ys[i], "y", true));
+      }
+      last = i;
+    }
+    ctx.stroke();
+  }
+  ctx.restore();
+}
+
 // lineChart draws every series of every query on one uPlot, timestamps
-// aligned on their union; gaps are bridged.
+// aligned on their union; gaps are bridged with dashes (bridgeGaps).
 function lineChart(box, c, results) {
   const series = [];
   results.forEach((r, i) => (r.timeseries || []).forEach((s) => series.push({ name: (results.length > 1 ? c.queries[i].name + " " : "") + seriesName(s), s })));
@@ -513,7 +552,7 @@ function lineChart(box, c, results) {
   }
   const width = Math.max(box.clientWidth - 16, 200);
   const w = window_();
-  const axisFmt = c.unit === "bytes" ? (u, vals) => vals.map((v) => binary(v, 2)) : undefined;
+  const axisFmt = c.unit === "bytes" ? (u, vals) => vals.map((v) => binary(v, 2)) : siTicks;
   const opts = {
     width, height: 180,
     legend: { show: false },
@@ -521,14 +560,14 @@ function lineChart(box, c, results) {
     scales: { x: { time: true, range: () => [w.s, w.e] }, y: { range: flatRange } },
     axes: [{ size: 30 }, { size: 80, values: axisFmt, label: c.unit === "bytes" ? "Bytes" : c.unit || "#", labelSize: 14 }],
     series: [{}, ...series.map(({ name }, i) => ({
-      label: name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
+      label: name, stroke: COLORS[i % COLORS.length], width: 1.5,
       fill: c.fill ? COLORS[i % COLORS.length] + "22" : undefined,
     }))],
   };
   // The legend is hidden (there can be hundreds of series); the readout
   // names the series nearest the cursor instead.
   const readout = el("div", { class: "readout muted" }, series.length + " series");
-  opts.hooks = { setCursor: [(u) => {
+  opts.hooks = { draw: [bridgeGaps], setCursor: [(u) => {
     const i = u.cursor.idx;
     if (i == null || u.cursor.top == null || u.cursor.top < 0) return;
     let best = null, dist = Infinity;
