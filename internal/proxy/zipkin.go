@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,7 +46,7 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 				CustomTagKeys:      splitList(p.cfg.TraceDerivedCustomTagKeys),
 			},
 			reds: deriver.NewBatch(),
-			in:   p.newIngester(port, nil),
+			in:   p.newIngester(port, nil), // converted spans always have a source
 		}
 	}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -89,8 +88,6 @@ func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int,
 		return http.StatusBadRequest, err.Error()
 	}
 	in := st.in
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	in.dec.DefaultSource = append(in.dec.DefaultSource[:0], host...)
 	rules := p.portRules(port)
 	if rules.Empty() {
 		rules = nil // lets zipkinSpan skip re-reading the RED inputs
