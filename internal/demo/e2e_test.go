@@ -385,14 +385,27 @@ type browser struct {
 	dead    chan struct{} // closed when the reply pipe ends
 	session string        // the page's session
 	started time.Time
+
+	exceptions []string // uncaught JavaScript exceptions, under mu
 }
 
+// cdpReply is a reply (ID set) or an event (Method set).
 type cdpReply struct {
 	ID     int             `json:"id"`
 	Result json.RawMessage `json:"result"`
 	Error  *struct {
 		Message string `json:"message"`
 	} `json:"error"`
+	Method string `json:"method"`
+	Params struct {
+		ExceptionDetails struct {
+			URL        string `json:"url"`
+			LineNumber int    `json:"lineNumber"`
+			Exception  struct {
+				Description string `json:"description"`
+			} `json:"exception"`
+		} `json:"exceptionDetails"`
+	} `json:"params"`
 }
 
 func startBrowser(ctx context.Context, t *testing.T, bin string) *browser {
@@ -440,6 +453,10 @@ func startBrowser(ctx context.Context, t *testing.T, bin string) *browser {
 		t.Fatalf("chromium: %v", err)
 	}
 	b.session = attached.SessionID
+	if err := b.call(b.session, "Runtime.enable", struct{}{}, nil); err != nil {
+		b.close(t)
+		t.Fatalf("chromium: %v", err)
+	}
 	return b
 }
 
@@ -452,7 +469,16 @@ func (b *browser) read(r *os.File) {
 			return
 		}
 		var rep cdpReply
-		if json.Unmarshal(msg[:len(msg)-1], &rep) != nil || rep.ID == 0 {
+		if json.Unmarshal(msg[:len(msg)-1], &rep) != nil {
+			continue
+		}
+		if rep.Method == "Runtime.exceptionThrown" {
+			d := rep.Params.ExceptionDetails
+			b.mu.Lock()
+			b.exceptions = append(b.exceptions, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, d.Exception.Description))
+			b.mu.Unlock()
+		}
+		if rep.ID == 0 {
 			continue // an event
 		}
 		b.mu.Lock()
@@ -582,9 +608,14 @@ func (b *browser) screenshot(t *testing.T, path string) {
 	t.Logf("screenshot %s (%v after chromium's start)", path, time.Since(b.started).Round(time.Millisecond))
 }
 
-// close asks chromium to quit and, if it does not within 10 s, kills its
-// process group.
+// close reports the pages' uncaught exceptions, asks chromium to quit
+// and, if it does not within 10 s, kills its process group.
 func (b *browser) close(t *testing.T) {
+	b.mu.Lock()
+	if len(b.exceptions) > 0 {
+		t.Errorf("uncaught JavaScript exceptions:\n%s", strings.Join(b.exceptions, "\n"))
+	}
+	b.mu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- b.cmd.Wait() }()
 	_ = b.call("", "Browser.close", struct{}{}, nil)
