@@ -3,6 +3,7 @@ package zipkin
 import (
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"unicode/utf16"
@@ -170,10 +171,12 @@ func (l *lexer) str() ([]byte, error) {
 	start := l.i
 	b := l.b
 	i := l.i
-	// Eight bytes at a time while none is '"', '\\' or non-ASCII.
+	// Eight bytes at a time while none is '"', '\\' or non-ASCII; the lowest
+	// marked byte of a word is exactly the first such byte.
 	for ; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
-		if (hasZeroByte(x^0x2222222222222222)|hasZeroByte(x^0x5c5c5c5c5c5c5c5c)|x)&0x8080808080808080 != 0 {
+		if m := (hasZeroByte(x^0x2222222222222222) | hasZeroByte(x^0x5c5c5c5c5c5c5c5c) | x) & 0x8080808080808080; m != 0 {
+			i += bits.TrailingZeros64(m) / 8
 			break
 		}
 	}
