@@ -70,3 +70,55 @@ func BenchmarkRemoteWriteConvert(b *testing.B) {
 		})
 	})
 }
+
+// spanRecord is a queue record of n Envoy-like canonical span lines.
+func spanRecord(n int) []byte {
+	rec := []byte{byte(Spans)}
+	for i := range n {
+		rec = fmt.Appendf(rec, "\"reviews.default.svc.cluster.local:9080/*\" source=\"reviews-v%d\" spanId=\"00000000-0000-0000-%04x-%012x\" traceId=\"%08x-0000-0000-0000-%012x\" \"parent\"=\"00000000-0000-0000-0000-%012x\" \"application\"=\"bookinfo\" \"service\"=\"reviews\" \"cluster\"=\"k8s-cluster\" \"shard\"=\"none\" \"span.kind\"=\"server\" \"http.method\"=\"GET\" \"http.status_code\"=\"200\" \"component\"=\"proxy\" \"upstream_cluster\"=\"inbound|9080||\" 1700000000000 %d\n",
+			i%3, i>>16, i, i/4, i/4, i+1, 1+i%100)
+	}
+	return rec
+}
+
+// BenchmarkOTLPConvert is BenchmarkRemoteWriteConvert for spans: OTLP
+// conversion (decode, protobuf, gzip) against DecodeSpan of the same lines.
+func BenchmarkOTLPConvert(b *testing.B) {
+	const spans = 5000
+	rec := spanRecord(spans)
+	report := func(b *testing.B, run func()) {
+		b.SetBytes(int64(len(rec)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		cpu := cpuTime()
+		for b.Loop() {
+			run()
+		}
+		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N*spans), "cpu-ns/span")
+	}
+	b.Run("decode-only", func(b *testing.B) {
+		var dec wavefront.Decoder
+		lim := decodeLimits()
+		dec.Limits = &lim
+		var s wavefront.Span
+		report(b, func() {
+			for line := range lines(rec[1:]) {
+				if err := dec.DecodeSpan(line, &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("otlp", func(b *testing.B) {
+		c := newOTLPConverter(0, newMetrics(nil, "bench"))
+		report(b, func() {
+			err := c.convert([][]byte{rec}, whole(b, func(body []byte, n int) error {
+				_, err := io.Discard.Write(body)
+				return err
+			}))
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // FuzzRemoteWriteConvert: any queue record converts without panicking, and
@@ -59,7 +61,8 @@ func FuzzOTLPConvert(f *testing.F) {
 	f.Add(byte(Spans), []byte("\"op\" source=\"s\" spanId=\"00000000-0000-0000-0000-000000000001\" traceId=\"x\" \"parent\"=\"2\" 1700000000000 5\n"))
 	f.Add(byte(SpanLogs), []byte(`{"traceId":"x","spanId":"1","logs":[{"timestamp":1,"fields":{"event":"e"}}]}`+"\n"))
 	f.Fuzz(func(t *testing.T, kind byte, lines []byte) {
-		c := newOTLPConverter(2, newMetrics(nil, "fuzz"))
+		m := newMetrics(nil, "fuzz")
+		c := newOTLPConverter(2, m)
 		rec := append([]byte{kind}, lines...)
 		err := c.convert([][]byte{rec}, whole(t, func(body []byte, n int) error {
 			spans := 0
@@ -80,6 +83,9 @@ func FuzzOTLPConvert(f *testing.F) {
 		}))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if n := testutil.ToFloat64(m.dropped.WithLabelValues("marshal_error")); n > 0 {
+			t.Errorf("%v spans could not be encoded", n)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/gzip"
@@ -33,6 +34,7 @@ const (
 	unknownService   = "unknown_service"
 	defaultEventName = "log"
 	defaultLinger    = time.Second
+	maxInternedKeys  = 1 << 12
 )
 
 // Wavefront span tags with a meaning of their own in OTLP.
@@ -71,6 +73,7 @@ func newOTLPConverter(maxSpans int, m *metrics) *otlpConverter {
 	}
 	c.lim = decodeLimits()
 	c.dec.Limits = &c.lim
+	c.keys = make(map[string]string)
 	c.gz, _ = gzip.NewWriterLevel(&c.body, gzip.BestSpeed) // the level is valid
 	return c
 }
@@ -85,6 +88,16 @@ type otlpConverter struct {
 	span wavefront.Span
 	gz   *gzip.Writer
 	body bytes.Buffer
+
+	seen []string          // a span's attribute keys so far
+	keys map[string]string // interned attribute keys
+	// Slabs for the messages of the requests being built.
+	spanSlab   slab[tracepb.Span]
+	statusSlab slab[tracepb.Status]
+	kvSlab     slab[commonpb.KeyValue]
+	anySlab    slab[commonpb.AnyValue]
+	strSlab    slab[commonpb.AnyValue_StringValue]
+	ids        []byte
 
 	// The request being built: resources in order of first appearance.
 	resources []*tracepb.ResourceSpans
@@ -248,35 +261,32 @@ func (c *otlpConverter) reset() {
 // addSpan appends s, with the events of its span logs (taken out of
 // events), to the request being built.
 func (c *otlpConverter) addSpan(s *wavefront.Span, events map[spanKey][]*tracepb.Span_Event) {
-	traceID := otlpID(s.TraceID, 16)
-	out := &tracepb.Span{
-		TraceId:           traceID,
-		SpanId:            otlpID(s.SpanID, 8),
-		Name:              string(s.Name),
-		StartTimeUnixNano: uint64(max(s.StartMillis, 0)) * 1e6,
-		EndTimeUnixNano:   uint64(max(s.StartMillis+s.DurationMillis, 0)) * 1e6,
-		Kind:              tracepb.Span_SPAN_KIND_UNSPECIFIED,
-		Status:            &tracepb.Status{},
-	}
-	rk := resourceKey{service: unknownService, source: string(s.Source)}
+	out := c.spanSlab.alloc()
+	status := c.statusSlab.alloc()
+	traceID := c.id(s.TraceID, 16)
+	out.TraceId, out.SpanId, out.Name, out.Status = traceID, c.id(s.SpanID, 8), utf8String(s.Name), status
+	out.StartTimeUnixNano = uint64(max(s.StartMillis, 0)) * 1e6
+	out.EndTimeUnixNano = uint64(max(s.StartMillis+s.DurationMillis, 0)) * 1e6
+	rk := resourceKey{service: unknownService, source: utf8String(s.Source)}
 	k := spanKey{trace: string(s.TraceID), span: string(s.SpanID)}
-	seen := make(map[string]bool, len(s.Tags))
+	c.seen = c.seen[:0]
 	for _, t := range s.Tags {
-		key, val := string(t.Key), string(t.Value)
+		key := c.attrKey(t.Key)
 		switch key {
 		case tagParent, tagFollowsFrom:
-			id := otlpID(t.Value, 8)
+			id := c.id(t.Value, 8)
 			if key == tagParent && out.ParentSpanId == nil {
 				out.ParentSpanId = id
 			} else {
-				out.Links = append(out.Links, &tracepb.Span_Link{TraceId: traceID, SpanId: id, Attributes: []*commonpb.KeyValue{stringAttr("wavefront.ref", key)}})
+				out.Links = append(out.Links, &tracepb.Span_Link{TraceId: traceID, SpanId: id, Attributes: []*commonpb.KeyValue{c.attr("wavefront.ref", key)}})
 			}
 			continue
 		}
-		if seen[key] {
+		if slices.Contains(c.seen, key) {
 			continue // OTLP attribute keys are unique; the first value wins
 		}
-		seen[key] = true
+		c.seen = append(c.seen, key)
+		val := utf8String(t.Value)
 		switch key {
 		case tagService:
 			rk.service = val
@@ -290,15 +300,15 @@ func (c *otlpConverter) addSpan(s *wavefront.Span, events map[spanKey][]*tracepb
 			out.Kind = spanKind(val)
 		case tagError:
 			if strings.EqualFold(val, "true") {
-				out.Status.Code = tracepb.Status_STATUS_CODE_ERROR
+				status.Code = tracepb.Status_STATUS_CODE_ERROR
 			}
 		case tagSpanLogs:
 			// Wavefront's marker that span logs exist; events carry them here.
 		case tagSecondaryID:
-			k.secondary = val
-			out.Attributes = append(out.Attributes, stringAttr(key, val))
+			k.secondary = string(t.Value)
+			out.Attributes = append(out.Attributes, c.attr(key, val))
 		default:
-			out.Attributes = append(out.Attributes, stringAttr(key, val))
+			out.Attributes = append(out.Attributes, c.attr(key, val))
 		}
 	}
 	if evs, ok := events[k]; ok {
@@ -308,6 +318,68 @@ func (c *otlpConverter) addSpan(s *wavefront.Span, events map[spanKey][]*tracepb
 	scope := c.resourceSpans(rk).ScopeSpans[0]
 	scope.Spans = append(scope.Spans, out)
 	c.spans++
+}
+
+// attrKey returns tag key b as a string, interned because a batch repeats
+// few keys many times.
+func (c *otlpConverter) attrKey(b []byte) string {
+	if k, ok := c.keys[string(b)]; ok {
+		return k
+	}
+	if len(c.keys) >= maxInternedKeys {
+		clear(c.keys)
+	}
+	k := utf8String(b)
+	c.keys[string(b)] = k
+	return k
+}
+
+// attr makes a string attribute from slab memory: a span carries a dozen,
+// and allocating each message on its own dominated conversion.
+func (c *otlpConverter) attr(k, v string) *commonpb.KeyValue {
+	sv := c.strSlab.alloc()
+	sv.StringValue = v
+	av := c.anySlab.alloc()
+	av.Value = sv
+	kv := c.kvSlab.alloc()
+	kv.Key, kv.Value = k, av
+	return kv
+}
+
+// id is otlpID into slab memory.
+func (c *otlpConverter) id(b []byte, n int) []byte {
+	if len(c.ids)+n > cap(c.ids) {
+		c.ids = make([]byte, 0, slabSize*16)
+	}
+	c.ids = append(c.ids, make([]byte, n)...)
+	out := c.ids[len(c.ids)-n : len(c.ids) : len(c.ids)]
+	otlpIDInto(out, b)
+	return out
+}
+
+// slab hands out zeroed T from chunks, so that many small messages cost
+// one allocation per chunk. Chunks are never reused: messages handed out
+// belong to the request and are garbage with it.
+type slab[T any] struct{ buf []T }
+
+const slabSize = 256
+
+func (s *slab[T]) alloc() *T {
+	if len(s.buf) == cap(s.buf) {
+		s.buf = make([]T, 0, slabSize)
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
+}
+
+// utf8String is b as a string with invalid UTF-8 replaced by U+FFFD:
+// protobuf refuses to encode invalid strings, and one would cost the
+// whole request.
+func utf8String(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
 }
 
 func (c *otlpConverter) resourceSpans(k resourceKey) *tracepb.ResourceSpans {
@@ -381,28 +453,29 @@ func stringAttr(k, v string) *commonpb.KeyValue {
 // or is all zeros (invalid in OTLP), is hashed instead, so it still maps to
 // the same OTLP ID wherever it appears (span, parent, span logs).
 func otlpID(id []byte, n int) []byte {
-	digits := make([]byte, 0, 32)
-	for _, b := range id {
-		if b != '-' {
-			digits = append(digits, b)
+	out := make([]byte, n)
+	otlpIDInto(out, id)
+	return out
+}
+
+func otlpIDInto(out, id []byte) {
+	n := len(out)
+	var digits [32]byte // the last 2n digits, right-aligned
+	for i := range digits {
+		digits[i] = '0'
+	}
+	got := 0
+	for i := len(id) - 1; i >= 0 && got < 2*n; i-- {
+		if id[i] != '-' {
+			digits[len(digits)-1-got] = id[i]
+			got++
 		}
 	}
-	if len(digits) > 2*n {
-		digits = digits[len(digits)-2*n:]
+	if _, err := hex.Decode(out, digits[len(digits)-2*n:]); err == nil && got > 0 && slices.ContainsFunc(out, func(b byte) bool { return b != 0 }) {
+		return
 	}
-	out := make([]byte, n)
-	padded := make([]byte, 2*n)
-	for i := range padded[:2*n-len(digits)] {
-		padded[i] = '0'
-	}
-	copy(padded[2*n-len(digits):], digits)
-	if _, err := hex.Decode(out, padded); err == nil && len(digits) > 0 && slices.ContainsFunc(out, func(b byte) bool { return b != 0 }) {
-		return out
-	}
-	h := xxhash.Sum64(id)
-	binary.BigEndian.PutUint64(out[n-8:], h)
+	binary.BigEndian.PutUint64(out[n-8:], xxhash.Sum64(id))
 	if n > 8 {
 		binary.BigEndian.PutUint64(out[:8], xxhash.Sum64(append([]byte{0}, id...)))
 	}
-	return out
 }

@@ -213,7 +213,7 @@ func (c *rwConverter) addPoint(line []byte) {
 		c.key = seriesKey(append(c.key[:0], byte(Points)), p.Name, p.Source, p.Tags)
 	}
 	s := c.seriesFor(c.key, func() *series {
-		return c.build(c.metricName(p.Name), p.Tags, "", prompb.Label{Name: labelSource, Value: string(p.Source)})
+		return c.build(c.metricName(p.Name), p.Tags, "", prompb.Label{Name: labelSource, Value: utf8String(p.Source)})
 	})
 	c.countCollisions(s)
 	c.addSample(s, p.Value, c.dec.TimestampMillis())
@@ -295,7 +295,7 @@ func (c *rwConverter) addHistogram(line []byte) {
 		c.key = append(c.key[:n], byte(i))
 		s := c.seriesFor(c.key, func() *series {
 			base := c.metricName(h.Name)
-			fixed := []prompb.Label{{Name: labelSource, Value: string(h.Source)}, {Name: labelGranularity, Value: granularityName(h.Granularity)}}
+			fixed := []prompb.Label{{Name: labelSource, Value: utf8String(h.Source)}, {Name: labelGranularity, Value: granularityName(h.Granularity)}}
 			// quantile is reserved on every series of the histogram, so
 			// that count, sum and quantiles keep the same tag labels.
 			switch i {
@@ -367,7 +367,7 @@ func (c *rwConverter) build(name string, tags []wavefront.Tag, reserved string, 
 			s.collisions++
 			continue
 		}
-		s.labels = append(s.labels, prompb.Label{Name: ln, Value: string(t.Value)})
+		s.labels = append(s.labels, prompb.Label{Name: ln, Value: utf8String(t.Value)})
 	}
 	slices.SortFunc(s.labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
 	return s
