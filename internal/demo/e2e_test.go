@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -136,6 +137,7 @@ func TestBrowserE2E(t *testing.T) {
 	b := startBrowser(ctx, t, bin)
 	defer b.close(t)
 
+	var workloads []string // the data plane's Source Workload values
 	// A dashboard is polled until every chart shows data: queries over
 	// rates and deltas fill in one or two collections after the first.
 	for _, d := range []struct {
@@ -167,6 +169,10 @@ func TestBrowserE2E(t *testing.T) {
 		})
 		t.Logf("%s: %d loads, %v after chromium's start", d.page, loads, time.Since(b.started).Round(time.Millisecond))
 		b.screenshot(t, filepath.Join(shots, d.page+".png"))
+		if d.page == "data-plane" {
+			b.eval(t, `[...([...document.querySelectorAll("#bar label")].find((l) => l.firstChild.textContent === "Source Workload")?.querySelectorAll("option") ?? [])]
+  .map((o) => o.value).filter((v) => v !== "*")`, &workloads)
+		}
 		if !slices.Equal(p.Sections, d.sections) {
 			t.Errorf("%s: sections %q, want %q", d.page, p.Sections, d.sections)
 		}
@@ -199,6 +205,19 @@ func TestBrowserE2E(t *testing.T) {
 			} else if c := p.Charts[i]; c.State != "data" || c.Points == 0 {
 				t.Errorf("Proxy Queue Time has no data: state %q, %d points %s", c.State, c.Points, c.Error)
 			}
+		}
+	}
+
+	// A variable filters the charts: with Source Workload set (by URL, as
+	// a shared link would), the HTTP table keeps only that workload's rows.
+	if len(workloads) == 0 {
+		t.Error("data-plane: the Source Workload variable offers no workloads")
+	} else {
+		b.open(t, base+"/data-plane?range=15m&var.src_wl="+url.QueryEscape(workloads[0]))
+		var column []string
+		b.eval(t, httpTableColumnJS("source_workload"), &column)
+		if len(column) == 0 || slices.ContainsFunc(column, func(w string) bool { return w != workloads[0] }) {
+			t.Errorf("data-plane with Source Workload %s: HTTP table source_workload column %q, want only that workload", workloads[0], column)
 		}
 	}
 
@@ -324,6 +343,16 @@ const dashboardInfoJS = `({
   charts: [...document.querySelectorAll("[data-chart]")].map((e) => ({ title: e.dataset.chart, kind: e.dataset.kind, state: e.dataset.state,
     series: +e.dataset.series || 0, points: +e.dataset.points || 0, error: e.dataset.error || "" })),
 })`
+
+// httpTableColumnJS evaluates to the cells of one column of the data
+// plane's HTTP table.
+func httpTableColumnJS(column string) string {
+	return `(() => {
+  const rows = [...document.querySelectorAll('[data-chart="Overview of Applications using HTTP"] table tr')];
+  const i = rows.length ? [...rows[0].children].findIndex((th) => th.textContent === ` + strconv.Quote(column) + `) : -1;
+  return i < 0 ? [] : rows.slice(1).map((r) => r.children[i].textContent);
+})()`
+}
 
 const waterfallInfoJS = `(() => {
   const box = document.querySelector("[data-trace][data-spans]");
