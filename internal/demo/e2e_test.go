@@ -259,23 +259,30 @@ func TestBrowserE2E(t *testing.T) {
 	b.screenshot(t, filepath.Join(shots, "traces.png"))
 
 	best := slices.MaxFunc(found.Traces, func(a, b traceHit) int { return a.SpanCount - b.SpanCount })
-	var tr struct {
-		Spans []struct {
-			SpanID      string            `json:"spanId"`
-			Annotations []json.RawMessage `json:"annotations"`
-			Logs        []json.RawMessage `json:"logs"`
-		} `json:"spans"`
-	}
-	if err := getJSON(base+"/api/v2/traces/"+url.PathEscape(best.TraceID), &tr); err != nil {
-		t.Fatal(err)
-	}
-	b.open(t, base+"/traces?range=15m&trace="+url.QueryEscape(best.TraceID))
+	// Spans and span logs of a trace may still be arriving: the page is
+	// compared with the API only when the API gave the same trace before
+	// and after the page loaded.
+	var tr traceJSON
 	var wf struct {
 		Trace string         `json:"trace"`
 		Spans int            `json:"spans"`
 		Rows  []waterfallRow `json:"rows"`
 	}
-	b.eval(t, waterfallInfoJS, &wf)
+	traceURL := base + "/api/v2/traces/" + url.PathEscape(best.TraceID)
+	if ok, why := poll(20*time.Second, func() (bool, string) {
+		var before traceJSON
+		if err := getJSON(traceURL, &before); err != nil {
+			return false, err.Error()
+		}
+		b.open(t, base+"/traces?range=15m&trace="+url.QueryEscape(best.TraceID))
+		b.eval(t, waterfallInfoJS, &wf)
+		if err := getJSON(traceURL, &tr); err != nil {
+			return false, err.Error()
+		}
+		return before.counts() == tr.counts(), fmt.Sprintf("(spans, span logs) went from %v to %v", before.counts(), tr.counts())
+	}); !ok {
+		t.Fatalf("trace %s kept changing: %s", best.TraceID, why)
+	}
 	if wf.Trace != best.TraceID || wf.Spans != len(tr.Spans) || len(wf.Rows) != len(tr.Spans) {
 		t.Errorf("trace view: trace %q with %d spans and %d rows, want %s with %d spans", wf.Trace, wf.Spans, len(wf.Rows), best.TraceID, len(tr.Spans))
 	}
@@ -318,6 +325,24 @@ func (c uiChart) String() string { return c.Title + " (" + c.Kind + ")" }
 type traceHit struct {
 	TraceID   string `json:"traceId"`
 	SpanCount int    `json:"spanCount"`
+}
+
+// traceJSON is what the UI shows of /api/v2/traces/{id}.
+type traceJSON struct {
+	Spans []struct {
+		SpanID      string            `json:"spanId"`
+		Annotations []json.RawMessage `json:"annotations"`
+		Logs        []json.RawMessage `json:"logs"`
+	} `json:"spans"`
+}
+
+// counts are the trace's spans and span logs.
+func (tr traceJSON) counts() [2]int {
+	logs := 0
+	for _, s := range tr.Spans {
+		logs += len(s.Logs)
+	}
+	return [2]int{len(tr.Spans), logs}
 }
 
 // waterfallRow is one span row of the trace view: its tag and span-log
