@@ -77,11 +77,12 @@ var (
 
 // TestBrowserE2E drives Debian's chromium (headless, over the DevTools
 // protocol on a pipe) against a running demo: both dashboards must show
-// every chart of the reference with data, the metrics browser must list
-// the Istio metrics, and one trace from the search API must open as a
-// waterfall with all its spans, tags and span logs. Screenshots of each
-// page go to MESHWAVE_E2E_DIR (.ci/run sets it) or a temporary directory.
-// Without chromium it skips, except under CI, where it fails.
+// every chart of the reference with data and filter by their variables,
+// the metrics browser must list and chart the Istio metrics, one trace
+// from the search API must open as a waterfall with all its spans, tags
+// and span logs, and no page may throw. Screenshots of each page go to
+// MESHWAVE_E2E_DIR (.ci/run sets it) or a temporary directory. Without
+// chromium it skips, except under CI, where it fails.
 func TestBrowserE2E(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole demo and a browser")
@@ -99,7 +100,7 @@ func TestBrowserE2E(t *testing.T) {
 	} else if err := os.MkdirAll(shots, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	start0 := time.Now()
+	testStart := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	demoCtx, stopDemo := context.WithCancel(ctx)
@@ -133,10 +134,17 @@ func TestBrowserE2E(t *testing.T) {
 		return err == nil && n > 0, fmt.Sprintf("err=%v body=%.200s", err, body)
 	})
 
-	t.Logf("data after %v", time.Since(start0).Round(time.Millisecond))
+	t.Logf("data after %v", time.Since(testStart).Round(time.Millisecond))
 	b := startBrowser(ctx, t, bin)
 	defer b.close(t)
+	checkDashboards(t, b, base, shots)
+	checkMetricsBrowser(t, b, base, shots)
+	checkTraces(t, b, base, shots)
+}
 
+// checkDashboards checks both dashboards against the reference, then a
+// variable's effect.
+func checkDashboards(t *testing.T, b *browser, base, shots string) {
 	var workloads []string // the data plane's Source Workload values
 	// A dashboard is polled until every chart shows data: queries over
 	// rates and deltas fill in one or two collections after the first.
@@ -180,7 +188,7 @@ func TestBrowserE2E(t *testing.T) {
 		for _, v := range p.Vars {
 			labels = append(labels, v.Label)
 		}
-		if want := append(d.vars, "Time range", "Auto-refresh"); !slices.Equal(labels, want) {
+		if want := slices.Concat(d.vars, []string{"Time range", "Auto-refresh"}); !slices.Equal(labels, want) {
 			t.Errorf("%s: top bar %q, want %q", d.page, labels, want)
 		}
 		if len(p.Vars) == 0 || p.Vars[0].Value != "meshwave-demo" {
@@ -221,7 +229,11 @@ func TestBrowserE2E(t *testing.T) {
 		}
 	}
 
-	// Metrics browser: names with their sources and tags.
+}
+
+// checkMetricsBrowser checks the metrics browser lists names with their
+// sources and tags, and charts one on a click.
+func checkMetricsBrowser(t *testing.T, b *browser, base, shots string) {
 	b.open(t, base+"/metrics-browser?range=15m")
 	var metrics []string
 	b.eval(t, `[...document.querySelectorAll("[data-metric]")].map((e) => e.dataset.metric)`, &metrics)
@@ -240,9 +252,12 @@ func TestBrowserE2E(t *testing.T) {
 		t.Errorf("metrics browser: a click on istio.requests.total.value shows %q in state %q, want its chart with data", picked.Title, picked.State)
 	}
 	b.screenshot(t, filepath.Join(shots, "metrics-browser.png"))
+}
 
-	// Traces: the search page, then the trace with the most spans among
-	// those the search API returns, opened by URL as a user would share it.
+// checkTraces checks the trace search page, then opens the trace with the
+// most spans among those the search API returns, by URL as a user would
+// share it, and compares its waterfall with the API.
+func checkTraces(t *testing.T, b *browser, base, shots string) {
 	var found struct {
 		Traces []traceHit `json:"traces"`
 	}
