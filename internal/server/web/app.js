@@ -221,7 +221,7 @@ const CONTROL_PLANE = {
     ] },
     { title: "Pilot Traffic Management", rows: [
       [
-        { title: "XDS Pushes", desc: "Cumulative xDS pushes per type.", type: "table", cols: ["app", "instance", "type"], queries: q1(cp("ts(pilot.xds.pushes.value, F_cp)")) },
+        { title: "XDS Pushes", desc: "Cumulative xDS pushes per type.", type: "table", digits: 0, cols: ["app", "instance", "type"], queries: q1(cp("ts(pilot.xds.pushes.value, F_cp)")) },
         { title: "Total XDS Responses Rejected by Proxy", desc: "xDS responses that proxies rejected.", type: "line", queries: q1(cp("ts(pilot.total.xds.rejects.value, F_cp)")) },
         { title: "XDS Write Timeout", desc: "xDS writes that timed out.", type: "line", unit: "s", queries: q1(cp("ts(pilot.xds.write.timeout.value, F_cp)")) },
         { title: "Total XDS Internal Errors", desc: "Internal errors while istiod served xDS.", type: "line", queries: q1(cp("ts(pilot.total.xds.internal.errors.value, F_cp)")) },
