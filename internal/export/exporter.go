@@ -147,11 +147,14 @@ type Exporter struct {
 	// lastAddErr rate-limits the log of a failing disk, which every Add
 	// would otherwise repeat.
 	lastAddErr time.Time
-	// lastDropLog rate-limits drop logs; only the sender uses it.
-	lastDropLog time.Time
-	stop        context.CancelFunc
-	done        chan struct{}
-	closeMu     sync.Once
+	// lastDropLog and warnedAt (the last warning about a failing remote)
+	// rate-limit the sender's logs, so a flaky remote does not flood them;
+	// warned says a warning awaits its "accepts again".
+	lastDropLog, warnedAt time.Time
+	warned                bool
+	stop                  context.CancelFunc
+	done                  chan struct{}
+	closeMu               sync.Once
 }
 
 // open creates the exporter called name with its queue in dir and starts
@@ -358,7 +361,6 @@ func (e *Exporter) deliverRange(ctx context.Context, r request, lo, hi int, budg
 		e.log.Error("encoding a request failed; its data is dropped", "err", err, "items", items)
 		return nil
 	}
-	var failingSince, lastLog time.Time
 	for attempt := 1; ; attempt++ {
 		status, retryAfter, answer, err := e.post(ctx, body)
 		if ctx.Err() != nil {
@@ -374,8 +376,9 @@ func (e *Exporter) deliverRange(ctx context.Context, r request, lo, hi int, budg
 				items -= n
 			}
 			e.m.sent.Add(float64(items))
-			if !failingSince.IsZero() {
-				e.log.Info("remote accepts data again", "down_for", time.Since(failingSince).Round(time.Millisecond), "attempts", attempt)
+			if e.warned {
+				e.log.Info("remote accepts data again")
+				e.warned = false
 			}
 			return nil
 		case err == nil && !retryable(status):
@@ -399,12 +402,8 @@ func (e *Exporter) deliverRange(ctx context.Context, r request, lo, hi int, budg
 		e.m.requests.WithLabelValues(code).Inc()
 		e.m.retries.Inc()
 		wait := max(backoff(attempt, e.cfg.MinBackoff, e.cfg.MaxBackoff), min(retryAfter, e.cfg.MaxBackoff))
-		now := time.Now()
-		if failingSince.IsZero() {
-			failingSince = now
-		}
-		if now.Sub(lastLog) >= failureLogEvery {
-			lastLog = now
+		if now := time.Now(); now.Sub(e.warnedAt) >= failureLogEvery {
+			e.warnedAt, e.warned = now, true
 			e.log.Warn("remote unavailable; data stays queued and is retried", "err", err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "queued_bytes", e.q.Bytes())
 		}
 		if !sleepCtx(ctx, wait) {

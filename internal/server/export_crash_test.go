@@ -1,0 +1,150 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// exportChildEnv, set to "<data dir> <remote-write URL>", makes
+// TestExportCrashChild a server process with the remote-write exit.
+const exportChildEnv = "MESHWAVE_SERVER_TEST_EXPORT_CHILD"
+
+// TestExportCrashChild is not a test: it is the server process of
+// TestExportCrashLosesNothing, run from this test binary.
+func TestExportCrashChild(t *testing.T) {
+	dir, remote, ok := strings.Cut(os.Getenv(exportChildEnv), " ")
+	if !ok {
+		t.Skip("the child process of TestExportCrashLosesNothing")
+	}
+	s, err := Open(Config{DataDir: dir, Logger: quietLogger(), RemoteWrite: fastExport(remote)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println(ln.Addr().String())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	s.Serve(ctx, ln)
+}
+
+func startExportChild(t *testing.T, dir, remote string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestExportCrashChild$")
+	cmd.Env = append(os.Environ(), exportChildEnv+"="+dir+" "+remote)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("child: %v", err)
+	}
+	return cmd, "http://" + strings.TrimSpace(line)
+}
+
+// TestExportCrashLosesNothing SIGKILLs a server process while clients post
+// and it exports to a remote that refuses a third of its requests,
+// restarts it on the same data directory, and checks that every point of
+// every 202 reaches the remote (at least once).
+func TestExportCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	sink := &rwSink{seen: map[string]int{}}
+	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rand.N(3) == 0 {
+			http.Error(w, "flaky for the test", http.StatusServiceUnavailable)
+			return
+		}
+		sink.ServeHTTP(w, r)
+	})
+	sink.up.Store(true)
+	remote := httptest.NewServer(flaky)
+	defer remote.Close()
+
+	dir := t.TempDir()
+	cmd, url := startExportChild(t, dir, remote.URL)
+	t0 := base()
+	const perReq = 100
+	var (
+		mu    sync.Mutex
+		acked []int
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := w; ; r += 4 {
+				var b strings.Builder
+				for i := range perReq {
+					fmt.Fprintf(&b, "crash.exp %d %d source=r%d\n", i, t0+int64(i)*1000, r)
+				}
+				resp, err := client.Post(url+"/report?f=wavefront", "text/plain", strings.NewReader(b.String()))
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					mu.Lock()
+					acked = append(acked, r)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	eventually(t, "some acknowledgments", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 40 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	wg.Wait()
+
+	cmd, _ = startExportChild(t, dir, remote.URL)
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	missing := func() int {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		n := 0
+		for _, r := range acked {
+			for i := range perReq {
+				key := fmt.Sprintf("__name__=crash_exp,source=r%d %d %d", r, t0+int64(i)*1000, i)
+				if sink.seen[key] == 0 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	eventually(t, "every acknowledged point at the remote", func() bool { return missing() == 0 })
+	sink.mu.Lock()
+	dups := 0
+	for _, n := range sink.seen {
+		dups += n - 1
+	}
+	sink.mu.Unlock()
+	t.Logf("%d acknowledged requests (%d points) all exported across a SIGKILL; %d duplicates", len(acked), len(acked)*perReq, dups)
+}
