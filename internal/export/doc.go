@@ -16,9 +16,10 @@
 // likewise). A remote-write request refused with 400 or 413 is first sent
 // again in halves, recursively and within a small budget, because
 // Prometheus refuses a whole request for one out-of-order sample: so one
-// bad sample costs itself, not its request. Network errors, 408, 429 and 5xx are retried with exponential
-// backoff and jitter (Retry-After honoured, capped at MaxBackoff), the
-// same request again, so a retry never re-sends what was already accepted.
+// bad sample costs itself, not its request. Network errors, 408, 429 and
+// 5xx are retried with exponential backoff and jitter (Retry-After
+// honoured, capped at MaxBackoff), the same request again, so a retry
+// never re-sends what was already accepted.
 //
 // Guarantees:
 //   - A remote that is down or slow never stalls ingestion: the queue is
@@ -56,9 +57,9 @@
 // other tag as a string attribute. Span logs become the events of their
 // span when both are converted together: the sender lingers
 // (Config.Linger, default 1 s) after the first record so that a span and
-// its logs, posted separately, usually are. Span logs whose span went out in an earlier request are
-// dropped and counted (span_logs_without_span), because OTLP has no
-// standalone span events.
+// its logs, posted separately, usually are. Span logs converted without
+// their span are dropped and counted (span_logs_without_span), because
+// OTLP has no standalone span events.
 //
 // The package keeps no package-level mutable state: each Exporter owns its
 // queue, goroutine, HTTP client and buffers.
