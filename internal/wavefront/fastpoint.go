@@ -1,6 +1,7 @@
 package wavefront
 
 import (
+	"encoding/binary"
 	"slices"
 	"strconv"
 )
@@ -243,6 +244,21 @@ func fastTagIndexString(line []byte, tags []fastTag, key string) int {
 	return -1
 }
 
+// keyHash mixes a key's length and its first and last eight bytes (or all
+// of a shorter one), for the duplicate filter: keys that differ only in
+// the middle collide, and a collision only costs an exact search.
+func keyHash(key []byte) uint64 {
+	var first, last uint64
+	if n := len(key); n >= 8 {
+		first, last = binary.LittleEndian.Uint64(key), binary.LittleEndian.Uint64(key[n-8:])
+	} else {
+		for _, c := range key {
+			first = first<<8 | uint64(c)
+		}
+	}
+	return (first*0x9e3779b97f4a7c15 ^ last + uint64(len(key))) * 0xc2b2ae3d27d4eb4f
+}
+
 // appendFastTags writes the source and the tags of line[i:] as AppendPoint
 // would, copying each key and value while it is checked. The tags go out
 // in line order; the source, which AppendPoint writes first, is moved to
@@ -274,7 +290,7 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 		}
 		w += k1 - k0
 		i = next + 1
-		bit := uint64(1) << ((uint(len(key)) + uint(key[0]) + 7*uint(key[len(key)-1])) & 63)
+		bit := uint64(1) << (keyHash(key) >> 58)
 		if seen&bit != 0 && fastTagIndex(line, tags, key) >= 0 {
 			return dst, false
 		}

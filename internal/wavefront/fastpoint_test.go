@@ -80,6 +80,7 @@ func TestAppendCanonicalPointAccepts(t *testing.T) {
 		`m 1 1712000000 k=v j="w x" source=s l=z`, // the source moves to the front
 		`m 1 1712000000 k=v host=h`,
 		`m 1 1712000000 k=v fqdn=f`,
+		`m 1 1712000000 ka_abcdefghij=1 kb_abcdefghij=2 kc_abcdefghij=3`, // keys alike but at the ends
 		`  m   1    1712000000   source=a   k=v  `,
 		"m 1 1712000000 source=a\r\n",
 		`m 1.5d 1712000000 source=a`,
@@ -100,6 +101,7 @@ func TestAppendCanonicalPointDeclines(t *testing.T) {
 		`m 1 source=a tag=b`,  // tag becomes _tag
 		`m 1 k=a k=b`,         // last one wins
 		`m 1 k=a "k"=b`,
+		`m 1 ka_abcdefghij=1 kb_abcdefghij=2 ka_abcdefghij=3`,
 		`m 1 k="a\"b"`,
 		`m 1 k=' a'`,
 		`m 1 k=" a"`,
