@@ -52,17 +52,25 @@ func findVictoriaMetrics(t *testing.T) string {
 	return bin
 }
 
-// startVictoriaMetrics runs VictoriaMetrics on a free loopback port and
-// returns its base URL once it is healthy.
-func startVictoriaMetrics(t *testing.T) string {
+// freeAddr returns a loopback address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
 	t.Helper()
-	bin := findVictoriaMetrics(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startVictoriaMetrics runs VictoriaMetrics on loopback address addr ("" for
+// a free one) and returns its base URL once it is healthy.
+func startVictoriaMetrics(t *testing.T, addr string) string {
+	t.Helper()
+	bin := findVictoriaMetrics(t)
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	var out bytes.Buffer
 	cmd := exec.Command(bin, "-storageDataPath", t.TempDir(), "-httpListenAddr", addr, "-retentionPeriod", "1y")
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -138,7 +146,7 @@ func labelText(m map[string]string) string {
 // TestExportRemoteWriteVictoriaMetrics: what the server ingests through
 // /report can be queried back from a real VictoriaMetrics.
 func TestExportRemoteWriteVictoriaMetrics(t *testing.T) {
-	vm := startVictoriaMetrics(t)
+	vm := startVictoriaMetrics(t, "")
 	s := start(t, Config{RemoteWrite: fastExport(vm + "/api/v1/write")})
 	t0 := base()
 	points := fmt.Sprintf("istio.requests.total.value 42 %d source=pod-a app=web response.code=200\n", t0) +
@@ -241,6 +249,31 @@ func startStoppable(t *testing.T, cfg Config) (*testServer, func()) {
 	}
 	t.Cleanup(stop)
 	return &testServer{Server: srv, url: "http://" + ln.Addr().String()}, stop
+}
+
+// TestExportRemoteWriteVictoriaMetricsLate: points ingested before
+// VictoriaMetrics runs reach it once it is up.
+func TestExportRemoteWriteVictoriaMetricsLate(t *testing.T) {
+	findVictoriaMetrics(t)
+	addr := freeAddr(t)
+	s := start(t, Config{RemoteWrite: fastExport("http://" + addr + "/api/v1/write")})
+	t0 := base()
+	var b strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&b, "late.points %d %d source=s%d\n", i, t0+int64(i)*1000, i%3)
+	}
+	if code, res := post(t, s.url, "wavefront", b.String()); code != 202 || res.Accepted != 300 {
+		t.Fatalf("POST: %d %+v", code, res)
+	}
+	eventually(t, "a failed attempt", func() bool { return counterValue(t, s, "meshwave_export_retries_total") > 0 })
+	vm := startVictoriaMetrics(t, addr)
+	eventually(t, "every point in VictoriaMetrics", func() bool {
+		n := 0
+		for _, ser := range vmExport(t, vm, `{__name__="late_points"}`) {
+			n += len(ser.Values)
+		}
+		return n == 300
+	})
 }
 
 // rwSink is a loopback remote-write receiver that refuses everything with
