@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -279,6 +280,10 @@ func fetch(b *testing.B, r benchRequest) int64 {
 //   - sequential: one request after the other;
 //   - parallel6: as app.js loads a dashboard, every request at once, which
 //     a browser sends through its 6 connections per host;
+//   - parallel6-p300: the same with p=300 (at most ~300 points a series,
+//     about a chart's width in pixels);
+//   - handler: the query handler called directly, one request after the
+//     other, without HTTP (the server's own cost);
 //   - tsdb-scan: the baseline, no query engine: select each query's metric
 //     names by name alone and decode every sample.
 func BenchmarkDataPlaneQueries(b *testing.B) {
@@ -290,9 +295,10 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 	// One untimed pass warms the page cache and the tsdb's postings, and
 	// tells where the time goes.
 	for _, r := range all {
-		t0 := time.Now()
+		t0, cpu0 := time.Now(), cpuTime()
 		n := fetch(b, r)
-		b.Logf("%-36s %8.1f ms %10d B  %.60s", r.chart, float64(time.Since(t0).Microseconds())/1000, n, r.query)
+		b.Logf("%-36s %8.1f ms %8.1f cpu-ms %10d B  %.60s", r.chart, float64(time.Since(t0).Microseconds())/1000,
+			float64((cpuTime()-cpu0).Microseconds())/1000, n, r.query)
 	}
 	run := func(name string, load func()) {
 		b.Run(name, func(b *testing.B) {
@@ -308,21 +314,36 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 			fetch(b, r)
 		}
 	})
-	run("parallel6", func() {
-		reqs := make(chan benchRequest)
-		var wg sync.WaitGroup
-		for range 6 {
-			wg.Go(func() {
-				for r := range reqs {
-					fetch(b, r)
-				}
-			})
+	parallel6 := func(suffix string) func() {
+		return func() {
+			reqs := make(chan benchRequest)
+			var wg sync.WaitGroup
+			for range 6 {
+				wg.Go(func() {
+					for r := range reqs {
+						r.url += suffix
+						fetch(b, r)
+					}
+				})
+			}
+			for _, r := range all {
+				reqs <- r
+			}
+			close(reqs)
+			wg.Wait()
 		}
+	}
+	run("parallel6", parallel6(""))
+	run("parallel6-p300", parallel6("&p=300"))
+	run("handler", func() {
 		for _, r := range all {
-			reqs <- r
+			req := httptest.NewRequest(http.MethodGet, r.url, nil)
+			w := &discardResponse{header: http.Header{}}
+			s.handleChart(w, req)
+			if w.code != http.StatusOK {
+				b.Fatalf("%s: %d", r.chart, w.code)
+			}
 		}
-		close(reqs)
-		wg.Wait()
 	})
 	names := benchMetricNames(all)
 	run("tsdb-scan", func() {
@@ -364,3 +385,13 @@ func benchMetricNames(rs []benchRequest) []string {
 	}
 	return names
 }
+
+// discardResponse is an http.ResponseWriter that keeps only the status.
+type discardResponse struct {
+	header http.Header
+	code   int
+}
+
+func (d *discardResponse) Header() http.Header         { return d.header }
+func (d *discardResponse) WriteHeader(code int)        { d.code = code }
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
