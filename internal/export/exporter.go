@@ -130,7 +130,6 @@ func (r encoded) splittable() bool                { return false }
 // Exporter forwards what the server has stored to a remote system through
 // a durable queue of its own; see the package doc.
 type Exporter struct {
-	name   string
 	url    string
 	header http.Header
 	cfg    Config
@@ -195,7 +194,6 @@ func open(name, dir, endpoint string, cfg Config, conv converter, m *metrics, re
 		return nil, fmt.Errorf("export %s: %w", name, err)
 	}
 	e := &Exporter{
-		name:   name,
 		url:    endpoint,
 		header: cfg.Header.Clone(),
 		cfg:    cfg,
@@ -231,7 +229,7 @@ func (e *Exporter) Add(recs []Record) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.buf, e.recs = e.buf[:0], e.recs[:0]
-	var spans [][2]int // record boundaries in buf: buf may move while growing
+	var bounds [][2]int // record boundaries in buf: buf may move while growing
 	for _, r := range recs {
 		if !e.conv.accepts(r.Kind) {
 			continue
@@ -252,14 +250,14 @@ func (e *Exporter) Add(recs []Record) {
 			}
 			start := len(e.buf)
 			e.buf = append(append(e.buf, byte(r.Kind)), chunk...)
-			spans = append(spans, [2]int{start, len(e.buf)})
+			bounds = append(bounds, [2]int{start, len(e.buf)})
 			lines = lines[len(chunk):]
 		}
 	}
-	if len(spans) == 0 {
+	if len(bounds) == 0 {
 		return
 	}
-	for _, s := range spans {
+	for _, s := range bounds {
 		e.recs = append(e.recs, e.buf[s[0]:s[1]])
 	}
 	if err := e.q.Append(e.recs...); err != nil {
