@@ -394,36 +394,52 @@ function histogram(box, c, all) {
   const pct = (p) => vs[Math.min(vs.length - 1, Math.floor((p / 100) * vs.length))];
   const marks = [["25", pct(25)], ["50", pct(50)], ["avg", vs.reduce((a, b) => a + b, 0) / vs.length], ["75", pct(75)], ["max", hi]]
     .sort((a, b) => a[1] - b[1]);
-  const label = (v) => (c.unit === "dur" ? durShort(v) : fmt(v, c.unit));
+  const label = (v, digits) => (c.unit === "dur" ? durShort(v, digits) : fmt(v, c.unit, digits));
   const readout = el("div", { class: "readout muted" }, `${vs.length} points; count on a log scale`);
   const drawMarks = (u) => {
-    const ctx = u.ctx, merged = [];
-    for (const [name, v] of marks) {
-      const x = u.valToPos(v, "x", true), last = merged.at(-1);
-      if (last && x - last.x < 24 * devicePixelRatio) last.name += "/" + name;
-      else merged.push({ name, x });
-    }
+    const ctx = u.ctx, dpr = devicePixelRatio, left = u.bbox.left, right = u.bbox.left + u.bbox.width;
     ctx.save();
-    ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+    ctx.font = `${11 * dpr}px system-ui, sans-serif`;
     ctx.fillStyle = ctx.strokeStyle = "#6b7785";
-    ctx.textAlign = "center";
-    ctx.setLineDash([3 * devicePixelRatio, 3 * devicePixelRatio]);
-    for (const m of merged) {
-      ctx.beginPath();
-      ctx.moveTo(m.x, u.bbox.top);
-      ctx.lineTo(m.x, u.bbox.top + u.bbox.height);
-      ctx.stroke();
-      ctx.fillText(m.name, m.x, u.bbox.top - 4 * devicePixelRatio);
+    ctx.setLineDash([3 * dpr, 3 * dpr]);
+    ctx.textAlign = "left";
+    // A label sits centred on its marker, or grows inwards at the plot's
+    // edges; labels that would touch merge, left to right, until none do.
+    const box = (g) => {
+      const w = ctx.measureText(g.name).width;
+      const x0 = g.x + w / 2 > right ? g.x - w : g.x - w / 2 < left ? g.x : g.x - w / 2;
+      return [x0, x0 + w];
+    };
+    let groups = marks.map(([name, v]) => ({ name, x: u.valToPos(v, "x", true) }));
+    for (let merged = true; merged;) {
+      merged = false;
+      for (let i = 1; i < groups.length; i++) {
+        if (box(groups[i])[0] < box(groups[i - 1])[1] + 6 * dpr) {
+          groups[i - 1].name += "/" + groups[i].name;
+          groups.splice(i, 1);
+          merged = true;
+          break;
+        }
+      }
     }
+    for (const [, v] of marks) {
+      const x = u.valToPos(v, "x", true);
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+    }
+    for (const g of groups) ctx.fillText(g.name, box(g)[0], u.bbox.top - 4 * dpr);
     ctx.restore();
   };
   const opts = {
     width: Math.max(box.clientWidth - 16, 200), height: 180,
-    padding: [18, 12, 0, 0],
+    padding: [18, 32, 0, 0], // room for the markers' labels and the last tick
     legend: { show: false },
     cursor: { y: false, points: { show: false } },
     scales: { x: { time: false, range: [lo, lo + n * w] }, y: { distr: 3, range: (u, mn, mx) => [0.8, Math.max(10, mx * 1.5)] } },
-    axes: [{ size: 30, space: 70, values: (u, vals) => vals.map(label) }, { size: 50, label: "count", labelSize: 14 }],
+    axes: [{ size: 30, space: 70, values: (u, vals, axis, space, step) => vals.map((v) => label(v, decimalsFor(step, 1))) },
+      { size: 50, label: "count", labelSize: 14 }],
     series: [{}, {
       label: "count", paths: uPlot.paths.bars({ size: [1, Infinity], gap: 1, align: 1 }), fillTo: (u) => u.scales.y.min,
       // The reference's blue-to-purple gradient across the bins.
@@ -439,7 +455,8 @@ function histogram(box, c, all) {
       draw: [drawMarks],
       setCursor: [(u) => {
         const i = u.cursor.idx;
-        if (i != null) readout.textContent = `${label(lo + i * w)} – ${label(lo + (i + 1) * w)}: ${counts[i]} points`;
+        const d = decimalsFor(w, 1);
+        if (i != null) readout.textContent = `${label(lo + i * w, d)} – ${label(lo + (i + 1) * w, d)}: ${counts[i]} points`;
       }],
     },
   };
@@ -449,15 +466,25 @@ function histogram(box, c, all) {
 }
 
 // durShort formats seconds the way the reference's histogram axis does:
-// "2m 22s", "1h 5m", "250ms".
-function durShort(sec) {
-  const a = Math.abs(sec), sign = sec < 0 ? "-" : "";
-  if (a < 1) return sign + +(a * 1000).toFixed(1) + "ms";
-  if (a < 60) return sign + +a.toFixed(1) + "s";
+// "2m 22s", "1h 5m", "250ms"; digits are the seconds' decimals.
+function durShort(sec, digits = 0) {
+  const sign = sec < 0 ? "-" : "", abs = Math.abs(sec);
+  if (abs < 1) return sign + (abs * 1000).toFixed(Math.max(digits - 3, 0)) + "ms";
+  const f = 10 ** digits, a = Math.round(abs * f) / f;
+  if (a < 60) return sign + a.toFixed(digits) + "s";
+  if (a < 3600) {
+    const m = Math.floor(a / 60);
+    return sign + m + "m " + (a - m * 60).toFixed(digits) + "s";
+  }
   const t = Math.round(a);
-  if (t < 3600) return sign + Math.floor(t / 60) + "m " + (t % 60) + "s";
   if (t < 86400) return sign + Math.floor(t / 3600) + "h " + Math.floor((t % 3600) / 60) + "m";
   return sign + Math.floor(t / 86400) + "d " + Math.floor((t % 86400) / 3600) + "h";
+}
+
+// decimalsFor is how many decimals tell ticks step apart once divided by
+// unit (0 to 6).
+function decimalsFor(step, unit) {
+  return Math.min(Math.max(Math.ceil(-Math.log10(step / unit) - 1e-9), 0), 6);
 }
 
 // table: columns are c.cols, then one value column per query (last value);
@@ -496,8 +523,18 @@ function siTicks(u, vals, axis, space, step) {
   const top = Math.max(...vals.map(Math.abs));
   const [n, p] = [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"], [0.01, ""], [1e-3, "m"], [1e-6, "µ"], [0, "n"]].find(([n]) => top >= n);
   const unit = p === "n" ? 1e-9 : p ? n : 1;
-  const decimals = Math.min(Math.max(Math.ceil(-Math.log10(step / unit) - 1e-9), 0), 6);
+  const decimals = decimalsFor(step, unit);
   return vals.map((v) => (v === 0 ? "0" : (v / unit).toFixed(decimals) + p));
+}
+
+// bytesTicks formats an axis's ticks with one binary prefix chosen by its
+// largest tick (.98Ki … 4.88Ki, as the reference).
+function bytesTicks(u, vals, axis, space, step) {
+  const top = Math.max(...vals.map(Math.abs));
+  let k = 0;
+  while (k < 5 && top >= 1024 ** (k + 1)) k++;
+  const unit = 1024 ** k, decimals = decimalsFor(step, unit);
+  return vals.map((v) => (v / unit).toFixed(decimals) + ["", "Ki", "Mi", "Gi", "Ti", "Pi"][k]);
 }
 
 // flatRange centres a flat chart on its value (−1…1 for all zeros, as
@@ -552,7 +589,7 @@ function lineChart(box, c, results) {
   }
   const width = Math.max(box.clientWidth - 16, 200);
   const w = window_();
-  const axisFmt = c.unit === "bytes" ? (u, vals) => vals.map((v) => binary(v, 2)) : siTicks;
+  const axisFmt = c.unit === "bytes" ? bytesTicks : siTicks;
   const opts = {
     width, height: 180,
     legend: { show: false },
