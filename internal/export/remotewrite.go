@@ -112,17 +112,8 @@ func (c *rwConverter) convert(recs [][]byte, send func(request) error) error {
 		if len(rec) == 0 {
 			continue
 		}
-		kind, body := Kind(rec[0]), rec[1:]
-		for len(body) > 0 {
-			line := body
-			if i := bytes.IndexByte(body, '\n'); i >= 0 {
-				line, body = body[:i], body[i+1:]
-			} else {
-				body = nil
-			}
-			if len(line) == 0 {
-				continue
-			}
+		kind := Kind(rec[0])
+		for line := range lines(rec[1:]) {
 			need := 1
 			if kind == Histograms {
 				need = histogramSeries
