@@ -101,7 +101,7 @@ func TestBrowserE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	testStart := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	demoCtx, stopDemo := context.WithCancel(ctx)
 	ready := make(chan Addrs, 1)
@@ -128,7 +128,7 @@ func TestBrowserE2E(t *testing.T) {
 
 	// Rates need two collections; once the request rate has a point, the
 	// whole pipeline (simulator → collector → proxy → server) works.
-	waitFor(t, 30*time.Second, "a request rate from the demo", func() (bool, string) {
+	waitFor(t, time.Minute, "a request rate from the demo", func() (bool, string) {
 		q := url.Values{"q": {"rate(ts(istio.requests.total.value))"}, "s": {fmt.Sprint(time.Now().Add(-10 * time.Minute).Unix())}, "g": {"m"}}
 		n, body, err := chart(base + "/api/v2/chart/api?" + q.Encode())
 		return err == nil && n > 0, fmt.Sprintf("err=%v body=%.200s", err, body)
