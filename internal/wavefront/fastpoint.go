@@ -226,18 +226,9 @@ general:
 // pointers, so it needs no write barrier.
 type fastTag struct{ k0, k1, v0, v1 int }
 
-func fastTagIndex(line []byte, tags []fastTag, key []byte) int {
+func fastTagIndex[K []byte | string](line []byte, tags []fastTag, key K) int {
 	for i, t := range tags {
 		if string(line[t.k0:t.k1]) == string(key) {
-			return i
-		}
-	}
-	return -1
-}
-
-func fastTagIndexString(line []byte, tags []fastTag, key string) int {
-	for i, t := range tags {
-		if string(line[t.k0:t.k1]) == key {
 			return i
 		}
 	}
@@ -361,7 +352,7 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 	}
 	src := d.defaultSource(orig)
 	for _, k := range d.customSourceTags() {
-		if j := fastTagIndexString(line, tags, k); j >= 0 {
+		if j := fastTagIndex(line, tags, k); j >= 0 {
 			src = line[tags[j].v0:tags[j].v1]
 			break
 		}
