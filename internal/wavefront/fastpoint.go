@@ -72,8 +72,11 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 		}
 		i++
 	}
-	if valTok := line[vs:i]; plainInteger(valTok) {
+	valTok := line[vs:i]
+	if plainInteger(valTok) {
 		dst = append(dst, valTok...)
+	} else if out, ok := appendPlainDecimal(dst, valTok); ok {
+		dst = out
 	} else {
 		v, ok := parseJavaDouble(valTok)
 		if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
@@ -197,6 +200,68 @@ func plainInteger(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// appendPlainDecimal appends what AppendValue prints for b if b is
+// [-]digits.digits with at most 15 significant digits and at most 24
+// bytes: such a decimal is the shortest one that reads back as its
+// float64 (any two decimals of up to 15 digits are different float64s),
+// and at that length it is far from subnormals, so AppendValue prints its
+// digits without leading zeros before the point or trailing zeros after
+// it. ok is false, with dst unchanged, for anything else.
+func appendPlainDecimal(dst, b []byte) ([]byte, bool) {
+	if len(b) > 24 {
+		return dst, false
+	}
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	point := -1
+	first, last := -1, -1 // the first and last non-zero digit
+	for j, c := range b {
+		switch {
+		case c == '.' && point < 0:
+			point = j
+		case isDigit(c):
+			if c != '0' {
+				if first < 0 {
+					first = j
+				}
+				last = j
+			}
+		default:
+			return dst, false
+		}
+	}
+	if point < 1 || point == len(b)-1 {
+		return dst, false // no point, or no digit before or after it
+	}
+	if first >= 0 {
+		n := last - first + 1
+		if first < point && last > point {
+			n-- // the point is not a digit
+		}
+		if n > 15 {
+			return dst, false
+		}
+	}
+	intPart, frac := b[:point], b[point+1:]
+	for len(intPart) > 1 && intPart[0] == '0' {
+		intPart = intPart[1:]
+	}
+	for len(frac) > 0 && frac[len(frac)-1] == '0' {
+		frac = frac[:len(frac)-1]
+	}
+	if neg {
+		dst = append(dst, '-')
+	}
+	dst = append(dst, intPart...)
+	if len(frac) > 0 {
+		dst = append(dst, '.')
+		dst = append(dst, frac...)
+	}
+	return dst, true
 }
 
 // fastTimestampMillis is parseJavaDouble + timestampMillis without the

@@ -2,6 +2,8 @@ package wavefront
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -68,6 +70,15 @@ func TestAppendCanonicalPointAccepts(t *testing.T) {
 		istioLine,
 		`istio_requests_total 1 1712000000 source=productpage-v1-00001a.default reporter=destination source_workload=productpage-v1 response_flags=-`,
 		`cpu.load 0.75 1712000000 host=web-1 env=prod`,
+		`m -0.0 1712000000 source=a`,
+		`m 00.50 1712000000 source=a`,
+		`m 1842.375 1712000000 source=a`,
+		`m 123456789012345.0 1712000000 source=a`,
+		`m 0.000000000000001 1712000000 source=a`,
+		`m 1200000000000000000000.5 1712000000 source=a`, // 23 digits: parsed
+		`m 0.1234567890123456 1712000000 source=a`,       // 16 digits: parsed
+		`m .5 1712000000 source=a`,
+		`m 5. 1712000000 source=a`,
 		`cpu.load -0 source=a`,
 		`cpu.load 1e3 1712000000123 source=a`,
 		`cpu.load 007 1712000000123456 source=a`,
@@ -83,7 +94,6 @@ func TestAppendCanonicalPointAccepts(t *testing.T) {
 		`m 1 1712000000 ka_abcdefghij=1 kb_abcdefghij=2 kc_abcdefghij=3`, // keys alike but at the ends
 		`  m   1    1712000000   source=a   k=v  `,
 		"m 1 1712000000 source=a\r\n",
-		`m 1.5d 1712000000 source=a`,
 		`m 0x1.8p1 1712000000 source=a`,
 	} {
 		if !checkFastAgrees(t, fuzzDecoder(), fuzzDecoder(), []byte(line)) {
@@ -118,6 +128,8 @@ func TestAppendCanonicalPointDeclines(t *testing.T) {
 		`m +Inf source=a`,
 		`m 1e400 source=a`,
 		`m x source=a`,
+		`m 1.5.5 source=a`,
+		`m 1..5 source=a`,
 		`"m 1 source=a`,
 		`"m"x 1 source=a`,
 		`m k 1 source=a`,
@@ -188,6 +200,48 @@ func TestRuns(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAppendPlainDecimal checks the copied decimals against AppendValue of
+// the parsed value, on random decimals rich in zeros and digit counts
+// around the 15-digit limit.
+func TestAppendPlainDecimal(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	digit := func() byte {
+		if r.IntN(3) == 0 {
+			return '0'
+		}
+		return byte('0' + r.IntN(10))
+	}
+	copied := 0
+	for range 200000 {
+		var b []byte
+		if r.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		for range 1 + r.IntN(9) {
+			b = append(b, digit())
+		}
+		b = append(b, '.')
+		for range 1 + r.IntN(16) {
+			b = append(b, digit())
+		}
+		got, ok := appendPlainDecimal([]byte("x"), b)
+		if !ok {
+			continue
+		}
+		copied++
+		v, err := strconv.ParseFloat(string(b), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := AppendValue([]byte("x"), v); string(got) != string(want) {
+			t.Fatalf("%s: wrote %s, AppendValue writes %s", b, got, want)
+		}
+	}
+	if copied < 50000 {
+		t.Errorf("only %d of the decimals were copied", copied)
 	}
 }
 
