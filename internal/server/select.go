@@ -88,31 +88,59 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			return err
 		}
 	}
-	q, err := m.db.Querier(start, end)
-	if err != nil {
-		return err
+	parts := m.partitions(start, end)
+	sets := make([]storage.SeriesSet, len(parts))
+	has := make([]bool, len(parts))
+	for i, p := range parts {
+		q, err := m.db.Querier(p[0], p[1])
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		sets[i] = q.Select(ctx, len(parts) > 1, &storage.SelectHints{Start: p[0], End: p[1]}, ms...)
+		has[i] = sets[i].Next()
 	}
-	defer q.Close()
-	set := q.Select(ctx, false, &storage.SelectHints{Start: start, End: end}, ms...)
 	var it chunkenc.Iterator
 	var pts []wql.Point
-	for set.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
+	for n := 0; ; n++ {
+		if n&255 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 		}
-		s := set.At()
-		ser := seriesOf(s.Labels())
-		if mt != nil && !mt.Match(ser.Source, ser.Tags) {
-			continue
+		// Merge-join the label-sorted sets: the series with the smallest
+		// labels takes its samples from every partition that has it, in
+		// time order.
+		var cur labels.Labels
+		found := false
+		for i, set := range sets {
+			if has[i] {
+				if l := set.At().Labels(); !found || labels.Compare(l, cur) < 0 {
+					cur, found = l, true
+				}
+			}
 		}
+		if !found {
+			break
+		}
+		ser := seriesOf(cur)
+		keep := mt == nil || mt.Match(ser.Source, ser.Tags)
 		pts = pts[:0]
-		it = s.Iterator(it)
-		for it.Next() == chunkenc.ValFloat {
-			t, v := it.At()
-			pts = append(pts, wql.Point{T: t, V: v})
-		}
-		if err := it.Err(); err != nil {
-			return err
+		for i, set := range sets {
+			if !has[i] || !labels.Equal(set.At().Labels(), cur) {
+				continue
+			}
+			if keep {
+				it = set.At().Iterator(it)
+				for it.Next() == chunkenc.ValFloat {
+					t, v := it.At()
+					pts = append(pts, wql.Point{T: t, V: v})
+				}
+				if err := it.Err(); err != nil {
+					return err
+				}
+			}
+			has[i] = set.Next()
 		}
 		if len(pts) > 0 {
 			ser.Points = pts
@@ -121,7 +149,32 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			}
 		}
 	}
-	return set.Err()
+	for _, set := range sets {
+		if err := set.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// partitions splits [start, end] at the boundaries of the persisted blocks
+// into disjoint, ascending ranges. A tsdb querier over a range within one
+// block reads that block alone, while one over several blocks merges every
+// series through a heap, sample by sample: that merge was a third of the
+// cost of reading a day. Each range's querier still merges whatever that
+// range holds (overlapping blocks, the head, out-of-order samples), so the
+// ranges together read exactly what one querier over [start, end] would.
+func (m *metricStore) partitions(start, end int64) [][2]int64 {
+	var parts [][2]int64
+	lo := start
+	for _, b := range m.db.Blocks() {
+		// Block ranges are half-open: [MinTime, MaxTime).
+		if cut := b.Meta().MaxTime; cut > lo && cut <= end {
+			parts = append(parts, [2]int64{lo, cut - 1})
+			lo = cut
+		}
+	}
+	return append(parts, [2]int64{lo, end})
 }
 
 // pushDown appends label matchers for the terms of f's top-level
