@@ -56,6 +56,12 @@
 //     hs()); histograms for the same series and bin are kept side by side
 //     and merged when read (SelectDistributions).
 //
+//   - export/remote_write, export/otlp: with Config.RemoteWrite or
+//     Config.OTLP set, the durable queue of each exit (internal/export).
+//     The applier hands every batch to the exits after the stores commit,
+//     so an exit sees exactly what was stored, and a slow or down remote
+//     never holds up ingestion.
+//
 // Retention (Config.Retention) is enforced by the tsdb on blocks and by a
 // sweep of the time-ordered buckets every Config.CleanupInterval.
 //
