@@ -32,6 +32,7 @@
 //
 //   - wal/: an internal/queue FIFO. Each record is a format byte, the
 //     receive time (ms) and canonical lines with millisecond timestamps.
+//
 //   - tsdb/: Prometheus' tsdb for metric points. Labels: __name__ = the
 //     Wavefront metric name as-is, source, and one label per point tag. The
 //     tsdb accepts any label-name characters (UTF-8 names are valid since
@@ -42,6 +43,7 @@
 //     further behind the newest one than Config.OutOfOrderWindow, or with a
 //     second value at an existing timestamp, are dropped and counted in
 //     meshwave_server_samples_dropped_total{reason}.
+//
 //   - spans.db: a bbolt file with buckets
 //     spans    traceId 0 spanId → canonical span line
 //     spantime start(8, BE) traceId 0 spanId → duration, error, service, operation
