@@ -169,14 +169,14 @@ func (d *Decoder) parseSpan(line []byte, s *Span) *LineError {
 
 // checkSpanTime applies the --traceDropSpansDelayMinutes and prefill
 // windows.
-func (d *Decoder) checkSpanTime(s *Span, lim *Limits) *LineError {
+func (d *Decoder) checkSpanTime(startMillis, durationMillis int64, lim *Limits) *LineError {
 	if lim.SpanDropDelay > 0 || lim.Prefill > 0 {
 		now := d.nowMillis()
-		if lim.SpanDropDelay > 0 && saturatingAdd(s.StartMillis, s.DurationMillis) < saturatingAdd(now, -lim.SpanDropDelay.Milliseconds()) {
+		if lim.SpanDropDelay > 0 && saturatingAdd(startMillis, durationMillis) < saturatingAdd(now, -lim.SpanDropDelay.Milliseconds()) {
 			return &LineError{CodeTimeframe, "span is older than acceptable delay of " +
 				strconv.FormatFloat(lim.SpanDropDelay.Minutes(), 'f', -1, 64) + " minutes"}
 		}
-		if lim.Prefill > 0 && s.StartMillis > saturatingAdd(now, lim.Prefill.Milliseconds()) {
+		if lim.Prefill > 0 && startMillis > saturatingAdd(now, lim.Prefill.Milliseconds()) {
 			return errSpanFuture
 		}
 	}
@@ -185,7 +185,7 @@ func (d *Decoder) checkSpanTime(s *Span, lim *Limits) *LineError {
 
 func (d *Decoder) validateSpan(s *Span) *LineError {
 	lim := d.limits()
-	if e := d.checkSpanTime(s, lim); e != nil {
+	if e := d.checkSpanTime(s.StartMillis, s.DurationMillis, lim); e != nil {
 		return e
 	}
 	if i := bytes.IndexByte(s.Name, '*'); i >= 0 {
@@ -288,43 +288,88 @@ func isAllDigits(b []byte) bool {
 // annotation keys need no sanitising (and so have no '~' or delta prefix),
 // and every limit holds without truncation.
 func (d *Decoder) AppendCanonicalSpan(dst []byte, s *Span) ([]byte, bool) {
-	lim := d.limits()
-	if d.checkSpanTime(s, lim) != nil || len(s.Tags) > lim.MaxSpanAnnotations ||
-		len(s.Name) > lim.MaxSpanNameLength || len(s.Source) > lim.MaxSourceLength ||
-		!plainSpanValue(s.Name) || !plainSpanValue(s.Source) || !plainSpanValue(s.SpanID) || !plainSpanValue(s.TraceID) ||
-		bytes.IndexByte(s.Name, '*') >= 0 {
+	if len(s.Tags) > d.limits().MaxSpanAnnotations {
 		return dst, false
 	}
-	orig := len(dst)
-	dst = appendPlainQuoted(dst, s.Name)
-	dst = append(dst, " source="...)
-	dst = appendPlainQuoted(dst, s.Source)
-	dst = append(dst, " spanId="...)
-	dst = appendPlainQuoted(dst, s.SpanID)
-	dst = append(dst, " traceId="...)
-	dst = appendPlainQuoted(dst, s.TraceID)
-	for i := range s.Tags {
-		k, v := s.Tags[i].Key, s.Tags[i].Value
-		if len(k) == 0 || len(k) > lim.MaxSpanKeyLength || len(v) > lim.MaxSpanValueLength || !plainSpanValue(v) {
-			return dst[:orig], false
-		}
-		for _, c := range k {
-			if !allowedNameByte[c] {
-				return dst[:orig], false
-			}
-		}
-		dst = append(dst, ' ', '"')
-		dst = append(dst, k...)
-		dst = append(dst, '"', '=')
-		dst = appendPlainQuoted(dst, v)
+	l, ok := d.BeginCanonicalSpan(dst, s.Name, s.Source, s.SpanID, s.TraceID, s.StartMillis, s.DurationMillis)
+	if !ok {
+		return dst, false
 	}
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, s.StartMillis, 10)
-	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, s.DurationMillis, 10)
-	d.full = d.full[:0]
-	return append(dst, '\n'), true
+	for i := range s.Tags {
+		if !l.Tag(s.Tags[i].Key, s.Tags[i].Value) {
+			return l.Discard(), false
+		}
+	}
+	return l.End(), true
 }
+
+// SpanLine is AppendCanonicalSpan for a producer that has no Span: it
+// writes the line as its parts arrive, so a converter can go from its own
+// representation to the line without building a Span first. Begin with
+// BeginCanonicalSpan, call Tag for each annotation in order, then End; a
+// false from either means the span is outside AppendCanonicalSpan's subset,
+// and Discard then returns the buffer without the partial line.
+type SpanLine struct {
+	d                           *Decoder
+	lim                         *Limits
+	dst                         []byte
+	start                       int // where the line begins in dst
+	tags                        int
+	startMillis, durationMillis int64
+}
+
+// BeginCanonicalSpan starts a span line on dst after the checks of
+// AppendCanonicalSpan that do not involve annotations. On false, dst is
+// unchanged.
+func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, startMillis, durationMillis int64) (SpanLine, bool) {
+	lim := d.limits()
+	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
+		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength ||
+		!plainSpanValue(name) || !plainSpanValue(source) || !plainSpanValue(spanID) || !plainSpanValue(traceID) ||
+		bytes.IndexByte(name, '*') >= 0 {
+		return SpanLine{}, false
+	}
+	start := len(dst)
+	dst = appendPlainQuoted(dst, name)
+	dst = append(dst, " source="...)
+	dst = appendPlainQuoted(dst, source)
+	dst = append(dst, " spanId="...)
+	dst = appendPlainQuoted(dst, spanID)
+	dst = append(dst, " traceId="...)
+	dst = appendPlainQuoted(dst, traceID)
+	return SpanLine{d: d, lim: lim, dst: dst, start: start, startMillis: startMillis, durationMillis: durationMillis}, true
+}
+
+// Tag appends one annotation; on false nothing was appended.
+func (l *SpanLine) Tag(k, v []byte) bool {
+	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
+		len(k) == 0 || len(k) > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
+		return false
+	}
+	for _, c := range k {
+		if !allowedNameByte[c] {
+			return false
+		}
+	}
+	l.dst = append(l.dst, ' ', '"')
+	l.dst = append(l.dst, k...)
+	l.dst = append(l.dst, '"', '=')
+	l.dst = appendPlainQuoted(l.dst, v)
+	return true
+}
+
+// End finishes the line and returns the buffer with it.
+func (l *SpanLine) End() []byte {
+	dst := append(l.dst, ' ')
+	dst = strconv.AppendInt(dst, l.startMillis, 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, l.durationMillis, 10)
+	l.d.full = l.d.full[:0]
+	return append(dst, '\n')
+}
+
+// Discard returns the buffer without the unfinished line.
+func (l *SpanLine) Discard() []byte { return l.dst[:l.start] }
 
 // plainSpanValue reports whether AppendSpan would copy v verbatim between
 // quotes and validation would accept it whole: non-empty ASCII with no
