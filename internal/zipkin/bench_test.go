@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -112,4 +113,64 @@ func BenchmarkConvert(b *testing.B) {
 		}
 	}
 	reportSpans(b, len(spans))
+}
+
+// BenchmarkPipeline is what the Zipkin port does per span without HTTP,
+// RED and the queue: decode, convert, validate+encode the span line and
+// write the span logs. general converts to a wavefront.Span and encodes
+// that; fused is Converter.AppendCanonicalSpan, falling back to general.
+// cpu-ns/span is process CPU time (getrusage), steadier than wall time on
+// a loaded machine.
+func BenchmarkPipeline(b *testing.B) {
+	body := envoyBody(b)
+	for _, fused := range []bool{false, true} {
+		name := "general"
+		if fused {
+			name = "fused"
+		}
+		b.Run(name, func(b *testing.B) {
+			var d Decoder
+			c := Converter{SpanLogs: true}
+			wd := meshDecoder()
+			var out wavefront.Span
+			var buf []byte
+			fn := func(z *Span) error {
+				if fused {
+					var ok bool
+					if buf, _, ok = c.AppendCanonicalSpan(buf, z, &out, wd); ok {
+						buf = c.AppendLogs(buf, z, &out, "_sampledByPolicy=NONE")
+						return nil
+					}
+				}
+				c.Convert(z, &out)
+				var ok bool
+				if buf, ok = wd.AppendCanonicalSpan(buf, &out); !ok {
+					if wd.ValidateSpan(&out) != nil {
+						return nil // rejected
+					}
+					buf = wavefront.AppendSpan(buf, &out)
+				}
+				buf = c.AppendLogs(buf, z, &out, "_sampledByPolicy=NONE")
+				return nil
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				buf = buf[:0]
+				if err := d.Decode(body, JSONV2, fn); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportSpans(b, benchSpans)
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
+		})
+	}
+}
+
+// processCPU is the process's user+system CPU time in nanoseconds.
+func processCPU() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -423,3 +423,111 @@ func (c *Converter) sanitizeKey(k []byte) []byte {
 	d.key, d.sanitized = append(d.key[:0], k...), b
 	return b
 }
+
+// AppendCanonicalSpan is Convert followed by d.AppendCanonicalSpan, in one
+// pass over z's tags and without building out.Tags: the span line is
+// written as the tags are converted, and the RED inputs are collected on
+// the way instead of by Refresh. It reports true only when both steps
+// would, and then appends the same bytes and returns the same RED;
+// otherwise dst is unchanged and the caller uses Convert and the general
+// path. It also declines when CustomTagKeys is set. After a true, out holds
+// the converted span without its tags, enough for AppendLogs and the RED
+// durations.
+func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span, d *wavefront.Decoder) ([]byte, RED, bool) {
+	if len(c.CustomTagKeys) > 0 {
+		return dst, RED{}, false
+	}
+	w := c.words()
+	c.arena.reset()
+	name := z.Name
+	if len(name) == 0 {
+		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
+	}
+	out.Name = c.sanitizeName(name)
+	out.Source = w.zipkin
+	for _, t := range z.Tags {
+		if len(t.Key) == len("source") && string(t.Key) == "source" {
+			out.Source = c.sanitizeKey(t.Value)
+		}
+	}
+	out.TraceID = c.uuid(z.TraceID)
+	out.SpanID = c.uuid(z.ID)
+	out.StartMillis = z.Timestamp / 1000
+	out.DurationMillis = z.Duration / 1000
+	out.Tags = out.Tags[:0]
+	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, out.StartMillis, out.DurationMillis)
+	if !ok {
+		return dst, RED{}, false
+	}
+	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
+	ok = l.Tag(w.zipkinSpanID, z.ID) && l.Tag(w.zipkinTraceID, z.TraceID) &&
+		(z.ParentID == nil || l.Tag(w.parent, c.uuid(z.ParentID)))
+	if z.Kind != KindUnset {
+		red.SpanKind = w.kinds[z.Kind]
+		ok = ok && l.Tag(w.spanKind, red.SpanKind) &&
+			(len(z.Annotations) == 0 || l.Tag(w.secondaryID, red.SpanKind))
+	}
+	service := z.LocalEndpoint.ServiceName
+	if service == nil {
+		service = cached(&w.def.service, orDefault(c.DefaultService, "defaultService"))
+	}
+	red.Service = javaTrim(service)
+	ok = ok && l.Tag(w.service, red.Service)
+
+	debugTagged := false
+	for i := 0; ok && i < len(z.Tags); i++ {
+		t := &z.Tags[i]
+		v := javaTrim(t.Value)
+		if len(v) == 0 || len(t.Key) == len("source") && bytes.EqualFold(t.Key, []byte("source")) {
+			continue
+		}
+		key := c.sanitizeKey(t.Key)
+		// The cases are Convert's special keys and then what Refresh reads
+		// from the converted tags; a sanitised key equals one of these only
+		// if the original did, as sanitising only adds '-'.
+		switch string(key) {
+		case "application":
+			red.Application = v
+			continue
+		case "cluster":
+			red.Cluster = v
+			continue
+		case "shard":
+			red.Shard = v
+			continue
+		case "error":
+			red.IsError = true
+			v = w.true
+		case "component":
+			red.Component = v
+		case "debug":
+			debugTagged = debugTagged || string(v) == "true"
+		case "service":
+			red.Service = v
+		case "span.kind":
+			red.SpanKind = v
+		}
+		if len(key) == len("http.status_code") && bytes.EqualFold(key, []byte("http.status_code")) {
+			red.HTTPStatusCode = v
+		}
+		ok = l.Tag(key, v)
+	}
+	if red.Application == nil {
+		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
+	}
+	ok = ok && l.Tag(w.application, red.Application) && l.Tag(w.cluster, red.Cluster) && l.Tag(w.shard, red.Shard) &&
+		(!z.Debug || debugTagged || l.Tag(w.debug, w.true))
+	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
+		b := c.arena.alloc(len("255.255.255.255"))
+		ok = l.Tag(w.ipv4, ip.AppendTo(b[:0]))
+	}
+	if ok && len(z.Annotations) > 0 && c.SpanLogs {
+		ok = l.Tag(w.spanLogs, w.true)
+	}
+	if !ok {
+		return l.Discard(), RED{}, false
+	}
+	c.custom = c.custom[:0]
+	red.CustomTags = c.custom
+	return l.End(), red, true
+}

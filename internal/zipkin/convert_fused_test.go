@@ -1,0 +1,150 @@
+package zipkin
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meshwave/meshwave/internal/wavefront"
+)
+
+// fusedEdgeCases are spans that exercise each branch of the fused path:
+// special and case-folded keys, keys that need sanitising, values outside
+// the canonical subset, and limits.
+var fusedEdgeCases = []string{
+	`[{"traceId":"1","id":"2","parentId":"3","kind":"CLIENT","name":"GET /x","timestamp":1700000000000000,"duration":1500,` +
+		`"localEndpoint":{"serviceName":"Svc","ipv4":"10.0.0.1"},"annotations":[{"timestamp":1700000000000001,"value":"cs"}],` +
+		`"tags":{"source":"my host","Source":"x","application":" app ","cluster":"c1","shard":"s1","error":"false","component":"proxy",` +
+		`"debug":"true","service":"tagged","span.kind":"weird","HTTP.Status_Code":"500","http.status_code":"200","guid:x-request-id":"abc",` +
+		`"blank":"  ","é":"v"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"~tilde":"v"}}]`,
+	`[{"traceId":"00000000000000000000000000000001","id":"2","debug":true,"tags":{"debug":"false","x":"a\"b"}}]`,
+	`[{"traceId":"1","id":"2","debug":true,"name":"a*b","tags":{"x":"line\nbreak"}}]`,
+	`[{"traceId":"1","id":"2","name":"caf\u00e9","tags":{"x":"\u00e9"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"source":"\u00e9 host","x":"` + strings.Repeat("v", 300) + `"}}]`,
+	`[{"traceId":"1","id":"2","kind":"SERVER","annotations":[{"timestamp":1,"value":"a"}],"tags":{` + manyTags(25) + `}}]`,
+	`[{"traceId":"1","id":"2","kind":"PRODUCER","timestamp":1,"tags":{"` + strings.Repeat("k", 200) + `":"v"}}]`,
+	`[{"traceId":"1","id":"2","localEndpoint":{"serviceName":" "},"tags":{"source":"","error":" "}}]`,
+}
+
+func manyTags(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"k%02d":"v"`, i)
+	}
+	return b.String()
+}
+
+// fusedConfigs are the converter and validation settings the differential
+// checks run under.
+func fusedConfigs() (convs []Converter, decs []*wavefront.Decoder) {
+	convs = []Converter{{}, {SpanLogs: true}, {SpanLogs: true, DefaultApplication: "app", DefaultService: "svc", DefaultOperation: "op"}}
+	tight := wavefront.DefaultLimits()
+	tight.MaxSpanAnnotations, tight.MaxSpanKeyLength, tight.MaxSpanValueLength = 12, 10, 20
+	tight.MaxSpanNameLength, tight.MaxSourceLength = 8, 8
+	window := wavefront.DefaultLimits()
+	window.SpanDropDelay, window.Prefill = time.Hour, time.Hour
+	now := func() time.Time { return time.UnixMilli(1700000000000) }
+	decs = []*wavefront.Decoder{meshDecoder(), {}, {Limits: &tight}, {Limits: &window, Now: now}}
+	return convs, decs
+}
+
+// meshDecoder validates with the limits the proxy uses.
+func meshDecoder() *wavefront.Decoder {
+	lim := wavefront.DefaultLimits()
+	lim.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
+	return &wavefront.Decoder{Limits: &lim}
+}
+
+// checkFused compares Converter.AppendCanonicalSpan with Convert followed
+// by wavefront's AppendCanonicalSpan: same bytes, RED and span fields when
+// it accepts, and it accepts whenever the two steps do.
+func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
+	t.Helper()
+	var ref wavefront.Span
+	refRED := c.Convert(z, &ref)
+	want, wantOK := d.AppendCanonicalSpan([]byte("prefix "), &ref)
+	wantRED := redString(&refRED)
+	var out wavefront.Span
+	got, gotRED, gotOK := c.AppendCanonicalSpan([]byte("prefix "), z, &out, d)
+	switch {
+	case gotOK != wantOK:
+		t.Fatalf("fused ok=%v, Convert+AppendCanonicalSpan ok=%v for %s\nreference line: %s", gotOK, wantOK, spanString(z), want)
+	case string(got) != string(want):
+		t.Fatalf("fused line differs for %s\n got %q\nwant %q", spanString(z), got, want)
+	case gotOK && redString(&gotRED) != wantRED:
+		t.Fatalf("fused RED differs for %s\n got %s\nwant %s", spanString(z), redString(&gotRED), wantRED)
+	case gotOK && (string(out.Name) != string(ref.Name) || string(out.Source) != string(ref.Source) ||
+		string(out.TraceID) != string(ref.TraceID) || string(out.SpanID) != string(ref.SpanID) ||
+		out.StartMillis != ref.StartMillis || out.DurationMillis != ref.DurationMillis):
+		t.Fatalf("fused span fields differ: %+v, want %+v", out, ref)
+	}
+	if gotOK {
+		// AppendLogs must write the same span logs from either span.
+		if a, b := c.AppendLogs(nil, z, &out, "x"), c.AppendLogs(nil, z, &ref, "x"); string(a) != string(b) {
+			t.Fatalf("span logs differ: %s vs %s", a, b)
+		}
+	}
+}
+
+func redString(r *RED) string {
+	return fmt.Sprintf("app=%q svc=%q cluster=%q shard=%q comp=%q op=%q src=%q kind=%q status=%q custom=%d err=%v dur=%d",
+		r.Application, r.Service, r.Cluster, r.Shard, r.Component, r.Operation, r.Source, r.SpanKind, r.HTTPStatusCode,
+		len(r.CustomTags), r.IsError, r.DurationMicros)
+}
+
+func checkFusedBody(t *testing.T, body []byte) {
+	t.Helper()
+	convs, decs := fusedConfigs()
+	var dec Decoder
+	_ = dec.Decode(body, JSONV2, func(z *Span) error {
+		for i := range convs {
+			for _, d := range decs {
+				checkFused(t, &convs[i], d, z)
+			}
+		}
+		return nil
+	})
+}
+
+func TestAppendCanonicalSpanMatchesConvert(t *testing.T) {
+	for name, body := range fixtures(t) {
+		t.Run(name, func(t *testing.T) { checkFusedBody(t, body) })
+	}
+	checkFusedBody(t, []byte(istioBody))
+	for _, body := range fusedEdgeCases {
+		checkFusedBody(t, []byte(body))
+	}
+	// The fused path must actually be taken for Envoy's spans.
+	c := Converter{SpanLogs: true}
+	d := meshDecoder()
+	var out wavefront.Span
+	for _, z := range mustDecode(t, string(fixtures(t)["envoy-kourier-zipkin-v2-post-1.json"])) {
+		if _, _, ok := c.AppendCanonicalSpan(nil, &z, &out, d); !ok {
+			t.Fatalf("fused path declined an Envoy span: %s", spanString(&z))
+		}
+	}
+	// And it leaves custom RED tags to Convert.
+	c.CustomTagKeys = []string{"component"}
+	z := mustDecode(t, fusedEdgeCases[0])[0]
+	if _, _, ok := c.AppendCanonicalSpan(nil, &z, &out, d); ok {
+		t.Fatal("fused path accepted a span with CustomTagKeys set")
+	}
+}
+
+// FuzzAppendCanonicalSpan decodes JSON v2 bodies and checks the fused path
+// against Convert and wavefront's AppendCanonicalSpan for every span.
+func FuzzAppendCanonicalSpan(f *testing.F) {
+	f.Add([]byte(istioBody))
+	for _, body := range fusedEdgeCases {
+		f.Add([]byte(body))
+	}
+	for _, body := range fixtures(f) {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkFusedBody(t, body) })
+}
