@@ -119,6 +119,21 @@ func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int,
 // every span the rules keep, even one validation then rejects.
 func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipkinState, z *zipkin.Span) {
 	s := &st.span
+	if rules == nil {
+		// The common span, converted and written in one pass; anything
+		// else takes the general path below.
+		var rd zipkin.RED
+		var fused bool
+		in.stage(fmtTrace, func(b []byte) []byte {
+			b, rd, fused = st.conv.AppendCanonicalSpan(b, z, s, &in.dec)
+			return b
+		})
+		if fused {
+			observeRED(st.reds, &st.red, &rd, s)
+			in.stage(fmtSpanLogs, func(b []byte) []byte { return st.conv.AppendLogs(b, z, s, "_sampledByPolicy=NONE") })
+			return
+		}
+	}
 	rd := st.conv.Convert(z, s)
 	if rules != nil {
 		if res, _ := rules.Span(s, &in.rules); res != preprocessor.Keep {

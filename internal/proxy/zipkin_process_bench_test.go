@@ -32,6 +32,9 @@ import (
 //     The target is checked with this one.
 //   - forward: the child also drains the queue to a discarding backend
 //     (gzip and HTTP posts), i.e. its steady state when the backend keeps up.
+//
+// MESHWAVE_PROXY_CHILD_BIN and MESHWAVE_PROXY_CHILD_CPUPROFILE work as for
+// BenchmarkTCPIngestChild (profiles go to <prefix>zipkin-<mode>.prof).
 func BenchmarkZipkinProcess(b *testing.B) {
 	bodies := envoyBodies(b, 64)
 	b.Run("queue", func(b *testing.B) {
@@ -41,14 +44,22 @@ func BenchmarkZipkinProcess(b *testing.B) {
 		}
 		unreachable := "http://" + ln.Addr().String()
 		ln.Close()
-		benchZipkinChild(b, bodies, unreachable)
+		benchZipkinChild(b, bodies, unreachable, "queue")
 	})
-	b.Run("forward", func(b *testing.B) { benchZipkinChild(b, bodies, discardBackend(b).URL) })
+	b.Run("forward", func(b *testing.B) { benchZipkinChild(b, bodies, discardBackend(b).URL, "forward") })
 }
 
-func benchZipkinChild(b *testing.B, bodies [][]byte, server string) {
+func benchZipkinChild(b *testing.B, bodies [][]byte, server, mode string) {
 	dir := b.TempDir()
-	ch := startChild(b, childConfig{Buffer: filepath.Join(dir, "buffer"), Server: server, PortFile: filepath.Join(dir, "ports.json")})
+	cc := childConfig{Buffer: filepath.Join(dir, "buffer"), Server: server, PortFile: filepath.Join(dir, "ports.json")}
+	if prefix := os.Getenv(childProfileEnv); prefix != "" {
+		cc.CPUProfile = prefix + "zipkin-" + mode + ".prof"
+	}
+	bin := os.Getenv(childBinEnv)
+	if bin == "" {
+		bin = os.Args[0]
+	}
+	ch := startChildBinary(b, bin, cc)
 	url := "http://" + ch.ports.Zipkin + "/api/v2/spans"
 	const clients = 4
 	hcs := make([]*http.Client, clients)
@@ -103,6 +114,7 @@ func benchZipkinChild(b *testing.B, bodies [][]byte, server string) {
 	if want := spans + clients*zipkinSpansPerBody; err != nil || got != want {
 		b.Fatalf("proxy_received spans = %v (%v), want %v", got, err, want)
 	}
+	ch.stop() // lets a profiling child write its profile
 }
 
 func postZipkin(hc *http.Client, url string, body []byte) error {
