@@ -170,7 +170,7 @@ func (in *ingester) line(line []byte, f format) {
 // printable ASCII starting with a name, so auto-detection would have called
 // it a point too.
 func (in *ingester) fastPoint(line []byte) bool {
-	if in.p.cfg.Prefix != "" || in.p.portRules(in.port) != nil {
+	if in.p.cfg.Prefix != "" || !in.p.portRules(in.port).Empty() {
 		return false
 	}
 	s := &in.staged[formatIndex(fmtWavefront)]

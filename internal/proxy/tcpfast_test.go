@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/preprocessor"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -69,4 +70,25 @@ func TestFastPointStepsAside(t *testing.T) {
 func tail(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	return b[bytes.LastIndexByte(b, '\n')+1:]
+}
+
+// TestFastPointWithOtherPortsRules: rules for another port leave this
+// port's lines on the single-pass path, which stays allocation-free.
+func TestFastPointWithOtherPortsRules(t *testing.T) {
+	rules, err := preprocessor.Parse([]byte(`
+"9999":
+  - {rule: drop, action: block, scope: metricName, match: "istio.*"}
+`), "rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := testIngester(DefaultConfig())
+	in.p.rules.Store(rules)
+	line := bytes.SplitN(istioLines(1, 3), []byte("\n"), 2)[0]
+	if allocs := testing.AllocsPerRun(100, func() { in.line(line, 0) }); allocs != 0 {
+		t.Errorf("%v allocations per line", allocs)
+	}
+	if in.staged[0].lines != 101 {
+		t.Errorf("%d lines staged, want 101", in.staged[0].lines)
+	}
 }
