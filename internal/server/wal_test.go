@@ -2,11 +2,13 @@ package server
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
+	"github.com/meshwave/meshwave/internal/wql"
 )
 
 func TestSplitCanonicalPoint(t *testing.T) {
@@ -93,6 +95,39 @@ func TestInMillis(t *testing.T) {
 		rec := append([]byte("prefix\n"), `"m" 1 1712000000 source="a b" "k"="v"`...)
 		if got := inMillis(rec, len("prefix\n"), c.ms); string(got) != "prefix\n"+c.want {
 			t.Errorf("%d: got %q, want %q", c.ms, got, c.want)
+		}
+	}
+}
+
+// TestPointsKeepMilliseconds posts points through both handler paths, with
+// second, millisecond and no timestamps, and checks what the tsdb holds.
+func TestPointsKeepMilliseconds(t *testing.T) {
+	s := start(t, Config{})
+	ms := base() + 123
+	before := time.Now().UnixMilli()
+	body := fmt.Sprintf("ms.fast 2.5 %d source=a\n"+ // one pass, ms timestamp
+		"ms.whole -3 %d source=a\n"+ // one pass, seconds
+		"ms.slow 4 %d source=a k=\"x\\\"y\"\n"+ // DecodePoint: an escaped quote
+		"ms.now 5 source=a\n", // the request's clock
+		ms, ms/1000, ms+7)
+	if code, res := post(t, s.url, "wavefront", body); code != 202 || res.Accepted != 4 {
+		t.Fatalf("POST: %d %+v", code, res)
+	}
+	after := time.Now().UnixMilli()
+	want := map[string]wql.Point{"ms.fast": {T: ms, V: 2.5}, "ms.whole": {T: ms / 1000 * 1000, V: -3}, "ms.slow": {T: ms + 7, V: 4}}
+	var got []wql.Series
+	eventually(t, "four points", func() bool { got = selectAll(t, s.Server, "ms.*"); return len(got) == 4 })
+	for _, ser := range got {
+		if len(ser.Points) != 1 {
+			t.Fatalf("%s: %v", ser.Name, ser.Points)
+		}
+		p := ser.Points[0]
+		if ser.Name == "ms.now" {
+			if p.T < before || p.T > after || p.V != 5 {
+				t.Errorf("ms.now: %+v, want a time in [%d, %d]", p, before, after)
+			}
+		} else if p != want[ser.Name] {
+			t.Errorf("%s: %+v, want %+v", ser.Name, p, want[ser.Name])
 		}
 	}
 }
