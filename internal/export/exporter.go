@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshwave/meshwave/internal/queue"
+	"github.com/meshwave/meshwave/internal/retry"
 )
 
 // Kind is the kind of canonical Wavefront lines in a Record.
@@ -307,7 +307,7 @@ func (e *Exporter) run(ctx context.Context) {
 				return
 			}
 			e.log.Error("reading the export queue failed", "err", err)
-			sleepCtx(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		batches = append(batches[:0], b)
@@ -407,12 +407,12 @@ func (e *Exporter) deliverRange(ctx context.Context, r request, lo, hi int, budg
 		}
 		e.m.requests.WithLabelValues(code).Inc()
 		e.m.retries.Inc()
-		wait := max(backoff(attempt, e.cfg.MinBackoff, e.cfg.MaxBackoff), min(retryAfter, e.cfg.MaxBackoff))
+		wait := max(retry.Backoff(attempt, e.cfg.MinBackoff, e.cfg.MaxBackoff), min(retryAfter, e.cfg.MaxBackoff))
 		if now := time.Now(); now.Sub(e.warnedAt) >= failureLogEvery {
 			e.warnedAt, e.warned = now, true
 			e.log.Warn("remote unavailable; data stays queued and is retried", "err", err, "attempt", attempt, "retry_in", wait.Round(time.Millisecond), "queued_bytes", e.q.Bytes())
 		}
-		if !sleepCtx(ctx, wait) {
+		if !retry.Sleep(ctx, wait) {
 			return ctx.Err()
 		}
 	}
@@ -464,23 +464,4 @@ func retryAfterOf(v string) time.Duration {
 		return 0
 	}
 	return time.Duration(n) * time.Second
-}
-
-// backoff doubles per attempt from lo up to hi, then takes a random point
-// in its upper half, so many servers behind one remote do not retry in
-// lockstep.
-func backoff(attempt int, lo, hi time.Duration) time.Duration {
-	d := min(lo<<min(attempt-1, 20), hi)
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

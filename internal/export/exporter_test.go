@@ -251,17 +251,6 @@ func TestExporterConfigErrors(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	lo, hi := 100*time.Millisecond, time.Second
-	for attempt, want := range map[int]time.Duration{1: lo, 2: 2 * lo, 3: 4 * lo, 5: hi, 60: hi} {
-		for range 20 {
-			if d := backoff(attempt, lo, hi); d < want/2 || d > want {
-				t.Errorf("attempt %d: %v outside [%v, %v]", attempt, d, want/2, want)
-			}
-		}
-	}
-}
-
 // TestExporterQueueBound: with the remote down, the queue stays within
 // MaxQueueBytes by dropping its oldest data, counted, and Add never waits
 // for the remote.

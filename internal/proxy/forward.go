@@ -5,12 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/meshwave/meshwave/internal/retry"
 )
 
 // forwarder is the queue's only reader: it posts batches to the backend's
@@ -52,16 +52,16 @@ func (f *forwarder) run(ctx context.Context) {
 				return
 			}
 			f.p.log.Error("reading the queue failed", "err", err)
-			sleep(ctx, time.Second)
+			retry.Sleep(ctx, time.Second)
 			continue
 		}
 		if err := f.deliver(ctx, b.Records); err != nil {
 			f.p.queue.Nack(b)
 			f.p.m.retries.Inc()
 			failures++
-			wait := backoff(failures)
+			wait := retry.Backoff(failures, minBackoff, maxBackoff)
 			f.p.log.Warn("backend unavailable; data stays queued and will be retried", "err", err, "retry_in", wait.Round(time.Millisecond), "queued_bytes", f.p.queue.Bytes())
-			if !sleep(ctx, wait) {
+			if !retry.Sleep(ctx, wait) {
 				return
 			}
 			continue
@@ -70,24 +70,6 @@ func (f *forwarder) run(ctx context.Context) {
 		if err := f.p.queue.Ack(b); err != nil {
 			f.p.log.Error("acknowledging a delivered batch failed; it may be sent again after a restart", "err", err)
 		}
-	}
-}
-
-// backoff is exponential with full jitter between half and the whole step.
-func backoff(failures int) time.Duration {
-	d := minBackoff << min(failures-1, 10)
-	d = min(d, maxBackoff)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -185,6 +167,6 @@ func (f *forwarder) send(ctx context.Context, fm format, lines []byte) (int, str
 // rateLimit holds the forwarder to --pushRateLimit lines per second.
 func (f *forwarder) rateLimit(ctx context.Context, n int) {
 	if r := f.p.cfg.PushRateLimit; r > 0 {
-		sleep(ctx, time.Duration(float64(n)/r*float64(time.Second)))
+		retry.Sleep(ctx, time.Duration(float64(n)/r*float64(time.Second)))
 	}
 }
