@@ -342,14 +342,21 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 
 // Tag appends one annotation; on false nothing was appended.
 func (l *SpanLine) Tag(k, v []byte) bool {
-	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
-		len(k) == 0 || len(k) > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
-		return false
-	}
 	for _, c := range k {
 		if !allowedNameByte[c] {
 			return false
 		}
+	}
+	return l.NameKeyTag(k, v)
+}
+
+// NameKeyTag is Tag for a key the caller has already checked to consist
+// of name bytes only ([,-./0-9A-Za-z_]), as a sanitiser's output does; only
+// its length is checked here.
+func (l *SpanLine) NameKeyTag(k, v []byte) bool {
+	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
+		len(k) == 0 || len(k) > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
+		return false
 	}
 	l.dst = append(l.dst, ' ', '"')
 	l.dst = append(l.dst, k...)
