@@ -460,19 +460,22 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		return dst, RED{}, false
 	}
 	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
-	ok = l.Tag(w.zipkinSpanID, z.ID) && l.Tag(w.zipkinTraceID, z.TraceID) &&
-		(z.ParentID == nil || l.Tag(w.parent, c.uuid(z.ParentID)))
+	// The fixed keys are name bytes, and so is a sanitised key unless it
+	// kept a '~' or delta prefix, which is the only way its first byte can
+	// be outside keyByte.
+	ok = l.NameKeyTag(w.zipkinSpanID, z.ID) && l.NameKeyTag(w.zipkinTraceID, z.TraceID) &&
+		(z.ParentID == nil || l.NameKeyTag(w.parent, c.uuid(z.ParentID)))
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
-		ok = ok && l.Tag(w.spanKind, red.SpanKind) &&
-			(len(z.Annotations) == 0 || l.Tag(w.secondaryID, red.SpanKind))
+		ok = ok && l.NameKeyTag(w.spanKind, red.SpanKind) &&
+			(len(z.Annotations) == 0 || l.NameKeyTag(w.secondaryID, red.SpanKind))
 	}
 	service := z.LocalEndpoint.ServiceName
 	if service == nil {
 		service = cached(&w.def.service, orDefault(c.DefaultService, "defaultService"))
 	}
 	red.Service = javaTrim(service)
-	ok = ok && l.Tag(w.service, red.Service)
+	ok = ok && l.NameKeyTag(w.service, red.Service)
 
 	debugTagged := false
 	for i := 0; ok && i < len(z.Tags); i++ {
@@ -510,19 +513,23 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		if len(key) == len("http.status_code") && bytes.EqualFold(key, []byte("http.status_code")) {
 			red.HTTPStatusCode = v
 		}
-		ok = l.Tag(key, v)
+		if len(key) > 0 && keyByte[key[0]] {
+			ok = l.NameKeyTag(key, v)
+		} else {
+			ok = l.Tag(key, v)
+		}
 	}
 	if red.Application == nil {
 		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
 	}
-	ok = ok && l.Tag(w.application, red.Application) && l.Tag(w.cluster, red.Cluster) && l.Tag(w.shard, red.Shard) &&
-		(!z.Debug || debugTagged || l.Tag(w.debug, w.true))
+	ok = ok && l.NameKeyTag(w.application, red.Application) && l.NameKeyTag(w.cluster, red.Cluster) &&
+		l.NameKeyTag(w.shard, red.Shard) && (!z.Debug || debugTagged || l.NameKeyTag(w.debug, w.true))
 	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
 		b := c.arena.alloc(len("255.255.255.255"))
-		ok = l.Tag(w.ipv4, ip.AppendTo(b[:0]))
+		ok = l.NameKeyTag(w.ipv4, ip.AppendTo(b[:0]))
 	}
 	if ok && len(z.Annotations) > 0 && c.SpanLogs {
-		ok = l.Tag(w.spanLogs, w.true)
+		ok = l.NameKeyTag(w.spanLogs, w.true)
 	}
 	if !ok {
 		return l.Discard(), RED{}, false

@@ -19,6 +19,7 @@ var fusedEdgeCases = []string{
 		`"debug":"true","service":"tagged","span.kind":"weird","HTTP.Status_Code":"500","http.status_code":"200","guid:x-request-id":"abc",` +
 		`"blank":"  ","é":"v"}}]`,
 	`[{"traceId":"1","id":"2","tags":{"~tilde":"v"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"\u2206~x":"v","\u0394y":"v"}}]`,
 	`[{"traceId":"00000000000000000000000000000001","id":"2","debug":true,"tags":{"debug":"false","x":"a\"b"}}]`,
 	`[{"traceId":"1","id":"2","debug":true,"name":"a*b","tags":{"x":"line\nbreak"}}]`,
 	`[{"traceId":"1","id":"2","name":"caf\u00e9","tags":{"x":"\u00e9"}}]`,

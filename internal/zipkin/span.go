@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
-	"unicode/utf8"
 )
 
 // Kind is a Zipkin span kind; KindUnset when the span has none.
@@ -275,7 +274,8 @@ func sortTags(t []Tag) int {
 		return n
 	}
 	var perm [maxInsertionSort]uint8
-	return applyTagOrder(t, tagOrderOf(t, perm[:0]))
+	var sorted [maxInsertionSort]Tag
+	return applyTagOrder(t, tagOrderOf(t, perm[:0]), sorted[:0])
 }
 
 // tagOrderOf appends to perm the indices of t's tags in key order, one per
@@ -304,14 +304,13 @@ func tagOrderOf(t []Tag, perm []uint8) []uint8 {
 	return perm
 }
 
-// applyTagOrder rearranges t as perm says, moving each Tag once, and
-// returns the new length.
-func applyTagOrder(t []Tag, perm []uint8) int {
-	var sorted [maxInsertionSort]Tag
-	for j, i := range perm {
-		sorted[j] = t[i]
+// applyTagOrder rearranges t as perm says through scratch, which must have
+// room for len(perm) tags, and returns the new length.
+func applyTagOrder(t []Tag, perm []uint8, scratch []Tag) int {
+	for _, i := range perm {
+		scratch = append(scratch, t[i])
 	}
-	copy(t, sorted[:len(perm)])
+	copy(t, scratch)
 	return len(perm)
 }
 
@@ -319,10 +318,15 @@ func applyTagOrder(t []Tag, perm []uint8) int {
 // writes the tags of one kind of span in the same order every time, so most
 // spans repeat a recent key sequence, and checking the keys for equality
 // costs a fraction of sorting them.
-type tagOrderCache [16]struct {
-	keys []byte // each key with a length byte before it, in arrival order
-	n    int    // number of tags
-	perm []uint8
+type tagOrderCache struct {
+	slots [16]struct {
+		keys []byte // each key with a length byte before it, in arrival order
+		n    int    // number of tags
+		perm []uint8
+	}
+	// sorted is applyTagOrder's scratch, kept so that no array of Tags is
+	// zeroed for every span.
+	sorted []Tag
 }
 
 // sortTags is the package's sortTags through the cache.
@@ -339,9 +343,12 @@ func (c *tagOrderCache) sortTags(t []Tag) int {
 			h = h*31 + uint64(tag.Key[len(tag.Key)-1])
 		}
 	}
-	e := &c[(h*0x9E3779B97F4A7C15)>>60]
+	if c.sorted == nil {
+		c.sorted = make([]Tag, 0, maxInsertionSort)
+	}
+	e := &c.slots[(h*0x9E3779B97F4A7C15)>>60]
 	if e.n == len(t) && sameKeys(e.keys, t) {
-		return applyTagOrder(t, e.perm)
+		return applyTagOrder(t, e.perm, c.sorted)
 	}
 	e.keys, e.n = e.keys[:0], 0 // invalid until complete
 	for _, tag := range t {
@@ -352,7 +359,7 @@ func (c *tagOrderCache) sortTags(t []Tag) int {
 	}
 	e.perm = tagOrderOf(t, e.perm[:0])
 	e.n = len(t)
-	return applyTagOrder(t, e.perm)
+	return applyTagOrder(t, e.perm, c.sorted)
 }
 
 // sameKeys reports whether t's keys are the ones encoded in keys.
@@ -486,17 +493,39 @@ func (d *Decoder) parentID(id []byte) ([]byte, error) {
 }
 
 // lowerHexZeros reports the number of leading '0's and whether id is
-// entirely lower-case hex.
+// entirely lower-case hex. After the zeros it checks eight bytes at a time.
 func lowerHexZeros(id []byte) (zeros int, ok bool) {
 	for zeros < len(id) && id[zeros] == '0' {
 		zeros++
 	}
-	for _, c := range id[zeros:] {
+	rest := id[zeros:]
+	for ; len(rest) >= 8; rest = rest[8:] {
+		x := binary.LittleEndian.Uint64(rest)
+		if byteBetween(x, '0'-1, '9'+1)|byteBetween(x, 'a'-1, 'f'+1) != highBits {
+			return zeros, false
+		}
+	}
+	for _, c := range rest {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return zeros, false
 		}
 	}
 	return zeros, true
+}
+
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// byteBetween sets the high bit of exactly those bytes c of x with
+// lo < c < hi, for 0 ≤ lo ≤ 127 and 0 < hi ≤ 128; bytes ≥ 0x80 are never
+// marked. No byte's arithmetic carries into the next, so the result is
+// exact ("Determine if a word has a byte between m and n", Bit Twiddling
+// Hacks).
+func byteBetween(x uint64, lo, hi byte) uint64 {
+	low7 := x & (highBits - lowBits) // each byte's low seven bits
+	return (lowBits*(127+uint64(hi)) - low7) & ^x & (low7 + lowBits*(127-uint64(lo))) & highBits
 }
 
 func (d *Decoder) padLeft(id []byte, n int) []byte {
@@ -516,14 +545,24 @@ func (d *Decoder) lower(b []byte) []byte {
 	if len(b) == 0 {
 		return nil
 	}
-	upper := false
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return bytes.ToLower(b)
-		}
-		upper = upper || 'A' <= c && c <= 'Z'
+	// Eight bytes at a time: any non-ASCII byte, and any upper-case one.
+	var nonASCII, upper uint64
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		nonASCII |= x
+		upper |= byteBetween(x, 'A'-1, 'Z'+1)
 	}
-	if !upper {
+	for _, c := range b[i:] {
+		nonASCII |= uint64(c)
+		if 'A' <= c && c <= 'Z' {
+			upper = 1
+		}
+	}
+	if nonASCII&highBits != 0 {
+		return bytes.ToLower(b)
+	}
+	if upper == 0 {
 		return b
 	}
 	out := d.alloc(len(b))

@@ -1,0 +1,65 @@
+package zipkin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+)
+
+// byteBetween must mark exactly the bytes in range, whatever its
+// neighbours hold.
+func TestByteBetween(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	ranges := [][2]byte{{'0' - 1, '9' + 1}, {'a' - 1, 'f' + 1}, {'A' - 1, 'Z' + 1}, {0, 128}, {127, 128}}
+	for range 20000 {
+		var w [8]byte
+		for i := range w {
+			w[i] = byte(r.Uint32())
+			if r.IntN(2) == 0 {
+				w[i] = "09afAZ@[`g/:\x00\x7f\x80\xff"[r.IntN(16)]
+			}
+		}
+		x := binary.LittleEndian.Uint64(w[:])
+		for _, rg := range ranges {
+			got := byteBetween(x, rg[0], rg[1])
+			for i, c := range w {
+				want := rg[0] < c && c < rg[1]
+				if (got>>(8*i+7))&1 == 1 != want {
+					t.Fatalf("byteBetween(% x, %d, %d): byte %d (%#x) marked=%v", w, rg[0], rg[1], i, c, !want)
+				}
+			}
+		}
+	}
+}
+
+// lower and lowerHexZeros against byte-at-a-time definitions, at every
+// length around the word size.
+func TestLowerAndHexWords(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 6))
+	alphabet := []byte("0123456789abcdefABCDEFxyzXYZ-_ \xc3\xa9")
+	var d Decoder
+	for range 20000 {
+		b := make([]byte, r.IntN(40))
+		zeros := r.IntN(len(b) + 1)
+		for i := range b {
+			b[i] = '0'
+			if i >= zeros {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+		}
+		wantLower := bytes.ToLower(b)
+		if len(b) == 0 {
+			wantLower = nil
+		}
+		if got := d.lower(b); !bytes.Equal(got, wantLower) || (got == nil) != (wantLower == nil) {
+			t.Fatalf("lower(%q) = %q, want %q", b, got, wantLower)
+		}
+		wantZeros := len(b) - len(bytes.TrimLeft(b, "0"))
+		wantOK := len(bytes.Trim(b, "0123456789abcdef")) == 0
+		if z, ok := lowerHexZeros(b); z != wantZeros || ok != wantOK {
+			t.Fatalf("lowerHexZeros(%q) = %d, %v; want %d, %v", b, z, ok, wantZeros, wantOK)
+		}
+		d.reset()
+	}
+}
