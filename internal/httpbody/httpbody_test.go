@@ -48,3 +48,38 @@ func TestRead(t *testing.T) {
 		})
 	}
 }
+
+// TestReadIntoReuses reads plain and gzip bodies in turn into one buffer:
+// each result is exact, and once the buffer is large enough it is reused.
+func TestReadIntoReuses(t *testing.T) {
+	buf := make([]byte, 0, 1<<16)
+	for i := range 6 {
+		want := strings.Repeat("line "+string(rune('a'+i))+" 1\n", 100+i*50)
+		body := []byte(want)
+		r := httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(body))
+		if i%2 == 1 {
+			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(gz(body)))
+			r.Header.Set("Content-Encoding", "gzip")
+		}
+		got, code, err := ReadInto(buf, r, 1<<20)
+		if err != nil || code != 0 || string(got) != want {
+			t.Fatalf("request %d: %d, %v, %d bytes; want %d", i, code, err, len(got), len(want))
+		}
+		if &got[:1][0] != &buf[:1][0] {
+			t.Errorf("request %d: the body did not reuse the buffer", i)
+		}
+		buf = got
+	}
+}
+
+// TestReadIntoLyingLength: a Content-Length larger than the limit is not
+// allocated up front, and a short body under a larger declared length is
+// still read whole.
+func TestReadIntoLyingLength(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/report", strings.NewReader("a 1\n"))
+	r.ContentLength = 1 << 40
+	got, code, err := ReadInto(nil, r, 100)
+	if err != nil || code != 0 || string(got) != "a 1\n" || cap(got) > 1<<20 {
+		t.Fatalf("got %q (cap %d), %d, %v", got, cap(got), code, err)
+	}
+}

@@ -225,6 +225,9 @@ func remoteHost(c net.Conn) []byte {
 	return []byte(host)
 }
 
+// httpBodies holds *[]byte buffers for push-port HTTP bodies.
+var httpBodies sync.Pool
+
 // serveHTTP handles any method and path on the push port, as the reference
 // does: the body's lines are ingested with ?f= or auto-detection.
 func (l *pushListener) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +240,15 @@ func (l *pushListener) serveHTTPCode(w http.ResponseWriter, r *http.Request) int
 		w.WriteHeader(http.StatusNoContent)
 		return http.StatusNoContent
 	}
-	body, code, err := httpbody.Read(r, l.p.cfg.PushListenerHTTPBufferSize)
+	buf, _ := httpBodies.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	// The ingester copies what it keeps (staged lines, blocked-log text),
+	// so the body's buffer can serve the next request.
+	defer httpBodies.Put(buf)
+	body, code, err := httpbody.ReadInto(*buf, r, l.p.cfg.PushListenerHTTPBufferSize)
+	*buf = body
 	if err != nil {
 		http.Error(w, err.Error(), code)
 		return code

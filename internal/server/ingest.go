@@ -40,7 +40,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, http.StatusBadRequest, "unknown format "+strconv.Quote(name))
 		return
 	}
-	body, code, err := httpbody.Read(r, s.cfg.MaxBodyBytes)
+	bodyBuf, _ := s.bodies.Get().(*[]byte)
+	if bodyBuf == nil {
+		bodyBuf = new([]byte)
+	}
+	// Nothing keeps a slice of the body past the handler: lines are
+	// re-encoded into WAL records and errors are copied into strings.
+	defer s.bodies.Put(bodyBuf)
+	body, code, err := httpbody.ReadInto(*bodyBuf, r, s.cfg.MaxBodyBytes)
+	*bodyBuf = body
 	if err != nil {
 		s.reply(w, code, err.Error())
 		return

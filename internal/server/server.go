@@ -62,6 +62,7 @@ type Server struct {
 	metrics *metricStore
 	kv      *kvStore
 	decs    sync.Pool // *wavefront.Decoder for handlers
+	bodies  sync.Pool // *[]byte request bodies for handlers
 	limits  wavefront.Limits
 	mux     *http.ServeMux
 	// exporters get what the applier has stored (export); only the
