@@ -70,6 +70,7 @@ func BenchmarkDecodeV2(b *testing.B) {
 	fn := func(*Span) error { n++; return nil }
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	cpu0 := processCPU()
 	for b.Loop() {
 		if err := d.Decode(body, JSONV2, fn); err != nil {
 			b.Fatal(err)
@@ -79,6 +80,7 @@ func BenchmarkDecodeV2(b *testing.B) {
 		b.Fatal("span count")
 	}
 	reportSpans(b, benchSpans)
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
 }
 
 // BenchmarkDecodeV2EncodingJSON is the baseline: encoding/json into
