@@ -23,6 +23,8 @@ const (
 	// when it is stopped with SIGTERM: the server's share of a benchmark
 	// cannot be profiled from the client process.
 	childProfileEnv = "MESHWAVE_SERVER_TEST_CPUPROFILE"
+	// childRemoteWriteEnv gives the child a remote-write exit to this URL.
+	childRemoteWriteEnv = "MESHWAVE_SERVER_TEST_REMOTE_WRITE"
 )
 
 // TestMain lets the test binary double as a server process for the crash
@@ -51,7 +53,11 @@ func serveChild(dir, profile string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	s, err := Open(Config{DataDir: dir, Logger: quietLogger()})
+	cfg := Config{DataDir: dir, Logger: quietLogger()}
+	if remote := os.Getenv(childRemoteWriteEnv); remote != "" {
+		cfg.RemoteWrite = fastExport(remote)
+	}
+	s, err := Open(cfg)
 	if err != nil {
 		return fmt.Errorf("open: %w", err)
 	}

@@ -1,68 +1,17 @@
 package server
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// exportChildEnv, set to "<data dir> <remote-write URL>", makes
-// TestExportCrashChild a server process with the remote-write exit.
-const exportChildEnv = "MESHWAVE_SERVER_TEST_EXPORT_CHILD"
-
-// TestExportCrashChild is not a test: it is the server process of
-// TestExportCrashLosesNothing, run from this test binary.
-func TestExportCrashChild(t *testing.T) {
-	dir, remote, ok := strings.Cut(os.Getenv(exportChildEnv), " ")
-	if !ok {
-		t.Skip("the child process of TestExportCrashLosesNothing")
-	}
-	s, err := Open(Config{DataDir: dir, Logger: quietLogger(), RemoteWrite: fastExport(remote)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Println(ln.Addr().String())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	s.Serve(ctx, ln)
-}
-
-func startExportChild(t *testing.T, dir, remote string) (*exec.Cmd, string) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestExportCrashChild$")
-	cmd.Env = append(os.Environ(), exportChildEnv+"="+dir+" "+remote)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		t.Fatalf("child: %v", err)
-	}
-	return cmd, "http://" + strings.TrimSpace(line)
-}
 
 // TestExportCrashLosesNothing SIGKILLs a server process while clients post
 // and it exports to a remote that refuses a third of its requests,
@@ -85,7 +34,7 @@ func TestExportCrashLosesNothing(t *testing.T) {
 	defer remote.Close()
 
 	dir := t.TempDir()
-	cmd, url := startExportChild(t, dir, remote.URL)
+	cmd, url := startChild(t, os.Args[0], dir, childRemoteWriteEnv+"="+remote.URL)
 	t0 := base()
 	const perReq = 100
 	var (
@@ -123,7 +72,7 @@ func TestExportCrashLosesNothing(t *testing.T) {
 	cmd.Wait()
 	wg.Wait()
 
-	cmd, _ = startExportChild(t, dir, remote.URL)
+	cmd, _ = startChild(t, os.Args[0], dir, childRemoteWriteEnv+"="+remote.URL)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	missing := func() int {
 		sink.mu.Lock()
