@@ -3,18 +3,11 @@ package export
 import (
 	"fmt"
 	"io"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // istioRecord is a queue record of n canonical Istio-like point lines.
 func istioRecord(n int) []byte {
@@ -38,11 +31,11 @@ func BenchmarkRemoteWriteConvert(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuTime()
+		cpu := cpuclock.Self()
 		for b.Loop() {
 			run()
 		}
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N*samples), "cpu-ns/sample")
+		b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/float64(b.N*samples), "cpu-ns/sample")
 	}
 	b.Run("decode-only", func(b *testing.B) {
 		var dec wavefront.Decoder
@@ -90,11 +83,11 @@ func BenchmarkOTLPConvert(b *testing.B) {
 		b.SetBytes(int64(len(rec)))
 		b.ReportAllocs()
 		b.ResetTimer()
-		cpu := cpuTime()
+		cpu := cpuclock.Self()
 		for b.Loop() {
 			run()
 		}
-		b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N*spans), "cpu-ns/span")
+		b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/float64(b.N*spans), "cpu-ns/span")
 	}
 	b.Run("decode-only", func(b *testing.B) {
 		var dec wavefront.Decoder

@@ -1,16 +1,15 @@
 package proxy
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/cpuclock"
 )
 
 // childBinEnv names another test binary to run as the proxy child of
@@ -65,7 +64,7 @@ func BenchmarkTCPIngestChild(b *testing.B) {
 				return v
 			}
 			b.SetBytes(int64(len(chunks[0]) / 5000))
-			cpu0, err := ch.cpuTime()
+			cpu0, err := cpuclock.Process(ch.cmd.Process.Pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -87,7 +86,7 @@ func BenchmarkTCPIngestChild(b *testing.B) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			b.StopTimer()
-			cpu1, err := ch.cpuTime()
+			cpu1, err := cpuclock.Process(ch.cmd.Process.Pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -130,28 +129,4 @@ func unreachableURL(tb testing.TB) string {
 	}
 	defer ln.Close()
 	return "http://" + ln.Addr().String()
-}
-
-// cpuTime is the child's user+system CPU time, all threads, from
-// /proc/<pid>/stat (clock ticks of 10 ms, so measure seconds, not
-// milliseconds).
-func (c *child) cpuTime() (time.Duration, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name may contain spaces; fields resume after its ')'.
-	s := string(raw)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", c.cmd.Process.Pid)
-	}
-	// utime and stime are fields 14 and 15 of stat, 12 and 13 after ')'.
-	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
-	st, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("bad /proc/%d/stat: %q", c.cmd.Process.Pid, s)
-	}
-	const tick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(ut+st) * tick, nil
 }
