@@ -78,7 +78,7 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, err)
 		return
 	}
-	series, err := wql.Eval(r.Context(), expr, queryStore{s.metrics, s.kv}, wql.Options{Start: start, End: end, Step: step})
+	grid, err := wql.EvalGrid(r.Context(), expr, queryStore{s.metrics, s.kv}, wql.Options{Start: start, End: end, Step: step})
 	if err != nil {
 		writeQueryError(w, err)
 		return
@@ -86,17 +86,16 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	writeChart(bw, query, start, end, step, series)
+	writeChart(bw, query, grid)
 	bw.Flush()
 }
 
-// writeChart writes the ChartResponse JSON for series, whose points are
-// on a grid of step ms. Dashboards fetch tens of megabytes of points;
-// encoding/json spent most of a query's time formatting them (reflection,
-// and float formatting of integral timestamps), so points are appended by
-// hand, each grid timestamp formatted once, and the rest uses
-// encoding/json.
-func writeChart(w *bufio.Writer, query string, start, end, step int64, series []wql.Series) {
+// writeChart writes the ChartResponse JSON for a query's result. Dashboards
+// fetch tens of megabytes of points; encoding/json spent most of a query's
+// time formatting them (reflection, and float formatting of integral
+// timestamps), so points are appended by hand, the text of each grid
+// timestamp made once, and the rest uses encoding/json.
+func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 	var b []byte
 	str := func(s string) {
 		q, _ := json.Marshal(s)
@@ -107,10 +106,11 @@ func writeChart(w *bufio.Writer, query string, start, end, step int64, series []
 	b = append(b, `,"name":`...)
 	str(query)
 	b = append(b, `,"granularity":`...)
-	b = strconv.AppendInt(b, step/1000, 10)
+	b = strconv.AppendInt(b, g.Step/1000, 10)
 	b = append(b, `,"timeseries":[`...)
-	stamps := newTimeText(start, end, step)
-	for i, ser := range series {
+	var stamps []byte
+	var ends []int // stamps[ends[i-1]:ends[i]] is bucket i's time
+	for i, ser := range g.Series {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -126,19 +126,27 @@ func writeChart(w *bufio.Writer, query string, start, end, step int64, series []
 			b = append(b, t...)
 		}
 		b = append(b, `,"data":[`...)
+		for len(ends) < len(ser.Vals) {
+			stamps = strconv.AppendInt(stamps, (g.Start+int64(len(ends))*g.Step)/1000, 10)
+			ends = append(ends, len(stamps))
+		}
 		first := true
-		for _, p := range ser.Points {
-			if math.IsNaN(p.V) || math.IsInf(p.V, 0) {
-				continue // JSON cannot carry them
+		for j, v := range ser.Vals {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue // no point, or one JSON cannot carry
 			}
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
 			b = append(b, '[')
-			b = stamps.append(b, p.T)
+			lo := 0
+			if j > 0 {
+				lo = ends[j-1]
+			}
+			b = append(b, stamps[lo:ends[j]]...)
 			b = append(b, ',')
-			b = appendJSONFloat(b, p.V)
+			b = appendJSONFloat(b, v)
 			b = append(b, ']')
 			if len(b) > 32<<10 {
 				w.Write(b)
@@ -149,51 +157,6 @@ func writeChart(w *bufio.Writer, query string, start, end, step int64, series []
 	}
 	b = append(b, "]}\n"...)
 	w.Write(b)
-}
-
-// timeText formats point timestamps as epoch seconds. Every series of a
-// result is on the chart's grid, so the decimal text of each grid time is
-// made once and copied afterwards; a point one step after the previous
-// one finds its text without a division.
-type timeText struct {
-	t0, step int64 // grid time i is t0 + i*step ms
-	text     []byte
-	ends     []int // text[ends[i-1]:ends[i]] is grid time i
-	prevT    int64
-	prevI    int
-}
-
-// maxTimeText bounds the grid texts kept (a 1 s grid over 18 h).
-const maxTimeText = 1 << 16
-
-func newTimeText(start, end, step int64) *timeText {
-	tt := &timeText{t0: start - start%step, step: step, prevI: -1}
-	if step < 1000 || (end-tt.t0)/step >= maxTimeText {
-		return tt
-	}
-	for t := tt.t0; t <= end; t += step {
-		tt.text = strconv.AppendInt(tt.text, t/1000, 10)
-		tt.ends = append(tt.ends, len(tt.text))
-	}
-	return tt
-}
-
-func (tt *timeText) append(b []byte, t int64) []byte {
-	i := -1
-	switch {
-	case t == tt.prevT+tt.step && tt.prevI >= 0 && tt.prevI+1 < len(tt.ends):
-		i = tt.prevI + 1
-	case t >= tt.t0 && (t-tt.t0)%tt.step == 0 && (t-tt.t0)/tt.step < int64(len(tt.ends)):
-		i = int((t - tt.t0) / tt.step)
-	default:
-		return strconv.AppendInt(b, t/1000, 10)
-	}
-	tt.prevT, tt.prevI = t, i
-	lo := 0
-	if i > 0 {
-		lo = tt.ends[i-1]
-	}
-	return append(b, tt.text[lo:tt.ends[i]]...)
 }
 
 // appendJSONFloat formats v as encoding/json does (shortest repr, 'e'

@@ -20,29 +20,22 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	for range 2000 {
 		vals = append(vals, math.Float64frombits(r.Uint64()), r.NormFloat64()*math.Pow(10, float64(r.IntN(40)-20)), float64(r.IntN(1e6)))
 	}
-	var pts []wql.Point
-	for i, v := range vals {
-		if !math.IsNaN(v) || i < 50 { // keep a few NaN bit patterns
-			t := int64(i) * 60_000
-			if i%97 == 0 {
-				t += 500 // off the grid
-			}
-			pts = append(pts, wql.Point{T: t, V: v})
-		}
-	}
-	series := []wql.Series{
-		{Name: "a.b", Source: `h"1<&>`, Tags: map[string]string{"z": "1", "a": "\x01é"}, Points: pts},
-		{Name: "", Source: "", Points: nil},
-	}
+	// The grid starts at a negative time, so timestamps round toward zero
+	// as encoding/json's integer division did.
+	g := &wql.Grid{Start: -5 * 60_000, Step: 60_000, Series: []wql.GridSeries{
+		{Name: "a.b", Source: `h"1<&>`, Tags: map[string]string{"z": "1", "a": "\x01é"}, Vals: vals},
+		{Name: "", Source: "", Vals: []float64{math.NaN(), math.Inf(-1)}},
+		{Name: "c", Vals: vals[:7]},
+	}}
 	want := ChartResponse{Query: `ts("a\b")`, Name: `ts("a\b")`, Granularity: 60}
-	for _, s := range series {
+	for _, s := range g.Series {
 		cs := ChartSeries{Label: s.Name, Host: s.Source, Tags: s.Tags, Data: [][2]float64{}}
 		if cs.Tags == nil {
 			cs.Tags = map[string]string{}
 		}
-		for _, p := range s.Points {
-			if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
-				cs.Data = append(cs.Data, [2]float64{float64(p.T / 1000), p.V})
+		for i, v := range s.Vals {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				cs.Data = append(cs.Data, [2]float64{float64((g.Start + int64(i)*g.Step) / 1000), v})
 			}
 		}
 		want.Timeseries = append(want.Timeseries, cs)
@@ -53,9 +46,7 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	}
 	var gb bytes.Buffer
 	bw := bufio.NewWriter(&gb)
-	// The grid covers part of the points only: both ways of writing
-	// timestamps are exercised.
-	writeChart(bw, want.Query, 120_000, int64(len(pts))/2*60_000, 60_000, series)
+	writeChart(bw, want.Query, g)
 	bw.Flush()
 	if gb.String() != wb.String() {
 		g, w := gb.Bytes(), wb.Bytes()

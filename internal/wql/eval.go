@@ -52,6 +52,41 @@ type evaluator struct {
 // averaged per bucket unless a function says otherwise. Results are sorted by
 // name, source and tags; series without points in the window are omitted.
 func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) {
+	g, err := EvalGrid(ctx, e, st, o)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]Series, len(g.Series))
+	for i, gs := range g.Series {
+		s := Series{Name: gs.Name, Source: gs.Source, Tags: gs.Tags}
+		for j, x := range gs.Vals {
+			if !math.IsNaN(x) {
+				s.Points = append(s.Points, Point{T: g.Start + int64(j)*g.Step, V: x})
+			}
+		}
+		res[i] = s
+	}
+	return res, nil
+}
+
+// Grid is Eval's result on its grid: Vals[i] of every series is the bucket
+// starting at Start + i*Step ms, NaN where the series has no point.
+type Grid struct {
+	Start, Step int64
+	Series      []GridSeries
+}
+
+// GridSeries is one result series of a Grid.
+type GridSeries struct {
+	Name, Source string
+	Tags         map[string]string
+	Vals         []float64
+}
+
+// EvalGrid is Eval without converting to points: half the memory per
+// bucket (8 bytes instead of a 16-byte Point), and a chart encoder knows
+// every timestamp from the index.
+func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error) {
 	if e == nil || st == nil {
 		return nil, errors.New("wql: nil expression or storage")
 	}
@@ -83,30 +118,23 @@ func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) 
 
 	type keyed struct {
 		key string
-		s   Series
+		s   GridSeries
 	}
 	var out []keyed
 	var buf []float64
 	err = ev.stream(e, func(v *vec) error {
 		vals := ev.aligned(v, &buf)[ev.from:]
-		cnt := 0
+		empty := true
 		for _, x := range vals {
 			if !math.IsNaN(x) {
-				cnt++
+				empty = false
+				break
 			}
 		}
-		if cnt == 0 {
+		if empty {
 			return nil
 		}
-		pts := make([]Point, 0, cnt)
-		t := ev.g0 + int64(ev.from)*ev.step
-		for _, x := range vals {
-			if !math.IsNaN(x) {
-				pts = append(pts, Point{T: t, V: x})
-			}
-			t += ev.step
-		}
-		s := Series{Name: v.name, Source: v.source, Tags: v.tags, Points: pts}
+		s := GridSeries{Name: v.name, Source: v.source, Tags: v.tags, Vals: slices.Clone(vals)}
 		out = append(out, keyed{key: v.name + "\x00" + v.source + "\x00" + ev.tagKey(v.tags, ""), s: s})
 		return nil
 	})
@@ -114,11 +142,11 @@ func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) 
 		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
-	res := make([]Series, len(out))
+	g := &Grid{Start: first, Step: o.Step, Series: make([]GridSeries, len(out))}
 	for i := range out {
-		res[i] = out[i].s
+		g.Series[i] = out[i].s
 	}
-	return res, nil
+	return g, nil
 }
 
 func floorDiv(a, b int64) int64 {
