@@ -98,7 +98,7 @@ type benchSeries struct {
 	counter bool
 }
 
-func benchMesh() []benchSeries {
+func benchMesh(nHTTP, nTCP int) []benchSeries {
 	var out []benchSeries
 	codes := []string{"200", "200", "200", "404", "503"}
 	base := func(i int, http bool) []string {
@@ -117,7 +117,7 @@ func benchMesh() []benchSeries {
 		kv := append(append([]string{labelName, name}, l...), extra...)
 		out = append(out, benchSeries{lset: labels.FromStrings(kv...), counter: counter})
 	}
-	for i := range benchHTTP {
+	for i := range nHTTP {
 		l := base(i, true)
 		add("istio.requests.total.value", l, true)
 		for _, h := range []string{"istio.request.duration.milliseconds", "istio.request.bytes", "istio.response.bytes"} {
@@ -131,7 +131,7 @@ func benchMesh() []benchSeries {
 			}
 		}
 	}
-	for i := range benchTCP {
+	for i := range nTCP {
 		l := base(i, false)
 		for _, m := range []string{"sent.bytes", "received.bytes", "connections.opened", "connections.closed"} {
 			add("istio.tcp."+m+".total.value", l, true)
@@ -167,7 +167,7 @@ func benchTSDB(b *testing.B) string {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	mesh := benchMesh()
+	mesh := benchMesh(benchHTTP, benchTCP)
 	first, _ := benchSample(0, 0, false)
 	last, _ := benchSample(49, benchSamples-1, false)
 	for lo := first / benchBlock * benchBlock; lo <= last; lo += benchBlock {
