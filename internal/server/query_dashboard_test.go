@@ -75,4 +75,3 @@ func with(m map[string]string, k, v string) map[string]string {
 	}
 	return c
 }
-
