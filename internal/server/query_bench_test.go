@@ -282,6 +282,8 @@ func fetch(b *testing.B, r benchRequest) int64 {
 //     a browser sends through its 6 connections per host;
 //   - parallel6-p300: the same with p=300 (at most ~300 points a series,
 //     about a chart's width in pixels);
+//   - parallel6-ui: the requests app.js sends now: tables (which show
+//     last values) over the last 10 minutes, every other chart with p=300;
 //   - handler: the query handler called directly, one request after the
 //     other, without HTTP (the server's own cost);
 //   - tsdb-scan: the baseline, no query engine: select each query's metric
@@ -314,27 +316,12 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 			fetch(b, r)
 		}
 	})
-	parallel6 := func(suffix string) func() {
-		return func() {
-			reqs := make(chan benchRequest)
-			var wg sync.WaitGroup
-			for range 6 {
-				wg.Go(func() {
-					for r := range reqs {
-						r.url += suffix
-						fetch(b, r)
-					}
-				})
-			}
-			for _, r := range all {
-				reqs <- r
-			}
-			close(reqs)
-			wg.Wait()
-		}
+	suffix := func(sfx string) func(benchRequest) benchRequest {
+		return func(r benchRequest) benchRequest { r.url += sfx; return r }
 	}
-	run("parallel6", parallel6(""))
-	run("parallel6-p300", parallel6("&p=300"))
+	run("parallel6", parallel6(b, all, suffix("")))
+	run("parallel6-p300", parallel6(b, all, suffix("&p=300")))
+	run("parallel6-ui", parallel6(b, all, func(r benchRequest) benchRequest { return uiRequest(r, s.url) }))
 	run("handler", func() {
 		for _, r := range all {
 			req := httptest.NewRequest(http.MethodGet, r.url, nil)
@@ -395,3 +382,36 @@ type discardResponse struct {
 func (d *discardResponse) Header() http.Header         { return d.header }
 func (d *discardResponse) WriteHeader(code int)        { d.code = code }
 func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
+
+// uiRequest rewrites a 24 h request as app.js sends it (rangeParams):
+// tables ask for the last 10 minutes, charts for about 300 points.
+func uiRequest(r benchRequest, base string) benchRequest {
+	if strings.HasPrefix(r.chart, "Overview of Applications") {
+		s, e := strconv.FormatInt(benchEnd/1000-600, 10), strconv.FormatInt(benchEnd/1000, 10)
+		r.url = base + "/api/v2/chart/api?q=" + url.QueryEscape(r.query) + "&s=" + s + "&e=" + e + "&g=m" + benchVars
+		return r
+	}
+	r.url += "&p=300"
+	return r
+}
+
+// parallel6 loads every request, each rewritten by rewrite, through 6
+// concurrent clients, as a browser loads a dashboard.
+func parallel6(b *testing.B, all []benchRequest, rewrite func(benchRequest) benchRequest) func() {
+	return func() {
+		reqs := make(chan benchRequest)
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				for r := range reqs {
+					fetch(b, rewrite(r))
+				}
+			})
+		}
+		for _, r := range all {
+			reqs <- r
+		}
+		close(reqs)
+		wg.Wait()
+	}
+}
