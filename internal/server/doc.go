@@ -11,7 +11,9 @@
 //     answer is 202 with {"accepted", "rejected": {code: n}, "errors"}.
 //     Bodies over Config.MaxBodyBytes, before or after decompression, get
 //     413; a missing or wrong token gets 401 before the body is read.
-//   - GET /api/v2/chart/api?q=&s=&e=&g=s|m|h|d: a WQL query (internal/wql),
+//   - GET /api/v2/chart/api?q=&s=&e=&g=s|m|h|d&p=: a WQL query (internal/wql;
+//     hs() reads the stored histograms), p optionally capping the points per
+//     series by widening the bucket (Wavefront's "approximate max points"),
 //     answered as {"timeseries": [{"label", "host", "tags", "data":
 //     [[epochSeconds, value]...]}]}. Query errors are 400 with the error
 //     and, for parse errors, its byte position; only store failures are
@@ -22,7 +24,8 @@
 //     &error=&start=&end=&limit=: newest traces with a matching span.
 //   - GET /api/v2/metrics?match=glob: metric and histogram names with
 //     their sources and tag values, for a metrics browser.
-//   - GET /metrics (self-metrics, tsdb and WAL queue), GET /healthz.
+//   - GET /metrics (self-metrics, tsdb and WAL queue; query API answers
+//     by endpoint and status), GET /healthz.
 //
 // Tokens may be given as "Authorization: Bearer <t>", "X-AUTH-TOKEN" or a
 // t, token or api_key query parameter; with tokens configured, the query

@@ -86,6 +86,21 @@ func TestChartErrors(t *testing.T) {
 			t.Errorf("%s: %d %+v", p, c, qe)
 		}
 	}
+	getJSON(t, s.url, chartPath(`ts("a")`, 0, 60_000, "m"), nil)
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`meshwave_server_query_requests_total{code="400",endpoint="chart"} 6`,
+		`meshwave_server_query_requests_total{code="200",endpoint="chart"} 1`,
+	} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 func TestHistogramsRoundTrip(t *testing.T) {
