@@ -19,15 +19,9 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
-
-// cpuTime is this process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // Load of BenchmarkIngest: senders concurrent clients, each with its own
 // seriesPerSender series (as separate proxies have separate sources), send
@@ -171,11 +165,11 @@ func BenchmarkApply(b *testing.B) {
 		b.StopTimer()
 		points += build(i + 1)
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := cpuclock.Self()
 		if err := a.apply(context.Background(), recs); err != nil {
 			b.Fatal(err)
 		}
-		cpu += cpuTime() - cpu0
+		cpu += cpuclock.Self() - cpu0
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(points)/cpu.Seconds(), "points/cpu-s")
@@ -252,22 +246,13 @@ func storedPoints(b *testing.B, client *http.Client, url string) int {
 	return 0
 }
 
-// childCPU is the user+system time of the child process, all its threads,
-// from /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks a
-// second on Linux): 10 ms resolution, negligible over a benchmark run.
+// childCPU is the child's user+system CPU time, all threads.
 func childCPU(b *testing.B, cmd *exec.Cmd) time.Duration {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	d, err := cpuclock.Process(cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("parsing /proc/%d/stat: %q", cmd.Process.Pid, stat)
-	}
-	return time.Duration(utime+stime) * (time.Second / 100)
+	return d
 }
 
 // stopChild ends a benchmark's server with SIGTERM, so that it closes its

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/export"
 )
 
@@ -43,7 +44,7 @@ func BenchmarkIngestExport(b *testing.B) {
 				bodies[n] = sb.String()
 			}
 			b.ResetTimer()
-			cpu := cpuTime()
+			cpu := cpuclock.Self()
 			for _, body := range bodies {
 				if code, res := post(b, s.url, "wavefront", body); code != 202 || res.Accepted != pointsPerBody {
 					b.Fatalf("POST: %d %+v", code, res)
@@ -54,7 +55,7 @@ func BenchmarkIngestExport(b *testing.B) {
 			for counterValue(b, s, "meshwave_server_lines_stored_total") < total || withExport && counterValue(b, s, "meshwave_export_sent_total") < total {
 				time.Sleep(10 * time.Millisecond)
 			}
-			b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/total, "cpu-ns/point")
+			b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/total, "cpu-ns/point")
 		})
 	}
 }

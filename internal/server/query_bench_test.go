@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -297,18 +298,18 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 	// One untimed pass warms the page cache and the tsdb's postings, and
 	// tells where the time goes.
 	for _, r := range all {
-		t0, cpu0 := time.Now(), cpuTime()
+		t0, cpu0 := time.Now(), cpuclock.Self()
 		n := fetch(b, r)
 		b.Logf("%-36s %8.1f ms %8.1f cpu-ms %10d B  %.60s", r.chart, float64(time.Since(t0).Microseconds())/1000,
-			float64((cpuTime()-cpu0).Microseconds())/1000, n, r.query)
+			float64((cpuclock.Self()-cpu0).Microseconds())/1000, n, r.query)
 	}
 	run := func(name string, load func()) {
 		b.Run(name, func(b *testing.B) {
-			cpu0 := cpuTime()
+			cpu0 := cpuclock.Self()
 			for b.Loop() {
 				load()
 			}
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64((cpuclock.Self()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
 		})
 	}
 	run("sequential", func() {

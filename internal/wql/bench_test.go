@@ -6,9 +6,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/meshwave/meshwave/internal/cpuclock"
 )
 
 var envoyBuckets = []string{"0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
@@ -120,7 +120,7 @@ func BenchmarkEvalDataPlane(b *testing.B) {
 		b.Run(fmt.Sprintf("step=%dm", step/min1), func(b *testing.B) {
 			o := Options{Start: t0, End: t0 + 24*60*min1, Step: step}
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := cpuclock.Self()
 			for b.Loop() {
 				out := 0
 				for _, e := range exprs {
@@ -136,15 +136,7 @@ func BenchmarkEvalDataPlane(b *testing.B) {
 			}
 			// The machine is shared, so wall time says little: report the
 			// process CPU time (GC included) per dashboard as well.
-			b.ReportMetric(float64((cpuTime()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
+			b.ReportMetric(float64((cpuclock.Self()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/op")
 		})
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
