@@ -9,12 +9,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/openzipkin/zipkin-go/model"
 )
 
@@ -147,20 +146,11 @@ func encodingJSONBaseline(b *testing.B, bodies [][]byte) (int, time.Duration) {
 	return n, cpuTime() - cpu0
 }
 
-// childCPU is the child's user plus system CPU time, from /proc/<pid>/stat
-// (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+// childCPU is the child's user plus system CPU time.
 func childCPU(b *testing.B, ch *child) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", ch.cmd.Process.Pid))
+	cpu, err := cpuclock.Process(ch.cmd.Process.Pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The command name, field 2, is parenthesised and may hold spaces.
-	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("cannot parse /proc/%d/stat: %q", ch.cmd.Process.Pid, data)
-	}
-	const tick = 10 * time.Millisecond
-	return time.Duration(utime+stime) * tick
+	return cpu
 }

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/openzipkin/zipkin-go/model"
 )
@@ -73,7 +73,7 @@ func BenchmarkDecodeV2(b *testing.B) {
 	fn := func(*Span) error { n++; return nil }
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := cpuclock.Self()
 	for b.Loop() {
 		if err := d.Decode(body, JSONV2, fn); err != nil {
 			b.Fatal(err)
@@ -83,7 +83,7 @@ func BenchmarkDecodeV2(b *testing.B) {
 		b.Fatal("span count")
 	}
 	reportSpans(b, benchSpans)
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
+	b.ReportMetric(float64(cpuclock.Self()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
 }
 
 // BenchmarkDecodeV2EncodingJSON is the baseline: encoding/json into
@@ -165,7 +165,7 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 			b.SetBytes(int64(len(bodies[0])))
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Self()
 			for i := 0; b.Loop(); i++ {
 				buf = buf[:0]
 				if err := d.Decode(bodies[i%len(bodies)], JSONV2, fn); err != nil {
@@ -173,14 +173,7 @@ func BenchmarkPipeline(b *testing.B) {
 				}
 			}
 			reportSpans(b, benchSpans)
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
+			b.ReportMetric(float64(cpuclock.Self()-cpu0)/float64(b.N*benchSpans), "cpu-ns/span")
 		})
 	}
-}
-
-// processCPU is the process's user+system CPU time in nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }
