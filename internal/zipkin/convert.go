@@ -122,6 +122,8 @@ func orDefault(v, def string) string {
 
 // Convert fills out from z, reusing out.Tags' capacity, and returns the
 // RED inputs. Annotations are emitted in the reference's order (§5.3).
+// AppendCanonicalSpan repeats this conversion in one pass for the common
+// span; TestAppendCanonicalSpanMatchesConvert keeps the two equal.
 func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 	w := c.words()
 	c.arena.reset()

@@ -12,6 +12,9 @@
 //   - Converter.Convert turns one normalised Span into a wavefront.Span and
 //     the RED inputs of §6 (§5.3–§5.4); Converter.AppendLogs writes its
 //     span-logs line (§5.5) directly, without a wavefront.SpanLogs.
+//   - Converter.AppendCanonicalSpan is Convert plus validation and encoding
+//     of the span line in one pass, for the common span; it declines
+//     anything else, which then takes Convert and the general path.
 //
 // Both Decoder and Converter reuse their buffers across calls and are
 // therefore not safe for concurrent use; keep one per goroutine. Decoded
