@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/meshwave/meshwave/internal/demo"
 )
@@ -21,10 +22,14 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return demo.Run(ctx, demo.Options{
+	err := demo.Run(ctx, demo.Options{
 		Listen: *listen, DataDir: *data, PrintPoints: *printPoints,
 		Ready: func(a demo.Addrs) {
 			fmt.Fprintf(stdout, "meshwave demo: dashboards at %s (data within a minute); Ctrl-C stops\n", a.URL())
 		},
 	})
+	if err == nil {
+		slog.Info("demo stopped; data kept", "data", *data)
+	}
+	return err
 }

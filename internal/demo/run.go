@@ -168,5 +168,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	if e := c.Run(ctx); e != nil && !errors.Is(e, context.Canceled) {
 		return e
 	}
+	// The deferred stops run next: the tracer, then the proxy (its queue
+	// stays on disk for the next run) and the server's stores.
+	log.Info("demo stopping")
 	return nil
 }
