@@ -72,7 +72,13 @@ func hasLine(lines []string, sub string) bool {
 func TestBadLines(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
-	p, logs := startProxyLog(t, b.srv.URL, func(c *Config) { c.PushListenerMaxReceivedLength = 1024 })
+	p, logs := startProxyLog(t, b.srv.URL, func(c *Config) {
+		c.PushListenerMaxReceivedLength = 1024
+		// Room for all 8 blocked lines: TCP and HTTP are read concurrently,
+		// so under the default 5 the HTTP ones could use up the budget
+		// before the TCP connection's too-long lines are logged.
+		c.PushBlockedSamples = 100
+	})
 	addr := p.Addr("push", "0")
 	pp := portOf(addr.String())
 	ts := time.Now().Unix()
