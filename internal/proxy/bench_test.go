@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/cpuclock"
 )
 
 // discardBackend acknowledges every post without looking at it.
@@ -85,7 +86,7 @@ func BenchmarkTCPIngest(b *testing.B) {
 	lineLen := float64(len(chunks[0])) / 2000
 	b.SetBytes(int64(lineLen))
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Self()
 	var wg sync.WaitGroup
 	for c := range clients {
 		share := b.N / clients
@@ -122,15 +123,7 @@ func BenchmarkTCPIngest(b *testing.B) {
 	perSec := float64(b.N) / b.Elapsed().Seconds()
 	b.ReportMetric(perSec, "points/s")
 	b.ReportMetric(perSec/float64(runtime.GOMAXPROCS(0)), "points/s/core")
-	b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "points/cpu-s")
-}
-
-// cpuTime is the CPU time this process has used. On a shared, loaded
-// machine, items per CPU-second is steadier than per wall-second per core.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(b.N)/(cpuclock.Self()-cpu0).Seconds(), "points/cpu-s")
 }
 
 // lineOffset is the end of the first n lines of b.

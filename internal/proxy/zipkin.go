@@ -2,8 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -78,7 +76,10 @@ func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int,
 	if r.Method != http.MethodPost {
 		return http.StatusBadRequest, "Unsupported Http method."
 	}
-	body, code, err := st.readBody(r, p.cfg.TraceListenerHTTPBufferSize)
+	// The body is read into a buffer reused across requests, sized once
+	// from Envoy's Content-Length.
+	body, code, err := httpbody.ReadInto(st.body, r, p.cfg.TraceListenerHTTPBufferSize)
+	st.body = body
 	if err != nil {
 		return code, err.Error()
 	}
@@ -178,25 +179,6 @@ func observeRED(reds *red.Batch, rs *red.Span, rd *zipkin.RED, s *wavefront.Span
 		DurationMillis: s.DurationMillis,
 	}
 	reds.Add(rs)
-}
-
-// readBody reads the request body into st's buffer. An uncompressed body
-// of declared length, which is what Envoy sends, is read with one copy
-// into a buffer reused across requests; anything else goes through
-// httpbody.Read with its decompression and limits.
-func (st *zipkinState) readBody(r *http.Request, limit int) ([]byte, int, error) {
-	n := r.ContentLength
-	if n < 0 || n > int64(limit) || r.Header.Get("Content-Encoding") != "" {
-		return httpbody.Read(r, limit)
-	}
-	if int64(cap(st.body)) < n {
-		st.body = make([]byte, n)
-	}
-	st.body = st.body[:n]
-	if _, err := io.ReadFull(r.Body, st.body); err != nil {
-		return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
-	}
-	return st.body, 0, nil
 }
 
 // runRED flushes a port's RED metrics and heartbeats into the queue once a

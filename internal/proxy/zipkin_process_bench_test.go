@@ -134,16 +134,16 @@ func postZipkin(hc *http.Client, url string, body []byte) error {
 // spans decoded and the CPU time used. Nothing else runs in this process
 // meanwhile, so the process's CPU time is the baseline's.
 func encodingJSONBaseline(b *testing.B, bodies [][]byte) (int, time.Duration) {
-	cpu0 := cpuTime()
+	cpu0 := cpuclock.Self()
 	n := 0
-	for i := 0; cpuTime()-cpu0 < 500*time.Millisecond; i++ {
+	for i := 0; cpuclock.Self()-cpu0 < 500*time.Millisecond; i++ {
 		var spans []model.SpanModel
 		if err := json.Unmarshal(bodies[i%len(bodies)], &spans); err != nil {
 			b.Fatal(err)
 		}
 		n += len(spans)
 	}
-	return n, cpuTime() - cpu0
+	return n, cpuclock.Self() - cpu0
 }
 
 // childCPU is the child's user plus system CPU time.
