@@ -87,20 +87,9 @@ func TestChartErrors(t *testing.T) {
 		}
 	}
 	getJSON(t, s.url, chartPath(`ts("a")`, 0, 60_000, "m"), nil)
-	resp, err := http.Get(s.url + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, want := range []string{
+	wantMetrics(t, s.url,
 		`meshwave_server_query_requests_total{code="400",endpoint="chart"} 6`,
-		`meshwave_server_query_requests_total{code="200",endpoint="chart"} 1`,
-	} {
-		if !strings.Contains(string(m), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
-	}
+		`meshwave_server_query_requests_total{code="200",endpoint="chart"} 1`)
 }
 
 func TestHistogramsRoundTrip(t *testing.T) {
@@ -310,19 +299,24 @@ func TestBadLines(t *testing.T) {
 	if n := len(selectAll(t, s.Server, "*")); n != 2 {
 		t.Fatalf("%d series stored, want 2", n)
 	}
-	resp, err := http.Get(s.url + "/metrics")
+	wantMetrics(t, s.url,
+		`meshwave_server_lines_rejected_total{code="WF-300",format="wavefront"} 2`,
+		`meshwave_server_lines_received_total{format="wavefront"} 8`,
+		`meshwave_server_lines_stored_total{format="wavefront"} 2`,
+		`meshwave_queue_bytes{queue="server_wal"}`,
+		`meshwave_server_apply_lag_seconds`)
+}
+
+// wantMetrics checks that the server's /metrics has every line in wants.
+func wantMetrics(t *testing.T, url string, wants ...string) {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{
-		`meshwave_server_lines_rejected_total{code="WF-300",format="wavefront"} 2`,
-		`meshwave_server_lines_received_total{format="wavefront"} 8`,
-		`meshwave_server_lines_stored_total{format="wavefront"} 2`,
-		`meshwave_queue_bytes{queue="server_wal"}`,
-		`meshwave_server_apply_lag_seconds`,
-	} {
+	for _, want := range wants {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
