@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -220,35 +219,6 @@ func TestExportRemoteWriteVictoriaMetrics(t *testing.T) {
 	if err != nil || len(qr.Data.Result) != 1 || qr.Data.Result[0].Value[1] != "43.5" {
 		t.Errorf("PromQL query: %+v, %v", qr, err)
 	}
-}
-
-// startStoppable is start with a stop function, for restarts.
-func startStoppable(t *testing.T, cfg Config) (*testServer, func()) {
-	t.Helper()
-	cfg.Logger = quietLogger()
-	srv, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { srv.Serve(ctx, ln); close(done) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			<-done
-			if err := srv.Close(); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return &testServer{Server: srv, url: "http://" + ln.Addr().String()}, stop
 }
 
 // TestExportRemoteWriteVictoriaMetricsLate: points ingested before

@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,14 @@ type testServer struct {
 }
 
 func start(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	s, _ := startStoppable(t, cfg)
+	return s
+}
+
+// startStoppable is start with a stop function, for restarts; the stop
+// also runs at cleanup, once.
+func startStoppable(t testing.TB, cfg Config) (*testServer, func()) {
 	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
@@ -44,14 +53,18 @@ func start(t testing.TB, cfg Config) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Serve(ctx, ln); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if err := s.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return &testServer{Server: s, url: "http://" + ln.Addr().String()}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			if err := s.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &testServer{Server: s, url: "http://" + ln.Addr().String()}, stop
 }
 
 // post sends body to /report?f=format and returns the status and decoded
