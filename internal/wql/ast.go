@@ -149,13 +149,16 @@ func (e *HistExpr) pos() int       { return e.Pos }
 func (e *NumberLit) String() string { return e.Text }
 func (e *TimeExpr) String() string  { return "time()" }
 
-func (e *TSExpr) String() string {
+func (e *TSExpr) String() string { return selector("ts", e.Metric, e.MetricQuoted, e.Filter) }
+
+// selector prints ts(…) and hs(…): a metric and an optional filter.
+func selector(fn, metric string, quoted bool, filter Filter) string {
 	var b strings.Builder
-	b.WriteString("ts(")
-	writeWord(&b, e.Metric, e.MetricQuoted)
-	if e.Filter != nil {
+	b.WriteString(fn + "(")
+	writeWord(&b, metric, quoted)
+	if filter != nil {
 		b.WriteString(", ")
-		b.WriteString(e.Filter.String())
+		b.WriteString(filter.String())
 	}
 	b.WriteByte(')')
 	return b.String()
@@ -222,17 +225,7 @@ func (e *PercentileExpr) String() string {
 	return "percentile(" + e.P.Text + ", " + e.X.String() + groupString(e.Group) + ")"
 }
 
-func (e *HSExpr) String() string {
-	var b strings.Builder
-	b.WriteString("hs(")
-	writeWord(&b, e.Metric, e.MetricQuoted)
-	if e.Filter != nil {
-		b.WriteString(", ")
-		b.WriteString(e.Filter.String())
-	}
-	b.WriteByte(')')
-	return b.String()
-}
+func (e *HSExpr) String() string { return selector("hs", e.Metric, e.MetricQuoted, e.Filter) }
 
 func (e *HistExpr) String() string {
 	p := ""
