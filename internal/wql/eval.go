@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -641,11 +642,7 @@ func (ev *evaluator) aggregate(e *AggExpr, emit emitFn) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(groups))
 	for _, k := range keys {
 		g := groups[k]
 		switch fn {
@@ -923,11 +920,7 @@ func (ev *evaluator) percentile(e *PercentileExpr, emit emitFn) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(groups))
 	var bs []bucket
 	for _, k := range keys {
 		g := groups[k]
@@ -1083,11 +1076,7 @@ func (ev *evaluator) hist(e *HistExpr, emit emitFn) error {
 	if err != nil {
 		return err
 	}
-	keys := make([]string, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(groups))
 	q := 0.5
 	if e.P != nil {
 		q = e.P.Val / 100
