@@ -27,16 +27,7 @@ func istioRecord(n int) []byte {
 func BenchmarkRemoteWriteConvert(b *testing.B) {
 	const samples = 10000
 	rec := istioRecord(samples)
-	report := func(b *testing.B, run func()) {
-		b.SetBytes(int64(len(rec)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		cpu := cpuclock.Self()
-		for b.Loop() {
-			run()
-		}
-		b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/float64(b.N*samples), "cpu-ns/sample")
-	}
+	report := func(b *testing.B, run func()) { reportCPU(b, len(rec), samples, "cpu-ns/sample", run) }
 	b.Run("decode-only", func(b *testing.B) {
 		var dec wavefront.Decoder
 		lim := decodeLimits()
@@ -79,16 +70,7 @@ func spanRecord(n int) []byte {
 func BenchmarkOTLPConvert(b *testing.B) {
 	const spans = 5000
 	rec := spanRecord(spans)
-	report := func(b *testing.B, run func()) {
-		b.SetBytes(int64(len(rec)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		cpu := cpuclock.Self()
-		for b.Loop() {
-			run()
-		}
-		b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/float64(b.N*spans), "cpu-ns/span")
-	}
+	report := func(b *testing.B, run func()) { reportCPU(b, len(rec), spans, "cpu-ns/span", run) }
 	b.Run("decode-only", func(b *testing.B) {
 		var dec wavefront.Decoder
 		lim := decodeLimits()
@@ -114,4 +96,17 @@ func BenchmarkOTLPConvert(b *testing.B) {
 			}
 		})
 	})
+}
+
+// reportCPU runs run per op over a record of size bytes holding items, and
+// reports process CPU per item under unit.
+func reportCPU(b *testing.B, size, items int, unit string, run func()) {
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuclock.Self()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64((cpuclock.Self()-cpu).Nanoseconds())/float64(b.N*items), unit)
 }
