@@ -37,12 +37,9 @@ func (m *MemStorage) SelectDists(ctx context.Context, glob string, gran byte, f 
 		if !globMatch(glob, s.Name) || (f != nil && !f.Match(s.Source, s.Tags)) {
 			continue
 		}
-		lo := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T >= start })
-		hi := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T > end })
-		if lo >= hi {
+		if s.Points = window(s.Points, func(p *Dist) int64 { return p.T }, start, end); len(s.Points) == 0 {
 			continue
 		}
-		s.Points = s.Points[lo:hi:hi]
 		if err := fn(&s); err != nil {
 			return err
 		}
@@ -74,16 +71,24 @@ func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, 
 			if f != nil && !f.Match(s.Source, s.Tags) {
 				continue
 			}
-			lo := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T >= start })
-			hi := sort.Search(len(s.Points), func(i int) bool { return s.Points[i].T > end })
-			if lo >= hi {
+			if s.Points = window(s.Points, func(p *Point) int64 { return p.T }, start, end); len(s.Points) == 0 {
 				continue
 			}
-			s.Points = s.Points[lo:hi:hi]
 			if err := fn(&s); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// window is the part of pts (ascending by time t) in [start, end], capped
+// so that an append by the caller cannot write into the stored slice.
+func window[P any](pts []P, t func(*P) int64, start, end int64) []P {
+	lo := sort.Search(len(pts), func(i int) bool { return t(&pts[i]) >= start })
+	hi := sort.Search(len(pts), func(i int) bool { return t(&pts[i]) > end })
+	if lo >= hi {
+		return nil
+	}
+	return pts[lo:hi:hi]
 }
