@@ -105,40 +105,13 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	cmd, url := startChild(t, os.Args[0], dir)
 	t0 := base()
 	const perReq = 100
-	var (
-		mu    sync.Mutex
-		acked []int // request numbers answered 202
-		wg    sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := w; ; r += 4 {
-				var b strings.Builder
-				for i := range perReq {
-					fmt.Fprintf(&b, "crash.req%d %d %d source=s%d\n", r, i, t0+int64(i)*1000, w)
-				}
-				resp, err := client.Post(url+"/report?f=wavefront", "text/plain", strings.NewReader(b.String()))
-				if err != nil {
-					return // the server is gone
-				}
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusAccepted {
-					mu.Lock()
-					acked = append(acked, r)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	eventually(t, "some acknowledgments", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 40 })
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	wg.Wait()
+	acked := postUntilKilled(t, cmd, url, func(w, r int) string {
+		var b strings.Builder
+		for i := range perReq {
+			fmt.Fprintf(&b, "crash.req%d %d %d source=s%d\n", r, i, t0+int64(i)*1000, w)
+		}
+		return b.String()
+	})
 
 	cmd, _ = startChild(t, os.Args[0], dir)
 	cmd.Process.Signal(syscall.SIGKILL) // it replays on Open; we check in-process below
@@ -159,4 +132,40 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		return n == len(want)
 	})
 	t.Logf("%d acknowledged requests (%d points) all present after SIGKILL", len(acked), len(acked)*perReq)
+}
+
+// postUntilKilled posts body(worker, request) from 4 concurrent clients to
+// the server process cmd at url, SIGKILLs it once 40 requests were
+// answered 202, and returns the numbers of those requests.
+func postUntilKilled(t *testing.T, cmd *exec.Cmd, url string, body func(w, r int) string) []int {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		acked []int
+		wg    sync.WaitGroup
+	)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 4 {
+		wg.Go(func() {
+			for r := w; ; r += 4 {
+				resp, err := client.Post(url+"/report?f=wavefront", "text/plain", strings.NewReader(body(w, r)))
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					mu.Lock()
+					acked = append(acked, r)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	eventually(t, "some acknowledgments", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 40 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	wg.Wait()
+	return acked
 }

@@ -7,10 +7,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestExportCrashLosesNothing SIGKILLs a server process while clients post
@@ -37,40 +35,13 @@ func TestExportCrashLosesNothing(t *testing.T) {
 	cmd, url := startChild(t, os.Args[0], dir, childRemoteWriteEnv+"="+remote.URL)
 	t0 := base()
 	const perReq = 100
-	var (
-		mu    sync.Mutex
-		acked []int
-		wg    sync.WaitGroup
-	)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for r := w; ; r += 4 {
-				var b strings.Builder
-				for i := range perReq {
-					fmt.Fprintf(&b, "crash.exp %d %d source=r%d\n", i, t0+int64(i)*1000, r)
-				}
-				resp, err := client.Post(url+"/report?f=wavefront", "text/plain", strings.NewReader(b.String()))
-				if err != nil {
-					return // the server is gone
-				}
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusAccepted {
-					mu.Lock()
-					acked = append(acked, r)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	eventually(t, "some acknowledgments", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 40 })
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	wg.Wait()
+	acked := postUntilKilled(t, cmd, url, func(_, r int) string {
+		var b strings.Builder
+		for i := range perReq {
+			fmt.Fprintf(&b, "crash.exp %d %d source=r%d\n", i, t0+int64(i)*1000, r)
+		}
+		return b.String()
+	})
 
 	cmd, _ = startChild(t, os.Args[0], dir, childRemoteWriteEnv+"="+remote.URL)
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
