@@ -38,6 +38,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/meshwave/meshwave/internal/config"
+	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 const fixtureDir = "../../testdata/fixtures/exposition/"
@@ -56,25 +57,6 @@ func fixture(t *testing.T, name string) []byte {
 	return b
 }
 
-// syncBuffer is a log destination that tests read while the collector may
-// still write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // yq quotes s as a YAML single-quoted scalar, so URLs with {, " and [] go
 // through the parser untouched.
 func yq(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
@@ -82,13 +64,13 @@ func yq(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 // newCollector parses yaml with config.Parse, as the command does, and
 // builds a collector whose logs go to the returned buffer. The sinks are
 // closed at cleanup in case the test did not run Once or Run.
-func newCollector(t *testing.T, yaml string, opts Options) (*Collector, *syncBuffer) {
+func newCollector(t *testing.T, yaml string, opts Options) (*Collector, *testlog.Buffer) {
 	t.Helper()
 	cfg, _, err := config.Parse([]byte(yaml), "e2e.yaml")
 	if err != nil {
 		t.Fatalf("config.Parse: %v\n%s", err, yaml)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	c, err := New(cfg, opts)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 // Live-reload tests: a real Supervisor polls a real file every 50 ms while
@@ -76,9 +78,9 @@ func writeAtomic(t *testing.T, path, content string) {
 
 // runSupervisor starts a Supervisor on path; stop ends it and returns Run's
 // error.
-func runSupervisor(t *testing.T, path string, opts Options) (s *Supervisor, logs *syncBuffer, stop func() error) {
+func runSupervisor(t *testing.T, path string, opts Options) (s *Supervisor, logs *testlog.Buffer, stop func() error) {
 	t.Helper()
-	logs = &syncBuffer{}
+	logs = &testlog.Buffer{}
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s, err := NewSupervisor(path, opts, reloadPoll)
 	if err != nil {

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,29 +26,12 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/meshwave/meshwave/internal/collector"
+	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 // waitTimeout is generous: the shared test machine is slow, and informer
 // back-off after an API error starts at 800ms.
 const waitTimeout = 15 * time.Second
-
-// syncBuffer is a log destination read while discovery may write to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func testLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -271,7 +253,7 @@ func TestDiscovererBadAnnotationsCounted(t *testing.T) {
 		"prometheus.io/scrape": "true", "prometheus.io/scheme": "ftp"}})
 	client := fake.NewClientset(bad, ftp, mkPod(web1()))
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	_, rec := start(t, client, Options{NodeName: testNode, Registerer: reg, Logger: testLogger(&logs)})
 	rec.waitFor(t, "the good pod", keysAre(web1Key))
 
@@ -388,7 +370,7 @@ func TestDiscovererForbiddenThenAllowed(t *testing.T) {
 		return false, nil, nil
 	})
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs testlog.Buffer
 	_, rec := start(t, client, Options{NodeName: testNode, Registerer: reg, Logger: testLogger(&logs)})
 	rec.waitFor(t, "the pod once RBAC allows it", keysAre(web1Key))
 	out := logs.String()
@@ -408,7 +390,7 @@ func TestDiscovererUnreachable(t *testing.T) {
 	client.PrependReactor("list", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("dial tcp 10.96.0.1:443: connect: connection refused")
 	})
-	var logs syncBuffer
+	var logs testlog.Buffer
 	d, rec := start(t, client, Options{NodeName: testNode, Logger: testLogger(&logs)})
 	d.SetWatchServices(true)
 	deadline := time.Now().Add(waitTimeout)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meshwave/meshwave/internal/collector"
 	"github.com/meshwave/meshwave/internal/config"
+	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 const testNode = "node-a"
@@ -415,7 +416,7 @@ func TestEvaluateSelectors(t *testing.T) {
 // Rules the reference would reject are logged and skipped by New too, even
 // when they did not come through config.Parse.
 func TestNewSkipsInvalidRules(t *testing.T) {
-	var logs syncBuffer
+	var logs testlog.Buffer
 	d, err := New(fake.NewClientset(), Options{Logger: testLogger(&logs), Discovery: config.Discovery{
 		Plugins: []config.PluginRule{
 			{Name: "telegraf", Type: "telegraf/redis", Selectors: config.Selector{Namespaces: []string{"a"}}},

@@ -1,34 +1,16 @@
 package preprocessor
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/testlog"
 )
-
-// syncBuffer is a log sink the watcher goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // writeAtomic replaces path like a careful writer (or a ConfigMap) does;
 // an in-place rewrite can be polled half-written.
@@ -59,10 +41,10 @@ func envOf(r *Rules) string {
 	return ""
 }
 
-func startWatch(t *testing.T, path string) (*Watcher, <-chan *Rules, *syncBuffer) {
+func startWatch(t *testing.T, path string) (*Watcher, <-chan *Rules, *testlog.Buffer) {
 	t.Helper()
 	applied := make(chan *Rules, 10)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	w, err := Watch(context.Background(), path, 5*time.Millisecond, log, func(r *Rules) { applied <- r })
 	if err != nil {

@@ -1,10 +1,7 @@
 package proxy
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,50 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
-
-// logBuffer collects a proxy's log output for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// startProxyLog is startProxy with the proxy's log captured.
-func startProxyLog(t *testing.T, server string, mutate func(*Config)) (*Proxy, *logBuffer) {
-	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Server = server
-	cfg.PushListenerPorts = "0"
-	cfg.TraceZipkinListenerPorts = "0"
-	cfg.ListenerBindAddress = "127.0.0.1"
-	cfg.Buffer = t.TempDir()
-	cfg.MetricsAddr = ""
-	cfg.Hostname = "test-proxy"
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	lb := &logBuffer{}
-	p, err := New(cfg, slog.New(slog.NewTextHandler(lb, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	return p, lb
-}
 
 // postLines POSTs lines to the push port and returns the status code.
 func postLines(t *testing.T, p *Proxy, query, body string) int {
@@ -129,12 +82,9 @@ func outageLoad(t *testing.T, p *Proxy, clients int, stop *atomic.Bool) map[int]
 	return accepted
 }
 
-// A backend answering 503 for a while loses nothing accepted meanwhile and
-// then receives everything in acceptance order.
-func TestOutage503(t *testing.T) {
-	t.Parallel()
-	b := newBackend(t)
-	var down atomic.Bool
+// answer503 makes b answer 503 until the returned flag is cleared.
+func answer503(b *backend) *atomic.Bool {
+	down := new(atomic.Bool)
 	down.Store(true)
 	b.status = func() int {
 		if down.Load() {
@@ -142,10 +92,13 @@ func TestOutage503(t *testing.T) {
 		}
 		return http.StatusAccepted
 	}
-	p, _ := startProxyLog(t, b.srv.URL, func(c *Config) { c.PushFlushMaxPoints = 7 }) // several posts per batch
-	var stop atomic.Bool
-	go func() { time.Sleep(700 * time.Millisecond); down.Store(false) }()
-	accepted := outageLoad(t, p, 3, &stop)
+	return down
+}
+
+// checkAllDelivered waits until b has every line accepted during an
+// outage, checks their order, and that the outage caused retries.
+func checkAllDelivered(t *testing.T, p *Proxy, b *backend, accepted map[int][]int) {
+	t.Helper()
 	total := 0
 	for _, s := range accepted {
 		total += len(s)
@@ -156,6 +109,19 @@ func TestOutage503(t *testing.T) {
 		t.Error("the outage caused no retries")
 	}
 	t.Logf("%d lines accepted, %v retries", total, value(p.m.retries))
+}
+
+// A backend answering 503 for a while loses nothing accepted meanwhile and
+// then receives everything in acceptance order.
+func TestOutage503(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	down := answer503(b)
+	p, _ := startProxyLog(t, b.srv.URL, func(c *Config) { c.PushFlushMaxPoints = 7 }) // several posts per batch
+	var stop atomic.Bool
+	go func() { time.Sleep(700 * time.Millisecond); down.Store(false) }()
+	accepted := outageLoad(t, p, 3, &stop)
+	checkAllDelivered(t, p, b, accepted)
 }
 
 // A backend that is not listening at all (connection refused) for a while
@@ -190,16 +156,7 @@ func TestOutageUnreachable(t *testing.T) {
 	accepted := outageLoad(t, p, 3, &stop)
 	srv := <-srvc
 	t.Cleanup(srv.Close)
-	total := 0
-	for _, s := range accepted {
-		total += len(s)
-	}
-	waitFor(t, "every accepted line", 20*time.Second, func() bool { return len(seqCounts(b.get("wavefront"))) >= total })
-	checkFIFO(t, b.get("wavefront"), accepted)
-	if r := value(p.m.retries); r == 0 {
-		t.Error("the outage caused no retries")
-	}
-	t.Logf("%d lines accepted, %v retries", total, value(p.m.retries))
+	checkAllDelivered(t, p, b, accepted)
 }
 
 // With a small buffer and the backend down, the queue drops the oldest
@@ -208,14 +165,7 @@ func TestOutageUnreachable(t *testing.T) {
 func TestBufferFullDropsOldest(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
-	var down atomic.Bool
-	down.Store(true)
-	b.status = func() int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusAccepted
-	}
+	down := answer503(b)
 	p, logs := startProxyLog(t, b.srv.URL, func(c *Config) { c.BufferMaxBytes = 64 << 10 })
 	const posts, perPost = 100, 50 // ~3.5 KB per record, ~350 KB in all
 	ts := time.Now().Unix()
