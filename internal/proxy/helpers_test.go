@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 // backend is a loopback direct-ingestion endpoint that records every line
@@ -90,9 +92,21 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // startProxy runs a proxy on loopback ports forwarding to server.
 func startProxy(t *testing.T, server string, mutate func(*Config)) *Proxy {
 	t.Helper()
+	p, _ := startProxyLog(t, server, func(c *Config) {
+		c.Token = "secret"
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return p
+}
+
+// startProxyLog runs a proxy on loopback ports forwarding to server, with
+// its log captured.
+func startProxyLog(t *testing.T, server string, mutate func(*Config)) (*Proxy, *testlog.Buffer) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Server = server
-	cfg.Token = "secret"
 	cfg.PushListenerPorts = "0"
 	cfg.TraceZipkinListenerPorts = "0"
 	cfg.ListenerBindAddress = "127.0.0.1"
@@ -102,7 +116,8 @@ func startProxy(t *testing.T, server string, mutate func(*Config)) *Proxy {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	p, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	lb := &testlog.Buffer{}
+	p, err := New(cfg, slog.New(slog.NewTextHandler(lb, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,5 +125,5 @@ func startProxy(t *testing.T, server string, mutate func(*Config)) *Proxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	return p
+	return p, lb
 }
