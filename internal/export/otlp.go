@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"iter"
 	"log/slog"
 	"math"
 	"net/http"
@@ -190,15 +191,9 @@ func (c *otlpConverter) convert(recs [][]byte, send func(request) error) error {
 }
 
 // lines yields the lines of b without their '\n', skipping empty ones.
-func lines(b []byte) func(func([]byte) bool) {
+func lines(b []byte) iter.Seq[[]byte] {
 	return func(yield func([]byte) bool) {
-		for len(b) > 0 {
-			line := b
-			if i := bytes.IndexByte(b, '\n'); i >= 0 {
-				line, b = b[:i], b[i+1:]
-			} else {
-				b = nil
-			}
+		for line := range wavefront.Lines(b) {
 			if len(line) > 0 && !yield(line) {
 				return
 			}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/meshwave/meshwave/internal/httpbody"
+	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
 // pushListener serves one push port: plaintext lines and HTTP on the same
@@ -259,13 +259,7 @@ func (l *pushListener) serveHTTPCode(w http.ResponseWriter, r *http.Request) int
 	}
 	host, _, _ := net.SplitHostPort(r.RemoteAddr)
 	in := l.p.newIngester(l.port, []byte(host))
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
+	for line := range wavefront.Lines(body) {
 		in.line(line, f)
 		if in.full() {
 			if err := in.commit(); err != nil {

@@ -166,13 +166,7 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 		newest = max(newest, received)
 		body := rec[recHeader:]
 		stored := 0
-		for len(body) > 0 {
-			line := body
-			if i := bytes.IndexByte(body, '\n'); i >= 0 {
-				line, body = body[:i], body[i+1:]
-			} else {
-				body = nil
-			}
+		for line := range wavefront.Lines(body) {
 			if a.applyLine(app, f, line, received) {
 				stored++
 			}

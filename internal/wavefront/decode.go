@@ -2,6 +2,7 @@ package wavefront
 
 import (
 	"bytes"
+	"iter"
 	"strconv"
 	"time"
 )
@@ -406,4 +407,23 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
+}
+
+// Lines yields the lines of a body of newline-separated lines, without
+// their '\n'. Empty lines are yielded too, so a caller can number lines as
+// the sender wrote them; a final '\n' does not start another line.
+func Lines(body []byte) iter.Seq[[]byte] {
+	return func(yield func([]byte) bool) {
+		for len(body) > 0 {
+			line := body
+			if i := bytes.IndexByte(body, '\n'); i >= 0 {
+				line, body = body[:i], body[i+1:]
+			} else {
+				body = nil
+			}
+			if !yield(line) {
+				return
+			}
+		}
+	}
 }

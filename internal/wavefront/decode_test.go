@@ -2,6 +2,7 @@ package wavefront
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -315,5 +316,25 @@ func TestDecoderReuseAndAliasing(t *testing.T) {
 	}
 	if got := pointString(&p); got != `"n" 2 1712000100 src="b" {}` {
 		t.Errorf("reuse: %s", got)
+	}
+}
+
+func TestLines(t *testing.T) {
+	for body, want := range map[string][]string{
+		"":              nil,
+		"a":             {"a"},
+		"a\n":           {"a"},
+		"a\n\nb":        {"a", "", "b"},
+		"a\r\nb\n":      {"a\r", "b"},
+		"\n":            {""},
+		"one\ntwo\nthr": {"one", "two", "thr"},
+	} {
+		var got []string
+		for line := range Lines([]byte(body)) {
+			got = append(got, string(line))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Lines(%q) = %q, want %q", body, got, want)
+		}
 	}
 }
