@@ -175,7 +175,7 @@ func (l *lexer) str() ([]byte, error) {
 	// marked byte of a word is exactly the first such byte.
 	for ; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
-		if m := (hasZeroByte(x^0x2222222222222222) | hasZeroByte(x^0x5c5c5c5c5c5c5c5c) | x) & 0x8080808080808080; m != 0 {
+		if m := (hasZeroByte(x^(lowBits*'"')) | hasZeroByte(x^(lowBits*'\\')) | x) & highBits; m != 0 {
 			i += bits.TrailingZeros64(m) / 8
 			break
 		}
@@ -193,7 +193,7 @@ func (l *lexer) str() ([]byte, error) {
 
 // hasZeroByte sets the high bit of each byte of x that is zero (and
 // possibly of bytes above a zero one, which only ends the fast scan early).
-func hasZeroByte(x uint64) uint64 { return (x - 0x0101010101010101) &^ x }
+func hasZeroByte(x uint64) uint64 { return (x - lowBits) &^ x }
 
 // strSlow finishes a string that has escapes or non-ASCII bytes; the text
 // from start to l.i is plain ASCII.
