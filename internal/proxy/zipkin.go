@@ -21,7 +21,6 @@ type zipkinState struct {
 	dec  zipkin.Decoder
 	conv zipkin.Converter
 	span wavefront.Span
-	red  red.Span
 	reds *red.Batch // the body's RED observations, committed before the answer
 	in   *ingester  // empty between requests: every request commits or fails whole
 	body []byte
@@ -130,7 +129,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 			return b
 		})
 		if fused {
-			observeRED(st.reds, &st.red, &rd, s)
+			observeRED(st.reds, &rd, s)
 			in.stage(fmtSpanLogs, func(b []byte) []byte { return st.conv.AppendLogs(b, z, s, "_sampledByPolicy=NONE") })
 			return
 		}
@@ -143,7 +142,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 		}
 		st.conv.Refresh(&rd, s) // Convert's RED inputs may be stale now
 	}
-	observeRED(st.reds, &st.red, &rd, s)
+	observeRED(st.reds, &rd, s)
 	var canonical bool
 	in.stage(fmtTrace, func(b []byte) []byte {
 		b, canonical = in.dec.AppendCanonicalSpan(b, s)
@@ -162,8 +161,10 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 	}
 }
 
-func observeRED(reds *red.Batch, rs *red.Span, rd *zipkin.RED, s *wavefront.Span) {
-	*rs = red.Span{
+// observeRED adds a span to the batch. rs stays on the stack: Add copies
+// what it keeps.
+func observeRED(reds *red.Batch, rd *zipkin.RED, s *wavefront.Span) {
+	rs := red.Span{
 		Application:    rd.Application,
 		Service:        rd.Service,
 		Operation:      rd.Operation,
@@ -178,7 +179,7 @@ func observeRED(reds *red.Batch, rs *red.Span, rd *zipkin.RED, s *wavefront.Span
 		DurationMicros: rd.DurationMicros,
 		DurationMillis: s.DurationMillis,
 	}
-	reds.Add(rs)
+	reds.Add(&rs)
 }
 
 // runRED flushes a port's RED metrics and heartbeats into the queue once a
