@@ -132,12 +132,7 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
 	}
 	out.Name = c.sanitizeName(name)
-	out.Source = w.zipkin
-	for _, t := range z.Tags {
-		if string(t.Key) == "source" {
-			out.Source = c.sanitizeKey(t.Value)
-		}
-	}
+	out.Source = c.source(z)
 	out.TraceID = c.uuid(z.TraceID)
 	out.SpanID = c.uuid(z.ID)
 	out.StartMillis = z.Timestamp / 1000
@@ -295,6 +290,18 @@ func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampled
 	return append(dst, "}\n"...)
 }
 
+// source is the span's source: its "source" tag (exact key), sanitised,
+// or "zipkin".
+func (c *Converter) source(z *Span) []byte {
+	src := c.w.zipkin
+	for _, t := range z.Tags {
+		if string(t.Key) == "source" {
+			src = c.sanitizeKey(t.Value)
+		}
+	}
+	return src
+}
+
 // uuid writes a hex ID in UUID form (§5.4): left-padded to 32 characters
 // and hyphenated 8-4-4-4-12. IDs containing '-' are kept as they are.
 func (c *Converter) uuid(id []byte) []byte {
@@ -446,12 +453,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
 	}
 	out.Name = c.sanitizeName(name)
-	out.Source = w.zipkin
-	for _, t := range z.Tags {
-		if len(t.Key) == len("source") && string(t.Key) == "source" {
-			out.Source = c.sanitizeKey(t.Value)
-		}
-	}
+	out.Source = c.source(z)
 	out.TraceID = c.uuid(z.TraceID)
 	out.SpanID = c.uuid(z.ID)
 	out.StartMillis = z.Timestamp / 1000
