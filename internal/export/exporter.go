@@ -99,7 +99,7 @@ type converter interface {
 	// send with each request, in order. It returns the first error send
 	// returns.
 	convert(recs [][]byte, send func(request) error) error
-	// setHeaders sets the content headers of a request.
+	// setHeaders sets the content headers of every request.
 	setHeaders(h http.Header)
 	// rejected reads a 2xx answer's body for items the remote refused
 	// although it accepted the request (OTLP partial success).
@@ -193,9 +193,16 @@ func open(name, dir, endpoint string, cfg Config, conv converter, m *metrics, re
 	if err != nil {
 		return nil, fmt.Errorf("export %s: %w", name, err)
 	}
+	// The headers are the same for every request: built once, the
+	// converter's content headers overriding the configured ones.
+	header := cfg.Header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	conv.setHeaders(header)
 	e := &Exporter{
 		url:    endpoint,
-		header: cfg.Header.Clone(),
+		header: header,
 		cfg:    cfg,
 		log:    log,
 		m:      m,
@@ -439,7 +446,6 @@ func (e *Exporter) post(ctx context.Context, body []byte) (int, time.Duration, [
 	for k, vs := range e.header {
 		req.Header[k] = vs
 	}
-	e.conv.setHeaders(req.Header)
 	resp, err := e.client.Do(req)
 	if err != nil {
 		return 0, 0, nil, err
