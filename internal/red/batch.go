@@ -51,24 +51,24 @@ func (b *Batch) Add(s *Span) {
 	b.keys, hbAt = appendKey(b.keys, s)
 	key := b.keys[start:]
 	h := maphash.Bytes(b.d.seed, key)
-	i, ok := b.index[h]
-	for ok && i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
+	head, ok := b.index[h]
+	if !ok {
+		head = -1
+	}
+	i := head
+	for i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
 		i = b.series[i].prev
 	}
 	sample, millis := b.d.measure(s)
 	n := int32(len(b.samples))
 	b.samples = append(b.samples, batchSample{sample: sample, millis: millis, isError: s.IsError, next: -1})
-	if ok && i >= 0 {
+	if i >= 0 {
 		b.keys = b.keys[:start] // a known series: its key is already kept
 		b.samples[b.series[i].last].next = n
 		b.series[i].last = n
 	} else {
-		prev := int32(-1)
-		if ok {
-			prev = b.index[h]
-		}
 		b.index[h] = int32(len(b.series))
-		b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: prev, first: n, last: n})
+		b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: head, first: n, last: n})
 	}
 	if len(b.samples) >= batchLimit {
 		b.Commit()
