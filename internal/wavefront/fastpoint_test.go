@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/cpuclock"
 )
 
 // generalCanonical is what the fast path must reproduce: DecodePoint, then
@@ -291,11 +292,11 @@ func BenchmarkAppendCanonicalPoint(b *testing.B) {
 			}
 			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Self()
 			for b.Loop() {
 				buf, _ = d.AppendCanonicalPoint(buf[:0], line)
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cpuclock.Self()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 		b.Run(bc.name+"/general", func(b *testing.B) {
 			d := newTestDecoder()
@@ -303,22 +304,14 @@ func BenchmarkAppendCanonicalPoint(b *testing.B) {
 			var buf []byte
 			b.SetBytes(int64(len(line)))
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cpuclock.Self()
 			for b.Loop() {
 				if err := d.DecodePoint(line, &p); err != nil {
 					b.Fatal(err)
 				}
 				buf = AppendPoint(buf[:0], &p)
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cpuclock.Self()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
-}
-
-// processCPU is the CPU time this process has used. The machine is shared,
-// so CPU time per op is a steadier measure than wall time per op.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
