@@ -72,7 +72,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		span  wavefront.Span
 		sl    wavefront.SpanLogs
 	)
-	lineNo := 0
+	lineNo, rejected := 0, 0
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -127,6 +127,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 				res.Rejected = map[string]int{}
 			}
 			res.Rejected[code]++
+			rejected++
 			s.m.rejected.WithLabelValues(f.String(), code).Inc()
 			if len(res.Errors) < maxErrorSamples {
 				res.Errors = append(res.Errors, "line "+strconv.Itoa(lineNo)+": "+err.Error())
@@ -135,7 +136,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Accepted++
 	}
-	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + sum(res.Rejected)))
+	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + rejected))
 	if len(rec) > recHeader {
 		recs = append(recs, rec)
 	}
@@ -198,14 +199,6 @@ func appendSpanLogs(dst []byte, sl *wavefront.SpanLogs) ([]byte, error) {
 		return dst, err
 	}
 	return append(append(dst, b...), '\n'), nil
-}
-
-func sum(m map[string]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 func (s *Server) reply(w http.ResponseWriter, code int, msg string) {
