@@ -108,7 +108,7 @@ func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
 	in := &ingester{p: p, port: port}
 	in.dec.Limits = &p.limits
 	in.dec.DefaultSource = defaultSource
-	in.dec.CustomSourceTags = splitList(p.cfg.CustomSourceTags)
+	in.dec.CustomSourceTags = p.srcTags
 	in.dec.LenientNonFinite = true
 	in.staged = newStageSet(port)
 	return in

@@ -26,6 +26,7 @@ type Proxy struct {
 	m       *Metrics
 	queue   *queue.Queue
 	limits  wavefront.Limits
+	srcTags []string // --customSourceTags, split once for every ingester
 	blocked *blockedLog
 	rules   atomic.Pointer[preprocessor.Rules]
 
@@ -47,6 +48,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg, log: log, m: newMetrics(), limits: wavefront.DefaultLimits(), addrs: map[string]net.Addr{}}
 	p.limits.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
+	p.srcTags = splitList(cfg.CustomSourceTags)
 	p.blocked = &blockedLog{logger: log.With("logger", "RawBlockedPoints"), perTen: max(cfg.PushBlockedSamples, 1)}
 	q, err := queue.Open(cfg.Buffer, queue.Options{MaxBytes: cfg.BufferMaxBytes, Logger: log, Metrics: queue.NewMetrics(p.m.reg, "proxy")})
 	if err != nil {
