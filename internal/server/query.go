@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,8 +51,8 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UnixMilli()
 	start, err1 := msParam(q.Get("s"), now-3_600_000)
 	end, err2 := msParam(q.Get("e"), now)
-	step, ok := granularities[cmpOr(q.Get("g"), "m")]
-	maxPoints, err3 := strconv.ParseInt(cmpOr(q.Get("p"), "0"), 10, 64)
+	step, ok := granularities[cmp.Or(q.Get("g"), "m")]
+	maxPoints, err3 := strconv.ParseInt(cmp.Or(q.Get("p"), "0"), 10, 64)
 	switch {
 	case query == "":
 		writeJSON(w, http.StatusBadRequest, QueryError{Error: "missing q"})
@@ -219,13 +220,6 @@ func writeQueryError(w http.ResponseWriter, err error) {
 	}
 }
 
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // msParam parses an epoch time in seconds or milliseconds (told apart by
 // magnitude, as Wavefront timestamps are).
 func msParam(v string, def int64) (int64, error) {
@@ -330,12 +324,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UnixMilli()
 	start, err1 := msParam(p.Get("start"), now-s.cfg.Retention.Milliseconds())
 	end, err2 := msParam(p.Get("end"), now)
-	limit, err3 := strconv.Atoi(cmpOr(p.Get("limit"), "1000"))
+	limit, err3 := strconv.Atoi(cmp.Or(p.Get("limit"), "1000"))
 	if err := errors.Join(err1, err2, err3); err != nil {
 		writeJSON(w, http.StatusBadRequest, QueryError{Error: err.Error()})
 		return
 	}
-	glob := cmpOr(p.Get("match"), "*")
+	glob := cmp.Or(p.Get("match"), "*")
 	limit = max(limit, 1)
 	ms, err := s.metrics.browse(r.Context(), glob, start, end, limit)
 	if err == nil {
