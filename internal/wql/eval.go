@@ -456,7 +456,7 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 	}()
 	ls, err := ev.collect(e.L)
 	<-done
-	if err = cmpOr(err, rerr); err != nil {
+	if err = cmp.Or(err, rerr); err != nil {
 		return err
 	}
 	combine := func(meta *vec, l, r []float64) error {
@@ -504,13 +504,6 @@ func (ev *evaluator) fork() *evaluator {
 	c := *ev
 	c.keyBuf, c.sortedKeys = nil, nil
 	return &c
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // collect materialises e's series with private, aligned values.
