@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"net"
@@ -28,13 +29,7 @@ type ReportResult struct {
 // WAL records, which are fsync'd before the 202.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	name := q.Get("f")
-	if name == "" {
-		name = q.Get("format")
-	}
-	if name == "" {
-		name = "wavefront"
-	}
+	name := cmp.Or(q.Get("f"), q.Get("format"), "wavefront")
 	f, ok := formatNames[name]
 	if !ok {
 		s.reply(w, http.StatusBadRequest, "unknown format "+strconv.Quote(name))
