@@ -127,6 +127,24 @@ func TestBadLines(t *testing.T) {
 	}
 }
 
+// A line limit under 64 bytes (the most of a too-long line the blocked
+// log shows) still rejects long lines cleanly and keeps short ones.
+func TestSmallLineLimit(t *testing.T) {
+	t.Parallel()
+	b := newBackend(t)
+	p, logs := startProxyLog(t, b.srv.URL, func(c *Config) { c.PushListenerMaxReceivedLength = 20 })
+	addr := p.Addr("push", "0")
+	ts := time.Now().Unix()
+	sendTCP(t, addr, fmt.Appendf(nil, "a.much.longer.metric.name 1 %d source=s\nm 1 %d\n", ts, ts))
+	waitFor(t, "the short line", 10*time.Second, func() bool { return len(b.get("wavefront")) >= 1 })
+	if v := value(p.m.rejected.WithLabelValues(entityPoints, portOf(addr.String()), "TOO_LONG")); v != 1 {
+		t.Errorf("TOO_LONG = %v, want 1", v)
+	}
+	if l := logs.String(); !strings.Contains(l, "a.much.longer.metric.name") || strings.Contains(l, `source=s\nm 1`) {
+		t.Errorf("the blocked log should show the long line and nothing after it:\n%s", l)
+	}
+}
+
 // Invalid UTF-8 in a tag value is forwarded with each bad byte replaced by
 // U+FFFD, as the reference decodes it; forwarded as-is, it could make the
 // backend refuse the whole batch, which the forwarder then drops.

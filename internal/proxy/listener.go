@@ -188,7 +188,9 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 			l.p.blocked.log(l.port, nil, errLineTooLong(maxLen))
 		case len(line) > maxLen+1:
 			l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
-			l.p.blocked.log(l.port, line[:64], errLineTooLong(maxLen))
+			// The head of the line names it; a small limit can make the
+			// line itself shorter than that.
+			l.p.blocked.log(l.port, line[:min(64, len(line))], errLineTooLong(maxLen))
 		default:
 			in.line(line, 0)
 		}
