@@ -46,6 +46,8 @@ type Decoder struct {
 	millis  int64
 
 	fastTags []fastTag // AppendCanonicalPoint's tags
+	fastSrc  int       // the index of its source tag in fastTags, or -1
+	shapes   *[shapes]tagShape
 }
 
 var (

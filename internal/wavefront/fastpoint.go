@@ -122,7 +122,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 		dst = strconv.AppendInt(dst, ts, 10)
 	}
 
-	dst, ok = d.appendFastTags(dst, orig, line, i, lim)
+	dst, ok = d.appendFastTags(dst, orig, line, i, lim, d.tagShape(line[k0:k1]))
 	if !ok {
 		return dst, false
 	}
@@ -320,12 +320,29 @@ func keyHash(key []byte) uint64 {
 // in line order; the source, which AppendPoint writes first, is moved to
 // the front at the end unless it already is the first tag. Duplicate keys,
 // "tag", and "source" with "host" are declined: the general path's
-// merging and renaming handle them.
-func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]byte, bool) {
-	tagsAt := len(dst)
+// merging and renaming handle them. A line whose keys are those of shape,
+// in its order, skips the per-key checks (see tagShape); any other line
+// that passes them becomes shape's new key sequence.
+func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits, shape *tagShape) ([]byte, bool) {
 	// Each tag comes out at most twice as long as it went in (quotes around
 	// one-byte keys and values), and the 8-byte stores overhang by up to 8.
 	dst = slices.Grow(dst, 2*(len(line)-i)+24)
+	if len(shape.keys) > 0 {
+		if out, ok, fits := d.appendShapedTags(dst, orig, line, i, lim, shape); fits {
+			return out, ok
+		}
+	}
+	out, ok := d.appendCheckedTags(dst, orig, line, i, lim)
+	if ok {
+		shape.learn(line, d.fastTags, d.fastSrc)
+	}
+	return out, ok
+}
+
+// appendCheckedTags is appendFastTags checking every key. It leaves the
+// tags in d.fastTags and the source tag's index (or -1) in d.fastSrc.
+func (d *Decoder) appendCheckedTags(dst, orig, line []byte, i int, lim *Limits) ([]byte, bool) {
+	tagsAt := len(dst)
 	out := dst[:cap(dst)]
 	w := tagsAt
 	tags := d.fastTags[:0]
@@ -345,7 +362,6 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 			return dst, false
 		}
 		w += k1 - k0
-		i = next + 1
 		bit := uint64(1) << (keyHash(key) >> 58)
 		if seen&bit != 0 && fastTagIndex(line, tags, key) >= 0 {
 			return dst, false
@@ -361,28 +377,11 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 			out[w], out[w+1], out[w+2] = '"', '=', '"'
 			w += 3
 		}
-		var v0, v1 int
-		if i < len(line) && line[i] == '"' {
-			v0 = i + 1
-			v1 = quotedValueRunCopy(line, v0, out, w)
-			if v1 >= len(line) || line[v1] != '"' || v1 == v0 || line[v0] == ' ' || line[v1-1] == ' ' {
-				return dst, false
-			}
-			i = v1 + 1
-		} else {
-			v0 = i
-			if i < len(line) && (line[i] == '\'' || line[i] == '#') {
-				return dst, false // a quote or a structural '#'
-			}
-			v1 = plainValueRunCopy(line, v0, out, w)
-			if v1 == v0 {
-				return dst, false
-			}
-			i = v1
-		}
-		if i < len(line) && line[i] != ' ' {
+		v0, v1, next, ok := copyFastValue(line, next+1, out, w)
+		if !ok {
 			return dst, false
 		}
+		i = next
 		w += v1 - v0
 		out[w] = '"'
 		w++
@@ -393,29 +392,94 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 			return dst, false
 		}
 	}
-	d.fastTags = tags
-	dst = out[:w]
+	d.fastTags, d.fastSrc = tags, srcTag
 	n := len(tags)
+	srcLen := 0
 	if srcTag >= 0 {
 		n--
+		srcLen = tags[srcTag].v1 - tags[srcTag].v0
 	}
+	return d.finishFastTags(dst, out[:w], orig, line, tagsAt, n, srcTag >= 0, srcLen, srcFrom, srcTo, lim)
+}
+
+// appendShapedTags is appendFastTags for a line whose keys are a prefix of
+// shape's, as written: each key is compared with the shape's instead of
+// checked, and its output form is copied from the shape. fits is false,
+// with nothing appended, when the line's keys are not such a prefix (or it
+// names no source while shape does); the caller then checks every key.
+func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, shape *tagShape) (_ []byte, ok, fits bool) {
+	tagsAt := len(dst)
+	out := dst[:cap(dst)]
+	w := tagsAt
+	tags := d.fastTags[:0] // only kept when the shape has no source tag
+	srcFrom, srcTo, srcLen := 0, 0, 0
+	n := 0
+	for {
+		i = skipSpaces(line, i)
+		if i >= len(line) {
+			break
+		}
+		if n == len(shape.keys) {
+			return dst, false, false
+		}
+		k := &shape.keys[n]
+		if !shape.match(line, i, k) {
+			return dst, false, false
+		}
+		from, k0 := w, i+int(k.quoted)
+		w = shape.copyOut(out, w, k)
+		v0, v1, next, ok := copyFastValue(line, i+int(k.raw1-k.raw0), out, w)
+		if !ok {
+			return dst, false, true
+		}
+		i = next
+		w += v1 - v0
+		out[w] = '"'
+		w++
+		if n == shape.src {
+			srcFrom, srcTo, srcLen = from, w, v1-v0
+		} else if kl, vl := int(k.keyLen), v1-v0; kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength {
+			return dst, false, true
+		}
+		if shape.src < 0 {
+			tags = append(tags, fastTag{k0, k0 + int(k.keyLen), v0, v1})
+		}
+		n++
+	}
+	hasSrc := shape.src >= 0 && n > shape.src
+	if shape.src >= 0 && !hasSrc {
+		return dst, false, false // the custom source tags are looked up in d.fastTags
+	}
+	d.fastTags = tags
+	if hasSrc {
+		n--
+	}
+	res, accepted := d.finishFastTags(dst, out[:w], orig, line, tagsAt, n, hasSrc, srcLen, srcFrom, srcTo, lim)
+	return res, accepted, true
+}
+
+// finishFastTags checks the tag count and the source of the tags written
+// to out[tagsAt:], n of them besides the source, and writes the source
+// first: the line's own (moved from out[srcFrom:srcTo]) if hasSrc, else a
+// custom source tag from d.fastTags or the default source.
+func (d *Decoder) finishFastTags(dst, out, orig, line []byte, tagsAt, n int, hasSrc bool, srcLen, srcFrom, srcTo int, lim *Limits) ([]byte, bool) {
 	if n > lim.MaxTags {
 		return dst, false
 	}
-
-	if srcTag >= 0 {
-		if t := tags[srcTag]; t.v1-t.v0 > lim.MaxSourceLength {
+	if hasSrc {
+		if srcLen > lim.MaxSourceLength {
 			return dst, false
 		}
 		if srcFrom > tagsAt { // rotate it to the front
-			seg := append(d.scratch[:0], dst[srcFrom:srcTo]...)
-			copy(dst[tagsAt+len(seg):], dst[tagsAt:srcFrom])
-			copy(dst[tagsAt:], seg)
+			seg := append(d.scratch[:0], out[srcFrom:srcTo]...)
+			copy(out[tagsAt+len(seg):], out[tagsAt:srcFrom])
+			copy(out[tagsAt:], seg)
 			d.scratch = seg
 		}
-		return dst, true
+		return out, true
 	}
 	src := d.defaultSource(orig)
+	tags := d.fastTags
 	for _, k := range d.customSourceTags() {
 		if j := fastTagIndex(line, tags, k); j >= 0 {
 			src = line[tags[j].v0:tags[j].v1]
@@ -425,10 +489,125 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits) ([]
 	if len(trimSpace(src)) == 0 || utf16Len(src) > lim.MaxSourceLength {
 		return dst, false
 	}
+	w := len(out)
 	seg := appendQuotedValue(append(d.scratch[:0], " source="...), src)
 	d.scratch = seg
-	dst = append(dst, seg...) // room for it
-	copy(dst[tagsAt+len(seg):], dst[tagsAt:w])
-	copy(dst[tagsAt:], seg)
-	return dst, true
+	out = append(out, seg...) // room for it
+	copy(out[tagsAt+len(seg):], out[tagsAt:w])
+	copy(out[tagsAt:], seg)
+	return out, true
+}
+
+// copyFastValue checks the tag value at line[i:], unquoted or
+// double-quoted without backslashes or surrounding blanks, and copies it
+// to out[w:], which must have room for it plus 8 bytes. It returns where
+// the value is in line and the index after it (and its closing quote),
+// which must be a space or the end.
+func copyFastValue(line []byte, i int, out []byte, w int) (v0, v1, next int, ok bool) {
+	if i < len(line) && line[i] == '"' {
+		v0 = i + 1
+		v1 = quotedValueRunCopy(line, v0, out, w)
+		if v1 >= len(line) || line[v1] != '"' || v1 == v0 || line[v0] == ' ' || line[v1-1] == ' ' {
+			return 0, 0, 0, false
+		}
+		next = v1 + 1
+	} else {
+		v0 = i
+		if i < len(line) && (line[i] == '\'' || line[i] == '#') {
+			return 0, 0, 0, false // a quote or a structural '#'
+		}
+		v1 = plainValueRunCopy(line, v0, out, w)
+		if v1 == v0 {
+			return 0, 0, 0, false
+		}
+		next = v1
+	}
+	if next < len(line) && line[next] != ' ' {
+		return 0, 0, 0, false
+	}
+	return v0, v1, next, true
+}
+
+// shapes is how many tag key sequences a Decoder remembers, one per
+// metric name hash: a sender's lines repeat a few sequences, one or a few
+// per metric.
+const shapes = 8
+
+// tagShape is the sequence of tag keys of a line the fast path accepted,
+// as written (unquoted or quoted, with the '='), and as AppendPoint writes
+// them. Its keys are valid, distinct, not "tag", and at most one of them
+// (src) is source or host, so the same is true of every prefix of the
+// sequence: a line whose keys match one needs no per-key checks but their
+// length limits, which depend on the Limits of the call.
+type tagShape struct {
+	raw, out []byte // the keys back to back, then 8 bytes of padding for word loads
+	keys     []shapeKey
+	src      int // index of the source or host key, or -1
+}
+
+type shapeKey struct {
+	raw0, raw1, out0, out1 int32 // the key in raw and out
+	keyLen                 int32 // the key without quotes and '='
+	quoted                 int8  // 1 if written in double quotes
+}
+
+func (d *Decoder) tagShape(name []byte) *tagShape {
+	if d.shapes == nil {
+		d.shapes = new([shapes]tagShape)
+	}
+	return &d.shapes[keyHash(name)>>61]
+}
+
+// learn makes the tags the checked path accepted in line the shape.
+func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
+	s.raw, s.out, s.keys, s.src = s.raw[:0], s.out[:0], s.keys[:0], src
+	for j, t := range tags {
+		var q int8
+		if line[t.k0-1] == '"' {
+			q = 1
+		}
+		k := shapeKey{raw0: int32(len(s.raw)), out0: int32(len(s.out)), keyLen: int32(t.k1 - t.k0), quoted: q}
+		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
+		if j == src {
+			s.out = append(s.out, ` source="`...)
+		} else {
+			s.out = append(append(append(s.out, ` "`...), line[t.k0:t.k1]...), `"="`...)
+		}
+		k.raw1, k.out1 = int32(len(s.raw)), int32(len(s.out))
+		s.keys = append(s.keys, k)
+	}
+	s.raw = append(s.raw, make([]byte, 8)...)
+	s.out = append(s.out, make([]byte, 8)...)
+}
+
+// match reports whether line[i:] starts with key k as the shape has it,
+// comparing eight bytes at a time.
+func (s *tagShape) match(line []byte, i int, k *shapeKey) bool {
+	r0, n := int(k.raw0), int(k.raw1-k.raw0)
+	if i+(n+7)&^7 > len(line) {
+		return i+n <= len(line) && string(line[i:i+n]) == string(s.raw[r0:r0+n])
+	}
+	j := 0
+	for ; j+8 <= n; j += 8 {
+		if binary.LittleEndian.Uint64(line[i+j:]) != binary.LittleEndian.Uint64(s.raw[r0+j:]) {
+			return false
+		}
+	}
+	if j < n {
+		diff := binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(s.raw[r0+j:])
+		if diff<<(64-8*uint(n-j)) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// copyOut writes key k's output form to out[w:], which must have room for
+// it plus 8 bytes, and returns the index after it.
+func (s *tagShape) copyOut(out []byte, w int, k *shapeKey) int {
+	o0, n := int(k.out0), int(k.out1-k.out0)
+	for j := 0; j < n; j += 8 {
+		binary.LittleEndian.PutUint64(out[w+j:], binary.LittleEndian.Uint64(s.out[o0+j:]))
+	}
+	return w + n
 }

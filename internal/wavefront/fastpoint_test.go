@@ -259,21 +259,53 @@ func TestAppendCanonicalPointDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestAppendCanonicalPointShapes runs lines through one decoder in turn,
+// so each line meets the key sequences remembered from the lines before
+// it: the same keys, a prefix of them, more of them, the same keys quoted
+// differently, a duplicate past the remembered ones, and no source.
+func TestAppendCanonicalPointShapes(t *testing.T) {
+	for name, p := range decoderPairs() {
+		for _, seq := range [][]string{
+			{`m 1 1712000000 a=1 source=s b=2`, `m 2 1712000000 a=3 source=t b=4`, `m 2 1712000000 a=3 source=t`, `m 2 1712000000 a=3`,
+				`m 2 1712000000 a=3 source=t b=4 c=5`, `m 2 1712000000 a=3 source=t b=4 a=5`, `m 2 1712000000 a=3 source=t b=4 host=h`,
+				`m 2 1712000000 "a"=3 source=t b=4`, `m 2 1712000000 a="3" source="t u" b=4`, `m 2 1712000000 a=3 source=t b=é`},
+			{`m 1 fqdn=f a=1`, `m 1 fqdn=g a=2`, `m 1 fqdn="g h" a=2`, `m 1 "fqdn"="g" a=2`, `m 1 fqdn=g`, `m 1 fqdn=g a=2 a=3`},
+			{`m 1 a=1 b=2`, `m 1 a=1 b=2 tag=3`, `m 1 a=1 b=2 source=s host=h`, `m 1 a=1 b=2 host=h`, `m 1 a=1 b=2 instance=i`},
+			{`m 1 kkkk=1 k=v`, `m 1 kkkk=1 k=vvvvvvv`, `m 1 kkkk=1 k=v`, `m 1 kkkk=11111111 k=v`},
+			{`m 1 source=a verylongkeyname_x=1`, `m 1 source=a verylongkeyname_x=`, `m 1 source=a verylongkeyname_x`, `m 1 source=a verylongkeyname_`},
+			{`a 1 k=v`, `b 1 j=w`, `a 1 k=w`, `b 1 j=x`, `a 1 j=w`},
+		} {
+			for _, line := range seq {
+				t.Run(name, func(t *testing.T) { checkFastAgrees(t, p[0], p[1], []byte(line)) })
+			}
+		}
+	}
+}
+
 // FuzzAppendCanonicalPoint differentially tests the fast path against
 // DecodePoint + AppendPoint under several decoder configurations. Its
-// corpus includes FuzzDecodePoint's edge cases.
+// corpus includes FuzzDecodePoint's edge cases. The input is checked
+// whole and then line by line on the same decoders, so later lines meet
+// the key sequences the earlier ones left (see tagShape).
 func FuzzAppendCanonicalPoint(f *testing.F) {
 	for _, s := range []string{
 		istioLine,
 		`m 1 1712000000 source=a host=b tag=c k=v k=w`,
 		`m 1.50 1712000000123 fqdn=f "k"="a b" j=it's`,
+		"m 1 1712000000 source=a k=v j=w\nm 1 1712000000 source=a k=v j=w k=x\nm 2 source=b \"k\"=v",
+		"m 1 fqdn=f k=v\nm 1 fqdn=f\nm 1 k=v fqdn=f",
 	} {
 		f.Add([]byte(s))
 	}
 	pairs := decoderPairs()
-	f.Fuzz(func(t *testing.T, line []byte) {
+	f.Fuzz(func(t *testing.T, input []byte) {
 		for name, p := range pairs {
-			t.Run(name, func(t *testing.T) { checkFastAgrees(t, p[0], p[1], line) })
+			t.Run(name, func(t *testing.T) {
+				checkFastAgrees(t, p[0], p[1], input)
+				for line := range bytes.SplitSeq(input, []byte("\n")) {
+					checkFastAgrees(t, p[0], p[1], line)
+				}
+			})
 		}
 	})
 }
