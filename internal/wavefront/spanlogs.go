@@ -1,6 +1,7 @@
 package wavefront
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -103,8 +104,10 @@ func AppendSpanLogs(dst []byte, sl *SpanLogs) ([]byte, error) {
 func AppendJSONString(dst, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, '"')
+	// Span logs' IDs and annotation values rarely need escaping: copy the
+	// plain run found eight bytes at a time, then go byte by byte.
 	start := 0
-	for i := 0; i < len(s); {
+	for i := jsonPlainLen(s); i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
 			if jsonSafe[c] {
 				i++
@@ -148,6 +151,23 @@ func AppendJSONString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// jsonPlainLen returns the length of s's leading run of jsonSafe bytes.
+func jsonPlainLen(s []byte) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		y := x &^ highs
+		bad := x | ^laneGE(y, ' ') | laneEQ(y, '"') | laneEQ(y, '\\') | laneEQ(y, '<') | laneEQ(y, '>') | laneEQ(y, '&')
+		if bad &= highs; bad != 0 {
+			return firstBad(i, bad)
+		}
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && jsonSafe[s[i]] {
+		i++
+	}
+	return i
 }
 
 // jsonSafe marks the ASCII bytes encoding/json writes as they are.
