@@ -365,6 +365,26 @@ func (l *SpanLine) NameKeyTag(k, v []byte) bool {
 	return true
 }
 
+// AppendSpanKey appends the text QuotedKeyTag takes for key k: ` "k"=`.
+func AppendSpanKey(dst, k []byte) []byte {
+	dst = append(dst, ' ', '"')
+	dst = append(dst, k...)
+	return append(dst, '"', '=')
+}
+
+// QuotedKeyTag is NameKeyTag for a key written by AppendSpanKey, so that a
+// producer that sees the same keys on every span quotes each only once.
+func (l *SpanLine) QuotedKeyTag(keyText, v []byte) bool {
+	k := len(keyText) - len(` ""=`)
+	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
+		k <= 0 || k > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
+		return false
+	}
+	l.dst = append(l.dst, keyText...)
+	l.dst = appendPlainQuoted(l.dst, v)
+	return true
+}
+
 // End finishes the line and returns the buffer with it.
 func (l *SpanLine) End() []byte {
 	dst := append(l.dst, ' ')

@@ -39,6 +39,112 @@ type Converter struct {
 		key, sanitized []byte
 	}
 	nextDirty int
+	// plans caches tagPlans by Span.keySeq (low four bits); scratch is the
+	// plan of a span whose keys are not cached. A pointer, so that a copied
+	// Converter does not copy sixteen plans.
+	plans   *[16]tagPlan
+	scratch tagPlan
+}
+
+// tagPlan is what AppendCanonicalSpan derives from a span's tag keys alone:
+// which to skip, which feed RED and how each is written. Envoy sends the
+// same keys on every span of a kind, so it is worked out once per key
+// sequence instead of once per tag.
+type tagPlan struct {
+	seq    uint64 // the Span.keySeq planned for; 0 while being filled
+	source int    // index of the last tag keyed exactly "source", or -1
+	tags   []tagConv
+	text   []byte // the keyTexts, one after another
+}
+
+// tagConv is the plan for one tag of a sorted tag list.
+type tagConv struct {
+	keyText []byte // ` "key"=` of the sanitised key, ready for SpanLine.QuotedKeyTag
+	at, n   int    // keyText's place in tagPlan.text while that may still grow
+	role    tagRole
+	status  bool // the sanitised key is http.status_code, ignoring case
+	nameKey bool // the sanitised key has only name bytes: no '~' or delta prefix kept
+}
+
+// tagRole is what a tag key means to the converter besides an annotation.
+type tagRole uint8
+
+const (
+	roleAnnotation  tagRole = iota
+	roleSkip                // "source" in any case: never an annotation
+	roleApplication         // application, cluster and shard become the fixed
+	roleCluster             // annotations written after the span's tags
+	roleShard
+	roleError
+	roleComponent
+	roleDebug
+	roleService
+	roleSpanKind
+)
+
+// planFor returns the plan for z's tag keys: the cached one if z's key
+// sequence has one, else a newly filled one.
+func (c *Converter) planFor(z *Span) *tagPlan {
+	if z.keySeq == 0 {
+		c.fillPlan(&c.scratch, z, 0)
+		return &c.scratch
+	}
+	if c.plans == nil {
+		c.plans = new([16]tagPlan)
+	}
+	p := &c.plans[z.keySeq&15]
+	if p.seq != z.keySeq {
+		c.fillPlan(p, z, z.keySeq)
+	}
+	return p
+}
+
+func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
+	p.seq, p.source = 0, -1
+	p.tags, p.text = p.tags[:0], p.text[:0]
+	for i, t := range z.Tags {
+		if string(t.Key) == "source" {
+			p.source = i
+		}
+		if len(t.Key) == len("source") && bytes.EqualFold(t.Key, []byte("source")) {
+			p.tags = append(p.tags, tagConv{role: roleSkip})
+			continue
+		}
+		key := c.sanitizeKey(t.Key)
+		// A sanitised key equals one of these only if the original did, as
+		// sanitising only writes '-'.
+		var role tagRole
+		switch string(key) {
+		case "application":
+			role = roleApplication
+		case "cluster":
+			role = roleCluster
+		case "shard":
+			role = roleShard
+		case "error":
+			role = roleError
+		case "component":
+			role = roleComponent
+		case "debug":
+			role = roleDebug
+		case "service":
+			role = roleService
+		case "span.kind":
+			role = roleSpanKind
+		}
+		at := len(p.text)
+		p.text = wavefront.AppendSpanKey(p.text, key)
+		p.tags = append(p.tags, tagConv{
+			at: at, n: len(p.text) - at, role: role,
+			status:  len(key) == len("http.status_code") && bytes.EqualFold(key, []byte("http.status_code")),
+			nameKey: len(key) > 0 && keyByte[key[0]],
+		})
+	}
+	for i := range p.tags {
+		tc := &p.tags[i]
+		tc.keyText = p.text[tc.at : tc.at+tc.n : tc.at+tc.n]
+	}
+	p.seq = seq
 }
 
 // RED is what the RED-metrics and heartbeat stage (§6) needs from a span.
@@ -453,7 +559,11 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
 	}
 	out.Name = c.sanitizeName(name)
-	out.Source = c.source(z)
+	plan := c.planFor(z)
+	out.Source = w.zipkin
+	if plan.source >= 0 {
+		out.Source = c.sanitizeKey(z.Tags[plan.source].Value)
+	}
 	out.TraceID = c.uuid(z.TraceID)
 	out.SpanID = c.uuid(z.ID)
 	out.StartMillis = z.Timestamp / 1000
@@ -483,44 +593,45 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 
 	debugTagged := false
 	for i := 0; ok && i < len(z.Tags); i++ {
-		t := &z.Tags[i]
-		v := javaTrim(t.Value)
-		if len(v) == 0 || len(t.Key) == len("source") && bytes.EqualFold(t.Key, []byte("source")) {
+		tc := &plan.tags[i]
+		if tc.role == roleSkip {
 			continue
 		}
-		key := c.sanitizeKey(t.Key)
-		// The cases are Convert's special keys and then what Refresh reads
-		// from the converted tags; a sanitised key equals one of these only
-		// if the original did, as sanitising only adds '-'.
-		switch string(key) {
-		case "application":
+		v := javaTrim(z.Tags[i].Value)
+		if len(v) == 0 {
+			continue
+		}
+		// The roles are Convert's special keys and then what Refresh reads
+		// from the converted tags.
+		switch tc.role {
+		case roleApplication:
 			red.Application = v
 			continue
-		case "cluster":
+		case roleCluster:
 			red.Cluster = v
 			continue
-		case "shard":
+		case roleShard:
 			red.Shard = v
 			continue
-		case "error":
+		case roleError:
 			red.IsError = true
 			v = w.true
-		case "component":
+		case roleComponent:
 			red.Component = v
-		case "debug":
+		case roleDebug:
 			debugTagged = debugTagged || string(v) == "true"
-		case "service":
+		case roleService:
 			red.Service = v
-		case "span.kind":
+		case roleSpanKind:
 			red.SpanKind = v
 		}
-		if len(key) == len("http.status_code") && bytes.EqualFold(key, []byte("http.status_code")) {
+		if tc.status {
 			red.HTTPStatusCode = v
 		}
-		if len(key) > 0 && keyByte[key[0]] {
-			ok = l.NameKeyTag(key, v)
+		if tc.nameKey {
+			ok = l.QuotedKeyTag(tc.keyText, v)
 		} else {
-			ok = l.Tag(key, v)
+			ok = l.Tag(tc.keyText[len(` "`):len(tc.keyText)-len(`"=`)], v)
 		}
 	}
 	if red.Application == nil {

@@ -211,6 +211,7 @@ func TestSortTags(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff"}
 	var cache tagOrderCache
+	seqKeys := map[uint64]string{}
 	var prev []string
 	for n := range 4000 {
 		// Half the time the previous key sequence again, as tracers send.
@@ -235,7 +236,15 @@ func TestSortTags(t *testing.T) {
 			want = append(want, k+"="+last[k])
 		}
 		cached := slices.Clone(in)
-		for _, sorted := range [][]Tag{in[:sortTags(in)], cached[:cache.sortTags(cached)]} {
+		nCached, seq := cache.sortTags(cached)
+		// A key sequence number always stands for the same keys.
+		if k := strings.Join(ks, "\x00"); seq != 0 {
+			if old, ok := seqKeys[seq]; ok && old != k {
+				t.Fatalf("key sequence %d is both %q and %q", seq, old, k)
+			}
+			seqKeys[seq] = k
+		}
+		for _, sorted := range [][]Tag{in[:sortTags(in)], cached[:nCached]} {
 			var got []string
 			for _, tag := range sorted {
 				got = append(got, string(tag.Key)+"="+string(tag.Value))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 )
 
 // Kind is a Zipkin span kind; KindUnset when the span has none.
@@ -95,6 +96,11 @@ type Span struct {
 	// Ranges into the Decoder's pools while a batch is buffered; the pools
 	// may be reallocated until the batch is complete.
 	annLo, annHi, tagLo, tagHi int
+	// keySeq names the sequence of tag keys the span arrived with, when the
+	// Decoder's tag-order cache holds it (0 otherwise): spans with equal
+	// keySeq have equal Tags keys, so the Converter can reuse what it
+	// derived from them (see tagPlan).
+	keySeq uint64
 }
 
 // Decoder decodes Zipkin span lists, reusing its buffers across calls.
@@ -248,7 +254,9 @@ func (d *Decoder) finishSpan(s *Span) error {
 	s.annHi = len(d.anns)
 	s.tagHi = len(d.tags)
 	d.anns = d.anns[:s.annLo+sortAnnotations(d.anns[s.annLo:s.annHi])]
-	d.tags = d.tags[:s.tagLo+d.tagOrders.sortTags(d.tags[s.tagLo:s.tagHi])]
+	n, seq := d.tagOrders.sortTags(d.tags[s.tagLo:s.tagHi])
+	d.tags = d.tags[:s.tagLo+n]
+	s.keySeq = seq
 	s.annHi = len(d.anns)
 	s.tagHi = len(d.tags)
 	return nil
@@ -323,16 +331,22 @@ type tagOrderCache struct {
 		keys []byte // each key with a length byte before it, in arrival order
 		n    int    // number of tags
 		perm []uint8
+		seq  uint64 // the Span.keySeq of these keys; its low four bits are the slot
 	}
 	// sorted is applyTagOrder's scratch, kept so that no array of Tags is
 	// zeroed for every span.
 	sorted []Tag
 }
 
-// sortTags is the package's sortTags through the cache.
-func (c *tagOrderCache) sortTags(t []Tag) int {
+// keySeqs numbers the key sequences cached by all Decoders, so a keySeq
+// never names two different sequences, even across Decoders.
+var keySeqs atomic.Uint64
+
+// sortTags is the package's sortTags through the cache. It also returns the
+// keys' sequence number, or 0 if they are not cached.
+func (c *tagOrderCache) sortTags(t []Tag) (int, uint64) {
 	if len(t) < 2 || len(t) > maxInsertionSort {
-		return sortTags(t)
+		return sortTags(t), 0
 	}
 	// The slot: a hash of the keys' lengths and last bytes, which tells a
 	// tracer's few kinds of span apart at a fraction of comparing keys.
@@ -346,20 +360,22 @@ func (c *tagOrderCache) sortTags(t []Tag) int {
 	if c.sorted == nil {
 		c.sorted = make([]Tag, 0, maxInsertionSort)
 	}
-	e := &c.slots[(h*0x9E3779B97F4A7C15)>>60]
+	slot := (h * 0x9E3779B97F4A7C15) >> 60
+	e := &c.slots[slot]
 	if e.n == len(t) && sameKeys(e.keys, t) {
-		return applyTagOrder(t, e.perm, c.sorted)
+		return applyTagOrder(t, e.perm, c.sorted), e.seq
 	}
 	e.keys, e.n = e.keys[:0], 0 // invalid until complete
 	for _, tag := range t {
 		if len(tag.Key) > 255 {
-			return sortTags(t) // not cacheable
+			return sortTags(t), 0 // not cacheable
 		}
 		e.keys = append(append(e.keys, byte(len(tag.Key))), tag.Key...)
 	}
 	e.perm = tagOrderOf(t, e.perm[:0])
 	e.n = len(t)
-	return applyTagOrder(t, e.perm, c.sorted)
+	e.seq = keySeqs.Add(1)<<4 | slot
+	return applyTagOrder(t, e.perm, c.sorted), e.seq
 }
 
 // sameKeys reports whether t's keys are the ones encoded in keys.
