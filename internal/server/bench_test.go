@@ -143,7 +143,7 @@ func BenchmarkApply(b *testing.B) {
 		for w := range recs {
 			body, n := istioBody(w, k, t0)
 			points += n
-			rec := newRecord(fmtPoint, t0, recordCap(len(body)))
+			rec := newRecord(nil, fmtPoint, t0, recordCap(len(body)))
 			for line := range bytes.Lines(body) {
 				var err error
 				if rec, err = appendPoint(rec, dec, bytes.TrimSuffix(line, []byte("\n")), &p); err != nil {

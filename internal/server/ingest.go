@@ -59,8 +59,16 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 
 	res := ReportResult{}
 	received := now.UnixMilli()
+	// WAL records come from the body pool too: the WAL has written them
+	// by the time Append returns, and a fresh megabyte per request was
+	// a steady source of GC work.
 	var recs [][]byte
-	rec := newRecord(f, received, recordCap(len(body)))
+	defer func() {
+		for _, r := range recs {
+			s.bodies.Put(&r)
+		}
+	}()
+	rec := newRecord(s.pooledBuffer(), f, received, recordCap(len(body)))
 	var (
 		point wavefront.Point
 		dist  wavefront.Distribution
@@ -82,7 +90,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(rec) >= recordBytes {
 			recs = append(recs, rec)
-			rec = newRecord(f, received, recordCap(len(line)+1+len(body)))
+			rec = newRecord(s.pooledBuffer(), f, received, recordCap(len(line)+1+len(body)))
 		}
 		before := len(rec)
 		err = nil
@@ -134,6 +142,9 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + rejected))
 	if len(rec) > recHeader {
 		recs = append(recs, rec)
+	} else {
+		empty := rec
+		s.bodies.Put(&empty)
 	}
 	if len(recs) > 0 {
 		if err := s.wal.Append(recs...); err != nil {
@@ -146,6 +157,14 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	json.NewEncoder(w).Encode(res)
+}
+
+// pooledBuffer returns an empty buffer from the request body pool.
+func (s *Server) pooledBuffer() []byte {
+	if b, _ := s.bodies.Get().(*[]byte); b != nil {
+		return (*b)[:0]
+	}
+	return nil
 }
 
 // recordCap is the capacity of a record for the canonical form of rest

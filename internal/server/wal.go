@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -67,8 +68,9 @@ const (
 	maxPending = 4
 )
 
-func newRecord(f format, received int64, capacity int) []byte {
-	b := make([]byte, recHeader, capacity)
+// newRecord starts a record in buf, which it grows to capacity.
+func newRecord(buf []byte, f format, received int64, capacity int) []byte {
+	b := slices.Grow(buf[:0], capacity)[:recHeader]
 	b[0] = byte(f)
 	binary.BigEndian.PutUint64(b[1:], uint64(received))
 	return b

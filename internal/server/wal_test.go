@@ -3,9 +3,13 @@ package server
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/meshwave/meshwave/internal/wql"
@@ -130,4 +134,70 @@ func TestPointsKeepMilliseconds(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", ser.Name, p, want[ser.Name])
 		}
 	}
+}
+
+// TestRefCache checks the reference cache's three ways to a series: the
+// guessed successor, the hash index (also when two texts share a hash)
+// and a miss; and that it empties itself at either bound.
+func TestRefCache(t *testing.T) {
+	c := newRefCache()
+	c.maxEntries, c.maxTextBytes = 4, 1<<10
+	add := func(key string) {
+		t.Helper()
+		e, h := c.find([]byte(key))
+		if e != nil {
+			t.Fatalf("%s: found before it was added", key)
+		}
+		c.add([]byte(key), h, storage.SeriesRef(len(key)), labels.FromStrings("k", key))
+	}
+	want := func(key string) {
+		t.Helper()
+		e, _ := c.find([]byte(key))
+		if e == nil || e.ref != storage.SeriesRef(len(key)) || e.lset.Get("k") != key {
+			t.Fatalf("%s: got %+v", key, e)
+		}
+	}
+	add("a")
+	add("bb")
+	add("ccc")
+	for range 2 { // the second round follows the guesses
+		want("a")
+		want("bb")
+		want("ccc")
+	}
+	want("bb") // out of order: through the index
+	want("a")
+	if e, _ := c.find([]byte("dddd")); e != nil {
+		t.Fatalf("dddd: found %+v", e)
+	}
+
+	// Two texts with the same hash: both are kept and told apart.
+	const h = 42
+	c = newRefCache()
+	c.add([]byte("x1"), h, 1, labels.FromStrings("k", "x1"))
+	c.add([]byte("x2"), h, 2, labels.FromStrings("k", "x2"))
+	for _, k := range []string{"x1", "x2", "x1"} {
+		if e := c.lookup([]byte(k), h); e == nil || e.lset.Get("k") != k {
+			t.Fatalf("%s under a shared hash: got %+v", k, e)
+		}
+	}
+	if e := c.lookup([]byte("x3"), h); e != nil {
+		t.Fatalf("x3 under a shared hash: got %+v", e)
+	}
+
+	// Either bound empties the cache before the add that would pass it.
+	c = newRefCache()
+	c.maxEntries, c.maxTextBytes = 2, 8
+	add("p")
+	add("q")
+	add("r") // third entry
+	if len(c.entries) != 1 || c.lookup([]byte("p"), maphash.Bytes(c.seed, []byte("p"))) != nil {
+		t.Fatalf("after passing maxEntries: %d entries", len(c.entries))
+	}
+	want("r")
+	add("12345678") // 1 + 8 bytes of text
+	if len(c.entries) != 1 || len(c.arena) != 8 {
+		t.Fatalf("after passing maxTextBytes: %d entries, %d bytes", len(c.entries), len(c.arena))
+	}
+	want("12345678")
 }
