@@ -30,6 +30,7 @@ type vec struct {
 	name, source string
 	tags         map[string]string
 	raw          []Point
+	wins         []Window // summarized raw input, with raw (RollupStorage)
 	vals         []float64
 }
 
@@ -46,6 +47,9 @@ type evaluator struct {
 	span       int64
 	keyBuf     []byte
 	sortedKeys []string
+	counts     []float64 // per-bucket sample counts for aligned
+	// rollups is st when it is a RollupStorage whose windows fit the grid.
+	rollups RollupStorage
 }
 
 // Eval evaluates e over [o.Start, o.End] on a grid of o.Step buckets; each
@@ -116,6 +120,11 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 	}
 	ev.n = int(width/o.Step) + 1
 	ev.from = int((first - ev.g0) / o.Step)
+	if rs, ok := st.(RollupStorage); ok {
+		if w := rs.RollupWidth(); w > 0 && o.Step%w == 0 && ev.g0%w == 0 {
+			ev.rollups = rs
+		}
+	}
 
 	type keyed struct {
 		key string
@@ -230,6 +239,9 @@ func (ev *evaluator) aligned(v *vec, buf *[]float64) []float64 {
 		return v.vals
 	}
 	b := ev.buffer(buf)
+	if v.wins != nil {
+		return ev.alignedWindows(v, b)
+	}
 	for i := range b {
 		b[i] = math.NaN()
 	}
@@ -269,6 +281,40 @@ func (ev *evaluator) aligned(v *vec, buf *[]float64) []float64 {
 		b[cur] = sum / cnt
 	}
 	v.vals, v.raw = b, nil
+	return b
+}
+
+// alignedWindows is aligned for a vec read from rollups: each bucket's
+// mean over its windows' sums and counts and its raw samples.
+func (ev *evaluator) alignedWindows(v *vec, b []float64) []float64 {
+	if cap(ev.counts) < ev.n {
+		ev.counts = make([]float64, ev.n)
+	}
+	cnt := ev.counts[:ev.n]
+	clear(b)
+	clear(cnt)
+	span := int64(ev.n) * ev.step
+	add := func(t int64, sum, n float64) {
+		if d := t - ev.g0; d >= 0 && d < span {
+			i := d / ev.step
+			b[i] += sum
+			cnt[i] += n
+		}
+	}
+	for _, w := range v.wins {
+		add(w.T, w.Sum, w.N)
+	}
+	for _, p := range v.raw {
+		add(p.T, p.V, 1)
+	}
+	for i, n := range cnt {
+		if n == 0 {
+			b[i] = math.NaN()
+		} else {
+			b[i] /= n
+		}
+	}
+	v.vals, v.raw, v.wins = b, nil, nil
 	return b
 }
 
@@ -317,7 +363,7 @@ func (ev *evaluator) stream(e Expr, emit emitFn) error {
 	}
 	switch e := e.(type) {
 	case *TSExpr:
-		return ev.ts(e, emit)
+		return ev.ts(e, RollupMean, emit)
 	case *TimeExpr:
 		vals := make([]float64, ev.n)
 		for i := range vals {
@@ -365,20 +411,26 @@ func (ev *evaluator) stream(e Expr, emit emitFn) error {
 	return fmt.Errorf("wql: unsupported expression %T", e)
 }
 
-func (ev *evaluator) ts(e *TSExpr, emit emitFn) error {
+// ts streams the selected series; kind says which rollups the consumer
+// can take in place of raw samples (0: none).
+func (ev *evaluator) ts(e *TSExpr, kind RollupKind, emit emitFn) error {
 	var m Matcher = matchAll{}
 	if e.Filter != nil {
 		m = e.Filter
 	}
 	var v vec
-	return ev.st.Select(ev.ctx, e.Metric, m, ev.g0, ev.end, func(s *Series) error {
+	fn := func(s *Series) error {
 		// The store may have ignored the filter; re-check it.
 		if !globMatch(e.Metric, s.Name) || !m.Match(s.Source, s.Tags) {
 			return nil
 		}
-		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points}
+		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points, wins: s.Windows}
 		return emit(&v)
-	})
+	}
+	if kind != 0 && ev.rollups != nil {
+		return ev.rollups.SelectRollup(ev.ctx, e.Metric, m, ev.g0, ev.end, kind, fn)
+	}
+	return ev.st.Select(ev.ctx, e.Metric, m, ev.g0, ev.end, fn)
 }
 
 // rate and deriv: per-second change between consecutive samples, stamped at
@@ -388,17 +440,29 @@ func (ev *evaluator) ts(e *TSExpr, emit emitFn) error {
 // consecutive non-empty buckets.
 func (ev *evaluator) rate(e *FuncExpr, emit emitFn) error {
 	isRate := e.Fn == "rate"
+	src := func(f emitFn) error { return ev.stream(e.X, f) }
+	if ts, ok := e.X.(*TSExpr); ok {
+		if isRate && ev.rollups != nil {
+			// The store applies rate() to what it has not rolled up.
+			return ev.ts(ts, RollupRate, emit)
+		}
+		src = func(f emitFn) error { return ev.ts(ts, 0, f) }
+	}
 	var pts []Point
-	return ev.stream(e.X, func(v *vec) error {
+	return src(func(v *vec) error {
 		if v.vals == nil {
 			pts = pts[:0]
 			for j := 1; j < len(v.raw); j++ {
 				a, b := v.raw[j-1], v.raw[j]
-				dv := b.V - a.V
-				if b.T <= a.T || (isRate && dv < 0) {
+				if isRate {
+					if r, ok := RatePair(a, b); ok {
+						pts = append(pts, Point{T: b.T, V: r})
+					}
 					continue
 				}
-				pts = append(pts, Point{T: b.T, V: dv * 1000 / float64(b.T-a.T)})
+				if b.T > a.T {
+					pts = append(pts, Point{T: b.T, V: (b.V - a.V) * 1000 / float64(b.T-a.T)})
+				}
 			}
 			v.raw = pts
 			return emit(v)
@@ -502,7 +566,7 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 // same grid and store, its own scratch space.
 func (ev *evaluator) fork() *evaluator {
 	c := *ev
-	c.keyBuf, c.sortedKeys = nil, nil
+	c.keyBuf, c.sortedKeys, c.counts = nil, nil, nil
 	return &c
 }
 

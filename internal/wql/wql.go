@@ -14,6 +14,59 @@ type Series struct {
 	Name, Source string
 	Tags         map[string]string
 	Points       []Point
+	// Windows, set only by RollupStorage.SelectRollup, stand for the raw
+	// samples of the time the store has rolled up; Points then hold the
+	// rest.
+	Windows []Window
+}
+
+// Window summarizes one series over [T, T+width) of a RollupStorage: the
+// sum and the number of the values that fell in it.
+type Window struct {
+	T      int64
+	Sum, N float64
+}
+
+// RollupKind says what the values summed in a Window are.
+type RollupKind uint8
+
+const (
+	// RollupMean windows sum the raw samples: the mean of a bucket is
+	// the same as from the samples.
+	RollupMean RollupKind = iota + 1
+	// RollupRate windows sum rate()'s per-second values, one per pair of
+	// consecutive samples (see RatePair), each in the window of its later
+	// sample.
+	RollupRate
+)
+
+// RollupStorage is a Storage that can answer from windows summarized in
+// advance, for consumers that only need per-bucket means: ts() read for
+// bucketing, and rate(ts()). Eval uses it when the grid's step is a
+// multiple of RollupWidth, so that every window falls in one bucket.
+type RollupStorage interface {
+	Storage
+	// RollupWidth is the windows' width in ms, a divisor of every step
+	// Eval may ask SelectRollup for.
+	RollupWidth() int64
+	// SelectRollup is Select whose series may carry Windows, aligned to
+	// the width, in place of raw samples. For RollupRate, Points are
+	// rate()'s values (RatePair at the later sample's time), not samples,
+	// and Points and Windows together cover each pair whose samples both
+	// lie in [start, end] exactly once, as rate() over Select's raw points
+	// would.
+	SelectRollup(ctx context.Context, metricGlob string, m Matcher, start, end int64, kind RollupKind, fn func(*Series) error) error
+}
+
+// RatePair is rate()'s value for consecutive samples a and b: the
+// per-second change, or false for a pair rate() drops (a decrease, which
+// is a counter reset, or time not advancing).
+func RatePair(a, b Point) (float64, bool) {
+	dv := b.V - a.V
+	if b.T <= a.T || dv < 0 {
+		return 0, false
+	}
+	return dv * 1000 / float64(b.T-a.T), true
 }
 
 // Storage is what Eval reads from. The server's store implements it, and so
