@@ -79,7 +79,7 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, err)
 		return
 	}
-	grid, err := wql.EvalGrid(r.Context(), expr, queryStore{s.metrics, s.kv}, wql.Options{Start: start, End: end, Step: step})
+	grid, err := wql.EvalGrid(r.Context(), expr, queryStore{m: s.metrics, kv: s.kv, ru: s.rollups}, wql.Options{Start: start, End: end, Step: step})
 	if err != nil {
 		writeQueryError(w, err)
 		return

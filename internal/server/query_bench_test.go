@@ -218,7 +218,7 @@ func benchTSDB(b *testing.B) string {
 // benchServer starts a server whose tsdb holds hard links to the cached
 // blocks, so every run starts from the same files and the cache stays
 // untouched by the tsdb.
-func benchServer(b *testing.B) *testServer {
+func benchServer(b *testing.B, cfg Config) *testServer {
 	src := benchTSDB(b)
 	data := b.TempDir()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -238,7 +238,15 @@ func benchServer(b *testing.B) *testServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return start(b, Config{DataDir: data})
+	cfg.DataDir = data
+	s := start(b, cfg)
+	if s.rollups != nil {
+		// As a server does within a minute of the tsdb writing a block.
+		t0, cpu0 := time.Now(), cpuclock.Self()
+		s.rollups.sync(context.Background(), s.metrics.db.Blocks())
+		b.Logf("rolled up %d blocks in %v (%v cpu)", len(s.rollups.files), time.Since(t0).Round(time.Millisecond), (cpuclock.Self() - cpu0).Round(time.Millisecond))
+	}
+	return s
 }
 
 type benchRequest struct {
@@ -285,15 +293,22 @@ func fetch(b *testing.B, r benchRequest) int64 {
 //     about a chart's width in pixels);
 //   - parallel6-ui: the requests app.js sends now: tables (which show
 //     last values) over the last 10 minutes, every other chart with p=300;
+//   - parallel6-ui-samples: the same from a server without rollups
+//     (NoRollups), which reads every sample;
 //   - handler: the query handler called directly, one request after the
 //     other, without HTTP (the server's own cost);
 //   - tsdb-scan: the baseline, no query engine: select each query's metric
 //     names by name alone and decode every sample.
 func BenchmarkDataPlaneQueries(b *testing.B) {
-	s := benchServer(b)
-	var all []benchRequest
+	s := benchServer(b, Config{})
+	var all, allRaw []benchRequest
 	for _, c := range benchRequests(s.url) {
 		all = append(all, c...)
+	}
+	// The baseline for rollups: the same blocks, read sample by sample.
+	raw := benchServer(b, Config{NoRollups: true})
+	for _, c := range benchRequests(raw.url) {
+		allRaw = append(allRaw, c...)
 	}
 	// One untimed pass warms the page cache and the tsdb's postings, and
 	// tells where the time goes.
@@ -323,6 +338,7 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 	run("parallel6", parallel6(b, all, suffix("")))
 	run("parallel6-p300", parallel6(b, all, suffix("&p=300")))
 	run("parallel6-ui", parallel6(b, all, func(r benchRequest) benchRequest { return uiRequest(r, s.url) }))
+	run("parallel6-ui-samples", parallel6(b, allRaw, func(r benchRequest) benchRequest { return uiRequest(r, raw.url) }))
 	run("handler", func() {
 		for _, r := range all {
 			req := httptest.NewRequest(http.MethodGet, r.url, nil)

@@ -52,7 +52,7 @@ func TestDataPlaneQueriesAgreeWithMemStorage(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := wql.Eval(context.Background(), e, queryStore{s.metrics, s.kv}, o)
+				got, err := wql.Eval(context.Background(), e, queryStore{m: s.metrics, kv: s.kv}, o)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -60,7 +60,7 @@ func TestSelectPushDownAgreesWithMatcher(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := wql.Eval(context.Background(), e, queryStore{s.metrics, s.kv}, o)
+			got, err := wql.Eval(context.Background(), e, queryStore{m: s.metrics, kv: s.kv}, o)
 			if err != nil {
 				t.Fatalf("%s: %v", q, err)
 			}

@@ -1,14 +1,19 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
 
 	"github.com/meshwave/meshwave/internal/wql"
 )
@@ -37,7 +42,7 @@ func nameMatcher(glob string) (*labels.Matcher, error) {
 // ms), each with its own Points.
 func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64) ([]wql.Series, error) {
 	var out []wql.Series
-	err := m.each(ctx, metricGlob, mt, start, end, func(s *wql.Series) error {
+	err := m.each(ctx, metricGlob, mt, start, end, nil, 0, func(s *wql.Series) error {
 		c := *s
 		c.Points = slices.Clone(s.Points)
 		out = append(out, c)
@@ -47,18 +52,42 @@ func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matc
 }
 
 // queryStore is what the query endpoint evaluates against: metrics from
-// the tsdb (wql.Storage) and histograms from bbolt (wql.DistStorage).
+// the tsdb (wql.Storage) and histograms from bbolt (wql.DistStorage), and
+// the tsdb blocks' rollups (wql.RollupStorage) when ru is set.
 type queryStore struct {
 	m  *metricStore
 	kv *kvStore
+	ru *rollupSet
 }
 
 // Select implements wql.Storage, streaming series with a reused Points
-// buffer. Store failures are wrapped in storageError so the query endpoint
-// can tell them from query errors.
+// buffer.
 func (q queryStore) Select(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, fn func(*wql.Series) error) error {
+	return q.selectKind(ctx, metricGlob, mt, start, end, 0, fn)
+}
+
+// RollupWidth implements wql.RollupStorage.
+func (q queryStore) RollupWidth() int64 {
+	if q.ru == nil {
+		return 0
+	}
+	return rollupWidth
+}
+
+// SelectRollup implements wql.RollupStorage.
+func (q queryStore) SelectRollup(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, kind wql.RollupKind, fn func(*wql.Series) error) error {
+	return q.selectKind(ctx, metricGlob, mt, start, end, kind, fn)
+}
+
+// selectKind wraps store failures in storageError so the query endpoint
+// can tell them from query errors.
+func (q queryStore) selectKind(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, kind wql.RollupKind, fn func(*wql.Series) error) error {
 	var fnErr error
-	err := q.m.each(ctx, metricGlob, mt, start, end, func(s *wql.Series) error {
+	ru := q.ru
+	if kind == 0 {
+		ru = nil
+	}
+	err := q.m.each(ctx, metricGlob, mt, start, end, ru, kind, func(s *wql.Series) error {
 		fnErr = fn(s)
 		return fnErr
 	})
@@ -74,10 +103,12 @@ type storageError struct{ err error }
 func (e storageError) Error() string { return "storage: " + e.err.Error() }
 func (e storageError) Unwrap() error { return e.err }
 
-// each calls fn for every matching series; s.Points is reused between
-// calls. The filter's top-level conjunction goes to the tsdb's index as
-// label matchers; the rest is checked here on the decoded tags.
-func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, fn func(*wql.Series) error) error {
+// each calls fn for every matching series; s.Points and s.Windows are
+// reused between calls. The filter's top-level conjunction goes to the
+// tsdb's index as label matchers; the rest is checked here on the decoded
+// tags. With ru and a kind, ranges that one rolled-up block holds alone
+// are read from its rollup (see wql.RollupStorage for what that returns).
+func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, ru *rollupSet, kind wql.RollupKind, fn func(*wql.Series) error) error {
 	nm, err := nameMatcher(metricGlob)
 	if err != nil {
 		return err
@@ -88,34 +119,37 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			return err
 		}
 	}
+	if ru != nil {
+		ru.mu.RLock()
+		defer ru.mu.RUnlock()
+	}
 	parts := m.partitions(start, end)
-	sets := make([]storage.SeriesSet, len(parts))
+	srcs := make([]seriesSource, len(parts))
 	has := make([]bool, len(parts))
 	for i, p := range parts {
-		q, err := m.db.Querier(p[0], p[1])
+		src, err := m.source(ctx, ru, p, ms, len(parts) > 1)
 		if err != nil {
 			return err
 		}
-		defer q.Close()
-		sets[i] = q.Select(ctx, len(parts) > 1, &storage.SelectHints{Start: p[0], End: p[1]}, ms...)
-		has[i] = sets[i].Next()
+		defer src.close()
+		srcs[i] = src
+		has[i] = src.next()
 	}
-	var it chunkenc.Iterator
-	var pts []wql.Point
+	rd := seriesReader{kind: kind}
 	for n := 0; ; n++ {
 		if n&255 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		// Merge-join the label-sorted sets: the series with the smallest
-		// labels takes its samples from every partition that has it, in
+		// Merge-join the label-sorted sources: the series with the
+		// smallest labels takes its data from every range that has it, in
 		// time order.
 		var cur labels.Labels
 		found := false
-		for i, set := range sets {
+		for i, src := range srcs {
 			if has[i] {
-				if l := set.At().Labels(); !found || labels.Compare(l, cur) < 0 {
+				if l := src.labels(); !found || labels.Compare(l, cur) < 0 {
 					cur, found = l, true
 				}
 			}
@@ -125,32 +159,272 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		}
 		ser := seriesOf(cur)
 		keep := mt == nil || mt.Match(ser.Source, ser.Tags)
-		pts = pts[:0]
-		for i, set := range sets {
-			if !has[i] || !labels.Equal(set.At().Labels(), cur) {
+		rd.reset()
+		for i, src := range srcs {
+			if !has[i] || !labels.Equal(src.labels(), cur) {
 				continue
 			}
 			if keep {
-				it = set.At().Iterator(it)
-				for it.Next() == chunkenc.ValFloat {
-					t, v := it.At()
-					pts = append(pts, wql.Point{T: t, V: v})
-				}
-				if err := it.Err(); err != nil {
+				if err := src.read(&rd); err != nil {
 					return err
 				}
 			}
-			has[i] = set.Next()
+			has[i] = src.next()
 		}
-		if len(pts) > 0 {
-			ser.Points = pts
+		if len(rd.pts) > 0 || len(rd.wins) > 0 {
+			ser.Points = rd.pts
+			if len(rd.wins) > 0 {
+				ser.Windows = rd.wins
+			}
 			if err := fn(&ser); err != nil {
 				return err
 			}
 		}
 	}
-	for _, set := range sets {
-		if err := set.Err(); err != nil {
+	for _, src := range srcs {
+		if err := src.err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// seriesReader collects one series' data from the ranges that hold it.
+// For wql.RollupRate it turns samples into rate()'s values as they come,
+// pairing each with the one before it, which may be in an earlier range.
+type seriesReader struct {
+	kind    wql.RollupKind
+	pts     []wql.Point
+	wins    []wql.Window
+	prev    wql.Point
+	hasPrev bool
+	its     [2]chunkenc.Iterator
+}
+
+func (r *seriesReader) reset() {
+	r.pts, r.wins, r.hasPrev = r.pts[:0], r.wins[:0], false
+}
+
+func (r *seriesReader) sample(t int64, v float64) {
+	p := wql.Point{T: t, V: v}
+	if r.kind != wql.RollupRate {
+		r.pts = append(r.pts, p)
+		return
+	}
+	r.pair(p)
+}
+
+// pair adds rate()'s value from the previous sample to p, if any, and
+// makes p the previous sample.
+func (r *seriesReader) pair(p wql.Point) {
+	if r.hasPrev {
+		if x, ok := wql.RatePair(r.prev, p); ok {
+			r.pts = append(r.pts, wql.Point{T: p.T, V: x})
+		}
+	}
+	r.prev, r.hasPrev = p, true
+}
+
+// seriesSource is one time range's label-sorted series.
+type seriesSource interface {
+	next() bool
+	labels() labels.Labels
+	read(r *seriesReader) error
+	err() error
+	close()
+}
+
+// source opens range p: from the rollup of the one block that holds it,
+// when there is one and nothing else (another block, the head, the
+// out-of-order head) has samples there; otherwise from a tsdb querier.
+func (m *metricStore) source(ctx context.Context, ru *rollupSet, p [2]int64, ms []*labels.Matcher, sorted bool) (seriesSource, error) {
+	if ru != nil {
+		if b, rf := m.rolledUp(ru, p[0], p[1]); rf != nil {
+			if src, err := newBlockSource(ctx, b, rf, p[0], ms); err == nil {
+				return src, nil
+			}
+			// The block is going away (compaction, retention): read it
+			// through the querier, which knows what replaced it.
+		}
+	}
+	q, err := m.db.Querier(p[0], p[1])
+	if err != nil {
+		return nil, err
+	}
+	set := q.Select(ctx, sorted, &storage.SelectHints{Start: p[0], End: p[1]}, ms...)
+	return &querierSource{q: q, set: set}, nil
+}
+
+// rolledUp returns the block that alone holds [lo, hi] and ends with it,
+// and its rollup, or nil.
+func (m *metricStore) rolledUp(ru *rollupSet, lo, hi int64) (*tsdb.Block, *rollupFile) {
+	var only *tsdb.Block
+	for _, b := range m.db.Blocks() {
+		meta := b.Meta()
+		if meta.MinTime > hi || meta.MaxTime <= lo {
+			continue
+		}
+		if only != nil {
+			return nil, nil
+		}
+		only = b
+	}
+	if only == nil || only.Meta().MaxTime-1 != hi {
+		return nil, nil
+	}
+	if lo > only.Meta().MinTime && mod(lo, rollupWidth) != 0 {
+		return nil, nil
+	}
+	h := m.db.Head()
+	if h.NumSeries() > 0 && h.MinTime() <= hi && h.MaxTime() >= lo {
+		return nil, nil
+	}
+	if h.MinOOOTime() <= hi && h.MaxOOOTime() >= lo {
+		return nil, nil
+	}
+	rf := ru.get(only.Meta().ULID.String())
+	if rf == nil {
+		return nil, nil
+	}
+	return only, rf
+}
+
+// querierSource reads a range through a tsdb querier, which merges
+// whatever the range holds: blocks, the head, out-of-order samples.
+type querierSource struct {
+	q   storage.Querier
+	set storage.SeriesSet
+	it  chunkenc.Iterator
+}
+
+func (s *querierSource) next() bool            { return s.set.Next() }
+func (s *querierSource) labels() labels.Labels { return s.set.At().Labels() }
+func (s *querierSource) err() error            { return s.set.Err() }
+func (s *querierSource) close()                { s.q.Close() }
+
+func (s *querierSource) read(r *seriesReader) error {
+	s.it = s.set.At().Iterator(s.it)
+	for s.it.Next() == chunkenc.ValFloat {
+		r.sample(s.it.At())
+	}
+	return s.it.Err()
+}
+
+// blockSource reads a range [lo, block end] of one block from its rollup,
+// and the samples the rollup cannot stand for from the block's chunks.
+type blockSource struct {
+	ir      tsdb.IndexReader
+	cr      tsdb.ChunkReader
+	rf      *rollupFile
+	p       index.Postings
+	lo      int64
+	ref     storage.SeriesRef
+	sb      labels.ScratchBuilder
+	lset    labels.Labels
+	chks    []chunks.Meta
+	it      chunkenc.Iterator
+	readErr error
+}
+
+func newBlockSource(ctx context.Context, b *tsdb.Block, rf *rollupFile, lo int64, ms []*labels.Matcher) (*blockSource, error) {
+	ir, err := b.Index()
+	if err != nil {
+		return nil, err
+	}
+	cr, err := b.Chunks()
+	if err != nil {
+		ir.Close()
+		return nil, err
+	}
+	p, err := tsdb.PostingsForMatchers(ctx, ir, ms...)
+	if err != nil {
+		ir.Close()
+		cr.Close()
+		return nil, err
+	}
+	return &blockSource{ir: ir, cr: cr, rf: rf, p: p, lo: lo}, nil
+}
+
+func (s *blockSource) next() bool {
+	if s.readErr != nil || !s.p.Next() {
+		return false
+	}
+	s.ref = s.p.At()
+	if s.readErr = s.ir.Series(s.ref, &s.sb, &s.chks); s.readErr != nil {
+		return false
+	}
+	s.lset = s.sb.Labels()
+	return true
+}
+
+func (s *blockSource) labels() labels.Labels { return s.lset }
+func (s *blockSource) err() error            { return cmp.Or(s.readErr, s.p.Err()) }
+func (s *blockSource) close()                { s.ir.Close(); s.cr.Close() }
+
+func (s *blockSource) read(r *seriesReader) error {
+	rec, ok, err := s.rf.lookup(s.ref)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.samples(r, s.lo, math.MaxInt64)
+	}
+	from := int64(math.MinInt64) // every window: all samples are in range
+	switch r.kind {
+	case wql.RollupMean:
+		if s.lo > rec.first.T {
+			from = s.lo // aligned (rolledUp)
+		}
+		r.wins, err = rec.windows(r.wins, colSum, from, &r.its)
+		return err
+	case wql.RollupRate:
+		if s.lo > rec.first.T {
+			// Windows before lo count pairs from before lo, which rate()
+			// over [lo, ...] does not see: take the samples of the first
+			// window from lo, and the windows after it.
+			w, ok, err := rec.firstWindowFrom(s.lo, r.its[0])
+			if err != nil || !ok {
+				return err
+			}
+			if err := s.samples(r, s.lo, w+rollupWidth-1); err != nil {
+				return err
+			}
+			from = w + rollupWidth
+		} else {
+			r.pair(rec.first) // from the range before, if any
+		}
+		if r.wins, err = rec.windows(r.wins, colRateSum, from, &r.its); err != nil {
+			return err
+		}
+		if rec.last.T >= from {
+			r.prev, r.hasPrev = rec.last, true
+		}
+		return nil
+	}
+	return s.samples(r, s.lo, math.MaxInt64)
+}
+
+// samples feeds the block's samples of the current series in [a, b].
+func (s *blockSource) samples(r *seriesReader, a, b int64) error {
+	for _, m := range s.chks {
+		if m.MaxTime < a || m.MinTime > b {
+			continue
+		}
+		c, iterable, err := s.cr.ChunkOrIterable(m)
+		if err != nil {
+			return err
+		}
+		if iterable != nil {
+			s.it = iterable.Iterator(s.it)
+		} else {
+			s.it = c.Iterator(s.it)
+		}
+		for s.it.Next() == chunkenc.ValFloat {
+			if t, v := s.it.At(); t >= a && t <= b {
+				r.sample(t, v)
+			}
+		}
+		if err := s.it.Err(); err != nil {
 			return err
 		}
 	}

@@ -36,6 +36,12 @@ type Config struct {
 	// CleanupInterval is the period of the span/distribution retention
 	// sweep (default 10 minutes); the tsdb enforces its own retention.
 	CleanupInterval time.Duration
+	// RollupInterval is how often new tsdb blocks get their 5-minute
+	// rollups (default 1 minute); until then queries read their samples.
+	RollupInterval time.Duration
+	// NoRollups turns rollups off: no disk for them, and every query
+	// reads samples.
+	NoRollups bool
 	// RemoteWrite forwards stored metric points and histograms to a
 	// Prometheus remote-write endpoint, OTLP stored spans and span logs to
 	// an OTLP/HTTP endpoint (internal/export); an empty URL disables
@@ -60,6 +66,7 @@ type Server struct {
 	m       *selfMetrics
 	wal     *queue.Queue
 	metrics *metricStore
+	rollups *rollupSet
 	kv      *kvStore
 	decs    sync.Pool // *wavefront.Decoder for handlers
 	bodies  sync.Pool // *[]byte request bodies for handlers
@@ -92,6 +99,9 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.CleanupInterval <= 0 {
 		cfg.CleanupInterval = 10 * time.Minute
 	}
+	if cfg.RollupInterval <= 0 {
+		cfg.RollupInterval = time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -105,6 +115,12 @@ func Open(cfg Config) (*Server, error) {
 	var err error
 	if s.metrics, err = openMetricStore(filepath.Join(cfg.DataDir, "tsdb"), cfg.Retention.Milliseconds(), cfg.OutOfOrderWindow.Milliseconds(), s.log, s.reg); err != nil {
 		return nil, err
+	}
+	if !cfg.NoRollups {
+		if s.rollups, err = newRollupSet(filepath.Join(cfg.DataDir, "rollup"), s.log.With("component", "rollup"), s.reg); err != nil {
+			s.metrics.close()
+			return nil, err
+		}
 	}
 	if s.kv, err = openKV(filepath.Join(cfg.DataDir, "spans.db")); err != nil {
 		s.metrics.close()
@@ -136,6 +152,10 @@ func Open(cfg Config) (*Server, error) {
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); a.run(ctx) }()
 	go func() { defer s.wg.Done(); s.cleanupLoop(ctx) }()
+	if s.rollups != nil {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.rollupLoop(ctx) }()
+	}
 	return s, nil
 }
 
@@ -180,6 +200,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) Close() error {
 	s.stop()
 	s.wg.Wait()
+	if s.rollups != nil {
+		s.rollups.close()
+	}
 	errs := []error{s.wal.Close(), s.kv.close(), s.metrics.close()}
 	for _, e := range s.exporters {
 		errs = append(errs, e.Close())
@@ -316,5 +339,14 @@ func (s *Server) cleanupLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// rollupLoop rolls up the tsdb's new blocks, which it writes every two
+// hours and merges into larger ones later.
+func (s *Server) rollupLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.rollups.sync(ctx, s.metrics.db.Blocks())
+		sleep(ctx, s.cfg.RollupInterval)
 	}
 }
