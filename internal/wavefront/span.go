@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -325,18 +326,26 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 	lim := d.limits()
 	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
 		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength ||
-		!plainSpanValue(name) || !plainSpanValue(source) || !plainSpanValue(spanID) || !plainSpanValue(traceID) ||
 		bytes.IndexByte(name, '*') >= 0 {
 		return SpanLine{}, false
 	}
 	start := len(dst)
-	dst = appendPlainQuoted(dst, name)
+	var ok bool
+	if dst, ok = appendPlainValue(dst, name); !ok {
+		return SpanLine{}, false
+	}
 	dst = append(dst, " source="...)
-	dst = appendPlainQuoted(dst, source)
+	if dst, ok = appendPlainValue(dst, source); !ok {
+		return SpanLine{}, false
+	}
 	dst = append(dst, " spanId="...)
-	dst = appendPlainQuoted(dst, spanID)
+	if dst, ok = appendPlainValue(dst, spanID); !ok {
+		return SpanLine{}, false
+	}
 	dst = append(dst, " traceId="...)
-	dst = appendPlainQuoted(dst, traceID)
+	if dst, ok = appendPlainValue(dst, traceID); !ok {
+		return SpanLine{}, false
+	}
 	return SpanLine{d: d, lim: lim, dst: dst, start: start, startMillis: startMillis, durationMillis: durationMillis}, true
 }
 
@@ -347,22 +356,22 @@ func (l *SpanLine) Tag(k, v []byte) bool {
 			return false
 		}
 	}
-	return l.NameKeyTag(k, v)
-}
-
-// NameKeyTag is Tag for a key the caller has already checked to consist
-// of name bytes only ([,-./0-9A-Za-z_]), as a sanitiser's output does; only
-// its length is checked here.
-func (l *SpanLine) NameKeyTag(k, v []byte) bool {
 	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
-		len(k) == 0 || len(k) > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
+		len(k) == 0 || len(k) > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength {
 		return false
 	}
-	l.dst = append(l.dst, ' ', '"')
-	l.dst = append(l.dst, k...)
-	l.dst = append(l.dst, '"', '=')
-	l.dst = appendPlainQuoted(l.dst, v)
-	return true
+	at := len(l.dst)
+	l.dst = AppendSpanKey(l.dst, k)
+	return l.value(at, v)
+}
+
+// value appends v as appendPlainValue does, or else cuts dst back to at.
+func (l *SpanLine) value(at int, v []byte) bool {
+	var ok bool
+	if l.dst, ok = appendPlainValue(l.dst, v); !ok {
+		l.dst = l.dst[:at]
+	}
+	return ok
 }
 
 // AppendSpanKey appends the text QuotedKeyTag takes for key k: ` "k"=`.
@@ -372,17 +381,18 @@ func AppendSpanKey(dst, k []byte) []byte {
 	return append(dst, '"', '=')
 }
 
-// QuotedKeyTag is NameKeyTag for a key written by AppendSpanKey, so that a
-// producer that sees the same keys on every span quotes each only once.
+// QuotedKeyTag is Tag for a key of name bytes only ([,-./0-9A-Za-z_], as a
+// sanitiser's output is) written by AppendSpanKey, so that a producer that
+// sees the same keys on every span checks and quotes each only once.
 func (l *SpanLine) QuotedKeyTag(keyText, v []byte) bool {
 	k := len(keyText) - len(` ""=`)
 	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
-		k <= 0 || k > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength || !plainSpanValue(v) {
+		k <= 0 || k > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength {
 		return false
 	}
+	at := len(l.dst)
 	l.dst = append(l.dst, keyText...)
-	l.dst = appendPlainQuoted(l.dst, v)
-	return true
+	return l.value(at, v)
 }
 
 // End finishes the line and returns the buffer with it.
@@ -398,31 +408,6 @@ func (l *SpanLine) End() []byte {
 // Discard returns the buffer without the unfinished line.
 func (l *SpanLine) Discard() []byte { return l.dst[:l.start] }
 
-// plainSpanValue reports whether AppendSpan would copy v verbatim between
-// quotes and validation would accept it whole: non-empty ASCII with no
-// '"', '\\' or '\n', and no blank at either end (values are trimmed).
-// Eight bytes are checked at a time, the last eight overlapping.
-func plainSpanValue(v []byte) bool {
-	n := len(v)
-	if n == 0 || isSpace(v[0]) || isSpace(v[n-1]) {
-		return false
-	}
-	if n < 8 {
-		for _, c := range v {
-			if c >= utf8.RuneSelf || quoteSpecial[c] {
-				return false
-			}
-		}
-		return true
-	}
-	for i := 0; i+8 < n; i += 8 {
-		if hasSpanSpecial(binary.LittleEndian.Uint64(v[i:])) {
-			return false
-		}
-	}
-	return !hasSpanSpecial(binary.LittleEndian.Uint64(v[n-8:]))
-}
-
 // hasSpanSpecial reports whether any byte of x is '"', '\\', '\n' or not
 // ASCII. It is exact: hasZeroByte's stray bits only ever come with a true
 // zero byte.
@@ -434,10 +419,43 @@ func hasSpanSpecial(x uint64) bool {
 // possibly of bytes above a zero one, which only ends the fast scan early).
 func hasZeroByte(x uint64) uint64 { return (x - 0x0101010101010101) &^ x }
 
-func appendPlainQuoted(dst, v []byte) []byte {
-	dst = append(dst, '"')
-	dst = append(dst, v...)
-	return append(dst, '"')
+// appendPlainValue appends v between quotes if AppendSpan would copy it
+// verbatim and validation would accept it whole: non-empty ASCII with no
+// '"', '\\' or '\n', and no blank at either end (values are trimmed).
+// Otherwise it returns false and dst with its length unchanged. Each word
+// of v is checked as it is copied, the last one overlapping the one before.
+func appendPlainValue(dst, v []byte) ([]byte, bool) {
+	n := len(v)
+	if n == 0 || isSpace(v[0]) || isSpace(v[n-1]) {
+		return dst, false
+	}
+	at := len(dst)
+	dst = slices.Grow(dst, n+2)
+	out := dst[at : at+n+2]
+	out[0] = '"'
+	if n < 8 {
+		for i, c := range v {
+			if c >= utf8.RuneSelf || quoteSpecial[c] {
+				return dst, false
+			}
+			out[1+i] = c
+		}
+	} else {
+		for i := 0; i+8 < n; i += 8 {
+			x := binary.LittleEndian.Uint64(v[i:])
+			if hasSpanSpecial(x) {
+				return dst, false
+			}
+			binary.LittleEndian.PutUint64(out[1+i:], x)
+		}
+		x := binary.LittleEndian.Uint64(v[n-8:])
+		if hasSpanSpecial(x) {
+			return dst, false
+		}
+		binary.LittleEndian.PutUint64(out[1+n-8:], x)
+	}
+	out[1+n] = '"'
+	return dst[:at+n+2], true
 }
 
 // ValidateSpan applies the span checks of proxy.md §4.2 to a span built

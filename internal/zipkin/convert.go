@@ -188,6 +188,12 @@ type words struct {
 	zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
 	application, cluster, shard, debug, ipv4, spanLogs, true, none, zipkin []byte
 	kinds [5][]byte // lower-case names by Kind
+	// quoted holds the fixed annotation keys as SpanLine.QuotedKeyTag
+	// takes them.
+	quoted struct {
+		zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
+		application, cluster, shard, debug, ipv4, spanLogs []byte
+	}
 	// The configured defaults as bytes; see cached.
 	def struct{ application, service, operation []byte }
 }
@@ -203,13 +209,26 @@ func cached(cache *[]byte, s string) []byte {
 
 func newWords() *words {
 	b := func(s string) []byte { return []byte(s) }
-	return &words{
+	w := &words{
 		zipkinSpanID: b("zipkinSpanId"), zipkinTraceID: b("zipkinTraceId"), parent: b("parent"),
 		spanKind: b("span.kind"), secondaryID: b("_spanSecondaryId"), service: b("service"),
 		application: b("application"), cluster: b("cluster"), shard: b("shard"), debug: b("debug"),
 		ipv4: b("ipv4"), spanLogs: b("_spanLogs"), true: b("true"), none: b("none"), zipkin: b("zipkin"),
 		kinds: [5][]byte{nil, b("client"), b("server"), b("producer"), b("consumer")},
 	}
+	q := &w.quoted
+	for _, k := range []struct {
+		quoted *[]byte
+		key    []byte
+	}{
+		{&q.zipkinSpanID, w.zipkinSpanID}, {&q.zipkinTraceID, w.zipkinTraceID}, {&q.parent, w.parent},
+		{&q.spanKind, w.spanKind}, {&q.secondaryID, w.secondaryID}, {&q.service, w.service},
+		{&q.application, w.application}, {&q.cluster, w.cluster}, {&q.shard, w.shard},
+		{&q.debug, w.debug}, {&q.ipv4, w.ipv4}, {&q.spanLogs, w.spanLogs},
+	} {
+		*k.quoted = wavefront.AppendSpanKey(nil, k.key)
+	}
+	return w
 }
 
 func (c *Converter) words() *words {
@@ -577,19 +596,19 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
 	// be outside keyByte.
-	ok = l.NameKeyTag(w.zipkinSpanID, z.ID) && l.NameKeyTag(w.zipkinTraceID, z.TraceID) &&
-		(z.ParentID == nil || l.NameKeyTag(w.parent, c.uuid(z.ParentID)))
+	ok = l.QuotedKeyTag(w.quoted.zipkinSpanID, z.ID) && l.QuotedKeyTag(w.quoted.zipkinTraceID, z.TraceID) &&
+		(z.ParentID == nil || l.QuotedKeyTag(w.quoted.parent, c.uuid(z.ParentID)))
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
-		ok = ok && l.NameKeyTag(w.spanKind, red.SpanKind) &&
-			(len(z.Annotations) == 0 || l.NameKeyTag(w.secondaryID, red.SpanKind))
+		ok = ok && l.QuotedKeyTag(w.quoted.spanKind, red.SpanKind) &&
+			(len(z.Annotations) == 0 || l.QuotedKeyTag(w.quoted.secondaryID, red.SpanKind))
 	}
 	service := z.LocalEndpoint.ServiceName
 	if service == nil {
 		service = cached(&w.def.service, orDefault(c.DefaultService, "defaultService"))
 	}
 	red.Service = javaTrim(service)
-	ok = ok && l.NameKeyTag(w.service, red.Service)
+	ok = ok && l.QuotedKeyTag(w.quoted.service, red.Service)
 
 	debugTagged := false
 	for i := 0; ok && i < len(z.Tags); i++ {
@@ -637,14 +656,14 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	if red.Application == nil {
 		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
 	}
-	ok = ok && l.NameKeyTag(w.application, red.Application) && l.NameKeyTag(w.cluster, red.Cluster) &&
-		l.NameKeyTag(w.shard, red.Shard) && (!z.Debug || debugTagged || l.NameKeyTag(w.debug, w.true))
+	ok = ok && l.QuotedKeyTag(w.quoted.application, red.Application) && l.QuotedKeyTag(w.quoted.cluster, red.Cluster) &&
+		l.QuotedKeyTag(w.quoted.shard, red.Shard) && (!z.Debug || debugTagged || l.QuotedKeyTag(w.quoted.debug, w.true))
 	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
 		b := c.arena.alloc(len("255.255.255.255"))
-		ok = l.NameKeyTag(w.ipv4, ip.AppendTo(b[:0]))
+		ok = l.QuotedKeyTag(w.quoted.ipv4, ip.AppendTo(b[:0]))
 	}
 	if ok && len(z.Annotations) > 0 && c.SpanLogs {
-		ok = l.NameKeyTag(w.spanLogs, w.true)
+		ok = l.QuotedKeyTag(w.quoted.spanLogs, w.true)
 	}
 	if !ok {
 		return l.Discard(), RED{}, false
