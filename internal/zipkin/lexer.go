@@ -43,16 +43,22 @@ func (l *lexer) expected(what string) error {
 	return l.errorf("expected " + what + ", found " + strconv.QuoteRune(rune(l.b[l.i])))
 }
 
-func (l *lexer) ws() {
+func (l *lexer) ws() { l.i = skipWS(l.b, l.i) }
+
+// skipWS returns the index of the first byte at or after i that is not
+// JSON whitespace. It works on a local index, which the compiler keeps in
+// a register, rather than on l.i.
+func skipWS(b []byte, i int) int {
 	// One comparison for the usual case, a token right here.
-	for l.i < len(l.b) && l.b[l.i] <= ' ' {
-		switch l.b[l.i] {
+	for i < len(b) && b[i] <= ' ' {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			l.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // peek skips whitespace and returns the next byte, or 0 at the end.
@@ -84,43 +90,49 @@ func (l *lexer) end() error {
 // consumed and returns its key, positioned at the value; ok is false after
 // the closing '}'.
 func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
-	c := l.peek()
-	if c == '}' {
-		l.i++
+	b := l.b
+	i := skipWS(b, l.i)
+	if i < len(b) && b[i] == '}' {
+		l.i = i + 1
 		return nil, false, nil
 	}
 	if !first {
-		if c != ',' {
+		if i >= len(b) || b[i] != ',' {
+			l.i = i
 			return nil, false, l.expected("',' or '}'")
 		}
-		l.i++
-		l.ws()
+		i = skipWS(b, i+1)
 	}
+	l.i = i
 	if key, err = l.str(); err != nil {
 		return nil, false, err
 	}
-	if err = l.expect(':'); err != nil {
-		return nil, false, err
+	i = skipWS(b, l.i)
+	if i >= len(b) || b[i] != ':' {
+		l.i = i
+		return nil, false, l.expected("':'")
 	}
-	l.ws()
+	l.i = skipWS(b, i+1)
 	return key, true, nil
 }
 
 // arrayNext is objectNext for arrays: ok reports whether an element
 // follows.
 func (l *lexer) arrayNext(first bool) (ok bool, err error) {
-	c := l.peek()
-	if c == ']' {
-		l.i++
+	b := l.b
+	i := skipWS(b, l.i)
+	if i < len(b) && b[i] == ']' {
+		l.i = i + 1
 		return false, nil
 	}
 	if !first {
-		if c != ',' {
+		if i >= len(b) || b[i] != ',' {
+			l.i = i
 			return false, l.expected("',' or ']'")
 		}
-		l.i++
-		l.ws()
+		i = skipWS(b, i+1)
 	}
+	l.i = i
 	return true, nil
 }
 
