@@ -98,10 +98,8 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 // timestamp made once, and the rest uses encoding/json.
 func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 	var b []byte
-	str := func(s string) {
-		q, _ := json.Marshal(s)
-		b = append(b, q...)
-	}
+	str := func(s string) { b = appendJSONString(b, s) }
+	var keys []string
 	b = append(b, `{"query":`...)
 	str(query)
 	b = append(b, `,"name":`...)
@@ -120,12 +118,22 @@ func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 		b = append(b, `,"host":`...)
 		str(ser.Source)
 		b = append(b, `,"tags":`...)
-		if len(ser.Tags) == 0 {
-			b = append(b, "{}"...)
-		} else {
-			t, _ := json.Marshal(ser.Tags)
-			b = append(b, t...)
+		// encoding/json's order: keys sorted.
+		keys = keys[:0]
+		for k := range ser.Tags {
+			keys = append(keys, k)
 		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			str(k)
+			b = append(b, ':')
+			str(ser.Tags[k])
+		}
+		b = append(b, '}')
 		b = append(b, `,"data":[`...)
 		for len(ends) < len(ser.Vals) {
 			stamps = strconv.AppendInt(stamps, (g.Start+int64(len(ends))*g.Step)/1000, 10)
@@ -160,9 +168,27 @@ func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 	w.Write(b)
 }
 
+// appendJSONString quotes s as encoding/json does; names, sources and tags
+// are nearly always plain ASCII, which needs no escaping.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// pow10 are the exact powers of ten of appendJSONFloat's decimal fast path.
+var pow10 = [...]float64{1, 10, 100, 1000, 10000}
+
 // appendJSONFloat formats v as encoding/json does (shortest repr, 'e'
-// only for very small or large magnitudes), with a fast path for the
-// integral values counters and sizes mostly are.
+// only for very small or large magnitudes), with fast paths for the
+// integral values counters and sizes mostly are, and for the short
+// decimals means of them are.
 func appendJSONFloat(b []byte, v float64) []byte {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		if v == 0 && math.Signbit(v) {
@@ -181,7 +207,35 @@ func appendJSONFloat(b []byte, v float64) []byte {
 		}
 		return b
 	}
+	// If the nearest number of d decimals converts back to v exactly
+	// (n / 10^d is correctly rounded, as parsing its text is), its d
+	// digits are the shortest text for v when no fewer decimals did.
+	if abs < 1e11 {
+		for d := 1; d < len(pow10); d++ {
+			n := math.Round(v * pow10[d])
+			if n/pow10[d] == v {
+				return appendDecimal(b, int64(n), d)
+			}
+		}
+	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
+}
+
+// appendDecimal writes n / 10^d with d decimals.
+func appendDecimal(b []byte, n int64, d int) []byte {
+	if n < 0 {
+		b = append(b, '-')
+		n = -n
+	}
+	p := int64(pow10[d])
+	b = strconv.AppendInt(b, n/p, 10)
+	b = append(b, '.')
+	frac := n % p
+	for q := p / 10; q > 0; q /= 10 {
+		b = append(b, byte('0'+frac/q))
+		frac %= q
+	}
+	return b
 }
 
 // coarsen widens step to a multiple of itself so that [start, end] has at

@@ -19,6 +19,11 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 2000 {
 		vals = append(vals, math.Float64frombits(r.Uint64()), r.NormFloat64()*math.Pow(10, float64(r.IntN(40)-20)), float64(r.IntN(1e6)))
+		// Short decimals (means of integers, rates of round counts), the
+		// fast path's, and values a rounding step away from them.
+		d := math.Pow(10, float64(r.IntN(6)))
+		x := float64(r.IntN(2e9)-1e9) / d
+		vals = append(vals, x, math.Nextafter(x, 0), math.Nextafter(x, math.Inf(1)), float64(r.IntN(500))/5, float64(r.IntN(1e6))/3, 0.1+0.2, 1e11-0.5, -0.0625)
 	}
 	// The grid starts at a negative time, so timestamps round toward zero
 	// as encoding/json's integer division did.
@@ -56,4 +61,20 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 		}
 		t.Fatalf("%d/%d bytes, differs at byte %d:\n got %.120q\nwant %.120q", len(g), len(w), i, g[max(0, i-40):], w[max(0, i-40):])
 	}
+}
+
+// FuzzAppendJSONFloat: every finite value prints as encoding/json prints it.
+func FuzzAppendJSONFloat(f *testing.F) {
+	for _, v := range []float64{0, 1.5, 0.1, 0.3, 23.4, -7.25, 1e-7, 123.456, 1e11 - 0.1, 99999999999.9999, 4.35, 2.675} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		want, _ := json.Marshal(v)
+		if got := appendJSONFloat(nil, v); string(got) != string(want) {
+			t.Fatalf("%v (%#x): %s, want %s", v, math.Float64bits(v), got, want)
+		}
+	})
 }
