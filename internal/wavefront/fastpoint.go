@@ -422,17 +422,60 @@ func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, s
 		if n == len(shape.keys) {
 			return dst, false, false
 		}
+		// The key, compared and its output form copied eight bytes at a
+		// time, written out here: calls per tag cost as much as the work.
 		k := &shape.keys[n]
-		if !shape.match(line, i, k) {
+		kn, raw := int(k.raw1-k.raw0), shape.raw[k.raw0:]
+		if i+(kn+7)&^7 <= len(line) {
+			var diff uint64
+			j := 0
+			for ; j+8 <= kn; j += 8 {
+				diff |= binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(raw[j:])
+			}
+			if j < kn {
+				diff |= (binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(raw[j:])) << (64 - 8*uint(kn-j))
+			}
+			if diff != 0 {
+				return dst, false, false
+			}
+		} else if i+kn > len(line) || string(line[i:i+kn]) != string(raw[:kn]) {
 			return dst, false, false
 		}
 		from, k0 := w, i+int(k.quoted)
-		w = shape.copyOut(out, w, k)
-		v0, v1, next, ok := copyFastValue(line, i+int(k.raw1-k.raw0), out, w)
-		if !ok {
-			return dst, false, true
+		on, ob := int(k.out1-k.out0), shape.out[k.out0:]
+		for j := 0; j < on; j += 8 {
+			binary.LittleEndian.PutUint64(out[w+j:], binary.LittleEndian.Uint64(ob[j:]))
 		}
-		i = next
+		w += on
+		// An unquoted value is scanned here too; copyFastValue does the rest.
+		v0, v1 := i+kn, i+kn
+		if v0 < len(line) && plainValueByte[line[v0]] && line[v0] != '\'' && line[v0] != '#' {
+			for o := w; ; v1, o = v1+8, o+8 {
+				if v1+8 > len(line) {
+					for ; v1 < len(line) && plainValueByte[line[v1]]; v1, o = v1+1, o+1 {
+						out[o] = line[v1]
+					}
+					break
+				}
+				x := binary.LittleEndian.Uint64(line[v1:])
+				binary.LittleEndian.PutUint64(out[o:], x)
+				if bad := plainValueBad(x); bad != 0 {
+					v1 = firstBad(v1, bad)
+					break
+				}
+			}
+			if v1 < len(line) && line[v1] != ' ' {
+				return dst, false, true
+			}
+			i = v1
+		} else {
+			var next int
+			var ok bool
+			if v0, v1, next, ok = copyFastValue(line, v0, out, w); !ok {
+				return dst, false, true
+			}
+			i = next
+		}
 		w += v1 - v0
 		out[w] = '"'
 		w++
@@ -578,36 +621,4 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 	}
 	s.raw = append(s.raw, make([]byte, 8)...)
 	s.out = append(s.out, make([]byte, 8)...)
-}
-
-// match reports whether line[i:] starts with key k as the shape has it,
-// comparing eight bytes at a time.
-func (s *tagShape) match(line []byte, i int, k *shapeKey) bool {
-	r0, n := int(k.raw0), int(k.raw1-k.raw0)
-	if i+(n+7)&^7 > len(line) {
-		return i+n <= len(line) && string(line[i:i+n]) == string(s.raw[r0:r0+n])
-	}
-	j := 0
-	for ; j+8 <= n; j += 8 {
-		if binary.LittleEndian.Uint64(line[i+j:]) != binary.LittleEndian.Uint64(s.raw[r0+j:]) {
-			return false
-		}
-	}
-	if j < n {
-		diff := binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(s.raw[r0+j:])
-		if diff<<(64-8*uint(n-j)) != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// copyOut writes key k's output form to out[w:], which must have room for
-// it plus 8 bytes, and returns the index after it.
-func (s *tagShape) copyOut(out []byte, w int, k *shapeKey) int {
-	o0, n := int(k.out0), int(k.out1-k.out0)
-	for j := 0; j < n; j += 8 {
-		binary.LittleEndian.PutUint64(out[w+j:], binary.LittleEndian.Uint64(s.out[o0+j:]))
-	}
-	return w + n
 }

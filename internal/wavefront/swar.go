@@ -49,14 +49,31 @@ func nameRunCopy(b []byte, i int, out []byte, w int) int {
 	return i
 }
 
+// laneLT marks the lowest lane of x below c (c ≤ 0x80), and maybe lanes
+// above it but never below: the subtraction's borrows only run upwards
+// from a lane that is below c. x may have high bits set; those lanes are
+// never marked, so callers test the high bits themselves.
+func laneLT(x uint64, c byte) uint64 { return (x - lanes1*uint64(c)) &^ x & highs }
+
+// plainValueBad marks the lowest lane of x that is not plainValueByte (and
+// maybe later ones: only the lowest is meant). It is laneLT written out,
+// to stay within the inlining budget.
+func plainValueBad(x uint64) uint64 {
+	q, e, s, d := x^lanes1*'"', x^lanes1*'=', x^lanes1*'\\', x^lanes1*0x7f
+	return (x | (x-lanes1*'!')&^x | (q-lanes1)&^q | (e-lanes1)&^e | (s-lanes1)&^s | (d-lanes1)&^d) & highs
+}
+
+// quotedValueBad is plainValueBad for quotedValueByte.
+func quotedValueBad(x uint64) uint64 {
+	return (x | laneLT(x, ' ') | laneLT(x^lanes1*'"', 1) | laneLT(x^lanes1*'\\', 1) | laneLT(x^lanes1*0x7f, 1)) & highs
+}
+
 // plainValueRunCopy is nameRunCopy for plainValueByte.
 func plainValueRunCopy(b []byte, i int, out []byte, w int) int {
 	for ; i+8 <= len(b); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(b[i:])
 		binary.LittleEndian.PutUint64(out[w:], x)
-		y := x &^ highs
-		ok := laneGE(y, '!') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\') &^ laneEQ(y, '=')
-		if bad := (^ok | x) & highs; bad != 0 {
+		if bad := plainValueBad(x); bad != 0 {
 			return firstBad(i, bad)
 		}
 	}
@@ -71,9 +88,7 @@ func quotedValueRunCopy(b []byte, i int, out []byte, w int) int {
 	for ; i+8 <= len(b); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(b[i:])
 		binary.LittleEndian.PutUint64(out[w:], x)
-		y := x &^ highs
-		ok := laneGE(y, ' ') &^ laneGT(y, '~') &^ laneEQ(y, '"') &^ laneEQ(y, '\\')
-		if bad := (^ok | x) & highs; bad != 0 {
+		if bad := quotedValueBad(x); bad != 0 {
 			return firstBad(i, bad)
 		}
 	}
