@@ -347,7 +347,7 @@ func BenchmarkAppendCanonicalPoint(b *testing.B) {
 		// Lines that differ like a proxy's input does (values, sources and
 		// tag values of varying lengths), so branch prediction and caches
 		// see what they see there rather than one line again and again.
-		lines := mixedIstioLines(mixedN)
+		lines := mixedIstioLines(4096)
 		d := newTestDecoder()
 		var buf []byte
 		size := 0
@@ -404,8 +404,6 @@ func BenchmarkAppendCanonicalPoint(b *testing.B) {
 		})
 	}
 }
-
-var mixedN = 4096
 
 // mixedIstioLines are n Istio request-count lines as a mesh's proxies send
 // them (~330 B, 13 tags and a source): random apps, pods, codes, counts.
