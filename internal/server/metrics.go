@@ -68,7 +68,7 @@ type metricStore struct {
 // of the server's time). Senders repeat their series in the same order
 // body after body, as scrapes do, so each entry also remembers the entry
 // looked up after it: when that guess holds, a lookup is one comparison,
-// with no hashing. The label set is kept for the tsdb, which needs it
+// with no hashing (see nextGuessed). The label set is kept for the tsdb, which needs it
 // when a cached reference has gone stale (the series was dropped from the
 // head after a compaction).
 type refCache struct {
@@ -82,11 +82,12 @@ type refCache struct {
 }
 
 type cachedRef struct {
-	ref      storage.SeriesRef
-	lset     labels.Labels
-	off, end int   // the series text is arena[off:end]
-	sameHash int32 // an older entry with the same hash, or -1
-	next     int32 // the entry looked up after this one last time, or -1
+	ref  storage.SeriesRef
+	lset labels.Labels
+	// The series text is arena[off:end], its quoted name arena[off:split].
+	off, split, end int
+	sameHash        int32 // an older entry with the same hash, or -1
+	next            int32 // the entry looked up after this one last time, or -1
 }
 
 // Bounds of the reference cache; it is simply emptied when full, since
@@ -102,6 +103,25 @@ func newRefCache() refCache {
 }
 
 func (c *refCache) text(i int32) []byte { return c.arena[c.entries[i].off:c.entries[i].end] }
+
+// guess returns the entry looked up after the last one the previous time,
+// with its series text split into the quoted name and the rest.
+func (c *refCache) guess() (i int32, name, rest []byte, ok bool) {
+	if c.last < 0 {
+		return 0, nil, nil, false
+	}
+	if i = c.entries[c.last].next; i < 0 {
+		return 0, nil, nil, false
+	}
+	e := &c.entries[i]
+	return i, c.arena[e.off:e.split], c.arena[e.split:e.end], true
+}
+
+// take returns entry i, a guess that held, as the one found last.
+func (c *refCache) take(i int32) *cachedRef {
+	c.last = i
+	return &c.entries[i]
+}
 
 // find returns the entry of series text key, or nil and the hash of key
 // for add. The entry is valid until the next add.
@@ -135,8 +155,9 @@ func (c *refCache) follow(i int32) {
 	c.last = i
 }
 
-// add caches a new series text, whose hash find returned.
-func (c *refCache) add(key []byte, h uint64, ref storage.SeriesRef, lset labels.Labels) {
+// add caches a new series text, whose quoted name is key[:split] and
+// whose hash find returned.
+func (c *refCache) add(key []byte, split int, h uint64, ref storage.SeriesRef, lset labels.Labels) {
 	if len(c.entries) >= c.maxEntries || len(c.arena)+len(key) > c.maxTextBytes {
 		clear(c.index)
 		c.entries, c.arena, c.last = c.entries[:0], c.arena[:0], -1
@@ -147,7 +168,7 @@ func (c *refCache) add(key []byte, h uint64, ref storage.SeriesRef, lset labels.
 	}
 	i := int32(len(c.entries))
 	c.index[h] = i
-	c.entries = append(c.entries, cachedRef{ref: ref, lset: lset, off: len(c.arena), end: len(c.arena) + len(key), sameHash: prev, next: -1})
+	c.entries = append(c.entries, cachedRef{ref: ref, lset: lset, off: len(c.arena), split: len(c.arena) + split, end: len(c.arena) + len(key), sameHash: prev, next: -1})
 	c.arena = append(c.arena, key...)
 	c.follow(i)
 }
@@ -176,16 +197,13 @@ func sampleDrop(err error) (string, bool) {
 	return "", false
 }
 
-// append adds one sample to app. key identifies the series for the
-// reference cache; mk builds its labels on a miss.
-func (m *metricStore) append(app storage.Appender, key []byte, mk func() (labels.Labels, error), t int64, v float64) error {
+// append adds one sample to app. key is the series text for the
+// reference cache, key[:split] its quoted name; mk builds its labels on a
+// miss.
+func (m *metricStore) append(app storage.Appender, key []byte, split int, mk func() (labels.Labels, error), t int64, v float64) error {
 	c, h := m.refs.find(key)
 	if c != nil {
-		ref, err := app.Append(c.ref, c.lset, t, v)
-		if err == nil {
-			c.ref = ref
-		}
-		return err
+		return appendCached(app, c, t, v)
 	}
 	lset, err := mk()
 	if err != nil {
@@ -195,8 +213,17 @@ func (m *metricStore) append(app storage.Appender, key []byte, mk func() (labels
 	if err != nil {
 		return err
 	}
-	m.refs.add(key, h, ref, lset)
+	m.refs.add(key, split, h, ref, lset)
 	return nil
+}
+
+// appendCached adds one sample of a cached series to app.
+func appendCached(app storage.Appender, c *cachedRef, t int64, v float64) error {
+	ref, err := app.Append(c.ref, c.lset, t, v)
+	if err == nil {
+		c.ref = ref
+	}
+	return err
 }
 
 // syncWAL fsyncs the newest segments of the tsdb's write-ahead logs. The

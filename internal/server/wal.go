@@ -168,9 +168,13 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 		newest = max(newest, received)
 		body := rec[recHeader:]
 		stored := 0
-		for line := range wavefront.Lines(body) {
-			if a.applyLine(app, f, line, received) {
-				stored++
+		if f == fmtPoint {
+			stored = a.applyPoints(app, body)
+		} else {
+			for line := range wavefront.Lines(body) {
+				if a.applyLine(app, f, line, received) {
+					stored++
+				}
 			}
 		}
 		a.s.m.stored.WithLabelValues(f.String()).Add(float64(stored))
@@ -188,11 +192,26 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 	return nil
 }
 
-// applyLine stores one canonical line; false if it was dropped.
-func (a *applier) applyLine(app storage.Appender, f format, line []byte, received int64) bool {
-	switch f {
-	case fmtPoint:
-		if err := a.applyPoint(app, line); err != nil {
+// applyPoints stores the point lines of a record body and returns how
+// many were stored. A line of the series the reference cache guesses is
+// matched in place (nextGuessed); any other goes through applyPoint.
+func (a *applier) applyPoints(app storage.Appender, body []byte) (stored int) {
+	refs := &a.s.metrics.refs
+	for len(body) > 0 {
+		var err error
+		if i, v, ms, n, ok := nextGuessed(refs, body); ok {
+			err = appendCached(app, refs.take(i), ms, v)
+			body = body[min(n+1, len(body)):]
+		} else {
+			line := body
+			if i := bytes.IndexByte(body, '\n'); i >= 0 {
+				line, body = body[:i], body[i+1:]
+			} else {
+				body = nil
+			}
+			err = a.applyPoint(app, line)
+		}
+		if err != nil {
 			reason, ok := sampleDrop(err)
 			switch {
 			case errors.Is(err, errUnparsable):
@@ -202,8 +221,17 @@ func (a *applier) applyLine(app storage.Appender, f format, line []byte, receive
 				a.s.log.Warn("tsdb refused a sample", "err", err)
 			}
 			a.drop(reason)
-			return false
+			continue
 		}
+		stored++
+	}
+	return stored
+}
+
+// applyLine stores one canonical line other than a point; false if it
+// was dropped.
+func (a *applier) applyLine(app storage.Appender, f format, line []byte, received int64) bool {
+	switch f {
 	case fmtHistogram:
 		h := &a.dist
 		if err := a.dec.DecodeDistribution(line, h); err != nil {
@@ -240,10 +268,10 @@ var errUnparsable = errors.New("unparsable WAL line")
 // the reference cache by its series text; only a new series needs the
 // full decoder, for its labels.
 func (a *applier) applyPoint(app storage.Appender, line []byte) error {
-	key, v, ms, ok := splitCanonicalPoint(a.key[:0], line)
+	key, split, v, ms, ok := splitCanonicalPoint(a.key[:0], line)
 	if ok {
 		a.key = key
-		return a.s.metrics.append(app, key, func() (labels.Labels, error) { return a.pointLabels(line) }, ms, v)
+		return a.s.metrics.append(app, key, split, func() (labels.Labels, error) { return a.pointLabels(line) }, ms, v)
 	}
 	// A shape AppendPoint writes only in corner cases (no timestamp, for
 	// a point at the epoch): decode it fully and skip the cache.
@@ -260,41 +288,81 @@ func (a *applier) applyPoint(app storage.Appender, line []byte) error {
 //	"<name>" <value> <ms> source="<source>" "<k>"="<v>"...
 //
 // into its series text (the quoted name and everything from " source=",
-// appended to key), value and millisecond timestamp. ok is false for any
-// other shape. A sanitised name holds no '"' or space, so the first quote
-// after the opening one ends it.
-func splitCanonicalPoint(key, line []byte) (_ []byte, v float64, ms int64, ok bool) {
+// appended to key; the name is its first split bytes), value and
+// millisecond timestamp. ok is false for any other shape. A sanitised
+// name holds no '"' or space, so the first quote after the opening one
+// ends it.
+func splitCanonicalPoint(key, line []byte) (_ []byte, split int, v float64, ms int64, ok bool) {
 	if len(line) == 0 || line[0] != '"' {
-		return key, 0, 0, false
+		return key, 0, 0, 0, false
 	}
 	nameEnd := bytes.IndexByte(line[1:], '"') + 2
 	if nameEnd < 2 || nameEnd >= len(line) || line[nameEnd] != ' ' {
-		return key, 0, 0, false
+		return key, 0, 0, 0, false
 	}
 	rest := line[nameEnd+1:]
-	sp := bytes.IndexByte(rest, ' ')
-	if sp <= 0 {
-		return key, 0, 0, false
+	v, ms, end, ok := valueAndTime(rest)
+	if !ok {
+		return key, 0, 0, 0, false
 	}
-	if v, ok = smallInt(rest[:sp]); !ok {
-		var err error
-		if v, err = strconv.ParseFloat(string(rest[:sp]), 64); err != nil {
-			return key, 0, 0, false
-		}
-	}
-	rest = rest[sp+1:]
-	sp = bytes.IndexByte(rest, ' ')
-	if sp <= 0 || sp > 18 || !bytes.HasPrefix(rest[sp:], []byte(" source=")) {
-		return key, 0, 0, false
-	}
-	for _, c := range rest[:sp] {
-		if c < '0' || c > '9' {
-			return key, 0, 0, false
-		}
-		ms = ms*10 + int64(c-'0')
-	}
-	return append(append(key, line[:nameEnd]...), rest[sp:]...), v, ms, true
+	return append(append(key, line[:nameEnd]...), rest[end:]...), nameEnd, v, ms, true
 }
+
+// valueAndTime reads "<value> <ms>" from the start of b, which must go on
+// with " source=", and returns where that starts.
+func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
+	sp := bytes.IndexByte(b, ' ')
+	if sp <= 0 {
+		return 0, 0, 0, false
+	}
+	if v, ok = smallInt(b[:sp]); !ok {
+		var err error
+		if v, err = strconv.ParseFloat(string(b[:sp]), 64); err != nil {
+			return 0, 0, 0, false
+		}
+	}
+	ts := b[sp+1:]
+	n := 0
+	for ; n < len(ts) && n <= maxTimeDigits && '0' <= ts[n] && ts[n] <= '9'; n++ {
+		ms = ms*10 + int64(ts[n]-'0')
+	}
+	if n == 0 || n > maxTimeDigits || !bytes.HasPrefix(ts[n:], []byte(" source=")) {
+		return 0, 0, 0, false
+	}
+	return v, ms, sp + 1 + n, true
+}
+
+// maxTimeDigits bounds a WAL timestamp, so that it cannot overflow.
+const maxTimeDigits = 18
+
+// nextGuessed matches the start of body against the canonical line of
+// the series the reference cache guesses comes next. If it is that
+// series' line, it returns the cache entry, the value and timestamp, and
+// the line's length: no scan for the line's end, no copy of the series
+// text, no hash. The series text has no newline, so the line has the
+// same parts as splitCanonicalPoint finds once cut at its newline.
+func nextGuessed(refs *refCache, body []byte) (i int32, v float64, ms int64, n int, ok bool) {
+	i, name, rest, ok := refs.guess()
+	if !ok || len(body) <= len(name) || body[len(name)] != ' ' || !bytes.HasPrefix(body, name) {
+		return 0, 0, 0, 0, false
+	}
+	// Bounded, so that a record of other shapes is not scanned to its
+	// end for every line: a longer value is left to splitCanonicalPoint.
+	head := body[len(name)+1:]
+	v, ms, end, ok := valueAndTime(head[:min(len(head), maxGuessedHead)])
+	if !ok || !bytes.HasPrefix(head[end:], rest) {
+		return 0, 0, 0, 0, false
+	}
+	n = len(name) + 1 + end + len(rest)
+	if n < len(body) && body[n] != '\n' {
+		return 0, 0, 0, 0, false
+	}
+	return i, v, ms, n, true
+}
+
+// maxGuessedHead is how far nextGuessed looks for the value and
+// timestamp: a shortest float64, 18 digits and " source=" fit.
+const maxGuessedHead = 64
 
 // smallInt reads an optional '-' and up to 15 decimal digits, which a
 // float64 holds exactly: counters and gauges are mostly integers, and this

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,7 +41,7 @@ func TestSplitCanonicalPoint(t *testing.T) {
 		{`"m"`, "", 0, 0, false},
 		{``, "", 0, 0, false},
 	} {
-		key, v, ms, ok := splitCanonicalPoint(nil, []byte(c.line))
+		key, _, v, ms, ok := splitCanonicalPoint(nil, []byte(c.line))
 		if ok != c.ok || (ok && (string(key) != c.key || !sameFloat(v, c.v) || ms != c.ms)) {
 			t.Errorf("%s: got %q %v %d %t; want %q %v %d %t", c.line, key, v, ms, ok, c.key, c.v, c.ms, c.ok)
 		}
@@ -55,7 +57,9 @@ func sameFloat(a, b float64) bool {
 // splits back from its WAL line into the value and millisecond timestamp
 // the decoder reads, and that its series text is the same whichever path
 // wrote it and whatever the value and time, so the reference cache finds
-// the series again. Any input must not panic.
+// the series again. nextGuessed, with that series as the cache's guess,
+// must read the WAL line as splitCanonicalPoint does, and must read any
+// input either so or not at all. Any input must not panic.
 func FuzzSplitCanonicalPoint(f *testing.F) {
 	f.Add([]byte(`cpu.load 0.75 1712000000 host=web-1 env=prod`))
 	lim := wavefront.DefaultLimits()
@@ -72,7 +76,7 @@ func FuzzSplitCanonicalPoint(f *testing.F) {
 		if err != nil {
 			return
 		}
-		key, v, ms, ok := splitCanonicalPoint(nil, bytes.TrimSuffix(rec, []byte("\n")))
+		key, _, v, ms, ok := splitCanonicalPoint(nil, bytes.TrimSuffix(rec, []byte("\n")))
 		if reference.DecodePoint(line, &q) != nil {
 			t.Fatalf("%q accepted by appendPoint only", line)
 		}
@@ -81,10 +85,76 @@ func FuzzSplitCanonicalPoint(f *testing.F) {
 		}
 		q.Value, q.Timestamp = 42, 1700000000000
 		other := wavefront.AppendPoint(nil, &q)
-		if key2, _, _, _ := splitCanonicalPoint(nil, bytes.TrimSuffix(other, []byte("\n"))); !bytes.Equal(key, key2) {
+		if key2, _, _, _, _ := splitCanonicalPoint(nil, bytes.TrimSuffix(other, []byte("\n"))); !bytes.Equal(key, key2) {
 			t.Fatalf("series text depends on the path, value or time: %q vs %q", key, key2)
 		}
+
+		refs := guessing(key)
+		body := append(slices.Clone(rec), line...) // another line after it
+		if _, gv, gms, n, ok := nextGuessed(refs, body); !ok || n != len(rec)-1 || !sameFloat(gv, v) || gms != ms {
+			if len(rec)-len(key) <= maxGuessedHead-len(" source=") {
+				t.Fatalf("%q: nextGuessed got %v %d %d %t; want %v %d %d", rec, gv, gms, n, ok, v, ms, len(rec)-1)
+			}
+		}
+		checkGuess(t, refs, key, line)
 	})
+}
+
+// guessing returns a reference cache whose guess is the series text key.
+func guessing(key []byte) *refCache {
+	c := newRefCache()
+	c.add([]byte("before"), 0, 1, 1, labels.EmptyLabels())
+	split := bytes.IndexByte(key[1:], '"') + 2
+	c.add(key, split, 2, 2, labels.EmptyLabels())
+	c.last = 0
+	return &c
+}
+
+// checkGuess checks that nextGuessed, guessing series text key, reads
+// body's first line as splitCanonicalPoint does, or not at all.
+func checkGuess(t *testing.T, refs *refCache, key, body []byte) {
+	t.Helper()
+	_, v, ms, n, ok := nextGuessed(refs, body)
+	if !ok {
+		return
+	}
+	line, _, _ := bytes.Cut(body, []byte("\n"))
+	key2, _, v2, ms2, ok2 := splitCanonicalPoint(nil, line)
+	if !ok2 || n != len(line) || !bytes.Equal(key2, key) || !sameFloat(v, v2) || ms != ms2 {
+		t.Fatalf("%q: nextGuessed read %v %d %d, splitCanonicalPoint %q %v %d %t", body, v, ms, n, key2, v2, ms2, ok2)
+	}
+}
+
+// TestNextGuessed checks lines that nextGuessed must read and must leave
+// to splitCanonicalPoint.
+func TestNextGuessed(t *testing.T) {
+	key := []byte(`"m" source="s" "k"="v"`)
+	refs := guessing(key)
+	for _, c := range []struct {
+		body string
+		n    int // the line's length, or -1: not read
+		v    float64
+		ms   int64
+	}{
+		{`"m" 1.5 1712000000123 source="s" "k"="v"`, 40, 1.5, 1712000000123},
+		{"\"m\" -2 1712000000123 source=\"s\" \"k\"=\"v\"\n\"m\" 3 1 source=\"s\"", 39, -2, 1712000000123},
+		{`"m" 1 1712000000123 source="s" "k"="v" "k2"="w"`, -1, 0, 0}, // more tags
+		{`"m" 1 1712000000123 source="s" "k"="v2"`, -1, 0, 0},         // another value
+		{`"m" 1 1712000000123 source="s"`, -1, 0, 0},                  // fewer tags
+		{`"mm" 1 1712000000123 source="s" "k"="v"`, -1, 0, 0},         // another name
+		{`"m" 1 source="s" "k"="v"`, -1, 0, 0},                        // no timestamp
+		{`"m" 1 1712000000123000000000 source="s" "k"="v"`, -1, 0, 0}, // too long
+		{"\"m\" 1\n1712000000123 source=\"s\" \"k\"=\"v\"", -1, 0, 0},
+		{`"m" ` + strings.Repeat("0", 60) + `1 1712000000123 source="s" "k"="v"`, -1, 0, 0}, // past the bound
+		{`"m"`, -1, 0, 0},
+		{``, -1, 0, 0},
+	} {
+		_, v, ms, n, ok := nextGuessed(refs, []byte(c.body))
+		if ok != (c.n >= 0) || (ok && (n != c.n || v != c.v || ms != c.ms)) {
+			t.Errorf("%q: got %v %d %d %t; want %v %d %d", c.body, v, ms, n, ok, c.v, c.ms, c.n)
+		}
+		checkGuess(t, refs, key, []byte(c.body))
+	}
 }
 
 func TestInMillis(t *testing.T) {
@@ -148,7 +218,7 @@ func TestRefCache(t *testing.T) {
 		if e != nil {
 			t.Fatalf("%s: found before it was added", key)
 		}
-		c.add([]byte(key), h, storage.SeriesRef(len(key)), labels.FromStrings("k", key))
+		c.add([]byte(key), 0, h, storage.SeriesRef(len(key)), labels.FromStrings("k", key))
 	}
 	want := func(key string) {
 		t.Helper()
@@ -174,8 +244,8 @@ func TestRefCache(t *testing.T) {
 	// Two texts with the same hash: both are kept and told apart.
 	const h = 42
 	c = newRefCache()
-	c.add([]byte("x1"), h, 1, labels.FromStrings("k", "x1"))
-	c.add([]byte("x2"), h, 2, labels.FromStrings("k", "x2"))
+	c.add([]byte("x1"), 0, h, 1, labels.FromStrings("k", "x1"))
+	c.add([]byte("x2"), 0, h, 2, labels.FromStrings("k", "x2"))
 	for _, k := range []string{"x1", "x2", "x1"} {
 		if e := c.lookup([]byte(k), h); e == nil || e.lset.Get("k") != k {
 			t.Fatalf("%s under a shared hash: got %+v", k, e)
