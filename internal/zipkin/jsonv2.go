@@ -168,6 +168,11 @@ func (d *Decoder) readTags(l *lexer) error {
 		return err
 	}
 	for first := true; ; first = false {
+		if key, v, next := plainMember(l.b, l.i, first); next > 0 {
+			d.tags = append(d.tags, Tag{key, v})
+			l.i = next
+			continue
+		}
 		key, ok, err := l.objectNext(first)
 		if err != nil || !ok {
 			return err

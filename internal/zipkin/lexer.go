@@ -179,39 +179,76 @@ func (l *lexer) str() ([]byte, error) {
 	if l.i >= len(l.b) || l.b[l.i] != '"' {
 		return nil, l.expected("a string")
 	}
+	if s, next := plainString(l.b, l.i); next > 0 {
+		l.i = next
+		return s, nil
+	}
 	l.i++
-	start := l.i
-	b := l.b
-	i := l.i
-	// Eight bytes at a time while none is '"', '\\' or non-ASCII; the lowest
-	// marked byte of a word is exactly the first such byte.
-	for ; i+8 <= len(b); i += 8 {
+	return l.strSlow(l.i)
+}
+
+// plainMember reads the object member at b[i:] (after a ',' unless first)
+// when its key and value are strings without escapes or non-ASCII bytes,
+// as nearly all of a span's tags are, and returns them and the index after
+// the value. Otherwise next is 0 and the caller reads the member with
+// objectNext, which handles everything else and reports errors; so this
+// only saves the calls, and accepts nothing objectNext would not.
+func plainMember(b []byte, i int, first bool) (key, value []byte, next int) {
+	i = skipWS(b, i)
+	if !first {
+		if i >= len(b) || b[i] != ',' {
+			return nil, nil, 0
+		}
+		i = skipWS(b, i+1)
+	}
+	if key, i = plainString(b, i); i == 0 {
+		return nil, nil, 0
+	}
+	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+		return nil, nil, 0
+	}
+	if value, i = plainString(b, skipWS(b, i+1)); i == 0 {
+		return nil, nil, 0
+	}
+	return key, value, i
+}
+
+// plainString is the fast path of str as a function of b and i: the
+// string at b[i:] and the index after it, or 0 when there is none or it
+// has escapes or non-ASCII bytes.
+func plainString(b []byte, i int) ([]byte, int) {
+	if i >= len(b) || b[i] != '"' {
+		return nil, 0
+	}
+	start := i + 1
+	for i = start; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
 		if m := (hasZeroByte(x^(lowBits*'"')) | hasZeroByte(x^(lowBits*'\\')) | x) & highBits; m != 0 {
 			i += bits.TrailingZeros64(m) / 8
-			break
+			if b[i] == '"' {
+				return b[start:i], i + 1
+			}
+			return nil, 0
 		}
 	}
 	for i < len(b) && plain[b[i]] {
 		i++
 	}
 	if i < len(b) && b[i] == '"' {
-		l.i = i + 1
-		return b[start:i], nil
+		return b[start:i], i + 1
 	}
-	l.i = i
-	return l.strSlow(start)
+	return nil, 0
 }
 
 // hasZeroByte sets the high bit of each byte of x that is zero (and
 // possibly of bytes above a zero one, which only ends the fast scan early).
 func hasZeroByte(x uint64) uint64 { return (x - lowBits) &^ x }
 
-// strSlow finishes a string that has escapes or non-ASCII bytes; the text
-// from start to l.i is plain ASCII.
+// strSlow reads the rest of a string that has escapes or non-ASCII bytes,
+// from start, just after its opening quote.
 func (l *lexer) strSlow(start int) ([]byte, error) {
 	b := l.b
-	out := append(l.d.scratch[:0], b[start:l.i]...)
+	out := l.d.scratch[:0]
 	defer func() { l.d.scratch = out[:0] }()
 	for l.i < len(b) {
 		c := b[l.i]
