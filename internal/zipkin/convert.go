@@ -2,6 +2,7 @@ package zipkin
 
 import (
 	"bytes"
+	"net/netip"
 	"strconv"
 	"unicode/utf8"
 
@@ -44,6 +45,18 @@ type Converter struct {
 	// Converter does not copy sixteen plans.
 	plans   *[16]tagPlan
 	scratch tagPlan
+	// lastIP is the last local IPv4 address written and lastIPText its
+	// text: one sidecar's spans all carry its pod's address.
+	lastIP     netip.Addr
+	lastIPText []byte
+}
+
+// ipText returns ip's text, valid until the next call.
+func (c *Converter) ipText(ip netip.Addr) []byte {
+	if ip != c.lastIP || c.lastIPText == nil {
+		c.lastIPText, c.lastIP = ip.AppendTo(c.lastIPText[:0]), ip
+	}
+	return c.lastIPText
 }
 
 // tagPlan is what AppendCanonicalSpan derives from a span's tag keys alone:
@@ -321,8 +334,7 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 		tags = append(tags, wavefront.Tag{Key: w.debug, Value: w.true})
 	}
 	if ip := z.LocalEndpoint.IPv4; ip.IsValid() {
-		b := c.arena.alloc(len("255.255.255.255"))
-		tags = append(tags, wavefront.Tag{Key: w.ipv4, Value: ip.AppendTo(b[:0])})
+		tags = append(tags, wavefront.Tag{Key: w.ipv4, Value: c.ipText(ip)})
 	}
 	if len(z.Annotations) > 0 && c.SpanLogs {
 		tags = append(tags, wavefront.Tag{Key: w.spanLogs, Value: w.true})
@@ -659,8 +671,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	ok = ok && l.QuotedKeyTag(w.quoted.application, red.Application) && l.QuotedKeyTag(w.quoted.cluster, red.Cluster) &&
 		l.QuotedKeyTag(w.quoted.shard, red.Shard) && (!z.Debug || debugTagged || l.QuotedKeyTag(w.quoted.debug, w.true))
 	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
-		b := c.arena.alloc(len("255.255.255.255"))
-		ok = l.QuotedKeyTag(w.quoted.ipv4, ip.AppendTo(b[:0]))
+		ok = l.QuotedKeyTag(w.quoted.ipv4, c.ipText(ip))
 	}
 	if ok && len(z.Annotations) > 0 && c.SpanLogs {
 		ok = l.QuotedKeyTag(w.quoted.spanLogs, w.true)
