@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/meshwave/meshwave/internal/preprocessor"
+	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -321,6 +322,9 @@ func (in *ingester) stage(f format, encode func([]byte) []byte) {
 func (in *ingester) full() bool { return in.staging >= stageLimit }
 
 // stageSet holds one batch of encoded lines, a queue record per format.
+// Each record is built as a queue frame (queue.FrameHeader bytes of room,
+// then the record), so the ingester can seal it while its bytes are still
+// in cache and the queue writes it without a copy.
 type stageSet [len(formats)]struct {
 	buf   []byte
 	lines int
@@ -329,29 +333,38 @@ type stageSet [len(formats)]struct {
 func newStageSet(port string) *stageSet {
 	s := new(stageSet)
 	for i := range s {
-		s[i].buf = recordHeader(nil, formats[i], port)
+		s[i].buf = recordHeader(make([]byte, queue.FrameHeader), formats[i], port)
 	}
 	return s
 }
 
-// append makes the set's lines durable and only then counts them received;
-// it leaves the set empty for reuse.
-func (s *stageSet) append(p *Proxy, port string) error {
-	var records [][]byte
+// seal writes the frame headers of the records that hold lines.
+func (s *stageSet) seal() {
 	for i := range s {
 		if s[i].lines > 0 {
-			records = append(records, s[i].buf)
+			queue.Seal(s[i].buf)
+		}
+	}
+}
+
+// append makes the set's sealed lines durable and only then counts them
+// received; it leaves the set empty for reuse.
+func (s *stageSet) append(p *Proxy, port string) error {
+	var frames [][]byte
+	for i := range s {
+		if s[i].lines > 0 {
+			frames = append(frames, s[i].buf)
 		}
 	}
 	var err error
-	if len(records) > 0 {
-		err = p.queue.Append(records...)
+	if len(frames) > 0 {
+		err = p.queue.AppendFrames(frames...)
 	}
 	for i := range s {
 		if s[i].lines > 0 && err == nil {
 			p.m.received.WithLabelValues(formats[i].entity(), port).Add(float64(s[i].lines))
 		}
-		s[i].buf = recordHeader(s[i].buf[:0], formats[i], port)
+		s[i].buf = recordHeader(s[i].buf[:queue.FrameHeader], formats[i], port)
 		s[i].lines = 0
 	}
 	return err
@@ -364,6 +377,7 @@ func (in *ingester) commit() error {
 		return nil
 	}
 	in.staging = 0
+	in.staged.seal()
 	return in.staged.append(in.p, in.port)
 }
 
@@ -405,6 +419,7 @@ func (in *ingester) commitAsync() error {
 	if in.staging == 0 {
 		return nil
 	}
+	in.staged.seal() // here, while the lines just staged are in this core's cache
 	next := <-in.async.free
 	in.async.work <- in.staged
 	in.staged, in.staging = next, 0

@@ -6,10 +6,13 @@
 // calls Append, which returns only after the record is fsync'd, so the
 // handler may answer 2xx as soon as Append returns nil. Concurrent Appends
 // share fsyncs (group commit): one writer goroutine writes every pending
-// Append, fsyncs once and releases them all. Data goes to one forwarder,
-// which calls Read for a batch, delivers it, then Ack (delivered) or Nack
-// (retry later). Several batches may be in flight; they must be acked in
-// order.
+// Append, fsyncs once and releases them all. A handler that builds its
+// record behind FrameHeader bytes of room can Seal it itself and call
+// AppendFrames (same guarantees): the checksum is then computed where the
+// record was just written, and the writer copies nothing. Data goes to one
+// forwarder, which calls Read for a batch, delivers it, then Ack
+// (delivered) or Nack (retry later). Several batches may be in flight;
+// they must be acked in order.
 //
 // On disk, dir holds numbered segment files (<20-digit seq>.seg: an 8-byte
 // magic, then records framed as len uint32 LE | crc32c(len, payload)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,15 +16,19 @@ import (
 
 // Errors returned by the queue.
 var (
-	ErrClosed   = errors.New("queue: closed")
-	ErrTooLarge = errors.New("queue: record larger than a segment")
-	ErrAckOrder = errors.New("queue: batch acknowledged out of order")
+	ErrClosed    = errors.New("queue: closed")
+	ErrTooLarge  = errors.New("queue: record larger than a segment")
+	ErrAckOrder  = errors.New("queue: batch acknowledged out of order")
+	ErrNotSealed = errors.New("queue: frame not sealed (its header does not give its length)")
 )
 
 const (
 	defaultSegmentBytes = 8 << 20
 	minSegmentBytes     = 1 << 10
 	dropLogEvery        = 10 * time.Second
+	// directWrite is the frame size from which AppendFrames writes a frame
+	// with its own write instead of copying it into the write buffer.
+	directWrite = 16 << 10
 )
 
 // Options configure a Queue. The zero value is usable.
@@ -104,8 +109,9 @@ type Queue struct {
 }
 
 type appendReq struct {
-	recs [][]byte
-	done chan error
+	recs   [][]byte
+	sealed bool // recs are frames (Seal)
+	done   chan error
 }
 
 // Batch is a run of consecutive records returned by Read. Records alias a
@@ -392,16 +398,50 @@ func (q *Queue) syncedIdxLocked() int64 {
 // error some of the records may still have been stored: a retry can
 // duplicate them, never lose them.
 func (q *Queue) Append(records ...[]byte) error {
-	if len(records) == 0 {
-		return nil
-	}
 	for _, r := range records {
 		if int64(len(r)) > q.maxRec {
 			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(r), q.maxRec)
 		}
 	}
+	return q.append(records, false)
+}
+
+// FrameHeader is the room a frame keeps before its payload for the
+// record header Seal writes there.
+const FrameHeader = recHdrSize
+
+// Seal writes the record header (the payload's length and checksum) into
+// the first FrameHeader bytes of frame; the rest of frame is the payload.
+// A frame must not change between Seal and the return of AppendFrames.
+func Seal(frame []byte) {
+	putRecHeader(frame[:recHdrSize], frame[recHdrSize:])
+}
+
+// AppendFrames is Append for records built as sealed frames: their bytes
+// go to the segment as they are, so the queue's writer neither checksums
+// nor copies them. A caller that seals a record right after building it
+// checksums it while it is still in the CPU's cache, and a large frame is
+// written to the file with one write straight from the caller's buffer.
+// A frame whose header does not give its length is refused
+// (ErrNotSealed); the checksum is the caller's.
+func (q *Queue) AppendFrames(frames ...[]byte) error {
+	for _, f := range frames {
+		if len(f) < recHdrSize || int64(binary.LittleEndian.Uint32(f)) != int64(len(f)-recHdrSize) {
+			return ErrNotSealed
+		}
+		if n := int64(len(f) - recHdrSize); n > q.maxRec {
+			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, q.maxRec)
+		}
+	}
+	return q.append(frames, true)
+}
+
+func (q *Queue) append(records [][]byte, sealed bool) error {
+	if len(records) == 0 {
+		return nil
+	}
 	req := q.reqPool.Get().(*appendReq)
-	req.recs = records
+	req.recs, req.sealed = records, sealed
 	q.pmu.Lock()
 	if q.closing {
 		q.pmu.Unlock()
@@ -461,16 +501,30 @@ func (q *Queue) commit(group []*appendReq) error {
 	for _, r := range group {
 		for _, rec := range r.recs {
 			sz := recHdrSize + int64(len(rec))
+			if r.sealed {
+				sz = int64(len(rec))
+			}
 			if q.wsize+sz > q.opt.SegmentBytes && q.wsize > segHdrSize {
 				if err := q.rotate(); err != nil {
 					return q.fail(err)
 				}
 			}
-			putRecHeader(h[:], rec)
-			if _, err := q.bw.Write(h[:]); err != nil {
-				return q.fail(err)
+			var err error
+			switch {
+			case !r.sealed:
+				putRecHeader(h[:], rec)
+				if _, err = q.bw.Write(h[:]); err == nil {
+					_, err = q.bw.Write(rec)
+				}
+			case len(rec) >= directWrite:
+				// Straight from the caller's buffer, after what is buffered.
+				if err = q.bw.Flush(); err == nil {
+					_, err = q.wf.Write(rec)
+				}
+			default:
+				_, err = q.bw.Write(rec)
 			}
-			if _, err := q.bw.Write(rec); err != nil {
+			if err != nil {
 				return q.fail(err)
 			}
 			q.wsize += sz
