@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -37,25 +38,34 @@ import (
 // queries read raw samples again.
 //
 // A window holds what the two bucket means wql needs take: the sum and
-// count of the samples (ts()), and the sum and count of rate()'s values
-// for the pairs of consecutive samples whose later sample falls in the
-// window and whose earlier one is in the same block. Each column is a
-// Prometheus XOR chunk stamped with the window start, so the file costs
-// about what the raw samples of a fifth of the time do.
+// count of the samples (ts()), and rate()'s values for the pairs of
+// consecutive samples whose later sample falls in the window: the sum
+// and count of those whose earlier sample is in the window too, and
+// apart the one pair that enters the window from an earlier one in the
+// block, which a query starting at the window must leave out. Each
+// column is a Prometheus XOR chunk stamped with the window start, so the
+// file costs about what the raw samples of a fifth of the time do. The
+// record also keeps the series' labels (as references into the file's
+// symbol table) and its first and last sample, so a query reads neither
+// the block's index entries nor its chunks.
 //
 // File layout (little-endian):
 //
 //	header  "MWRU" u32 version, i64 width, i64 minT, i64 maxT
-//	records per series: i64 firstT, f64 firstV, i64 lastT, f64 lastV,
-//	        then 4 columns (sum, n, rate sum, rate n), each uvarint len + XOR chunk
+//	records per series: uvarint label count, uvarint symbol refs (name,
+//	        value, ...), i64 firstT, f64 firstV, i64 lastT, f64 lastV,
+//	        then 5 columns (sum, n, inner rate sum, inner rate n, entry
+//	        rate), each uvarint length + XOR chunk
+//	symbols uvarint length + bytes each
 //	table   per series, by ascending ref: u64 ref, u64 record offset
-//	footer  u64 table offset, u32 series, u32 CRC-32C of all before it
+//	footer  u64 symbols offset, u32 symbols, u64 table offset,
+//	        u32 series, u32 CRC-32C of all before it
 const (
 	rollupWidth   = 5 * 60 * 1000
 	rollupMagic   = "MWRU"
-	rollupVersion = 1
+	rollupVersion = 2
 	rollupHeader  = 32
-	rollupFooter  = 16
+	rollupFooter  = 28
 	rollupExt     = ".rollup"
 )
 
@@ -65,8 +75,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 const (
 	colSum = iota
 	colN
-	colRateSum
-	colRateN
+	colRateSum   // rates of pairs inside the window
+	colRateN     // their count
+	colEntryRate // rate of the pair from an earlier window, if rate() keeps it
 	numCols
 )
 
@@ -99,19 +110,24 @@ func (a *windowAcc) add(t int64, v float64) error {
 	if a.count > 0 && t <= a.prev.T {
 		return fmt.Errorf("samples out of order at %d", t)
 	}
+	p := wql.Point{T: t, V: v}
 	w := t - mod(t, rollupWidth)
-	if w != a.t {
+	entering := w != a.t
+	if entering {
 		a.flush()
 		a.t, a.sum, a.n, a.rs, a.rn = w, 0, 0, 0, 0
 	}
 	a.sum += v
 	a.n++
-	p := wql.Point{T: t, V: v}
 	if a.count == 0 {
 		a.first = p
 	} else if r, ok := wql.RatePair(a.prev, p); ok {
-		a.rs += r
-		a.rn++
+		if entering {
+			a.apps[colEntryRate].Append(0, w, r)
+		} else {
+			a.rs += r
+			a.rn++
+		}
 	}
 	a.prev = p
 	a.count++
@@ -191,14 +207,25 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 	write(hdr)
 
 	var (
-		table []byte
-		n     uint32
-		sb    labels.ScratchBuilder
-		chks  []chunks.Meta
-		it    chunkenc.Iterator
-		acc   windowAcc
-		rec   []byte
+		table   []byte
+		n       uint32
+		sb      labels.ScratchBuilder
+		chks    []chunks.Meta
+		it      chunkenc.Iterator
+		acc     windowAcc
+		rec     []byte
+		symbols []string
+		symRefs = map[string]uint64{}
 	)
+	sym := func(s string) uint64 {
+		r, ok := symRefs[s]
+		if !ok {
+			r = uint64(len(symbols))
+			symRefs[s] = r
+			symbols = append(symbols, s)
+		}
+		return r
+	}
 	for p.Next() {
 		if n&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -245,7 +272,13 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 		table = binary.LittleEndian.AppendUint64(table, uint64(ref))
 		table = binary.LittleEndian.AppendUint64(table, off)
 		n++
-		rec = binary.LittleEndian.AppendUint64(rec[:0], uint64(acc.first.T))
+		lset := sb.Labels()
+		rec = binary.AppendUvarint(rec[:0], uint64(lset.Len()))
+		lset.Range(func(l labels.Label) {
+			rec = binary.AppendUvarint(rec, sym(l.Name))
+			rec = binary.AppendUvarint(rec, sym(l.Value))
+		})
+		rec = binary.LittleEndian.AppendUint64(rec, uint64(acc.first.T))
 		rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(acc.first.V))
 		rec = binary.LittleEndian.AppendUint64(rec, uint64(acc.prev.T))
 		rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(acc.prev.V))
@@ -258,9 +291,16 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 	if err := p.Err(); err != nil {
 		return err
 	}
+	symOff := off
+	for _, s := range symbols {
+		rec = binary.AppendUvarint(rec[:0], uint64(len(s)))
+		write(append(rec, s...))
+	}
 	tableOff := off
 	write(table)
 	var foot []byte
+	foot = binary.LittleEndian.AppendUint64(foot, symOff)
+	foot = binary.LittleEndian.AppendUint32(foot, uint32(len(symbols)))
 	foot = binary.LittleEndian.AppendUint64(foot, tableOff)
 	foot = binary.LittleEndian.AppendUint32(foot, n)
 	write(foot)
@@ -296,11 +336,13 @@ type rollupFile struct {
 	mf         *fileutil.MmapFile
 	b          []byte
 	minT, maxT int64
+	symbols    []string
 	table      []byte // n × (ref, offset)
-	recEnd     uint64 // records end where the table starts
+	recEnd     uint64 // records end where the symbols start
 }
 
-// openRollup maps a rollup file and checks its header, checksum and table.
+// openRollup maps a rollup file and checks its header, checksum, symbols
+// and table.
 func openRollup(path string) (*rollupFile, error) {
 	mf, err := fileutil.OpenMmapFile(path)
 	if err != nil {
@@ -332,18 +374,32 @@ func parseRollup(b []byte) (*rollupFile, error) {
 	if got, want := crc32.Checksum(body, castagnoli), le.Uint32(b[len(b)-4:]); got != want {
 		return nil, fmt.Errorf("checksum %08x, want %08x", got, want)
 	}
-	foot := body[len(body)-12:]
-	tableOff, n := le.Uint64(foot), uint64(le.Uint32(foot[8:]))
-	tableEnd := uint64(len(body) - 12)
-	if tableOff < rollupHeader || tableOff > tableEnd || (tableEnd-tableOff) != n*16 {
-		return nil, errors.New("bad series table")
+	foot := body[len(body)-(rollupFooter-4):]
+	symOff, nSym := le.Uint64(foot), uint64(le.Uint32(foot[8:]))
+	tableOff, n := le.Uint64(foot[12:]), uint64(le.Uint32(foot[20:]))
+	tableEnd := uint64(len(body) - (rollupFooter - 4))
+	if symOff < rollupHeader || symOff > tableOff || tableOff > tableEnd || (tableEnd-tableOff) != n*16 {
+		return nil, errors.New("bad section offsets")
 	}
 	r := &rollupFile{
 		b:      b,
 		minT:   int64(le.Uint64(b[16:])),
 		maxT:   int64(le.Uint64(b[24:])),
 		table:  b[tableOff:tableEnd],
-		recEnd: tableOff,
+		recEnd: symOff,
+	}
+	syms := b[symOff:tableOff]
+	r.symbols = make([]string, 0, min(nSym, uint64(len(syms))))
+	for range nSym {
+		l, k := binary.Uvarint(syms)
+		if k <= 0 || l > uint64(len(syms)-k) {
+			return nil, errors.New("bad symbol table")
+		}
+		r.symbols = append(r.symbols, string(syms[k:k+int(l)]))
+		syms = syms[k+int(l):]
+	}
+	if len(syms) != 0 {
+		return nil, errors.New("bad symbol table")
 	}
 	return r, nil
 }
@@ -357,6 +413,8 @@ func (r *rollupFile) close() error {
 
 // rollupRecord is one series' windows in a block.
 type rollupRecord struct {
+	labels      []byte // uvarint symbol refs, name and value by turns
+	nLabels     int
 	first, last wql.Point
 	cols        [numCols][]byte
 }
@@ -371,10 +429,27 @@ func (r *rollupFile) lookup(ref storage.SeriesRef) (rec rollupRecord, ok bool, e
 		return rec, false, nil
 	}
 	off := le.Uint64(r.table[i*16+8:])
-	if off < rollupHeader || off+32 > r.recEnd {
+	if off < rollupHeader || off >= r.recEnd {
 		return rec, false, errors.New("rollup record offset out of range")
 	}
 	b := r.b[off:r.recEnd]
+	nl, k := binary.Uvarint(b)
+	if k <= 0 || nl > uint64(len(b)) {
+		return rec, false, errors.New("bad rollup labels")
+	}
+	b = b[k:]
+	start := b
+	for range 2 * nl {
+		if _, k := binary.Uvarint(b); k <= 0 {
+			return rec, false, errors.New("bad rollup labels")
+		} else {
+			b = b[k:]
+		}
+	}
+	rec.labels, rec.nLabels = start[:len(start)-len(b)], int(nl)
+	if len(b) < 32 {
+		return rec, false, errors.New("rollup record out of range")
+	}
 	rec.first = wql.Point{T: int64(le.Uint64(b)), V: math.Float64frombits(le.Uint64(b[8:]))}
 	rec.last = wql.Point{T: int64(le.Uint64(b[16:])), V: math.Float64frombits(le.Uint64(b[24:]))}
 	b = b[32:]
@@ -389,52 +464,123 @@ func (r *rollupFile) lookup(ref storage.SeriesRef) (rec rollupRecord, ok bool, e
 	return rec, true, nil
 }
 
-// windows appends the windows of column pair (sum, n) that start at or
-// after from to dst.
-func (rec *rollupRecord) windows(dst []wql.Window, sumCol int, from int64, its *[2]chunkenc.Iterator) ([]wql.Window, error) {
-	sc, err := chunkenc.FromData(chunkenc.EncXOR, rec.cols[sumCol])
+// appendLabels builds the record's label set with sb.
+func (r *rollupFile) appendLabels(rec *rollupRecord, sb *labels.ScratchBuilder) (labels.Labels, error) {
+	sb.Reset()
+	b := rec.labels
+	for range rec.nLabels {
+		nr, k := binary.Uvarint(b)
+		vr, k2 := binary.Uvarint(b[k:])
+		b = b[k+k2:]
+		if nr >= uint64(len(r.symbols)) || vr >= uint64(len(r.symbols)) {
+			return labels.EmptyLabels(), errors.New("rollup label symbol out of range")
+		}
+		sb.Add(r.symbols[nr], r.symbols[vr])
+	}
+	return sb.Labels(), nil
+}
+
+// xorIter returns an iterator over column c, reusing it.
+func (rec *rollupRecord) xorIter(c int, it chunkenc.Iterator) (chunkenc.Iterator, error) {
+	chk, err := chunkenc.FromData(chunkenc.EncXOR, rec.cols[c])
+	if err != nil {
+		return nil, err
+	}
+	return chk.Iterator(it), nil
+}
+
+// meanWindows appends the (sum, n) windows starting at or after from.
+func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64, its *[3]chunkenc.Iterator) ([]wql.Window, error) {
+	si, err := rec.xorIter(colSum, its[0])
 	if err != nil {
 		return dst, err
 	}
-	nc, err := chunkenc.FromData(chunkenc.EncXOR, rec.cols[sumCol+1])
+	ni, err := rec.xorIter(colN, its[1])
 	if err != nil {
 		return dst, err
 	}
-	si, ni := sc.Iterator(its[0]), nc.Iterator(its[1])
 	its[0], its[1] = si, ni
 	for si.Next() == chunkenc.ValFloat {
 		if ni.Next() != chunkenc.ValFloat {
 			return dst, errors.New("rollup columns differ in length")
 		}
 		t, sum := si.At()
-		tn, n := ni.At()
-		if tn != t {
-			return dst, errors.New("rollup columns differ in time")
-		}
-		if t >= from {
+		if tn, n := ni.At(); tn != t || n <= 0 {
+			return dst, errors.New("rollup columns differ")
+		} else if t >= from {
 			dst = append(dst, wql.Window{T: t, Sum: sum, N: n})
 		}
 	}
-	if err := si.Err(); err != nil {
-		return dst, err
-	}
-	return dst, ni.Err()
+	return dst, cmp.Or(si.Err(), ni.Err())
 }
 
 // firstWindowFrom is the start of the first window at or after from that
 // holds a sample, or false.
 func (rec *rollupRecord) firstWindowFrom(from int64, it chunkenc.Iterator) (int64, bool, error) {
-	nc, err := chunkenc.FromData(chunkenc.EncXOR, rec.cols[colN])
+	ni, err := rec.xorIter(colN, it)
 	if err != nil {
 		return 0, false, err
 	}
-	ni := nc.Iterator(it)
 	for ni.Next() == chunkenc.ValFloat {
 		if t, _ := ni.At(); t >= from {
 			return t, true, nil
 		}
 	}
 	return 0, false, ni.Err()
+}
+
+// rateWindows appends the rate windows starting at or after from, leaving
+// out the pair that enters window skip (its earlier sample is before the
+// range).
+func (rec *rollupRecord) rateWindows(dst []wql.Window, from, skip int64, its *[3]chunkenc.Iterator) ([]wql.Window, error) {
+	si, err := rec.xorIter(colRateSum, its[0])
+	if err != nil {
+		return dst, err
+	}
+	ni, err := rec.xorIter(colRateN, its[1])
+	if err != nil {
+		return dst, err
+	}
+	ei, err := rec.xorIter(colEntryRate, its[2])
+	if err != nil {
+		return dst, err
+	}
+	its[0], its[1], its[2] = si, ni, ei
+	// Merge the inner sums with the entry rates by window start; either
+	// may be missing for a window.
+	const done = math.MaxInt64
+	next := func(it chunkenc.Iterator) (int64, float64) {
+		if it.Next() != chunkenc.ValFloat {
+			return done, 0
+		}
+		return it.At()
+	}
+	st, sum := next(si)
+	et, entry := next(ei)
+	for st != done || et != done {
+		t := min(st, et)
+		var w wql.Window
+		w.T = t
+		if st == t {
+			tn, n := next(ni)
+			if tn != t {
+				return dst, errors.New("rollup columns differ")
+			}
+			w.Sum, w.N = sum, n
+			st, sum = next(si)
+		}
+		if et == t {
+			if t != skip {
+				// Summed first, as rate() meets it first.
+				w.Sum, w.N = entry+w.Sum, w.N+1
+			}
+			et, entry = next(ei)
+		}
+		if t >= from && w.N > 0 {
+			dst = append(dst, w)
+		}
+	}
+	return dst, cmp.Or(si.Err(), ni.Err(), ei.Err())
 }
 
 // rollupSet keeps the rollup of every persisted block: sync builds what

@@ -198,7 +198,7 @@ type seriesReader struct {
 	wins    []wql.Window
 	prev    wql.Point
 	hasPrev bool
-	its     [2]chunkenc.Iterator
+	its     [3]chunkenc.Iterator
 }
 
 func (r *seriesReader) reset() {
@@ -239,7 +239,7 @@ type seriesSource interface {
 // out-of-order head) has samples there; otherwise from a tsdb querier.
 func (m *metricStore) source(ctx context.Context, ru *rollupSet, p [2]int64, ms []*labels.Matcher, sorted bool) (seriesSource, error) {
 	if ru != nil {
-		if b, rf := m.rolledUp(ru, p[0], p[1]); rf != nil {
+		if b, rf := m.rolledUp(ctx, ru, p[0], p[1], ms); rf != nil {
 			if src, err := newBlockSource(ctx, b, rf, p[0], ms); err == nil {
 				return src, nil
 			}
@@ -255,9 +255,9 @@ func (m *metricStore) source(ctx context.Context, ru *rollupSet, p [2]int64, ms 
 	return &querierSource{q: q, set: set}, nil
 }
 
-// rolledUp returns the block that alone holds [lo, hi] and ends with it,
-// and its rollup, or nil.
-func (m *metricStore) rolledUp(ru *rollupSet, lo, hi int64) (*tsdb.Block, *rollupFile) {
+// rolledUp returns the block that alone holds the samples of the series
+// ms select in [lo, hi] and ends with it, and its rollup, or nil.
+func (m *metricStore) rolledUp(ctx context.Context, ru *rollupSet, lo, hi int64, ms []*labels.Matcher) (*tsdb.Block, *rollupFile) {
 	var only *tsdb.Block
 	for _, b := range m.db.Blocks() {
 		meta := b.Meta()
@@ -279,7 +279,7 @@ func (m *metricStore) rolledUp(ru *rollupSet, lo, hi int64) (*tsdb.Block, *rollu
 	if h.NumSeries() > 0 && h.MinTime() <= hi && h.MaxTime() >= lo {
 		return nil, nil
 	}
-	if h.MinOOOTime() <= hi && h.MaxOOOTime() >= lo {
+	if h.MinOOOTime() <= hi && h.MaxOOOTime() >= lo && lateSamples(ctx, h, lo, hi, ms) {
 		return nil, nil
 	}
 	rf := ru.get(only.Meta().ULID.String())
@@ -287,6 +287,27 @@ func (m *metricStore) rolledUp(ru *rollupSet, lo, hi int64) (*tsdb.Block, *rollu
 		return nil, nil
 	}
 	return only, rf
+}
+
+// lateSamples tells whether the out-of-order head holds samples in
+// [lo, hi] of a series ms select (or cannot tell). Its own time bounds
+// are no guide: after a compaction the head keeps the whole out-of-order
+// window as its lower bound, though the samples went to blocks.
+func lateSamples(ctx context.Context, h *tsdb.Head, lo, hi int64, ms []*labels.Matcher) bool {
+	ir := tsdb.NewHeadAndOOOIndexReader(h, math.MaxInt64, lo, hi, 0)
+	defer ir.Close()
+	p, err := tsdb.PostingsForMatchers(ctx, ir, ms...)
+	if err != nil {
+		return true
+	}
+	var sb labels.ScratchBuilder
+	var chks []chunks.Meta
+	for p.Next() {
+		if err := ir.Series(p.At(), &sb, &chks); err == nil && len(chks) > 0 {
+			return true
+		}
+	}
+	return p.Err() != nil
 }
 
 // querierSource reads a range through a tsdb querier, which merges
@@ -310,8 +331,10 @@ func (s *querierSource) read(r *seriesReader) error {
 	return s.it.Err()
 }
 
-// blockSource reads a range [lo, block end] of one block from its rollup,
-// and the samples the rollup cannot stand for from the block's chunks.
+// blockSource reads a range [lo, block end] of one block from its rollup:
+// labels, windows, first and last samples. Only for a series the rollup
+// lacks, or a range that begins after another block's samples, does it
+// read the block's index entry and chunks.
 type blockSource struct {
 	ir      tsdb.IndexReader
 	cr      tsdb.ChunkReader
@@ -319,9 +342,12 @@ type blockSource struct {
 	p       index.Postings
 	lo      int64
 	ref     storage.SeriesRef
+	rec     rollupRecord
+	inRec   bool // the current series has a rollup record
 	sb      labels.ScratchBuilder
 	lset    labels.Labels
 	chks    []chunks.Meta
+	hasChks bool
 	it      chunkenc.Iterator
 	readErr error
 }
@@ -349,12 +375,28 @@ func (s *blockSource) next() bool {
 	if s.readErr != nil || !s.p.Next() {
 		return false
 	}
-	s.ref = s.p.At()
-	if s.readErr = s.ir.Series(s.ref, &s.sb, &s.chks); s.readErr != nil {
+	s.ref, s.hasChks = s.p.At(), false
+	s.rec, s.inRec, s.readErr = s.rf.lookup(s.ref)
+	switch {
+	case s.readErr != nil:
 		return false
+	case s.inRec:
+		s.lset, s.readErr = s.rf.appendLabels(&s.rec, &s.sb)
+	default:
+		s.readErr = s.loadSeries()
+		s.lset = s.sb.Labels()
 	}
-	s.lset = s.sb.Labels()
-	return true
+	return s.readErr == nil
+}
+
+// loadSeries reads the current series' index entry: labels into sb and
+// chunk references.
+func (s *blockSource) loadSeries() error {
+	if err := s.ir.Series(s.ref, &s.sb, &s.chks); err != nil {
+		return err
+	}
+	s.hasChks = true
+	return nil
 }
 
 func (s *blockSource) labels() labels.Labels { return s.lset }
@@ -362,41 +404,40 @@ func (s *blockSource) err() error            { return cmp.Or(s.readErr, s.p.Err(
 func (s *blockSource) close()                { s.ir.Close(); s.cr.Close() }
 
 func (s *blockSource) read(r *seriesReader) error {
-	rec, ok, err := s.rf.lookup(s.ref)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	rec := &s.rec
+	if !s.inRec {
 		return s.samples(r, s.lo, math.MaxInt64)
 	}
 	from := int64(math.MinInt64) // every window: all samples are in range
+	if s.lo > rec.first.T {
+		from = s.lo // aligned (rolledUp)
+	}
+	var err error
 	switch r.kind {
 	case wql.RollupMean:
-		if s.lo > rec.first.T {
-			from = s.lo // aligned (rolledUp)
-		}
-		r.wins, err = rec.windows(r.wins, colSum, from, &r.its)
+		r.wins, err = rec.meanWindows(r.wins, from, &r.its)
 		return err
 	case wql.RollupRate:
-		if s.lo > rec.first.T {
-			// Windows before lo count pairs from before lo, which rate()
-			// over [lo, ...] does not see: take the samples of the first
-			// window from lo, and the windows after it.
-			w, ok, err := rec.firstWindowFrom(s.lo, r.its[0])
+		skip := int64(math.MinInt64)
+		switch {
+		case s.lo <= rec.first.T:
+			r.pair(rec.first) // from the range before, if any
+		case r.hasPrev:
+			// The sample before lo is another block's, which the rollup
+			// does not know.
+			return s.samples(r, s.lo, math.MaxInt64)
+		default:
+			// The pair entering the first window from lo starts before lo.
+			t, ok, err := rec.firstWindowFrom(s.lo, r.its[0])
 			if err != nil || !ok {
 				return err
 			}
-			if err := s.samples(r, s.lo, w+rollupWidth-1); err != nil {
-				return err
-			}
-			from = w + rollupWidth
-		} else {
-			r.pair(rec.first) // from the range before, if any
+			skip = t
 		}
-		if r.wins, err = rec.windows(r.wins, colRateSum, from, &r.its); err != nil {
+		if r.wins, err = rec.rateWindows(r.wins, from, skip, &r.its); err != nil {
 			return err
 		}
-		if rec.last.T >= from {
+		if rec.last.T >= s.lo {
 			r.prev, r.hasPrev = rec.last, true
 		}
 		return nil
@@ -406,6 +447,11 @@ func (s *blockSource) read(r *seriesReader) error {
 
 // samples feeds the block's samples of the current series in [a, b].
 func (s *blockSource) samples(r *seriesReader, a, b int64) error {
+	if !s.hasChks {
+		if err := s.loadSeries(); err != nil {
+			return err
+		}
+	}
 	for _, m := range s.chks {
 		if m.MaxTime < a || m.MinTime > b {
 			continue
