@@ -395,6 +395,23 @@ func (l *SpanLine) QuotedKeyTag(keyText, v []byte) bool {
 	return l.value(at, v)
 }
 
+// PlainQuotedKeyTag is QuotedKeyTag for a value the caller knows to be
+// ASCII without '"', '\\' or '\n' (its JSON decoder found none), so that
+// the value is copied without being checked again; its length and ends
+// still are.
+func (l *SpanLine) PlainQuotedKeyTag(keyText, v []byte) bool {
+	k, n := len(keyText)-len(` ""=`), len(v)
+	if l.tags++; l.tags > l.lim.MaxSpanAnnotations || k <= 0 || k > l.lim.MaxSpanKeyLength ||
+		n == 0 || n > l.lim.MaxSpanValueLength || isSpace(v[0]) || isSpace(v[n-1]) {
+		return false
+	}
+	l.dst = append(l.dst, keyText...)
+	l.dst = append(l.dst, '"')
+	l.dst = append(l.dst, v...)
+	l.dst = append(l.dst, '"')
+	return true
+}
+
 // End finishes the line and returns the buffer with it.
 func (l *SpanLine) End() []byte {
 	dst := append(l.dst, ' ')

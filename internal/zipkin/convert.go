@@ -659,9 +659,12 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		if tc.status {
 			red.HTTPStatusCode = v
 		}
-		if tc.nameKey {
+		switch {
+		case tc.nameKey && z.Tags[i].plainValue:
+			ok = l.PlainQuotedKeyTag(tc.keyText, v) // v, if not w.true, is part of a plain value
+		case tc.nameKey:
 			ok = l.QuotedKeyTag(tc.keyText, v)
-		} else {
+		default:
 			ok = l.Tag(tc.keyText[len(` "`):len(tc.keyText)-len(`"=`)], v)
 		}
 	}

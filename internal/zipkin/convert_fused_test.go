@@ -27,6 +27,9 @@ var fusedEdgeCases = []string{
 	`[{"traceId":"1","id":"2","kind":"SERVER","annotations":[{"timestamp":1,"value":"a"}],"tags":{` + manyTags(25) + `}}]`,
 	`[{"traceId":"1","id":"2","kind":"PRODUCER","timestamp":1,"tags":{"` + strings.Repeat("k", 200) + `":"v"}}]`,
 	`[{"traceId":"1","id":"2","localEndpoint":{"serviceName":" "},"tags":{"source":"","error":" "}}]`,
+	// A raw newline, which JSON forbids but the reference accepts, in a
+	// value that is otherwise plain: the line must not take it verbatim.
+	"[{\"traceId\":\"1\",\"id\":\"2\",\"tags\":{\"a\":\"raw\nline long enough\",\"b\":\"x\ny\",\"c\":\"ok\"}}]",
 }
 
 func manyTags(n int) string {

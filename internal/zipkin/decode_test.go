@@ -228,7 +228,7 @@ func TestSortTags(t *testing.T) {
 		last := map[string]string{}
 		for i, k := range ks {
 			v := strconv.Itoa(r.IntN(1000)) + "/" + strconv.Itoa(i)
-			in = append(in, Tag{[]byte(k), []byte(v)})
+			in = append(in, Tag{Key: []byte(k), Value: []byte(v)})
 			last[k] = v
 		}
 		var want []string

@@ -57,7 +57,7 @@ func modelString(m *model.SpanModel, debug bool) string {
 	}
 	s.Annotations = s.Annotations[:sortAnnotations(s.Annotations)]
 	for k, v := range m.Tags {
-		s.Tags = append(s.Tags, Tag{[]byte(k), []byte(v)})
+		s.Tags = append(s.Tags, Tag{Key: []byte(k), Value: []byte(v)})
 	}
 	s.Tags = s.Tags[:sortTags(s.Tags)]
 	return spanString(&s)

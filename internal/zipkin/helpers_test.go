@@ -68,7 +68,7 @@ func cloneSpan(s *Span) Span {
 	}
 	c.Tags = nil
 	for _, t := range s.Tags {
-		c.Tags = append(c.Tags, Tag{clone(t.Key), clone(t.Value)})
+		c.Tags = append(c.Tags, Tag{Key: clone(t.Key), Value: clone(t.Value)})
 	}
 	c.annLo, c.annHi, c.tagLo, c.tagHi = 0, 0, 0, 0
 	return c

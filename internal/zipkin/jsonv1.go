@@ -592,7 +592,7 @@ func (v *v1State) processBinaryAnnotations() {
 			continue // a marker, not a tag
 		}
 		i := v.forEndpoint(b.ep)
-		v.out[i].tags = append(v.out[i].tags, Tag{b.key, b.value})
+		v.out[i].tags = append(v.out[i].tags, Tag{Key: b.key, Value: b.value})
 	}
 	if v.cs < 0 && v.cr < 0 && v.ss < 0 && v.sr < 0 && (ca >= 0 || sa >= 0) {
 		switch {

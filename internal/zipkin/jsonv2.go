@@ -169,7 +169,7 @@ func (d *Decoder) readTags(l *lexer) error {
 	}
 	for first := true; ; first = false {
 		if key, v, next := plainMember(l.b, l.i, first); next > 0 {
-			d.tags = append(d.tags, Tag{key, v})
+			d.tags = append(d.tags, Tag{Key: key, Value: v, plainValue: true})
 			l.i = next
 			continue
 		}
@@ -186,7 +186,7 @@ func (d *Decoder) readTags(l *lexer) error {
 			}
 			return err
 		}
-		d.tags = append(d.tags, Tag{key, v})
+		d.tags = append(d.tags, Tag{Key: key, Value: v})
 	}
 }
 

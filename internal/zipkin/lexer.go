@@ -10,9 +10,10 @@ import (
 	"unicode/utf8"
 )
 
-// lexer is a pull tokenizer over one JSON document. Strings without escapes
-// or non-ASCII bytes are returned as sub-slices of the input; the others
-// are rebuilt in the Decoder's arena. Invalid UTF-8 and lone surrogates
+// lexer is a pull tokenizer over one JSON document. Strings without escapes,
+// non-ASCII bytes or raw newlines are returned as sub-slices of the input
+// (and so are plain span values, see Tag); the others are rebuilt in the
+// Decoder's arena. Invalid UTF-8 and lone surrogates
 // become U+FFFD, as the reference's UTF-8 reader and encoding/json do.
 type lexer struct {
 	b     []byte
@@ -166,10 +167,10 @@ func (l *lexer) boolean() (bool, error) {
 	return false, l.expected("true or false")
 }
 
-// plain marks bytes that end the fast path of a string scan.
+// plain marks the bytes a string's fast path copies as they are.
 var plain = func() (t [256]bool) {
 	for c := range utf8.RuneSelf {
-		t[c] = c != '"' && c != '\\'
+		t[c] = c != '"' && c != '\\' && c != '\n'
 	}
 	return t
 }()
@@ -215,7 +216,8 @@ func plainMember(b []byte, i int, first bool) (key, value []byte, next int) {
 
 // plainString is the fast path of str as a function of b and i: the
 // string at b[i:] and the index after it, or 0 when there is none or it
-// has escapes or non-ASCII bytes.
+// has escapes, non-ASCII bytes or raw newlines (which JSON does not allow
+// but the reference accepts).
 func plainString(b []byte, i int) ([]byte, int) {
 	if i >= len(b) || b[i] != '"' {
 		return nil, 0
@@ -223,7 +225,8 @@ func plainString(b []byte, i int) ([]byte, int) {
 	start := i + 1
 	for i = start; i+8 <= len(b); i += 8 {
 		x := binary.LittleEndian.Uint64(b[i:])
-		if m := (hasZeroByte(x^(lowBits*'"')) | hasZeroByte(x^(lowBits*'\\')) | x) & highBits; m != 0 {
+		m := hasZeroByte(x^(lowBits*'"')) | hasZeroByte(x^(lowBits*'\\')) | hasZeroByte(x^(lowBits*'\n'))
+		if m = (m | x) & highBits; m != 0 {
 			i += bits.TrailingZeros64(m) / 8
 			if b[i] == '"' {
 				return b[start:i], i + 1

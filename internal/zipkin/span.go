@@ -72,6 +72,9 @@ type Annotation struct {
 // Tag is one Zipkin tag.
 type Tag struct {
 	Key, Value []byte
+	// plainValue is set when the decoder saw that Value is ASCII without
+	// '"', '\\' or '\n', which a span line then need not check again.
+	plainValue bool
 }
 
 // Span is a normalised Zipkin v2 span (proxy.md §5.2):
