@@ -311,11 +311,11 @@ func splitCanonicalPoint(key, line []byte) (_ []byte, split int, v float64, ms i
 // valueAndTime reads "<value> <ms>" from the start of b, which must go on
 // with " source=", and returns where that starts.
 func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
-	sp := bytes.IndexByte(b, ' ')
-	if sp <= 0 {
-		return 0, 0, 0, false
-	}
-	if v, ok = smallInt(b[:sp]); !ok {
+	sp, v, ok := leadingInt(b)
+	if !ok {
+		if sp = bytes.IndexByte(b, ' '); sp <= 0 {
+			return 0, 0, 0, false
+		}
 		var err error
 		if v, err = strconv.ParseFloat(string(b[:sp]), 64); err != nil {
 			return 0, 0, 0, false
@@ -364,28 +364,30 @@ func nextGuessed(refs *refCache, body []byte) (i int32, v float64, ms int64, n i
 // timestamp: a shortest float64, 18 digits and " source=" fit.
 const maxGuessedHead = 64
 
-// smallInt reads an optional '-' and up to 15 decimal digits, which a
-// float64 holds exactly: counters and gauges are mostly integers, and this
-// is several times quicker than strconv.ParseFloat.
-func smallInt(b []byte) (float64, bool) {
+// leadingInt reads a value token of an optional '-' and up to 15 decimal
+// digits, which a float64 holds exactly, and returns the index of the
+// space that ends it. Counters and gauges are mostly integers, and this
+// finds the token's end and reads it in one pass, several times quicker
+// than strconv.ParseFloat.
+func leadingInt(b []byte) (sp int, v float64, ok bool) {
 	neg := len(b) > 0 && b[0] == '-'
 	if neg {
-		b = b[1:]
-	}
-	if len(b) == 0 || len(b) > 15 {
-		return 0, false
+		sp = 1
 	}
 	var n int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
+	for ; sp < len(b) && '0' <= b[sp] && b[sp] <= '9'; sp++ {
+		n = n*10 + int64(b[sp]-'0')
+		if n >= 1e15 {
+			return 0, 0, false
 		}
-		n = n*10 + int64(c-'0')
+	}
+	if sp == len(b) || b[sp] != ' ' || (neg && sp == 1) || sp == 0 {
+		return 0, 0, false
 	}
 	if neg {
-		return -float64(n), true
+		return sp, -float64(n), true
 	}
-	return float64(n), true
+	return sp, float64(n), true
 }
 
 // pointLabels decodes a point line into a.point and returns its labels.
