@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/cpuclock"
 )
 
 // The benchmarks compare the queue with the floor for the same durability:
@@ -74,11 +76,12 @@ func benchAppend(b *testing.B, size int) {
 		})
 		reportRecords(b)
 	})
-	for _, linger := range []time.Duration{0, 2 * time.Millisecond} {
+	for _, linger := range []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond} {
 		b.Run("queue-parallel/linger="+linger.String(), func(b *testing.B) {
 			q := benchQueue(b, Options{SyncInterval: linger})
 			b.SetBytes(int64(size))
 			b.SetParallelism(8)
+			cpu0 := cpuclock.Self()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := q.Append(payload); err != nil {
@@ -88,8 +91,34 @@ func benchAppend(b *testing.B, size int) {
 				}
 			})
 			reportRecords(b)
+			reportCPUPerByte(b, cpu0, size)
 		})
 	}
+	// The same with frames sealed by the appenders (AppendFrames).
+	b.Run("queue-parallel-frames", func(b *testing.B) {
+		q := benchQueue(b, Options{})
+		b.SetBytes(int64(size))
+		b.SetParallelism(8)
+		cpu0 := cpuclock.Self()
+		b.RunParallel(func(pb *testing.PB) {
+			frame := append(make([]byte, FrameHeader), payload...)
+			for pb.Next() {
+				Seal(frame)
+				if err := q.AppendFrames(frame); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		reportRecords(b)
+		reportCPUPerByte(b, cpu0, size)
+	})
+}
+
+// reportCPUPerByte reports the process's CPU time since cpu0 per byte
+// appended: the machine's noise moves it less than wall time.
+func reportCPUPerByte(b *testing.B, cpu0 time.Duration, size int) {
+	b.ReportMetric(float64(cpuclock.Self()-cpu0)/float64(b.N)/float64(size), "cpu-ns/B")
 }
 
 // BenchmarkReadAck measures draining a backlog: one op is one Read of up
