@@ -413,6 +413,8 @@ func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, s
 	w := tagsAt
 	tags := d.fastTags[:0] // only kept when the shape has no source tag
 	srcFrom, srcTo, srcLen := 0, 0, 0
+	// In locals: the stores to out would make the compiler reload them.
+	maxTag, maxKey, maxValue := lim.MaxTagLength, lim.MaxTagKeyLength, lim.MaxTagValueLength
 	n := 0
 	for {
 		i = skipSpaces(line, i)
@@ -481,7 +483,7 @@ func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, s
 		w++
 		if n == shape.src {
 			srcFrom, srcTo, srcLen = from, w, v1-v0
-		} else if kl, vl := int(k.keyLen), v1-v0; kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength {
+		} else if kl, vl := int(k.keyLen), v1-v0; kl+vl > maxTag || kl > maxKey || vl > maxValue {
 			return dst, false, true
 		}
 		if shape.src < 0 {
