@@ -607,13 +607,14 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
-	// be outside keyByte.
+	// be outside keyByte. Span kinds, "true" and IP addresses are plain
+	// values; IDs, names and tag values are checked.
 	ok = l.QuotedKeyTag(w.quoted.zipkinSpanID, z.ID) && l.QuotedKeyTag(w.quoted.zipkinTraceID, z.TraceID) &&
 		(z.ParentID == nil || l.QuotedKeyTag(w.quoted.parent, c.uuid(z.ParentID)))
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
-		ok = ok && l.QuotedKeyTag(w.quoted.spanKind, red.SpanKind) &&
-			(len(z.Annotations) == 0 || l.QuotedKeyTag(w.quoted.secondaryID, red.SpanKind))
+		ok = ok && l.PlainQuotedKeyTag(w.quoted.spanKind, red.SpanKind) &&
+			(len(z.Annotations) == 0 || l.PlainQuotedKeyTag(w.quoted.secondaryID, red.SpanKind))
 	}
 	service := z.LocalEndpoint.ServiceName
 	if service == nil {
@@ -672,12 +673,12 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
 	}
 	ok = ok && l.QuotedKeyTag(w.quoted.application, red.Application) && l.QuotedKeyTag(w.quoted.cluster, red.Cluster) &&
-		l.QuotedKeyTag(w.quoted.shard, red.Shard) && (!z.Debug || debugTagged || l.QuotedKeyTag(w.quoted.debug, w.true))
+		l.QuotedKeyTag(w.quoted.shard, red.Shard) && (!z.Debug || debugTagged || l.PlainQuotedKeyTag(w.quoted.debug, w.true))
 	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
-		ok = l.QuotedKeyTag(w.quoted.ipv4, c.ipText(ip))
+		ok = l.PlainQuotedKeyTag(w.quoted.ipv4, c.ipText(ip))
 	}
 	if ok && len(z.Annotations) > 0 && c.SpanLogs {
-		ok = l.QuotedKeyTag(w.quoted.spanLogs, w.true)
+		ok = l.PlainQuotedKeyTag(w.quoted.spanLogs, w.true)
 	}
 	if !ok {
 		return l.Discard(), RED{}, false
