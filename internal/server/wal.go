@@ -364,9 +364,9 @@ func nextGuessed(refs *refCache, body []byte) (i int32, v float64, ms int64, n i
 // timestamp: a shortest float64, 18 digits and " source=" fit.
 const maxGuessedHead = 64
 
-// leadingInt reads a value token of an optional '-' and up to 15 decimal
-// digits, which a float64 holds exactly, and returns the index of the
-// space that ends it. Counters and gauges are mostly integers, and this
+// leadingInt reads a value token of an optional '-' and decimal digits
+// worth less than 10^15, which a float64 holds exactly, and returns the
+// index of the space that ends it. Counters and gauges are mostly integers, and this
 // finds the token's end and reads it in one pass, several times quicker
 // than strconv.ParseFloat.
 func leadingInt(b []byte) (sp int, v float64, ok bool) {
