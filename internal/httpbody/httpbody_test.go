@@ -7,8 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
 )
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestSpeed)
+	w.Write(b)
+	w.Close()
+	return buf.Bytes()
+}
 
 func gz(b []byte) []byte {
 	var buf bytes.Buffer
@@ -30,6 +39,9 @@ func TestRead(t *testing.T) {
 		{"gzip", "gzip", gz([]byte("b 2\n")), 100, 0, "b 2\n"},
 		{"too big", "", bytes.Repeat([]byte("x"), 101), 100, http.StatusRequestEntityTooLarge, ""},
 		{"gzip bomb", "gzip", bomb, 64 << 10, http.StatusRequestEntityTooLarge, ""},
+		{"deflate", "deflate", deflate([]byte("d 4\n")), 100, 0, "d 4\n"},
+		{"deflate bomb", "deflate", deflate(bytes.Repeat([]byte("a"), 1<<20)), 64 << 10, http.StatusRequestEntityTooLarge, ""},
+		{"bad deflate", "deflate", []byte{0xff, 0xff, 0xff}, 100, http.StatusBadRequest, ""},
 		{"bad gzip", "gzip", []byte("not gzip"), 100, http.StatusBadRequest, ""},
 		{"truncated gzip", "gzip", gz([]byte("c 3\n"))[:10], 100, http.StatusBadRequest, ""},
 	} {
