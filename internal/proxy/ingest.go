@@ -347,19 +347,20 @@ func (s *stageSet) seal() {
 	}
 }
 
-// append makes the set's sealed lines durable and only then counts them
-// received; it leaves the set empty for reuse.
-func (s *stageSet) append(p *Proxy, port string) error {
+// frames are the set's records that hold lines.
+func (s *stageSet) frames() [][]byte {
 	var frames [][]byte
 	for i := range s {
 		if s[i].lines > 0 {
 			frames = append(frames, s[i].buf)
 		}
 	}
-	var err error
-	if len(frames) > 0 {
-		err = p.queue.AppendFrames(frames...)
-	}
+	return frames
+}
+
+// appended counts the set's lines received if err is nil (they are
+// durable) and leaves the set empty for reuse.
+func (s *stageSet) appended(p *Proxy, port string, err error) {
 	for i := range s {
 		if s[i].lines > 0 && err == nil {
 			p.m.received.WithLabelValues(formats[i].entity(), port).Add(float64(s[i].lines))
@@ -367,6 +368,16 @@ func (s *stageSet) append(p *Proxy, port string) error {
 		s[i].buf = recordHeader(s[i].buf[:queue.FrameHeader], formats[i], port)
 		s[i].lines = 0
 	}
+}
+
+// append makes the set's sealed lines durable and only then counts them
+// received; it leaves the set empty for reuse.
+func (s *stageSet) append(p *Proxy, port string) error {
+	var err error
+	if frames := s.frames(); len(frames) > 0 {
+		err = p.queue.AppendFrames(frames...)
+	}
+	s.appended(p, port, err)
 	return err
 }
 
@@ -383,57 +394,63 @@ func (in *ingester) commit() error {
 
 // asyncCommitter lets a TCP connection keep reading while its previous
 // batch is being fsync'd: one batch in the queue's writer, one waiting, and
-// the reader filling a third. Lines are counted only once durable.
+// the reader filling a third. The queue's writer hands a batch back once
+// it is durable (AppendFramesAsync), so no goroutine waits for it. Lines
+// are counted only once durable.
 type asyncCommitter struct {
-	work chan *stageSet
-	free chan *stageSet
-	done chan struct{}
+	free chan *stageSet // the sets not in the queue
 	mu   sync.Mutex
 	err  error
 }
 
-// commitAsync hands the staged lines to the connection's committer. It
-// blocks only while two batches are already in flight, and returns the
-// first error an earlier batch met.
+// inFlight is how many batches a connection may have in the queue.
+const inFlight = 2
+
+// commitAsync hands the staged lines to the queue. It blocks only while
+// inFlight batches are already there, and returns the first error an
+// earlier batch met.
 func (in *ingester) commitAsync() error {
 	if in.async == nil {
-		a := &asyncCommitter{work: make(chan *stageSet, 1), free: make(chan *stageSet, 2), done: make(chan struct{})}
-		a.free <- newStageSet(in.port)
-		a.free <- newStageSet(in.port)
-		go func() {
-			defer close(a.done)
-			for s := range a.work {
-				if err := s.append(in.p, in.port); err != nil {
-					a.mu.Lock()
-					a.err = cmp.Or(a.err, err)
-					a.mu.Unlock()
-				}
-				a.free <- s
-			}
-		}()
-		in.async = a
+		in.async = &asyncCommitter{free: make(chan *stageSet, inFlight)}
+		for range inFlight {
+			in.async.free <- newStageSet(in.port)
+		}
 	}
-	if err := in.async.failed(); err != nil {
+	a := in.async
+	if err := a.failed(); err != nil {
 		return err
 	}
 	if in.staging == 0 {
 		return nil
 	}
-	in.staged.seal() // here, while the lines just staged are in this core's cache
-	next := <-in.async.free
-	in.async.work <- in.staged
-	in.staged, in.staging = next, 0
+	s := in.staged
+	s.seal() // here, while the lines just staged are in this core's cache
+	in.staged, in.staging = <-a.free, 0
+	p, port := in.p, in.port
+	p.queue.AppendFramesAsync(func(err error) {
+		s.appended(p, port, err)
+		if err != nil {
+			a.mu.Lock()
+			a.err = cmp.Or(a.err, err)
+			a.mu.Unlock()
+		}
+		a.free <- s
+	}, s.frames()...)
 	return nil
 }
 
-// finish waits until every batch handed to the committer is durable.
+// finish waits until every batch handed to the queue is durable (or
+// failed): then all the sets are back.
 func (in *ingester) finish() error {
-	if in.async == nil {
+	a := in.async
+	if a == nil {
 		return nil
 	}
-	close(in.async.work)
-	<-in.async.done
-	return in.async.failed()
+	in.async = nil
+	for range inFlight {
+		<-a.free
+	}
+	return a.failed()
 }
 
 func (a *asyncCommitter) failed() error {

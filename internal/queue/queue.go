@@ -109,6 +109,7 @@ type appendReq struct {
 	recs   [][]byte
 	sealed bool // recs are frames (Seal)
 	done   chan error
+	then   func(error) // instead of done, for AppendFramesAsync
 }
 
 // Batch is a run of consecutive records returned by Read. Records alias a
@@ -418,6 +419,36 @@ func Seal(frame []byte) {
 // A frame whose header does not give its length is refused
 // (ErrNotSealed); the checksum is the caller's.
 func (q *Queue) AppendFrames(frames ...[]byte) error {
+	if err := q.checkFrames(frames); err != nil {
+		return err
+	}
+	return q.append(frames, true)
+}
+
+// AppendFramesAsync is AppendFrames without the wait: it returns at once,
+// and then is called with what AppendFrames would have returned once the
+// frames are durable (or failed). A caller that keeps reading while its
+// frames are fsync'd needs no goroutine of its own to wait, so no
+// goroutine switch per append. then runs on the queue's writer goroutine
+// (or on the caller's, for a refused append): it must be quick and must
+// not wait for the queue (an Append, Read or Close would deadlock). The
+// frames must not change until
+// then is called. Appends keep their order as with AppendFrames.
+func (q *Queue) AppendFramesAsync(then func(error), frames ...[]byte) {
+	if err := q.checkFrames(frames); err != nil || len(frames) == 0 {
+		then(err)
+		return
+	}
+	req := q.reqPool.Get().(*appendReq)
+	req.recs, req.sealed, req.then = frames, true, then
+	if !q.enqueue(req) {
+		req.recs, req.then = nil, nil
+		q.reqPool.Put(req)
+		then(ErrClosed)
+	}
+}
+
+func (q *Queue) checkFrames(frames [][]byte) error {
 	for _, f := range frames {
 		if len(f) < recHdrSize || int64(binary.LittleEndian.Uint32(f)) != int64(len(f)-recHdrSize) {
 			return ErrNotSealed
@@ -426,7 +457,7 @@ func (q *Queue) AppendFrames(frames ...[]byte) error {
 			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, q.maxRec)
 		}
 	}
-	return q.append(frames, true)
+	return nil
 }
 
 func (q *Queue) append(records [][]byte, sealed bool) error {
@@ -435,10 +466,21 @@ func (q *Queue) append(records [][]byte, sealed bool) error {
 	}
 	req := q.reqPool.Get().(*appendReq)
 	req.recs, req.sealed = records, sealed
+	if !q.enqueue(req) {
+		return ErrClosed
+	}
+	err := <-req.done
+	req.recs = nil
+	q.reqPool.Put(req)
+	return err
+}
+
+// enqueue hands req to the writer; false once the queue is closing.
+func (q *Queue) enqueue(req *appendReq) bool {
 	q.pmu.Lock()
 	if q.closing {
 		q.pmu.Unlock()
-		return ErrClosed
+		return false
 	}
 	q.pending = append(q.pending, req)
 	q.pmu.Unlock()
@@ -446,10 +488,7 @@ func (q *Queue) append(records [][]byte, sealed bool) error {
 	case q.wake <- struct{}{}:
 	default:
 	}
-	err := <-req.done
-	req.recs = nil
-	q.reqPool.Put(req)
-	return err
+	return true
 }
 
 // writeLoop is the only goroutine that writes segments: it takes every
@@ -469,7 +508,13 @@ func (q *Queue) writeLoop() {
 		if len(group) > 0 {
 			err := q.commit(group)
 			for _, r := range group {
-				r.done <- err
+				if then := r.then; then != nil {
+					r.recs, r.then = nil, nil
+					q.reqPool.Put(r)
+					then(err)
+				} else {
+					r.done <- err
+				}
 			}
 			clear(group)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -515,5 +516,50 @@ func TestSegWriterAligns(t *testing.T) {
 				t.Fatal("the flushed bytes differ from those written")
 			}
 		}
+	}
+}
+
+// TestAppendFramesAsync checks that AppendFramesAsync keeps one caller's
+// order, calls then once per append only after the frames are readable
+// (durable), and refuses with ErrClosed after Close.
+func TestAppendFramesAsync(t *testing.T) {
+	e := newEnv(t)
+	q := e.open(t, Options{SegmentBytes: 64 << 10})
+	const n = 300
+	results := make(chan error, n)
+	var durable sync.WaitGroup
+	durable.Add(n)
+	for i := range n {
+		frame := append(make([]byte, FrameHeader), rec(i, 100+i*7)...)
+		Seal(frame)
+		q.AppendFramesAsync(func(err error) {
+			if err == nil && q.Len() < int64(i+1) {
+				err = fmt.Errorf("append %d reported before it was readable (Len %d)", i, q.Len())
+			}
+			results <- err
+			durable.Done()
+		}, frame)
+	}
+	durable.Wait()
+	for range n {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := drain(t, q, 1<<20); !equalInts(got, seq(0, n)) {
+		t.Fatalf("read %v, want 0..%d in order", got, n-1)
+	}
+	q.AppendFramesAsync(func(err error) { results <- err }, append(make([]byte, FrameHeader), "x"...))
+	if err := <-results; !errors.Is(err, ErrNotSealed) {
+		t.Fatalf("an unsealed frame: %v, want ErrNotSealed", err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	frame := append(make([]byte, FrameHeader), "late"...)
+	Seal(frame)
+	q.AppendFramesAsync(func(err error) { results <- err }, frame)
+	if err := <-results; !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
 }
