@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,9 +130,20 @@ func benchIngest(b *testing.B, bin string, gzipped bool) {
 // BenchmarkApply measures the applier alone: WAL records of canonical
 // Istio-like lines, as handleReport writes them from the bodies of
 // BenchmarkIngest's four senders, applied to the tsdb in batches of four
-// records (one body of each sender, about one WAL read). Records are built with the timer stopped; points/cpu-s counts
-// the process's CPU time (getrusage) during the applies only.
+// records (one body of each sender, about one WAL read). Records are
+// built with the timer stopped; points/cpu-s counts the process's CPU
+// time (getrusage) during the applies only. order=stable sends every
+// sender's series in the same order body after body, as BenchmarkIngest
+// and scrapes do; order=shuffled in a new order in every body (a series'
+// points still in time order), so the reference cache's guess of the
+// next series never holds and every line takes the hash index.
 func BenchmarkApply(b *testing.B) {
+	for _, shuffled := range []bool{false, true} {
+		b.Run(map[bool]string{false: "order=stable", true: "order=shuffled"}[shuffled], func(b *testing.B) { benchApply(b, shuffled) })
+	}
+}
+
+func benchApply(b *testing.B, shuffled bool) {
 	s := start(b, Config{})
 	a := &applier{s: s.Server}
 	a.dec.Limits = &s.limits
@@ -139,14 +151,22 @@ func BenchmarkApply(b *testing.B) {
 	var p wavefront.Point
 	t0 := time.Now().Add(-30*time.Minute).Unix() * 1000
 	recs := make([][]byte, benchSenders)
+	var lines [][]byte
 	build := func(k int) (points int) {
 		for w := range recs {
 			body, n := istioBody(w, k, t0)
 			points += n
-			rec := newRecord(nil, fmtPoint, t0, recordCap(len(body)))
+			lines = lines[:0]
 			for line := range bytes.Lines(body) {
+				lines = append(lines, bytes.TrimSuffix(line, []byte("\n")))
+			}
+			if shuffled {
+				shuffleSeries(lines, k*benchBodyBytes/180, rand.New(rand.NewPCG(uint64(k), uint64(w))))
+			}
+			rec := newRecord(nil, fmtPoint, t0, recordCap(len(body)))
+			for _, line := range lines {
 				var err error
-				if rec, err = appendPoint(rec, dec, bytes.TrimSuffix(line, []byte("\n")), &p); err != nil {
+				if rec, err = appendPoint(rec, dec, line, &p); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -173,6 +193,24 @@ func BenchmarkApply(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(points)/cpu.Seconds(), "points/cpu-s")
+}
+
+// shuffleSeries reorders the lines of an istioBody whose first line is
+// line number first by a random order of their series, keeping each
+// series' lines in their (time) order.
+func shuffleSeries(lines [][]byte, first int, r *rand.Rand) {
+	rank := r.Perm(benchSeriesPerSender)
+	seriesOf := func(j int) int { return (first + j) % benchSeriesPerSender }
+	order := make([]int, len(lines))
+	for j := range order {
+		order[j] = j
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return rank[seriesOf(x)] - rank[seriesOf(y)] })
+	sorted := make([][]byte, len(lines))
+	for j, o := range order {
+		sorted[j] = lines[o]
+	}
+	copy(lines, sorted)
 }
 
 // istioBody returns sender w's body number k: its series in turn, one
