@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
+	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -23,7 +24,7 @@ func BenchmarkIngestLine(b *testing.B) {
 		in.line(line, fmtWavefront)
 		if in.full() {
 			for i := range in.staged {
-				in.staged[i].buf = in.staged[i].buf[:0]
+				in.staged[i].buf = recordHeader(in.staged[i].buf[:queue.FrameHeader], formats[i], in.port)
 				in.staged[i].lines = 0
 			}
 			in.staging = 0
