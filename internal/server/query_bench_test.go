@@ -89,6 +89,11 @@ const (
 	// options and 15 d retention (2h, 6h, 18h): blocks aligned to it are
 	// what the tsdb itself would hold, and it plans no compaction of them.
 	benchBlock = 18 * 3_600_000
+	// benchHead is what a running server still holds in its head block
+	// (the tsdb persists 2-hour blocks once the head spans 3 hours):
+	// samples from benchEnd-benchHead on are appended at start, the rest
+	// comes from persisted blocks.
+	benchHead = 2 * 3_600_000
 )
 
 var benchLE = []string{"0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000",
@@ -155,7 +160,7 @@ func benchSample(k, i int, counter bool) (int64, float64) {
 // generated on first use into os.TempDir and reused afterwards (keyed by
 // the shape's parameters).
 func benchTSDB(b *testing.B) string {
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("meshwave-querybench-v1-%d-%d-%d-%d", benchHTTP, benchTCP, benchSamples, benchEnd))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("meshwave-querybench-v2-%d-%d-%d-%d-%d", benchHTTP, benchTCP, benchSamples, benchEnd, benchHead))
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err == nil {
 		return dir
 	}
@@ -183,7 +188,7 @@ func benchTSDB(b *testing.B) string {
 		for i := range benchSamples {
 			for k, s := range mesh {
 				t, v := benchSample(k, i, s.counter)
-				if t < lo || t >= lo+benchBlock {
+				if t < lo || t >= lo+benchBlock || t >= benchEnd-benchHead {
 					continue
 				}
 				if refs[k], err = app.Append(refs[k], s.lset, t, v); err != nil {
@@ -240,6 +245,26 @@ func benchServer(b *testing.B, cfg Config) *testServer {
 	}
 	cfg.DataDir = data
 	s := start(b, cfg)
+	// The head: the last two hours, appended as scrapes arrive.
+	t0 := time.Now()
+	mesh := benchMesh(benchHTTP, benchTCP)
+	refs := make([]storage.SeriesRef, len(mesh))
+	for i := range benchSamples {
+		app := s.metrics.db.Appender(context.Background())
+		for k, ser := range mesh {
+			t, v := benchSample(k, i, ser.counter)
+			if t < benchEnd-benchHead {
+				continue
+			}
+			if refs[k], err = app.Append(refs[k], ser.lset, t, v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("head: %d series, %v..%v in %v", s.metrics.db.Head().NumSeries(), time.UnixMilli(s.metrics.db.Head().MinTime()).UTC(), time.UnixMilli(s.metrics.db.Head().MaxTime()).UTC(), time.Since(t0).Round(time.Millisecond))
 	if s.rollups != nil {
 		// As a server does within a minute of the tsdb writing a block.
 		t0, cpu0 := time.Now(), cpuclock.Self()
