@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -194,7 +195,7 @@ func compareRollups(t *testing.T, s *testServer, t0, end int64) int {
 				if err != nil {
 					t.Fatal(err)
 				}
-				used += counted.windows
+				used += int(counted.windows.Load())
 				if err := sameGrid(got, want); err != nil {
 					t.Errorf("%s over [%d, %d] step %dm: %v", q, rg[0]-t0, rg[1]-t0, step/minute, err)
 				}
@@ -207,12 +208,12 @@ func compareRollups(t *testing.T, s *testServer, t0, end int64) int {
 // countingStore counts the windows SelectRollup returns.
 type countingStore struct {
 	queryStore
-	windows int
+	windows atomic.Int64 // Eval reads the sides of a / b at once
 }
 
 func (c *countingStore) SelectRollup(ctx context.Context, glob string, m wql.Matcher, start, end int64, kind wql.RollupKind, fn func(*wql.Series) error) error {
 	return c.queryStore.SelectRollup(ctx, glob, m, start, end, kind, func(s *wql.Series) error {
-		c.windows += len(s.Windows)
+		c.windows.Add(int64(len(s.Windows)))
 		return fn(s)
 	})
 }
