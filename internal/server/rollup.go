@@ -316,19 +316,8 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	// Replace renames and fsyncs the directory, so the file survives a crash.
+	return fileutil.Replace(tmp, path)
 }
 
 // rollupFile is an opened, verified rollup.
