@@ -359,7 +359,7 @@ func (s *stageSet) frames() [][]byte {
 }
 
 // appended counts the set's lines received if err is nil (they are
-// durable) and leaves the set empty for reuse.
+// durable, or written for TCP) and leaves the set empty for reuse.
 func (s *stageSet) appended(p *Proxy, port string, err error) {
 	for i := range s {
 		if s[i].lines > 0 && err == nil {
@@ -393,10 +393,13 @@ func (in *ingester) commit() error {
 }
 
 // asyncCommitter lets a TCP connection keep reading while its previous
-// batch is being fsync'd: one batch in the queue's writer, one waiting, and
-// the reader filling a third. The queue's writer hands a batch back once
-// it is durable (AppendFramesAsync), so no goroutine waits for it. Lines
-// are counted only once durable.
+// batch is being written: one batch in the queue's writer, one waiting,
+// and the reader filling a third. The queue's writer hands a batch back
+// once it is written to the segment file (AppendFramesWrittenAsync), so
+// no goroutine waits for it. A TCP client gets no acknowledgement, so a
+// line is counted once written, when it survives a kill of the process
+// (the page cache holds it); the queue fsyncs it within 100 ms, or with
+// the next HTTP commit. Lines are counted only once written.
 type asyncCommitter struct {
 	free chan *stageSet // the sets not in the queue
 	mu   sync.Mutex
@@ -427,7 +430,7 @@ func (in *ingester) commitAsync() error {
 	s.seal() // here, while the lines just staged are in this core's cache
 	in.staged, in.staging = <-a.free, 0
 	p, port := in.p, in.port
-	p.queue.AppendFramesAsync(func(err error) {
+	p.queue.AppendFramesWrittenAsync(func(err error) {
 		s.appended(p, port, err)
 		if err != nil {
 			a.mu.Lock()
@@ -439,7 +442,7 @@ func (in *ingester) commitAsync() error {
 	return nil
 }
 
-// finish waits until every batch handed to the queue is durable (or
+// finish waits until every batch handed to the queue is written (or
 // failed): then all the sets are back.
 func (in *ingester) finish() error {
 	a := in.async

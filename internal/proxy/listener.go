@@ -148,7 +148,8 @@ func (l *pushListener) handle(c net.Conn) {
 
 // plaintext ingests newline-delimited lines. Lines are committed to the
 // queue whenever the client pauses (nothing more buffered) or a batch fills,
-// so a line is counted only once it is durable.
+// and a line is counted only once it is written to the queue's file (see
+// asyncCommitter).
 func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 	in := l.p.newIngester(l.port, remoteHost(c))
 	defer func() {

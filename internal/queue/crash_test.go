@@ -18,9 +18,12 @@ import (
 const crashDirEnv = "MESHWAVE_QUEUE_CRASH_DIR"
 
 // TestCrashHelper is the child of TestCrashRecovery, not a test on its own.
-// Four goroutines append numbered records and print "A n" once Append
-// returned; a forwarder reads, prints "D n" (its delivery) and then acks,
-// so the parent knows what was delivered before the kill.
+// Four goroutines append numbered records and print "A n" once the append
+// is complete: two with Append (durable), two with
+// AppendFramesWrittenAsync (written, two appends in flight each), which a
+// kill of the process must not lose either. A forwarder reads, prints
+// "D n" (its delivery) and then acks, so the parent knows what was
+// delivered before the kill.
 func TestCrashHelper(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
@@ -40,15 +43,30 @@ func TestCrashHelper(t *testing.T) {
 	}
 	say("ready\n")
 	var next atomic.Int64
-	for range 4 {
+	for g := range 4 {
 		go func() {
+			inFlight := make(chan struct{}, 2)
 			for {
 				n := base + int(next.Add(1))
-				if err := q.Append(rec(n, 300)); err != nil {
-					say("ERR %v\n", err)
-					return
+				if g%2 == 0 {
+					if err := q.Append(rec(n, 300)); err != nil {
+						say("ERR %v\n", err)
+						return
+					}
+					say("A %d\n", n)
+					continue
 				}
-				say("A %d\n", n)
+				inFlight <- struct{}{}
+				frame := append(make([]byte, FrameHeader), rec(n, 300)...)
+				Seal(frame)
+				q.AppendFramesWrittenAsync(func(err error) {
+					if err != nil {
+						say("ERR %v\n", err)
+						return
+					}
+					say("A %d\n", n)
+					<-inFlight
+				}, frame)
 			}
 		}()
 	}

@@ -9,7 +9,12 @@
 // Append, fsyncs once and releases them all. A handler that builds its
 // record behind FrameHeader bytes of room can Seal it itself and call
 // AppendFrames (same guarantees): the checksum is then computed where the
-// record was just written, and the writer copies nothing. Data goes to one
+// record was just written, and the writer copies nothing. Data whose
+// sender gets no acknowledgement (plaintext TCP lines) can be appended
+// with AppendFramesWrittenAsync, which is done once the record is written
+// (write(2) returned, so it is in the kernel's page cache) and leaves the
+// fsync to the writer, within Options.WrittenSync (100 ms) or with the
+// next durable Append, whichever is first. Data goes to one
 // forwarder, which calls Read for a batch, delivers it, then Ack
 // (delivered) or Nack (retry later). Several batches may be in flight;
 // they must be acked in order.
@@ -25,8 +30,14 @@
 //
 // Guarantees:
 //   - Durability: a record is on disk (file, directory entry and all earlier
-//     records fsync'd) before its Append returns nil.
-//   - At-least-once: every record whose Append returned nil is returned by
+//     records fsync'd) before its Append returns nil. A record appended
+//     with AppendFramesWrittenAsync survives a crash or kill of the
+//     process as soon as its callback runs, and a power failure or kernel
+//     crash once the next fsync is done (at most Options.WrittenSync
+//     later); until then a machine failure can lose it and the records
+//     written after it, never records fsync'd before it.
+//   - At-least-once: every record whose Append returned nil (whose
+//     written callback got nil, barring a machine failure) is returned by
 //     Read until a batch containing it is acked, unless it is dropped for
 //     room. A crash or Close between delivery and Ack re-delivers the batch
 //     after Open, and a torn cursor write falls back to the previous one.
@@ -35,7 +46,8 @@
 //   - Order: records are read in Append order; Appends from one goroutine
 //     keep their order.
 //   - Crash recovery: Open truncates a torn or damaged tail of the newest
-//     segment (only records whose Append had not returned can be there),
+//     segment (only records whose Append had not returned, or written
+//     records not yet fsync'd when the machine failed, can be there),
 //     logs it and counts it in queue_torn_records_total. A damaged record
 //     found later by Read cuts the rest of its segment, likewise logged.
 //   - Bounded memory: records are streamed through a 64 KiB read buffer and

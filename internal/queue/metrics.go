@@ -29,7 +29,7 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 	return &Metrics{
 		bytes:        gauge("queue_bytes", "Bytes of unacknowledged records on disk, framing included."),
 		records:      gauge("queue_records", "Unacknowledged records on disk."),
-		appended:     counter("queue_appended_records_total", "Records made durable by Append."),
+		appended:     counter("queue_appended_records_total", "Records appended (written; fsync'd before an Append that waits for durability returns)."),
 		dropped:      counter("queue_dropped_records_total", "Unacknowledged records dropped, oldest first, to stay within MaxBytes."),
 		droppedBytes: counter("queue_dropped_bytes_total", "Bytes of the records counted in queue_dropped_records_total."),
 		tornRec:      counter("queue_torn_records_total", "Damaged records found on disk (torn tail after a crash, or a failed CRC); each cuts its segment there."),

@@ -24,6 +24,7 @@ var (
 
 const (
 	defaultSegmentBytes = 8 << 20
+	defaultWrittenSync  = 100 * time.Millisecond
 	minSegmentBytes     = 1 << 10
 	dropLogEvery        = 10 * time.Second
 )
@@ -46,12 +47,21 @@ type Options struct {
 	// positive value only helps on disks whose fsync is much cheaper than
 	// the arrival interval.
 	SyncInterval time.Duration
-	Logger       *slog.Logger // default slog.Default()
-	Metrics      *Metrics     // optional
+	// WrittenSync bounds how long records appended with
+	// AppendFramesWrittenAsync stay written but not fsync'd: the writer
+	// fsyncs them this long after the first of them at the latest, or
+	// sooner with the next Append that waits for durability (default
+	// 100 ms, the journal commit interval databases such as MongoDB use
+	// for the same trade: that much of the newest data can be lost to a
+	// power failure or kernel crash, none to a process crash).
+	WrittenSync time.Duration
+	Logger      *slog.Logger // default slog.Default()
+	Metrics     *Metrics     // optional
 }
 
-// segment is the durable state of one segment file. Only records below
-// size are visible to readers: the writer publishes them after fsync.
+// segment is the published state of one segment file. Only records below
+// size are visible to readers: the writer publishes them once they are
+// written (whole, in the kernel's page cache), before or after their fsync.
 type segment struct {
 	seq      uint64
 	firstIdx int64 // in-memory index of its first record
@@ -76,6 +86,7 @@ type Queue struct {
 	wsize    int64 // bytes written to wf, synced or not
 	wcount   int64
 	werr     error // sticky: the segment could not be restored after a failed write
+	unsynced bool  // wf has records written but not yet fsync'd
 	drops    dropLog
 	reqPool  sync.Pool
 	writerOK chan struct{} // closed when the writer goroutine exits
@@ -106,10 +117,11 @@ type Queue struct {
 }
 
 type appendReq struct {
-	recs   [][]byte
-	sealed bool // recs are frames (Seal)
-	done   chan error
-	then   func(error) // instead of done, for AppendFramesAsync
+	recs    [][]byte
+	sealed  bool // recs are frames (Seal)
+	written bool // done once written: the fsync may come later (AppendFramesWrittenAsync)
+	done    chan error
+	then    func(error) // instead of done, for AppendFramesAsync
 }
 
 // Batch is a run of consecutive records returned by Read. Records alias a
@@ -156,6 +168,9 @@ func Open(dir string, opt Options) (*Queue, error) {
 		opt.SegmentBytes = opt.MaxBytes / 4
 	}
 	opt.SegmentBytes = max(opt.SegmentBytes, minSegmentBytes)
+	if opt.WrittenSync <= 0 {
+		opt.WrittenSync = defaultWrittenSync
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -359,7 +374,7 @@ func (q *Queue) createSegment(seq uint64) error {
 	if n := len(q.segs); n > 0 {
 		q.segs[n-1].sealed = true
 	}
-	idx := q.syncedIdxLocked()
+	idx := q.publishedIdxLocked()
 	q.segs = append(q.segs, segment{seq: seq, firstIdx: idx, size: segHdrSize})
 	q.diskBytes += segHdrSize
 	if len(q.segs) == 1 {
@@ -378,7 +393,7 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-func (q *Queue) syncedIdxLocked() int64 {
+func (q *Queue) publishedIdxLocked() int64 {
 	if n := len(q.segs); n > 0 {
 		return q.segs[n-1].firstIdx + q.segs[n-1].count
 	}
@@ -435,12 +450,29 @@ func (q *Queue) AppendFrames(frames ...[]byte) error {
 // frames must not change until
 // then is called. Appends keep their order as with AppendFrames.
 func (q *Queue) AppendFramesAsync(then func(error), frames ...[]byte) {
+	q.appendAsync(then, frames, false)
+}
+
+// AppendFramesWrittenAsync is AppendFramesAsync for data whose sender gets
+// no acknowledgement (plaintext TCP lines): then is called once the
+// frames are written to the segment file, without waiting for an fsync.
+// Written frames are in the kernel's page cache, so they survive the
+// process being killed (they are read back after Open) but not a power
+// failure or kernel crash before their fsync, which the writer does at
+// most Options.WrittenSync later, or sooner with the next Append that
+// waits for durability. Written frames are readable at once. Order and
+// the rules for then are those of AppendFramesAsync.
+func (q *Queue) AppendFramesWrittenAsync(then func(error), frames ...[]byte) {
+	q.appendAsync(then, frames, true)
+}
+
+func (q *Queue) appendAsync(then func(error), frames [][]byte, written bool) {
 	if err := q.checkFrames(frames); err != nil || len(frames) == 0 {
 		then(err)
 		return
 	}
 	req := q.reqPool.Get().(*appendReq)
-	req.recs, req.sealed, req.then = frames, true, then
+	req.recs, req.sealed, req.written, req.then = frames, true, written, then
 	if !q.enqueue(req) {
 		req.recs, req.then = nil, nil
 		q.reqPool.Put(req)
@@ -465,7 +497,7 @@ func (q *Queue) append(records [][]byte, sealed bool) error {
 		return nil
 	}
 	req := q.reqPool.Get().(*appendReq)
-	req.recs, req.sealed = records, sealed
+	req.recs, req.sealed, req.written = records, sealed, false
 	if !q.enqueue(req) {
 		return ErrClosed
 	}
@@ -492,12 +524,26 @@ func (q *Queue) enqueue(req *appendReq) bool {
 }
 
 // writeLoop is the only goroutine that writes segments: it takes every
-// pending Append, writes them all, fsyncs once and then releases them.
-// Appends arriving during the fsync form the next group.
+// pending Append, writes them all, fsyncs once if any of them waits for
+// durability and then releases them. Appends arriving during the fsync
+// form the next group. Written records no Append waits for are fsync'd
+// Options.WrittenSync after the first of them at the latest.
 func (q *Queue) writeLoop() {
 	defer close(q.writerOK)
 	var group []*appendReq
-	for range q.wake {
+	syncTimer := time.NewTimer(q.opt.WrittenSync)
+	syncTimer.Stop()
+	var syncDue <-chan time.Time // set while written records await their fsync
+	for {
+		select {
+		case <-q.wake:
+		case <-syncDue:
+			syncDue = nil
+			if q.unsynced {
+				q.syncWritten()
+			}
+			continue
+		}
 		if q.opt.SyncInterval > 0 {
 			time.Sleep(q.opt.SyncInterval)
 		}
@@ -519,9 +565,35 @@ func (q *Queue) writeLoop() {
 			clear(group)
 		}
 		if closing {
+			if q.unsynced {
+				q.syncWritten()
+			}
 			return
 		}
+		switch {
+		case q.unsynced && syncDue == nil:
+			syncTimer.Reset(q.opt.WrittenSync)
+			syncDue = syncTimer.C
+		case !q.unsynced && syncDue != nil:
+			syncTimer.Stop()
+			syncDue = nil
+		}
 	}
+}
+
+// syncWritten fsyncs records that were only written. Their appenders were
+// told they are written, not durable, so a failure is logged: they stay
+// readable and are lost only if the machine fails before a later fsync
+// of the file succeeds.
+func (q *Queue) syncWritten() {
+	if q.wf == nil {
+		return
+	}
+	if err := q.wf.Sync(); err != nil {
+		q.log.Error("queue: fsync of written records failed; they may not survive a power failure", "segment", segName(q.wseq), "err", err)
+		return
+	}
+	q.unsynced = false
 }
 
 func (q *Queue) commit(group []*appendReq) error {
@@ -536,7 +608,9 @@ func (q *Queue) commit(group []*appendReq) error {
 	}
 	var n int64
 	var h [recHdrSize]byte
+	durable := false
 	for _, r := range group {
+		durable = durable || !r.written
 		for _, rec := range r.recs {
 			sz := recHdrSize + int64(len(rec))
 			if r.sealed {
@@ -564,11 +638,21 @@ func (q *Queue) commit(group []*appendReq) error {
 			n++
 		}
 	}
-	if err := q.flushSync(); err != nil {
+	if err := q.bw.flush(); err != nil {
 		return q.fail(err)
 	}
+	q.publish()
 	if q.m != nil {
 		q.m.appended.Add(float64(n))
+	}
+	q.unsynced = true
+	if durable {
+		// Records are published, whole: a failed fsync leaves nothing to
+		// undo, and a retry of the Append can only duplicate them.
+		if err := q.wf.Sync(); err != nil {
+			return err
+		}
+		q.unsynced = false
 	}
 	return nil
 }
@@ -578,9 +662,16 @@ func (q *Queue) flushSync() error {
 	if err := q.bw.flush(); err != nil {
 		return err
 	}
+	q.publish()
 	if err := q.wf.Sync(); err != nil {
 		return err
 	}
+	q.unsynced = false
+	return nil
+}
+
+// publish makes every record written so far visible to Read.
+func (q *Queue) publish() {
 	q.mu.Lock()
 	s := &q.segs[len(q.segs)-1]
 	q.diskBytes += q.wsize - s.size
@@ -589,7 +680,6 @@ func (q *Queue) flushSync() error {
 	q.notify = make(chan struct{})
 	q.updateGauges()
 	q.mu.Unlock()
-	return nil
 }
 
 // rotate seals the write segment and starts the next one, first deleting
@@ -609,7 +699,7 @@ func (q *Queue) rotate() error {
 	return q.createSegment(q.wseq + 1)
 }
 
-// fail restores the write segment to its last durable size so the next
+// fail restores the write segment to its last published size so the next
 // Append does not land after a partial record. If even that fails the
 // queue refuses further Appends until it is reopened (and recovered).
 func (q *Queue) fail(err error) error {
@@ -685,7 +775,7 @@ func (q *Queue) updateGauges() {
 	q.m.bytes.Set(float64(q.bytesLocked()))
 }
 
-// Len is the number of durable records not yet acknowledged.
+// Len is the number of written records not yet acknowledged.
 func (q *Queue) Len() int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -700,7 +790,7 @@ func (q *Queue) Bytes() int64 {
 	return q.bytesLocked()
 }
 
-func (q *Queue) lenLocked() int64 { return q.syncedIdxLocked() - q.ackIdx }
+func (q *Queue) lenLocked() int64 { return q.publishedIdxLocked() - q.ackIdx }
 
 func (q *Queue) bytesLocked() int64 {
 	return q.diskBytes - int64(len(q.segs))*segHdrSize - (q.ack.off - segHdrSize)
@@ -710,7 +800,8 @@ func (q *Queue) bytesLocked() int64 {
 // queue is closed, then returns consecutive records from the read position:
 // as many as fit in maxBytes of payload, and always at least one. It does
 // not acknowledge them; the next Read continues after them, so a forwarder
-// can have several batches in flight. Only durable records are returned.
+// can have several batches in flight. Only whole written records are returned (a record appended with
+// AppendFramesWrittenAsync may still await its fsync).
 func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
@@ -727,7 +818,7 @@ func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
 				q.rd, q.rdIdx = q.ack, q.ackIdx
 			}
 			q.batchIdx = max(q.batchIdx, q.ackIdx)
-			if q.rdIdx < q.syncedIdxLocked() {
+			if q.rdIdx < q.publishedIdxLocked() {
 				break
 			}
 			ch := q.notify
@@ -776,7 +867,7 @@ func (q *Queue) Read(ctx context.Context, maxBytes int) (Batch, error) {
 	}
 }
 
-// readRecords reads durable records from pos into buf. A record that fails
+// readRecords reads written records from pos into buf. A record that fails
 // validation makes the rest of its segment unreadable: it is logged and
 // skipped, and counted in the batch so acknowledging the batch moves past
 // it.
@@ -838,7 +929,7 @@ func (q *Queue) readRecords(buf *batchBuf, pos position, idx int64, maxBytes int
 	}
 }
 
-// segInfo returns the durable state of segment seq and of its successor.
+// segInfo returns the published state of segment seq and of its successor.
 func (q *Queue) segInfo(seq uint64) (seg, next segment, hasNext, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

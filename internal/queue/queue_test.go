@@ -563,3 +563,51 @@ func TestAppendFramesAsync(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestAppendFramesWrittenAsync checks that written appends keep their
+// order among durable ones, are readable when then is called, and are
+// all there after Close and Open; a short WrittenSync makes the
+// background fsync run between them.
+func TestAppendFramesWrittenAsync(t *testing.T) {
+	e := newEnv(t)
+	q := e.open(t, Options{SegmentBytes: 64 << 10, WrittenSync: time.Millisecond})
+	const n = 300
+	var written sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		frame := append(make([]byte, FrameHeader), rec(i, 100+i*7)...)
+		Seal(frame)
+		if i%50 == 49 {
+			// A durable append among written ones: it keeps its place.
+			if err := q.AppendFrames(frame); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if i%20 == 0 {
+			time.Sleep(2 * time.Millisecond) // let a background fsync run
+		}
+		written.Add(1)
+		q.AppendFramesWrittenAsync(func(err error) {
+			if err == nil && q.Len() < int64(i+1) {
+				err = fmt.Errorf("append %d reported before it was readable (Len %d)", i, q.Len())
+			}
+			if err != nil {
+				errs <- err
+			}
+			written.Done()
+		}, frame)
+	}
+	written.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	q = e.open(t, Options{SegmentBytes: 64 << 10})
+	if got := drain(t, q, 1<<20); !equalInts(got, seq(0, n)) {
+		t.Fatalf("read %v, want 0..%d in order", got, n-1)
+	}
+}
