@@ -24,6 +24,10 @@ type zipkinState struct {
 	reds *red.Batch // the body's RED observations, committed before the answer
 	in   *ingester  // empty between requests: every request commits or fails whole
 	body []byte
+	// now is the request's arrival time: its spans share it for the time
+	// window check (WF-402), as the lines of one TCP read do, instead of
+	// reading the clock once per span.
+	now time.Time
 }
 
 // maxPooledBody bounds the body buffer a pooled state keeps, so one huge
@@ -36,7 +40,7 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 	deriver := red.New(red.Options{Mode: red.ZipkinMode, ReporterSource: "zipkin"})
 	p.wg.Go(func() { p.runRED(ctx, port, deriver) })
 	pool := sync.Pool{New: func() any {
-		return &zipkinState{
+		st := &zipkinState{
 			conv: zipkin.Converter{
 				DefaultApplication: p.cfg.TraceZipkinApplicationName,
 				SpanLogs:           true,
@@ -45,6 +49,8 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 			reds: deriver.NewBatch(),
 			in:   p.newIngester(port, nil), // converted spans always have a source
 		}
+		st.in.dec.Now = func() time.Time { return st.now }
+		return st
 	}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := pool.Get().(*zipkinState)
@@ -82,6 +88,7 @@ func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int,
 	if err != nil {
 		return code, err.Error()
 	}
+	st.now = time.Now()
 	enc, err := zipkin.Detect(body)
 	if err != nil {
 		p.m.batchFailed.WithLabelValues(port).Inc()

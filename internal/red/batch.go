@@ -20,6 +20,10 @@ type Batch struct {
 	series  []batchSeries
 	index   map[uint64]int32 // key hash → its last series; collisions chain via prev
 	samples []batchSample
+	// last is the series of the previous span, or -1: a service's spans
+	// come in runs of one series, which compare equal to it without
+	// hashing the key and looking it up.
+	last int32
 }
 
 type batchSeries struct {
@@ -41,7 +45,7 @@ type batchSample struct {
 const batchLimit = 4096
 
 // NewBatch returns an empty Batch feeding d.
-func (d *Deriver) NewBatch() *Batch { return &Batch{d: d, index: make(map[uint64]int32)} }
+func (d *Deriver) NewBatch() *Batch { return &Batch{d: d, index: make(map[uint64]int32), last: -1} }
 
 // Add records s for the next Commit. Like Observe it copies what it keeps:
 // s may be reused as soon as Add returns.
@@ -50,25 +54,35 @@ func (b *Batch) Add(s *Span) {
 	var hbAt int
 	b.keys, hbAt = appendKey(b.keys, s)
 	key := b.keys[start:]
-	h := maphash.Bytes(b.d.seed, key)
-	head, ok := b.index[h]
-	if !ok {
-		head = -1
+	i := b.last
+	if i < 0 || string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
+		h := maphash.Bytes(b.d.seed, key)
+		head, ok := b.index[h]
+		if !ok {
+			head = -1
+		}
+		i = head
+		for i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
+			i = b.series[i].prev
+		}
+		if i < 0 {
+			i = int32(len(b.series))
+			b.index[h] = i
+			b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: head, first: -1})
+		}
 	}
-	i := head
-	for i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
-		i = b.series[i].prev
+	if b.series[i].start != start {
+		b.keys = b.keys[:start] // a known series: its key is already kept
 	}
+	b.last = i
 	sample, millis := b.d.measure(s)
 	n := int32(len(b.samples))
 	b.samples = append(b.samples, batchSample{sample: sample, millis: millis, isError: s.IsError, next: -1})
-	if i >= 0 {
-		b.keys = b.keys[:start] // a known series: its key is already kept
-		b.samples[b.series[i].last].next = n
-		b.series[i].last = n
+	if bs := &b.series[i]; bs.first < 0 {
+		bs.first, bs.last = n, n
 	} else {
-		b.index[h] = int32(len(b.series))
-		b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: head, first: n, last: n})
+		b.samples[bs.last].next = n
+		bs.last = n
 	}
 	if len(b.samples) >= batchLimit {
 		b.Commit()
@@ -105,6 +119,7 @@ func (b *Batch) Commit() {
 		}
 	}
 	b.keys, b.series, b.samples = b.keys[:0], b.series[:0], b.samples[:0]
+	b.last = -1
 	clear(b.index)
 }
 

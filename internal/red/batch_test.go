@@ -45,10 +45,16 @@ func TestBatchMatchesObserve(t *testing.T) {
 		batch := batched.NewBatch()
 		r := rand.New(rand.NewPCG(1, 2))
 		for i := range 2*batchLimit + 500 { // crosses the automatic commit
-			s := randomSpan(r)
-			perSpan.Observe(&s)
-			batch.Add(&s)
-			scribble(&s)
+			// Runs of one series, as a service's spans come, take
+			// Add's shortcut to the previous span's series.
+			series := uint64(r.IntN(1 << 30))
+			for range 1 + r.IntN(3) {
+				s := randomSpan(rand.New(rand.NewPCG(series, 3)))
+				s.IsError, s.DurationMicros = r.IntN(4) == 0, []int64{999, 1000, 2500, 7000}[r.IntN(4)]
+				perSpan.Observe(&s)
+				batch.Add(&s)
+				scribble(&s)
+			}
 			if i%300 == 299 {
 				batch.Commit()
 			}
