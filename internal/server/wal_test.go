@@ -271,3 +271,27 @@ func TestRefCache(t *testing.T) {
 	}
 	want("12345678")
 }
+
+func TestLeadingDigits(t *testing.T) {
+	for _, c := range []struct {
+		in string
+		v  int64
+		n  int
+	}{
+		{"1712000000123 source", 1712000000123, 13},
+		{"17120000 ", 17120000, 8},
+		{"1712000 ", 1712000, 7},
+		{"0000000000001x", 1, 13},
+		{"12345678901234567", 12345678901234567, 17},
+		{"123456789012345678", 123456789012345678, 18},
+		{"1234567890123456789012", 1234567890123456789, 19}, // one past the bound: refused by the caller
+		{"1234:678901234", 1234, 4},
+		{"12345678/", 12345678, 8},
+		{"", 0, 0},
+		{"x1", 0, 0},
+	} {
+		if v, n := leadingDigits([]byte(c.in)); n != c.n || (n <= maxTimeDigits && v != c.v) {
+			t.Errorf("%q: got %d, %d; want %d, %d", c.in, v, n, c.v, c.n)
+		}
+	}
+}
