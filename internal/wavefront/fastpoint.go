@@ -424,31 +424,44 @@ func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, s
 		if n == len(shape.keys) {
 			return dst, false, false
 		}
-		// The key, compared and its output form copied eight bytes at a
-		// time, written out here: calls per tag cost as much as the work.
+		// The key, compared with the shape's eight bytes at a time and
+		// copied in the same loop, written out here: calls per tag cost as
+		// much as the work. AppendPoint writes it as ` "key"="`: the raw
+		// key (`key=` or `"key"=`) goes after ` "` or ` `, and `"="`
+		// overwrites its end from the closing quote's place on.
 		k := &shape.keys[n]
-		kn, raw := int(k.raw1-k.raw0), shape.raw[k.raw0:]
+		kn, raw, quoted := int(k.raw1-k.raw0), shape.raw[k.raw0:], int(k.quoted)
+		from, k0 := w, i+quoted
+		o := w + 2 - quoted // where the raw key goes
+		binary.LittleEndian.PutUint16(out[w:], ' '|'"'<<8)
 		if i+(kn+7)&^7 <= len(line) {
 			var diff uint64
 			j := 0
 			for ; j+8 <= kn; j += 8 {
-				diff |= binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(raw[j:])
+				x := binary.LittleEndian.Uint64(line[i+j:])
+				diff |= x ^ binary.LittleEndian.Uint64(raw[j:])
+				binary.LittleEndian.PutUint64(out[o+j:], x)
 			}
 			if j < kn {
-				diff |= (binary.LittleEndian.Uint64(line[i+j:]) ^ binary.LittleEndian.Uint64(raw[j:])) << (64 - 8*uint(kn-j))
+				x := binary.LittleEndian.Uint64(line[i+j:])
+				diff |= (x ^ binary.LittleEndian.Uint64(raw[j:])) << (64 - 8*uint(kn-j))
+				binary.LittleEndian.PutUint64(out[o+j:], x)
 			}
 			if diff != 0 {
 				return dst, false, false
 			}
 		} else if i+kn > len(line) || string(line[i:i+kn]) != string(raw[:kn]) {
 			return dst, false, false
+		} else {
+			copy(out[o:], raw[:kn])
 		}
-		from, k0 := w, i+int(k.quoted)
-		on, ob := int(k.out1-k.out0), shape.out[k.out0:]
-		for j := 0; j < on; j += 8 {
-			binary.LittleEndian.PutUint64(out[w+j:], binary.LittleEndian.Uint64(ob[j:]))
+		if n == shape.src {
+			w += copy(out[w:], ` source="`)
+		} else {
+			w = o + kn - 1 - quoted
+			binary.LittleEndian.PutUint32(out[w:], '"'|'='<<8|'"'<<16)
+			w += 3
 		}
-		w += on
 		// An unquoted value is scanned here too; copyFastValue does the rest.
 		v0, v1 := i+kn, i+kn
 		if v0 < len(line) && plainValueByte[line[v0]] && line[v0] != '\'' && line[v0] != '#' {
@@ -579,21 +592,20 @@ func copyFastValue(line []byte, i int, out []byte, w int) (v0, v1, next int, ok 
 const shapes = 8
 
 // tagShape is the sequence of tag keys of a line the fast path accepted,
-// as written (unquoted or quoted, with the '='), and as AppendPoint writes
-// them. Its keys are valid, distinct, not "tag", and at most one of them
+// as written (unquoted or quoted, with the '='). Its keys are valid, distinct, not "tag", and at most one of them
 // (src) is source or host, so the same is true of every prefix of the
 // sequence: a line whose keys match one needs no per-key checks but their
 // length limits, which depend on the Limits of the call.
 type tagShape struct {
-	raw, out []byte // the keys back to back, then 8 bytes of padding for word loads
-	keys     []shapeKey
-	src      int // index of the source or host key, or -1
+	raw  []byte // the keys back to back, then 8 bytes of padding for word loads
+	keys []shapeKey
+	src  int // index of the source or host key, or -1
 }
 
 type shapeKey struct {
-	raw0, raw1, out0, out1 int32 // the key in raw and out
-	keyLen                 int32 // the key without quotes and '='
-	quoted                 int8  // 1 if written in double quotes
+	raw0, raw1 int32 // the key in raw
+	keyLen     int32 // the key without quotes and '='
+	quoted     int8  // 1 if written in double quotes
 }
 
 func (d *Decoder) tagShape(name []byte) *tagShape {
@@ -605,22 +617,16 @@ func (d *Decoder) tagShape(name []byte) *tagShape {
 
 // learn makes the tags the checked path accepted in line the shape.
 func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
-	s.raw, s.out, s.keys, s.src = s.raw[:0], s.out[:0], s.keys[:0], src
-	for j, t := range tags {
+	s.raw, s.keys, s.src = s.raw[:0], s.keys[:0], src
+	for _, t := range tags {
 		var q int8
 		if line[t.k0-1] == '"' {
 			q = 1
 		}
-		k := shapeKey{raw0: int32(len(s.raw)), out0: int32(len(s.out)), keyLen: int32(t.k1 - t.k0), quoted: q}
+		k := shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q}
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
-		if j == src {
-			s.out = append(s.out, ` source="`...)
-		} else {
-			s.out = append(append(append(s.out, ` "`...), line[t.k0:t.k1]...), `"="`...)
-		}
-		k.raw1, k.out1 = int32(len(s.raw)), int32(len(s.out))
+		k.raw1 = int32(len(s.raw))
 		s.keys = append(s.keys, k)
 	}
 	s.raw = append(s.raw, make([]byte, 8)...)
-	s.out = append(s.out, make([]byte, 8)...)
 }
