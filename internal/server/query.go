@@ -99,7 +99,6 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 	var b []byte
 	str := func(s string) { b = appendJSONString(b, s) }
-	var keys []string
 	b = append(b, `{"query":`...)
 	str(query)
 	b = append(b, `,"name":`...)
@@ -118,20 +117,15 @@ func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 		b = append(b, `,"host":`...)
 		str(ser.Source)
 		b = append(b, `,"tags":`...)
-		// encoding/json's order: keys sorted.
-		keys = keys[:0]
-		for k := range ser.Tags {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
+		// encoding/json's order, keys sorted, is the order of Tags.
 		b = append(b, '{')
-		for i, k := range keys {
+		for i, t := range ser.Tags {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			str(k)
+			str(t.Key)
 			b = append(b, ':')
-			str(ser.Tags[k])
+			str(t.Value)
 		}
 		b = append(b, '}')
 		b = append(b, `,"data":[`...)

@@ -322,6 +322,7 @@ func fetch(b *testing.B, r benchRequest) int64 {
 //     (NoRollups), which reads every sample;
 //   - handler: the query handler called directly, one request after the
 //     other, without HTTP (the server's own cost);
+//   - handler-ui: the same with parallel6-ui's requests;
 //   - tsdb-scan: the baseline, no query engine: select each query's metric
 //     names by name alone and decode every sample.
 func BenchmarkDataPlaneQueries(b *testing.B) {
@@ -365,16 +366,21 @@ func BenchmarkDataPlaneQueries(b *testing.B) {
 	run("parallel6-p300", parallel6(b, all, suffix("&p=300")))
 	run("parallel6-ui", parallel6(b, all, func(r benchRequest) benchRequest { return uiRequest(r, s.url) }))
 	run("parallel6-ui-samples", parallel6(b, allRaw, func(r benchRequest) benchRequest { return uiRequest(r, raw.url) }))
-	run("handler", func() {
-		for _, r := range all {
-			req := httptest.NewRequest(http.MethodGet, r.url, nil)
-			w := &discardResponse{header: http.Header{}}
-			s.handleChart(w, req)
-			if w.code != http.StatusOK {
-				b.Fatalf("%s: %d", r.chart, w.code)
+	handler := func(rewrite func(benchRequest) benchRequest) func() {
+		return func() {
+			for _, r := range all {
+				r = rewrite(r)
+				req := httptest.NewRequest(http.MethodGet, r.url, nil)
+				w := &discardResponse{header: http.Header{}}
+				s.handleChart(w, req)
+				if w.code != http.StatusOK {
+					b.Fatalf("%s: %d", r.chart, w.code)
+				}
 			}
 		}
-	})
+	}
+	run("handler", handler(suffix("")))
+	run("handler-ui", handler(func(r benchRequest) benchRequest { return uiRequest(r, s.url) }))
 	names := benchMetricNames(all)
 	run("tsdb-scan", func() {
 		start := benchEnd - 86400_000 - benchMinute

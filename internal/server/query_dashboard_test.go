@@ -20,7 +20,7 @@ func TestDataPlaneQueriesAgreeWithMemStorage(t *testing.T) {
 	mem := wql.NewMemStorage()
 	app := s.metrics.db.Appender(context.Background())
 	for k, ms := range mesh {
-		ser := seriesOf(ms.lset)
+		ser := seriesOf(ms.lset, new(tagArena))
 		for i := range samples {
 			_, v := benchSample(k, i, ms.counter)
 			// Jitter within the minute, and a gap, as scrapes have.

@@ -28,13 +28,13 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 	// The grid starts at a negative time, so timestamps round toward zero
 	// as encoding/json's integer division did.
 	g := &wql.Grid{Start: -5 * 60_000, Step: 60_000, Series: []wql.GridSeries{
-		{Name: "a.b", Source: `h"1<&>`, Tags: map[string]string{"z": "1", "a": "\x01é"}, Vals: vals},
+		{Name: "a.b", Source: `h"1<&>`, Tags: wql.Tags{{Key: "a", Value: "\x01é"}, {Key: "z", Value: "1"}}, Vals: vals},
 		{Name: "", Source: "", Vals: []float64{math.NaN(), math.Inf(-1)}},
 		{Name: "c", Vals: vals[:7]},
 	}}
 	want := ChartResponse{Query: `ts("a\b")`, Name: `ts("a\b")`, Granularity: 60}
 	for _, s := range g.Series {
-		cs := ChartSeries{Label: s.Name, Host: s.Source, Tags: s.Tags, Data: [][2]float64{}}
+		cs := ChartSeries{Label: s.Name, Host: s.Source, Tags: s.Tags.Map(), Data: [][2]float64{}}
 		if cs.Tags == nil {
 			cs.Tags = map[string]string{}
 		}

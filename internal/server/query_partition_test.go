@@ -116,7 +116,8 @@ func singleQuerier(t *testing.T, db *tsdb.DB, mint, maxt int64) []wql.Series {
 	set := q.Select(context.Background(), true, nil, labels.MustNewMatcher(labels.MatchEqual, labelName, "m"))
 	var out []wql.Series
 	for set.Next() {
-		ser := seriesOf(set.At().Labels())
+		ser := seriesOf(set.At().Labels(), new(tagArena))
+		ser.Tags = ser.TagList.Map() // as metricStore.Select gives them
 		it := set.At().Iterator(nil)
 		for it.Next() == chunkenc.ValFloat {
 			ts, v := it.At()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/meshwave/meshwave/internal/wql"
 )
 
@@ -67,6 +69,40 @@ func TestSelectPushDownAgreesWithMatcher(t *testing.T) {
 			if len(got) != len(want) || (len(got) > 0 && !reflect.DeepEqual(got, want)) {
 				t.Errorf("%s: tsdb selected %d series, matcher %d", q, len(got), len(want))
 			}
+		}
+	}
+}
+
+// TestSeriesOfSortedTags: tags come out in key order, escaped reserved
+// keys ("__k" stored as "__wf__k") included, and a list kept from the
+// arena is not overwritten by the next series.
+func TestSeriesOfSortedTags(t *testing.T) {
+	var arena tagArena
+	keys := []string{"__k", "__a.b", "_x", "A", "a", "a1", "a.b", "z", "~"}
+	var kept []wql.Series
+	for i := range 50 {
+		kv := []string{labelName, "m", labelSource, "h"}
+		want := map[string]string{}
+		for j, k := range keys {
+			if (i>>j)&1 == 0 || i%7 == 0 {
+				v := fmt.Sprint(i, j)
+				kv = append(kv, tagLabel(k), v)
+				want[k] = v
+			}
+		}
+		s := seriesOf(labels.FromStrings(kv...), &arena)
+		if s.Name != "m" || s.Source != "h" || !s.TagList.IsSorted() || !reflect.DeepEqual(s.TagList, wql.TagsOf(want)) {
+			t.Fatalf("%v: %+v, want tags %v", kv, s, wql.TagsOf(want))
+		}
+		if i%2 == 0 {
+			arena.keep(len(s.TagList))
+			s.Tags = want
+			kept = append(kept, s)
+		}
+	}
+	for _, s := range kept {
+		if !reflect.DeepEqual(s.TagList, wql.TagsOf(s.Tags)) {
+			t.Fatalf("kept tags overwritten: %v, want %v", s.TagList, s.Tags)
 		}
 	}
 }

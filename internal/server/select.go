@@ -44,6 +44,7 @@ func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matc
 	var out []wql.Series
 	err := m.each(ctx, metricGlob, mt, start, end, nil, 0, func(s *wql.Series) error {
 		c := *s
+		c.Tags = s.TagList.Map()
 		c.Points = slices.Clone(s.Points)
 		out = append(out, c)
 		return nil
@@ -136,6 +137,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		has[i] = src.next()
 	}
 	rd := seriesReader{kind: kind}
+	var tags tagArena
 	for n := 0; ; n++ {
 		if n&255 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -157,8 +159,8 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		if !found {
 			break
 		}
-		ser := seriesOf(cur)
-		keep := mt == nil || mt.Match(ser.Source, ser.Tags)
+		ser := seriesOf(cur, &tags)
+		keep := mt == nil || wql.MatchTags(mt, ser.Source, ser.TagList)
 		rd.reset()
 		for i, src := range srcs {
 			if !has[i] || !labels.Equal(src.labels(), cur) {
@@ -176,6 +178,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			if len(rd.wins) > 0 {
 				ser.Windows = rd.wins
 			}
+			tags.keep(len(ser.TagList))
 			if err := fn(&ser); err != nil {
 				return err
 			}
@@ -554,8 +557,14 @@ func pushDown(ms []*labels.Matcher, f wql.Filter) ([]*labels.Matcher, error) {
 	return append(ms, mt), nil
 }
 
-func seriesOf(ls labels.Labels) wql.Series {
-	s := wql.Series{Tags: make(map[string]string, ls.Len())}
+// seriesOf splits ls into a series' name, source and tags, the tags in
+// the free space of arena (see tagArena.keep). Label names ascend, and so
+// do the tag keys made from them: an escaped key "__x" is stored as
+// "__wf__x", which sorts among the keys not starting with "__" where "__x"
+// does.
+func seriesOf(ls labels.Labels, arena *tagArena) wql.Series {
+	var s wql.Series
+	tags := arena.reserve(ls.Len())
 	ls.Range(func(l labels.Label) {
 		switch l.Name {
 		case labelName:
@@ -564,11 +573,40 @@ func seriesOf(ls labels.Labels) wql.Series {
 			s.Source = l.Value
 		default:
 			if k, ok := labelTag(l.Name); ok {
-				s.Tags[k] = l.Value
+				tags = append(tags, wql.Tag{Key: k, Value: l.Value})
 			}
 		}
 	})
+	if !tags.IsSorted() {
+		slices.SortFunc(tags, func(a, b wql.Tag) int { return strings.Compare(a.Key, b.Key) })
+	}
+	s.TagList = tags
 	return s
+}
+
+// tagArena carves series' tag lists from shared chunks, so that a
+// selection of 23 000 series makes a few dozen allocations for their tags
+// instead of a map each. Results keep the lists, and with them their
+// chunks, as long as they need them.
+type tagArena struct {
+	free wql.Tags
+	next int // size of the next chunk
+}
+
+// reserve returns an empty list with room for n tags at the start of the
+// free space.
+func (a *tagArena) reserve(n int) wql.Tags {
+	if cap(a.free) < n {
+		a.next = min(max(2*a.next, 4*n), max(n, 4096))
+		a.free = make(wql.Tags, 0, a.next)
+	}
+	return a.free[:0:n]
+}
+
+// keep hands the n tags last reserved to the caller for good; a list not
+// kept (a series the filter drops) is overwritten by the next one.
+func (a *tagArena) keep(n int) {
+	a.free = a.free[n:n:cap(a.free)]
 }
 
 // MetricInfo describes one metric for a metrics browser.

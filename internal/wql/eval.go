@@ -28,7 +28,7 @@ const maxBuckets = 1 << 20
 // raw slices belong to the store and are never modified.
 type vec struct {
 	name, source string
-	tags         map[string]string
+	tags         Tags
 	raw          []Point
 	wins         []Window // summarized raw input, with raw (RollupStorage)
 	vals         []float64
@@ -37,17 +37,16 @@ type vec struct {
 type emitFn func(*vec) error
 
 type evaluator struct {
-	ctx        context.Context
-	st         Storage
-	step       int64
-	g0         int64 // start of bucket 0 (ms)
-	n          int   // buckets in the grid
-	from       int   // first bucket inside [Start, End]; earlier ones are look-back
-	end        int64
-	span       int64
-	keyBuf     []byte
-	sortedKeys []string
-	counts     []float64 // per-bucket sample counts for aligned
+	ctx    context.Context
+	st     Storage
+	step   int64
+	g0     int64 // start of bucket 0 (ms)
+	n      int   // buckets in the grid
+	from   int   // first bucket inside [Start, End]; earlier ones are look-back
+	end    int64
+	span   int64
+	keyBuf []byte
+	counts []float64 // per-bucket sample counts for aligned
 	// rollups is st when it is a RollupStorage whose windows fit the grid.
 	rollups RollupStorage
 }
@@ -63,7 +62,7 @@ func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) 
 	}
 	res := make([]Series, len(g.Series))
 	for i, gs := range g.Series {
-		s := Series{Name: gs.Name, Source: gs.Source, Tags: gs.Tags}
+		s := Series{Name: gs.Name, Source: gs.Source, Tags: gs.Tags.Map(), TagList: gs.Tags}
 		for j, x := range gs.Vals {
 			if !math.IsNaN(x) {
 				s.Points = append(s.Points, Point{T: g.Start + int64(j)*g.Step, V: x})
@@ -84,7 +83,7 @@ type Grid struct {
 // GridSeries is one result series of a Grid.
 type GridSeries struct {
 	Name, Source string
-	Tags         map[string]string
+	Tags         Tags
 	Vals         []float64
 }
 
@@ -126,12 +125,10 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 		}
 	}
 
-	type keyed struct {
-		key string
-		s   GridSeries
-	}
-	var out []keyed
+	var out []GridSeries
+	var keys []string
 	var buf []float64
+	var arena floatArena
 	err = ev.stream(e, func(v *vec) error {
 		vals := ev.aligned(v, &buf)[ev.from:]
 		empty := true
@@ -144,19 +141,61 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 		if empty {
 			return nil
 		}
-		s := GridSeries{Name: v.name, Source: v.source, Tags: v.tags, Vals: slices.Clone(vals)}
-		out = append(out, keyed{key: v.name + "\x00" + v.source + "\x00" + ev.tagKey(v.tags, ""), s: s})
+		out = append(out, GridSeries{Name: v.name, Source: v.source, Tags: v.tags, Vals: arena.clone(vals)})
+		keys = append(keys, ev.seriesKey(v))
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].key < out[j].key })
-	g := &Grid{Start: first, Step: o.Step, Series: make([]GridSeries, len(out))}
-	for i := range out {
-		g.Series[i] = out[i].s
+	g := &Grid{Start: first, Step: o.Step, Series: out}
+	if slices.IsSorted(keys) {
+		return g, nil
+	}
+	// Ties (equal identities, which a store should not have) keep their
+	// order of arrival.
+	order := make([]int32, len(keys))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Or(strings.Compare(keys[a], keys[b]), cmp.Compare(a, b)) })
+	g.Series = make([]GridSeries, len(out))
+	for i, j := range order {
+		g.Series[i] = out[j]
 	}
 	return g, nil
+}
+
+// seriesKey is the sort key of a result series: name, source and tags.
+func (ev *evaluator) seriesKey(v *vec) string {
+	b := append(ev.keyBuf[:0], v.name...)
+	b = append(b, 0)
+	b = append(b, v.source...)
+	b = append(b, 0)
+	ev.keyBuf = v.tags.appendKey(b, "")
+	return string(ev.keyBuf)
+}
+
+// floatArena hands out result slices carved from shared chunks: a
+// 23 000-series answer then costs a few dozen allocations, not one per
+// series. The chunks live as long as any result in them, which is as long
+// as the answer.
+type floatArena struct {
+	free []float64
+	next int // size of the next chunk
+}
+
+// clone returns a copy of src from the arena.
+func (a *floatArena) clone(src []float64) []float64 {
+	n := len(src)
+	if len(a.free) < n {
+		a.next = min(max(2*a.next, 4*n), max(n, 1<<16))
+		a.free = make([]float64, a.next)
+	}
+	dst := a.free[:n:n]
+	a.free = a.free[n:]
+	copy(dst, src)
+	return dst
 }
 
 func floorDiv(a, b int64) int64 {
@@ -421,10 +460,14 @@ func (ev *evaluator) ts(e *TSExpr, kind RollupKind, emit emitFn) error {
 	var v vec
 	fn := func(s *Series) error {
 		// The store may have ignored the filter; re-check it.
-		if !globMatch(e.Metric, s.Name) || !m.Match(s.Source, s.Tags) {
+		tags := s.TagList
+		if tags == nil {
+			tags = TagsOf(s.Tags)
+		}
+		if !globMatch(e.Metric, s.Name) || !MatchTags(m, s.Source, tags) {
 			return nil
 		}
-		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points, wins: s.Windows}
+		v = vec{name: s.Name, source: s.Source, tags: tags, raw: s.Points, wins: s.Windows}
 		return emit(&v)
 	}
 	if kind != 0 && ev.rollups != nil {
@@ -566,7 +609,7 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 // same grid and store, its own scratch space.
 func (ev *evaluator) fork() *evaluator {
 	c := *ev
-	c.keyBuf, c.sortedKeys, c.counts = nil, nil, nil
+	c.keyBuf, c.counts = nil, nil
 	return &c
 }
 
@@ -584,23 +627,9 @@ func (ev *evaluator) collect(e Expr) ([]*vec, error) {
 
 // tagKey is a canonical encoding of tags (without skip), for grouping and
 // matching. It reuses the evaluator's scratch space.
-func (ev *evaluator) tagKey(tags map[string]string, skip string) string {
-	ev.sortedKeys = ev.sortedKeys[:0]
-	for k := range tags {
-		if k != skip {
-			ev.sortedKeys = append(ev.sortedKeys, k)
-		}
-	}
-	sort.Strings(ev.sortedKeys)
-	b := ev.keyBuf[:0]
-	for _, k := range ev.sortedKeys {
-		b = append(b, k...)
-		b = append(b, '=')
-		b = append(b, tags[k]...)
-		b = append(b, 0)
-	}
-	ev.keyBuf = b
-	return string(b)
+func (ev *evaluator) tagKey(tags Tags, skip string) string {
+	ev.keyBuf = tags.appendKey(ev.keyBuf[:0], skip)
+	return string(ev.keyBuf)
 }
 
 // groupKey encodes v's values of the group-by tags into ev.keyBuf. The
@@ -615,9 +644,9 @@ func (ev *evaluator) groupKey(v *vec, group []string) []byte {
 		case "metrics":
 			b = append(b, v.name...)
 		case "pointTags":
-			b = append(b, ev.tagKey(v.tags, "")...)
+			b = v.tags.appendKey(b, "")
 		default:
-			if t, ok := v.tags[g]; ok {
+			if t, ok := v.tags.Get(g); ok {
 				b = append(b, '=')
 				b = append(b, t...)
 			}
@@ -637,21 +666,17 @@ func groupMeta(v *vec, group []string) *vec {
 			g.source = v.source
 		case "metrics":
 		case "pointTags":
-			if g.tags == nil {
-				g.tags = make(map[string]string, len(v.tags))
-			}
-			for k, x := range v.tags {
-				g.tags[k] = x
-			}
+			g.tags = append(g.tags, v.tags...)
 		default:
-			if x, ok := v.tags[t]; ok {
-				if g.tags == nil {
-					g.tags = map[string]string{}
-				}
-				g.tags[t] = x
+			if x, ok := v.tags.Get(t); ok {
+				g.tags = append(g.tags, Tag{t, x})
 			}
 		}
 	}
+	// Group tags may repeat or overlap pointTags; every copy of a key has
+	// v's value.
+	slices.SortStableFunc(g.tags, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	g.tags = slices.CompactFunc(g.tags, func(a, b Tag) bool { return a.Key == b.Key })
 	return g
 }
 
@@ -934,7 +959,7 @@ func (ev *evaluator) percentile(e *PercentileExpr, emit emitFn) error {
 	groups := map[string]*hgroup{}
 	var buf []float64
 	err := ev.stream(e.X, func(v *vec) error {
-		les, ok := v.tags["le"]
+		les, ok := v.tags.Get("le")
 		if !ok {
 			return nil
 		}
@@ -955,10 +980,10 @@ func (ev *evaluator) percentile(e *PercentileExpr, emit emitFn) error {
 			if e.Group != nil {
 				g.meta = groupMeta(v, e.Group)
 			} else {
-				g.meta = &vec{name: v.name, source: v.source, tags: make(map[string]string, len(v.tags))}
-				for t, x := range v.tags {
-					if t != "le" {
-						g.meta.tags[t] = x
+				g.meta = &vec{name: v.name, source: v.source, tags: make(Tags, 0, len(v.tags))}
+				for _, t := range v.tags {
+					if t.Key != "le" {
+						g.meta.tags = append(g.meta.tags, t)
 					}
 				}
 			}
@@ -1091,7 +1116,7 @@ func (ev *evaluator) hist(e *HistExpr, emit emitFn) error {
 		if !globMatch(glob, s.Name) || !m.Match(s.Source, s.Tags) {
 			return nil
 		}
-		v := vec{name: s.Name, source: s.Source, tags: s.Tags}
+		v := vec{name: s.Name, source: s.Source, tags: TagsOf(s.Tags)}
 		var k string
 		if e.Group != nil {
 			k = string(ev.groupKey(&v, e.Group))

@@ -128,6 +128,9 @@ func TestAggregations(t *testing.T) {
 	check(t, st, `max(ts(m), app)`, 0, 0, "m{app=a} 2@0", "m{app=b} 4@0", "m{} 8@0")
 	check(t, st, `sum(ts(m, app=*), sources)`, 0, 0, "m{} 7@0")
 	check(t, st, `count(ts(m, app=*), pointTags)`, 0, 0, "m{app=a,code=200} 1@0", "m{app=a,code=500} 1@0", "m{app=b,code=200} 1@0")
+	// Repeated group tags, and tags that pointTags covers too, are one tag.
+	check(t, st, `sum(ts(m, app=*), code, app, code)`, 0, 0, "m{app=a,code=200} 1@0", "m{app=a,code=500} 2@0", "m{app=b,code=200} 4@0")
+	check(t, st, `sum(ts(m, app=*), code, pointTags)`, 0, 0, "m{app=a,code=200} 1@0", "m{app=a,code=500} 2@0", "m{app=b,code=200} 4@0")
 	// Different metrics in one group: the result has no name.
 	st.Add(series("n", tg("app", "a"), 10))
 	check(t, st, `sum(ts(*, app=a), app)`, 0, 0, "{app=a} 13@0")

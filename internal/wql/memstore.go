@@ -51,6 +51,9 @@ func (m *MemStorage) SelectDists(ctx context.Context, glob string, gran byte, f 
 // T) and s.Tags and must not modify them afterwards. Slices may be shared
 // between series, which lets benchmarks build large meshes cheaply.
 func (m *MemStorage) Add(s Series) {
+	if s.TagList == nil {
+		s.TagList = TagsOf(s.Tags)
+	}
 	m.mu.Lock()
 	m.byName[s.Name] = append(m.byName[s.Name], s)
 	m.mu.Unlock()
@@ -68,7 +71,7 @@ func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, 
 			return err
 		}
 		for _, s := range ss {
-			if f != nil && !f.Match(s.Source, s.Tags) {
+			if f != nil && !MatchTags(f, s.Source, s.TagList) {
 				continue
 			}
 			if s.Points = window(s.Points, func(p *Point) int64 { return p.T }, start, end); len(s.Points) == 0 {
