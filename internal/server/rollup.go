@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -42,20 +43,32 @@ import (
 // consecutive samples whose later sample falls in the window: the sum
 // and count of those whose earlier sample is in the window too, and
 // apart the one pair that enters the window from an earlier one in the
-// block, which a query starting at the window must leave out. Each
-// column is a Prometheus XOR chunk stamped with the window start, so the
-// file costs about what the raw samples of a fifth of the time do. The
-// record also keeps the series' labels (as references into the file's
-// symbol table) and its first and last sample, so a query reads neither
-// the block's index entries nor its chunks.
+// block, which a query starting at the window must leave out. The record
+// also keeps the series' labels (as references into the file's symbol
+// table) and its first and last sample, so a query reads neither the
+// block's index entries nor its chunks.
+//
+// Reading windows is most of what a day-long chart costs, so a record is
+// laid out to decode in a few nanoseconds a window, a batch of values at
+// a time, with no per-bit reads: window times and counts, nearly constant
+// with a regular scrape, are runs; values are byte-aligned (appendFloats).
 //
 // File layout (little-endian):
 //
 //	header  "MWRU" u32 version, i64 width, i64 minT, i64 maxT
 //	records per series: uvarint label count, uvarint symbol refs (name,
 //	        value, ...), i64 firstT, f64 firstV, i64 lastT, f64 lastV,
-//	        then 5 columns (sum, n, inner rate sum, inner rate n, entry
-//	        rate), each uvarint length + XOR chunk
+//	        then 6 columns, each uvarint length + bytes:
+//	        runs        uvarint windows with samples, then per run of
+//	                    consecutive ones: uvarint gap (windows without
+//	                    samples before it, since the previous run or
+//	                    firstT's window), uvarint windows
+//	        n           samples per window (appendInts)
+//	        rate shape  per window, inner rate pairs << 1 | 1 if it has
+//	                    an entry rate (appendInts)
+//	        sum         per window, the sum of its samples (appendFloats)
+//	        rate sum    per window with inner rate pairs (appendFloats)
+//	        entry rate  per window with one (appendFloats)
 //	symbols uvarint length + bytes each
 //	table   per series, by ascending ref: u64 ref, u64 record offset
 //	footer  u64 symbols offset, u32 symbols, u64 table offset,
@@ -63,7 +76,7 @@ import (
 const (
 	rollupWidth   = 5 * 60 * 1000
 	rollupMagic   = "MWRU"
-	rollupVersion = 2
+	rollupVersion = 3 // 2 had a Prometheus XOR chunk per column
 	rollupHeader  = 32
 	rollupFooter  = 28
 	rollupExt     = ".rollup"
@@ -73,37 +86,38 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Columns of a rollup record.
 const (
-	colSum = iota
-	colN
-	colRateSum   // rates of pairs inside the window
-	colRateN     // their count
-	colEntryRate // rate of the pair from an earlier window, if rate() keeps it
+	colRuns      = iota // windows with samples: runs of consecutive ones
+	colN                // samples per window
+	colRateShape        // per window, inner rate pairs << 1 | has an entry rate
+	colSum              // per window, the sum of its samples
+	colRateSum          // rates of pairs inside the window, where there are
+	colEntryRate        // rate of the pair from an earlier window, if rate() keeps it
 	numCols
 )
 
-// windowAcc accumulates one series' windows while a block is read.
-type windowAcc struct {
-	cols   [numCols]*chunkenc.XORChunk
-	apps   [numCols]chunkenc.Appender
-	t      int64 // current window start; -1 before the first sample
-	sum, n float64
-	rs, rn float64
-	first  wql.Point
-	prev   wql.Point
-	count  int
+// rollupWindow is one window of a series while a block is read.
+type rollupWindow struct {
+	t        int64
+	sum      float64
+	n        int
+	rateSum  float64 // of the pairs inside the window
+	rateN    int
+	entry    float64 // rate of the pair entering the window
+	hasEntry bool
 }
 
-func (a *windowAcc) reset() error {
-	for i := range a.cols {
-		a.cols[i] = chunkenc.NewXORChunk()
-		app, err := a.cols[i].Appender()
-		if err != nil {
-			return err
-		}
-		a.apps[i] = app
-	}
-	a.t, a.count = -1, 0
-	return nil
+// windowAcc accumulates one series' windows while a block is read.
+type windowAcc struct {
+	wins  []rollupWindow
+	first wql.Point
+	prev  wql.Point
+	count int
+	ints  []uint64  // scratch for a column's values
+	vals  []float64 // scratch for a column's values
+}
+
+func (a *windowAcc) reset() {
+	a.wins, a.count = a.wins[:0], 0
 }
 
 func (a *windowAcc) add(t int64, v float64) error {
@@ -112,21 +126,21 @@ func (a *windowAcc) add(t int64, v float64) error {
 	}
 	p := wql.Point{T: t, V: v}
 	w := t - mod(t, rollupWidth)
-	entering := w != a.t
+	entering := len(a.wins) == 0 || a.wins[len(a.wins)-1].t != w
 	if entering {
-		a.flush()
-		a.t, a.sum, a.n, a.rs, a.rn = w, 0, 0, 0, 0
+		a.wins = append(a.wins, rollupWindow{t: w})
 	}
-	a.sum += v
-	a.n++
+	cur := &a.wins[len(a.wins)-1]
+	cur.sum += v
+	cur.n++
 	if a.count == 0 {
 		a.first = p
 	} else if r, ok := wql.RatePair(a.prev, p); ok {
 		if entering {
-			a.apps[colEntryRate].Append(0, w, r)
+			cur.entry, cur.hasEntry = r, true
 		} else {
-			a.rs += r
-			a.rn++
+			cur.rateSum += r
+			cur.rateN++
 		}
 	}
 	a.prev = p
@@ -134,16 +148,201 @@ func (a *windowAcc) add(t int64, v float64) error {
 	return nil
 }
 
-func (a *windowAcc) flush() {
-	if a.t < 0 || a.n == 0 {
-		return
+// appendWindows appends what follows the labels in a record: the first
+// and last samples and the columns, each with its length.
+func (a *windowAcc) appendWindows(rec []byte) []byte {
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(a.first.T))
+	rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(a.first.V))
+	rec = binary.LittleEndian.AppendUint64(rec, uint64(a.prev.T))
+	rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(a.prev.V))
+	var col []byte
+	appendCol := func() {
+		rec = binary.AppendUvarint(rec, uint64(len(col)))
+		rec = append(rec, col...)
+		col = col[:0]
 	}
-	a.apps[colSum].Append(0, a.t, a.sum)
-	a.apps[colN].Append(0, a.t, a.n)
-	if a.rn > 0 {
-		a.apps[colRateSum].Append(0, a.t, a.rs)
-		a.apps[colRateN].Append(0, a.t, a.rn)
+	col = binary.AppendUvarint(col, uint64(len(a.wins)))
+	next := a.first.T - mod(a.first.T, rollupWidth)
+	for i := 0; i < len(a.wins); {
+		t, j := a.wins[i].t, i+1
+		for j < len(a.wins) && a.wins[j].t == t+int64(j-i)*rollupWidth {
+			j++
+		}
+		col = binary.AppendUvarint(col, uint64((t-next)/rollupWidth))
+		col = binary.AppendUvarint(col, uint64(j-i))
+		next, i = t+int64(j-i)*rollupWidth, j
 	}
+	appendCol()
+	for c := colN; c < numCols; c++ {
+		a.ints, a.vals = a.ints[:0], a.vals[:0]
+		for _, w := range a.wins {
+			switch {
+			case c == colN:
+				a.ints = append(a.ints, uint64(w.n))
+			case c == colRateShape:
+				code := uint64(w.rateN) << 1
+				if w.hasEntry {
+					code |= 1
+				}
+				a.ints = append(a.ints, code)
+			case c == colSum:
+				a.vals = append(a.vals, w.sum)
+			case c == colRateSum && w.rateN > 0:
+				a.vals = append(a.vals, w.rateSum)
+			case c == colEntryRate && w.hasEntry:
+				a.vals = append(a.vals, w.entry)
+			}
+		}
+		if c < colSum {
+			col = appendInts(col, a.ints)
+		} else {
+			col = appendFloats(col, a.vals)
+		}
+		appendCol()
+	}
+	return rec
+}
+
+// Encodings of a column of small integers, one per window: the first
+// byte of the column.
+const (
+	// intsRuns: uvarint pairs (values, value). With a regular scrape the
+	// column is a single run.
+	intsRuns = iota
+	// intsBytes: a byte per value, when that is shorter (samples missed
+	// now and then, a gauge's rate pairs).
+	intsBytes
+)
+
+// appendInts appends vals as a column of small integers.
+func appendInts(dst []byte, vals []uint64) []byte {
+	start := len(dst)
+	dst = append(dst, intsRuns)
+	fitsByte := true
+	for i := 0; i < len(vals); {
+		v, j := vals[i], i+1
+		for j < len(vals) && vals[j] == v {
+			j++
+		}
+		dst = binary.AppendUvarint(dst, uint64(j-i))
+		dst = binary.AppendUvarint(dst, v)
+		fitsByte = fitsByte && v <= math.MaxUint8
+		i = j
+	}
+	if fitsByte && len(dst)-start > 1+len(vals) {
+		dst = append(dst[:start], intsBytes)
+		for _, v := range vals {
+			dst = append(dst, byte(v))
+		}
+	}
+	return dst
+}
+
+// Encodings of a value column: the first byte of a non-empty column.
+const (
+	// floatsRaw: 8 bytes a value. Rates and sums of float samples have
+	// about 7 significant bytes, so XOR (Gorilla) saves nearly nothing
+	// on them, and raw values decode without a serial dependency.
+	floatsRaw = iota
+	// floatsXOR: per value, its bits XOR the previous value's (0 before
+	// the first) cut to its significant bytes: Gorilla's encoding in
+	// whole bytes, for repeated values and values with few significant
+	// bits. The column holds the uvarint count of values, a header byte
+	// per value (significant bytes << 4 | trailing zero bytes; 0 for an
+	// equal value), then the significant bytes, big-endian. With the
+	// headers apart, where a value's bytes start no longer waits on
+	// reading the header before it, so values decode in parallel.
+	floatsXOR
+	// floatsDelta and floatsDeltaOfDelta: when every value is an integer
+	// of at most 2^53 in magnitude (counters, their sums and often gauges
+	// are), zigzag varints of the differences, or of the differences'
+	// differences: a byte or two a value.
+	floatsDelta
+	floatsDeltaOfDelta
+)
+
+// appendFloats appends vals as a value column: the shortest encoding,
+// but raw values unless another saves at least an eighth, since they
+// decode fastest.
+func appendFloats(dst []byte, vals []float64) []byte {
+	if len(vals) == 0 {
+		return dst
+	}
+	start := len(dst)
+	dst = appendXOR(append(dst, floatsXOR), vals)
+	best := dst[start:]
+	if integral(vals) {
+		for _, dod := range []bool{false, true} {
+			enc := byte(floatsDelta)
+			if dod {
+				enc = floatsDeltaOfDelta
+			}
+			if c := appendDeltas([]byte{enc}, vals, dod); len(c) < len(best) {
+				best = c
+			}
+		}
+	}
+	raw := 1 + 8*len(vals)
+	if len(best) > raw-raw/8 {
+		dst = append(dst[:start], floatsRaw)
+		for _, v := range vals {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(v))
+		}
+		return dst
+	}
+	if best[0] != floatsXOR {
+		dst = append(dst[:start], best...)
+	}
+	return dst
+}
+
+// appendXOR appends vals as floatsXOR.
+func appendXOR(dst []byte, vals []float64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(vals)))
+	hdr := len(dst)
+	dst = append(dst, make([]byte, len(vals))...)
+	var prev uint64
+	for k, v := range vals {
+		x := math.Float64bits(v) ^ prev
+		prev = math.Float64bits(v)
+		if x == 0 {
+			continue // header 0
+		}
+		tz := bits.TrailingZeros64(x) / 8
+		nb := 8 - bits.LeadingZeros64(x)/8 - tz
+		dst[hdr+k] = byte(nb<<4 | tz)
+		for i := nb - 1; i >= 0; i-- {
+			dst = append(dst, byte(x>>(8*(tz+i))))
+		}
+	}
+	return dst
+}
+
+// appendDeltas appends the integral vals' differences, or with dod their
+// differences' differences, as zigzag varints.
+func appendDeltas(dst []byte, vals []float64, dod bool) []byte {
+	var prev, prevDelta int64
+	for _, v := range vals {
+		d := int64(v) - prev
+		if dod {
+			dst = binary.AppendVarint(dst, d-prevDelta)
+		} else {
+			dst = binary.AppendVarint(dst, d)
+		}
+		prev, prevDelta = int64(v), d
+	}
+	return dst
+}
+
+// integral tells whether every value is an integer that int64 and
+// float64 both hold exactly (not -0, whose sign an int64 loses).
+func integral(vals []float64) bool {
+	for _, v := range vals {
+		if v != math.Trunc(v) || math.Abs(v) > 1<<53 || (v == 0 && math.Signbit(v)) {
+			return false
+		}
+	}
+	return true
 }
 
 // mod is the non-negative remainder, so windows align below zero too.
@@ -236,9 +435,7 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 		if err := ir.Series(ref, &sb, &chks); err != nil {
 			return err
 		}
-		if err := acc.reset(); err != nil {
-			return err
-		}
+		acc.reset()
 		for _, m := range chks {
 			c, iterable, err := cr.ChunkOrIterable(m)
 			if err != nil {
@@ -268,7 +465,6 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 		if acc.count == 0 {
 			continue
 		}
-		acc.flush()
 		table = binary.LittleEndian.AppendUint64(table, uint64(ref))
 		table = binary.LittleEndian.AppendUint64(table, off)
 		n++
@@ -278,15 +474,7 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 			rec = binary.AppendUvarint(rec, sym(l.Name))
 			rec = binary.AppendUvarint(rec, sym(l.Value))
 		})
-		rec = binary.LittleEndian.AppendUint64(rec, uint64(acc.first.T))
-		rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(acc.first.V))
-		rec = binary.LittleEndian.AppendUint64(rec, uint64(acc.prev.T))
-		rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(acc.prev.V))
-		for _, c := range acc.cols {
-			rec = binary.AppendUvarint(rec, uint64(len(c.Bytes())))
-			rec = append(rec, c.Bytes()...)
-		}
-		write(rec)
+		write(acc.appendWindows(rec))
 	}
 	if err := p.Err(); err != nil {
 		return err
@@ -436,8 +624,17 @@ func (r *rollupFile) lookup(ref storage.SeriesRef) (rec rollupRecord, ok bool, e
 		}
 	}
 	rec.labels, rec.nLabels = start[:len(start)-len(b)], int(nl)
+	if err := rec.parseWindows(b); err != nil {
+		return rec, false, err
+	}
+	return rec, true, nil
+}
+
+// parseWindows reads what follows the labels in a record (appendWindows).
+func (rec *rollupRecord) parseWindows(b []byte) error {
+	le := binary.LittleEndian
 	if len(b) < 32 {
-		return rec, false, errors.New("rollup record out of range")
+		return errors.New("rollup record out of range")
 	}
 	rec.first = wql.Point{T: int64(le.Uint64(b)), V: math.Float64frombits(le.Uint64(b[8:]))}
 	rec.last = wql.Point{T: int64(le.Uint64(b[16:])), V: math.Float64frombits(le.Uint64(b[24:]))}
@@ -445,12 +642,12 @@ func (r *rollupFile) lookup(ref storage.SeriesRef) (rec rollupRecord, ok bool, e
 	for c := range rec.cols {
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return rec, false, errors.New("rollup column out of range")
+			return errors.New("rollup column out of range")
 		}
 		rec.cols[c] = b[k : k+int(l)]
 		b = b[k+int(l):]
 	}
-	return rec, true, nil
+	return nil
 }
 
 // appendLabels builds the record's label set with sb.
@@ -469,107 +666,369 @@ func (r *rollupFile) appendLabels(rec *rollupRecord, sb *labels.ScratchBuilder) 
 	return sb.Labels(), nil
 }
 
-// xorIter returns an iterator over column c, reusing it.
-func (rec *rollupRecord) xorIter(c int, it chunkenc.Iterator) (chunkenc.Iterator, error) {
-	chk, err := chunkenc.FromData(chunkenc.EncXOR, rec.cols[c])
-	if err != nil {
-		return nil, err
-	}
-	return chk.Iterator(it), nil
+// errRollupColumns marks a record whose columns do not fit together.
+var errRollupColumns = errors.New("rollup columns differ")
+
+// windowRun is a run of consecutive windows.
+type windowRun struct {
+	t       int64 // start of its first window
+	windows int
 }
 
+// runReader reads a record's window runs.
+type runReader struct {
+	b     []byte
+	total int   // windows in the record
+	next  int64 // start of the window after the previous run
+	left  int   // windows the runs still hold
+}
+
+// runs returns the reader of the record's window runs. The total is
+// bounded by the sum column's size, a byte at least per window, so a
+// damaged record cannot make a reader loop or allocate beyond its size.
+func (rec *rollupRecord) runs() (runReader, error) {
+	b := rec.cols[colRuns]
+	total, k := binary.Uvarint(b)
+	if k <= 0 || total > uint64(len(rec.cols[colSum])) {
+		return runReader{}, errors.New("bad rollup window count")
+	}
+	t := rec.first.T
+	return runReader{b: b[k:], total: int(total), next: t - mod(t, rollupWidth), left: int(total)}, nil
+}
+
+// read reads the next run into run; false after the last.
+func (r *runReader) read(run *windowRun) (bool, error) {
+	if len(r.b) == 0 {
+		if r.left != 0 {
+			return false, errRollupColumns
+		}
+		return false, nil
+	}
+	gap, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		return false, errors.New("bad rollup window runs")
+	}
+	windows, k2 := binary.Uvarint(r.b[k:])
+	if k2 <= 0 || windows == 0 || windows > uint64(r.left) {
+		return false, errors.New("bad rollup window runs")
+	}
+	r.b = r.b[k+k2:]
+	r.left -= int(windows)
+	run.t = r.next + int64(gap)*rollupWidth
+	run.windows = int(windows)
+	r.next = run.t + int64(windows)*rollupWidth
+	return true, nil
+}
+
+// intReader decodes a column of small integers (appendInts).
+type intReader struct {
+	b     []byte
+	bytes bool   // intsBytes
+	value uint32 // intsRuns: the current run's value
+	left  int    // intsRuns: and how many more of it
+}
+
+func newIntReader(b []byte) (intReader, error) {
+	if len(b) == 0 || b[0] > intsBytes {
+		return intReader{}, errors.New("bad rollup count column")
+	}
+	return intReader{b: b[1:], bytes: b[0] == intsBytes}, nil
+}
+
+// fill decodes the next len(out) values into out; false if the column
+// holds fewer or is damaged.
+func (r *intReader) fill(out []uint32) bool {
+	if r.bytes {
+		if len(out) > len(r.b) {
+			return false
+		}
+		for i, c := range r.b[:len(out)] {
+			out[i] = uint32(c)
+		}
+		r.b = r.b[len(out):]
+		return true
+	}
+	for len(out) > 0 {
+		if r.left == 0 {
+			n, k := binary.Uvarint(r.b)
+			if k <= 0 || n > math.MaxInt32 {
+				return false
+			}
+			v, k2 := binary.Uvarint(r.b[k:])
+			if k2 <= 0 || v > math.MaxUint32 {
+				return false
+			}
+			r.b, r.left, r.value = r.b[k+k2:], int(n), uint32(v)
+			continue
+		}
+		k := min(r.left, len(out))
+		for i := range out[:k] {
+			out[i] = r.value
+		}
+		out, r.left = out[k:], r.left-k
+	}
+	return true
+}
+
+// done tells whether every value was read.
+func (r *intReader) done() bool { return r.left == 0 && len(r.b) == 0 }
+
+// floatReader decodes a value column (appendFloats).
+type floatReader struct {
+	b         []byte
+	enc       byte
+	hdr       []byte // floatsXOR: the headers of the values to come
+	prevBits  uint64 // floatsXOR: the previous value
+	prevInt   int64  // floatsDelta…: the previous value
+	prevDelta int64  // floatsDeltaOfDelta: the previous difference
+}
+
+func newFloatReader(b []byte) (floatReader, error) {
+	if len(b) == 0 {
+		return floatReader{}, nil // no values
+	}
+	f := floatReader{b: b[1:], enc: b[0]}
+	switch f.enc {
+	case floatsRaw, floatsDelta, floatsDeltaOfDelta:
+	case floatsXOR:
+		n, k := binary.Uvarint(f.b)
+		if k <= 0 || n > uint64(len(f.b)-k) {
+			return f, errors.New("bad rollup value column")
+		}
+		f.hdr, f.b = f.b[k:k+int(n)], f.b[k+int(n):]
+	default:
+		return f, fmt.Errorf("unknown rollup column encoding %d", b[0])
+	}
+	return f, nil
+}
+
+// fill decodes the next len(out) values into out; false if the column
+// holds fewer or is damaged. Decoding a batch at a time keeps the state
+// in registers and the loops free of calls.
+func (f *floatReader) fill(out []float64) bool {
+	b := f.b
+	switch f.enc {
+	case floatsRaw:
+		if len(b) < 8*len(out) {
+			return false
+		}
+		for i := range out {
+			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+		}
+		f.b = b[8*len(out):]
+		return true
+	case floatsXOR:
+		if len(out) > len(f.hdr) {
+			return false
+		}
+		x, i := f.prevBits, 0
+		for k, h := range f.hdr[:len(out)] {
+			nb, tz := uint(h>>4), uint(h&15)
+			if nb+tz > 8 {
+				return false
+			}
+			if i+8 <= len(b) {
+				// nb = 0 (an equal value) shifts the word out entirely.
+				x ^= binary.BigEndian.Uint64(b[i:]) >> (64 - 8*nb) << (8 * tz)
+			} else {
+				// The column's last bytes: one by one.
+				if i+int(nb) > len(b) {
+					return false
+				}
+				var w uint64
+				for _, c := range b[i : i+int(nb)] {
+					w = w<<8 | uint64(c)
+				}
+				x ^= w << (8 * tz)
+			}
+			i += int(nb)
+			out[k] = math.Float64frombits(x)
+		}
+		f.b, f.hdr, f.prevBits = b[i:], f.hdr[len(out):], x
+		return true
+	}
+	dod := f.enc == floatsDeltaOfDelta
+	v, d, i := f.prevInt, f.prevDelta, 0
+	for k := range out {
+		if i >= len(b) {
+			return false
+		}
+		u := uint64(b[i])
+		switch {
+		case u < 0x80:
+			i++
+		case i+1 < len(b) && b[i+1] < 0x80:
+			u = u&0x7f | uint64(b[i+1])<<7
+			i += 2
+		default:
+			var n int
+			if u, n = binary.Uvarint(b[i:]); n <= 0 {
+				return false
+			}
+			i += n
+		}
+		dd := int64(u>>1) ^ -int64(u&1) // zigzag
+		if dod {
+			d += dd
+		} else {
+			d = dd
+		}
+		v += d
+		out[k] = float64(v)
+	}
+	f.b, f.prevInt, f.prevDelta = b[i:], v, d
+	return true
+}
+
+// done tells whether every value was read.
+func (f *floatReader) done() bool { return len(f.b) == 0 && len(f.hdr) == 0 }
+
+// decodeBatch is how many windows the readers decode at a time.
+const decodeBatch = 128
+
 // meanWindows appends the (sum, n) windows starting at or after from.
-func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64, its *[3]chunkenc.Iterator) ([]wql.Window, error) {
-	si, err := rec.xorIter(colSum, its[0])
+// The last parameter is unused: select.go passes the iterators version 2
+// decoded with.
+func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64, _ *[3]chunkenc.Iterator) ([]wql.Window, error) {
+	runs, err := rec.runs()
 	if err != nil {
 		return dst, err
 	}
-	ni, err := rec.xorIter(colN, its[1])
+	ns, err := newIntReader(rec.cols[colN])
 	if err != nil {
 		return dst, err
 	}
-	its[0], its[1] = si, ni
-	for si.Next() == chunkenc.ValFloat {
-		if ni.Next() != chunkenc.ValFloat {
-			return dst, errors.New("rollup columns differ in length")
+	sums, err := newFloatReader(rec.cols[colSum])
+	if err != nil {
+		return dst, err
+	}
+	dst = slices.Grow(dst, runs.total)
+	var (
+		run     windowRun
+		nBuf    [decodeBatch]uint32
+		sumsBuf [decodeBatch]float64
+	)
+	for {
+		if ok, err := runs.read(&run); err != nil || !ok {
+			if err == nil && !(ns.done() && sums.done()) {
+				err = errRollupColumns
+			}
+			return dst, err
 		}
-		t, sum := si.At()
-		if tn, n := ni.At(); tn != t || n <= 0 {
-			return dst, errors.New("rollup columns differ")
-		} else if t >= from {
-			dst = append(dst, wql.Window{T: t, Sum: sum, N: n})
+		t := run.t
+		for left := run.windows; left > 0; {
+			k := min(left, decodeBatch)
+			left -= k
+			n, sum := nBuf[:k], sumsBuf[:k]
+			if !ns.fill(n) || !sums.fill(sum) {
+				return dst, errRollupColumns
+			}
+			for j, n := range n {
+				if n == 0 {
+					return dst, errRollupColumns
+				}
+				if t >= from {
+					dst = append(dst, wql.Window{T: t, Sum: sum[j], N: float64(n)})
+				}
+				t += rollupWidth
+			}
 		}
 	}
-	return dst, cmp.Or(si.Err(), ni.Err())
 }
 
 // firstWindowFrom is the start of the first window at or after from that
-// holds a sample, or false.
-func (rec *rollupRecord) firstWindowFrom(from int64, it chunkenc.Iterator) (int64, bool, error) {
-	ni, err := rec.xorIter(colN, it)
+// holds a sample, or false. The last parameter is unused (meanWindows).
+func (rec *rollupRecord) firstWindowFrom(from int64, _ chunkenc.Iterator) (int64, bool, error) {
+	runs, err := rec.runs()
 	if err != nil {
 		return 0, false, err
 	}
-	for ni.Next() == chunkenc.ValFloat {
-		if t, _ := ni.At(); t >= from {
-			return t, true, nil
+	var run windowRun
+	for {
+		if ok, err := runs.read(&run); err != nil || !ok {
+			return 0, false, err
+		}
+		if last := run.t + int64(run.windows-1)*rollupWidth; last >= from {
+			if run.t >= from {
+				return run.t, true, nil
+			}
+			return last - (last-from)/rollupWidth*rollupWidth, true, nil
 		}
 	}
-	return 0, false, ni.Err()
 }
 
 // rateWindows appends the rate windows starting at or after from, leaving
 // out the pair that enters window skip (its earlier sample is before the
-// range).
-func (rec *rollupRecord) rateWindows(dst []wql.Window, from, skip int64, its *[3]chunkenc.Iterator) ([]wql.Window, error) {
-	si, err := rec.xorIter(colRateSum, its[0])
+// range). The last parameter is unused (meanWindows).
+func (rec *rollupRecord) rateWindows(dst []wql.Window, from, skip int64, _ *[3]chunkenc.Iterator) ([]wql.Window, error) {
+	runs, err := rec.runs()
 	if err != nil {
 		return dst, err
 	}
-	ni, err := rec.xorIter(colRateN, its[1])
+	shapes, err := newIntReader(rec.cols[colRateShape])
 	if err != nil {
 		return dst, err
 	}
-	ei, err := rec.xorIter(colEntryRate, its[2])
+	inner, err := newFloatReader(rec.cols[colRateSum])
 	if err != nil {
 		return dst, err
 	}
-	its[0], its[1], its[2] = si, ni, ei
-	// Merge the inner sums with the entry rates by window start; either
-	// may be missing for a window.
-	const done = math.MaxInt64
-	next := func(it chunkenc.Iterator) (int64, float64) {
-		if it.Next() != chunkenc.ValFloat {
-			return done, 0
-		}
-		return it.At()
+	entries, err := newFloatReader(rec.cols[colEntryRate])
+	if err != nil {
+		return dst, err
 	}
-	st, sum := next(si)
-	et, entry := next(ei)
-	for st != done || et != done {
-		t := min(st, et)
-		var w wql.Window
-		w.T = t
-		if st == t {
-			tn, n := next(ni)
-			if tn != t {
-				return dst, errors.New("rollup columns differ")
+	dst = slices.Grow(dst, runs.total)
+	var (
+		run                windowRun
+		shapeBuf           [decodeBatch]uint32
+		innerBuf, entryBuf [decodeBatch]float64
+	)
+	for {
+		if ok, err := runs.read(&run); err != nil || !ok {
+			if err == nil && !(shapes.done() && inner.done() && entries.done()) {
+				err = errRollupColumns
 			}
-			w.Sum, w.N = sum, n
-			st, sum = next(si)
+			return dst, err
 		}
-		if et == t {
-			if t != skip {
-				// Summed first, as rate() meets it first.
-				w.Sum, w.N = entry+w.Sum, w.N+1
+		t := run.t
+		for left := run.windows; left > 0; {
+			k := min(left, decodeBatch)
+			left -= k
+			shape := shapeBuf[:k]
+			if !shapes.fill(shape) {
+				return dst, errRollupColumns
 			}
-			et, entry = next(ei)
-		}
-		if t >= from && w.N > 0 {
-			dst = append(dst, w)
+			nInner, nEntry := 0, 0
+			for _, c := range shape {
+				if c > 1 {
+					nInner++
+				}
+				nEntry += int(c & 1)
+			}
+			if !inner.fill(innerBuf[:nInner]) || !entries.fill(entryBuf[:nEntry]) {
+				return dst, errRollupColumns
+			}
+			nInner, nEntry = 0, 0
+			for _, c := range shape {
+				var sum, n float64
+				if c > 1 {
+					sum, n = innerBuf[nInner], float64(c>>1)
+					nInner++
+				}
+				if c&1 != 0 {
+					if t != skip {
+						// Summed first, as rate() meets it first.
+						sum, n = entryBuf[nEntry]+sum, n+1
+					}
+					nEntry++
+				}
+				if t >= from && n > 0 {
+					dst = append(dst, wql.Window{T: t, Sum: sum, N: n})
+				}
+				t += rollupWidth
+			}
 		}
 	}
-	return dst, cmp.Or(si.Err(), ni.Err(), ei.Err())
 }
 
 // rollupSet keeps the rollup of every persisted block: sync builds what
