@@ -410,52 +410,88 @@ func (d *Decoder) appendCheckedTags(dst, orig, line []byte, i int, lim *Limits) 
 func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, shape *tagShape) (_ []byte, ok, fits bool) {
 	tagsAt := len(dst)
 	out := dst[:cap(dst)]
-	w := tagsAt
-	tags := d.fastTags[:0] // only kept when the shape has no source tag
-	srcFrom, srcTo, srcLen := 0, 0, 0
-	// In locals: the stores to out would make the compiler reload them.
-	maxTag, maxKey, maxValue := lim.MaxTagLength, lim.MaxTagKeyLength, lim.MaxTagValueLength
-	n := 0
+	if shape.src < 0 {
+		d.fastTags = d.fastTags[:0] // for the custom source tags
+	}
+	r := d.shapedTagRun(line, i, out, tagsAt, shape, lim)
+	if r.fits != shapedOK {
+		return dst, false, r.fits == shapedBad
+	}
+	n := r.n
+	hasSrc := shape.src >= 0 && n > shape.src
+	if shape.src >= 0 && !hasSrc {
+		return dst, false, false // the custom source tags are looked up in d.fastTags
+	}
+	if hasSrc {
+		n--
+	}
+	res, accepted := d.finishFastTags(dst, out[:r.w], orig, line, tagsAt, n, hasSrc, r.srcLen, r.srcFrom, r.srcTo, lim)
+	return res, accepted, true
+}
+
+// The outcomes of shapedTagRun.
+const (
+	shapedOK    = iota // the tags are written
+	shapedBad          // the keys fit the shape, but the line is not in the fast path's subset
+	shapedNoFit        // the keys are not a prefix of the shape's
+)
+
+// shapedRun is what shapedTagRun found: n tags written up to out[w], the
+// source tag's output at out[srcFrom:srcTo] with a value of srcLen bytes.
+type shapedRun struct {
+	w, n, srcFrom, srcTo, srcLen int
+	fits                         int
+}
+
+// shapedTagRun is appendShapedTags' loop over the tags of line[i:],
+// writing them to out[w:], in a function of its own so that the few
+// values it needs stay in registers. Keys are compared with the shape's
+// and copied eight bytes at a time in the same loop, values checked and
+// copied likewise; it is written out here because calls per tag cost as
+// much as the work.
+func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) (r shapedRun) {
+	keys, raw, src := shape.keys, shape.raw, shape.src
 	for {
-		i = skipSpaces(line, i)
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
 		if i >= len(line) {
 			break
 		}
-		if n == len(shape.keys) {
-			return dst, false, false
+		if r.n == len(keys) {
+			r.fits = shapedNoFit
+			return r
 		}
-		// The key, compared with the shape's eight bytes at a time and
-		// copied in the same loop, written out here: calls per tag cost as
-		// much as the work. AppendPoint writes it as ` "key"="`: the raw
-		// key (`key=` or `"key"=`) goes after ` "` or ` `, and `"="`
-		// overwrites its end from the closing quote's place on.
-		k := &shape.keys[n]
-		kn, raw, quoted := int(k.raw1-k.raw0), shape.raw[k.raw0:], int(k.quoted)
-		from, k0 := w, i+quoted
-		o := w + 2 - quoted // where the raw key goes
+		k := &keys[r.n]
+		// AppendPoint writes a key as ` "key"="`: the raw key (`key=` or
+		// `"key"=`) goes after ` "` or ` `, and `"="` overwrites its end
+		// from the closing quote's place on.
+		kn, quoted := int(k.raw1-k.raw0), int(k.quoted)
+		from, o, k0 := w, w+2-quoted, i+quoted
 		binary.LittleEndian.PutUint16(out[w:], ' '|'"'<<8)
-		if i+(kn+7)&^7 <= len(line) {
+		if kr := int(k.words) * 8; i+kr <= len(line) {
+			lk, rk, ok := line[i:i+kr], raw[k.raw0:int(k.raw0)+kr], out[o:o+kr]
 			var diff uint64
 			j := 0
-			for ; j+8 <= kn; j += 8 {
-				x := binary.LittleEndian.Uint64(line[i+j:])
-				diff |= x ^ binary.LittleEndian.Uint64(raw[j:])
-				binary.LittleEndian.PutUint64(out[o+j:], x)
+			for ; j+8 < len(lk); j += 8 {
+				x := binary.LittleEndian.Uint64(lk[j : j+8])
+				diff |= x ^ binary.LittleEndian.Uint64(rk[j:j+8])
+				binary.LittleEndian.PutUint64(ok[j:j+8], x)
 			}
-			if j < kn {
-				x := binary.LittleEndian.Uint64(line[i+j:])
-				diff |= (x ^ binary.LittleEndian.Uint64(raw[j:])) << (64 - 8*uint(kn-j))
-				binary.LittleEndian.PutUint64(out[o+j:], x)
-			}
+			x := binary.LittleEndian.Uint64(lk[j : j+8])
+			diff |= (x ^ binary.LittleEndian.Uint64(rk[j:j+8])) & k.tail
+			binary.LittleEndian.PutUint64(ok[j:j+8], x)
 			if diff != 0 {
-				return dst, false, false
+				r.fits = shapedNoFit
+				return r
 			}
-		} else if i+kn > len(line) || string(line[i:i+kn]) != string(raw[:kn]) {
-			return dst, false, false
+		} else if i+kn > len(line) || string(line[i:i+kn]) != string(raw[k.raw0:k.raw1]) {
+			r.fits = shapedNoFit
+			return r
 		} else {
-			copy(out[o:], raw[:kn])
+			copy(out[o:], raw[k.raw0:k.raw1])
 		}
-		if n == shape.src {
+		if r.n == src {
 			w += copy(out[w:], ` source="`)
 		} else {
 			w = o + kn - 1 - quoted
@@ -465,55 +501,52 @@ func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, s
 		// An unquoted value is scanned here too; copyFastValue does the rest.
 		v0, v1 := i+kn, i+kn
 		if v0 < len(line) && plainValueByte[line[v0]] && line[v0] != '\'' && line[v0] != '#' {
-			for o := w; ; v1, o = v1+8, o+8 {
-				if v1+8 > len(line) {
-					for ; v1 < len(line) && plainValueByte[line[v1]]; v1, o = v1+1, o+1 {
-						out[o] = line[v1]
+			lv, ov := line[v0:], out[w:]
+			for {
+				if len(lv) < 8 {
+					for ; v1 < len(line) && plainValueByte[line[v1]]; v1++ {
+						out[w+v1-v0] = line[v1]
 					}
 					break
 				}
-				x := binary.LittleEndian.Uint64(line[v1:])
-				binary.LittleEndian.PutUint64(out[o:], x)
+				x := binary.LittleEndian.Uint64(lv)
+				binary.LittleEndian.PutUint64(ov, x)
 				if bad := plainValueBad(x); bad != 0 {
 					v1 = firstBad(v1, bad)
 					break
 				}
+				lv, ov, v1 = lv[8:], ov[8:], v1+8
 			}
 			if v1 < len(line) && line[v1] != ' ' {
-				return dst, false, true
+				r.fits = shapedBad
+				return r
 			}
 			i = v1
 		} else {
 			var next int
 			var ok bool
 			if v0, v1, next, ok = copyFastValue(line, v0, out, w); !ok {
-				return dst, false, true
+				r.fits = shapedBad
+				return r
 			}
 			i = next
 		}
 		w += v1 - v0
 		out[w] = '"'
 		w++
-		if n == shape.src {
-			srcFrom, srcTo, srcLen = from, w, v1-v0
-		} else if kl, vl := int(k.keyLen), v1-v0; kl+vl > maxTag || kl > maxKey || vl > maxValue {
-			return dst, false, true
+		if r.n == src {
+			r.srcFrom, r.srcTo, r.srcLen = from, w, v1-v0
+		} else if kl, vl := int(k.keyLen), v1-v0; kl+vl > lim.MaxTagLength || kl > lim.MaxTagKeyLength || vl > lim.MaxTagValueLength {
+			r.fits = shapedBad
+			return r
 		}
-		if shape.src < 0 {
-			tags = append(tags, fastTag{k0, k0 + int(k.keyLen), v0, v1})
+		if src < 0 {
+			d.fastTags = append(d.fastTags, fastTag{k0, k0 + int(k.keyLen), v0, v1})
 		}
-		n++
+		r.n++
 	}
-	hasSrc := shape.src >= 0 && n > shape.src
-	if shape.src >= 0 && !hasSrc {
-		return dst, false, false // the custom source tags are looked up in d.fastTags
-	}
-	d.fastTags = tags
-	if hasSrc {
-		n--
-	}
-	res, accepted := d.finishFastTags(dst, out[:w], orig, line, tagsAt, n, hasSrc, srcLen, srcFrom, srcTo, lim)
-	return res, accepted, true
+	r.w = w
+	return r
 }
 
 // finishFastTags checks the tag count and the source of the tags written
@@ -603,9 +636,11 @@ type tagShape struct {
 }
 
 type shapeKey struct {
-	raw0, raw1 int32 // the key in raw
-	keyLen     int32 // the key without quotes and '='
-	quoted     int8  // 1 if written in double quotes
+	tail       uint64 // the bytes of the key's last word in raw that are the key's
+	raw0, raw1 int32  // the key in raw
+	words      int32  // the key's length in raw, in words rounded up
+	keyLen     int32  // the key without quotes and '='
+	quoted     int8   // 1 if written in double quotes
 }
 
 func (d *Decoder) tagShape(name []byte) *tagShape {
@@ -626,6 +661,8 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		k := shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q}
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
+		kn := int(k.raw1 - k.raw0)
+		k.words, k.tail = int32((kn+7)/8), ^uint64(0)>>(64-8*((kn-1)%8+1))
 		s.keys = append(s.keys, k)
 	}
 	s.raw = append(s.raw, make([]byte, 8)...)
