@@ -1,16 +1,17 @@
 package server
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -86,18 +87,28 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	writeChart(bw, query, grid)
-	bw.Flush()
+	writeChart(w, query, grid)
 }
+
+// chartBufs recycles writeChart's buffers: a dashboard load writes ~70 MB
+// of JSON through them.
+var chartBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// chartFlush is how much JSON writeChart collects before writing it: large
+// writes go straight through the HTTP response's own buffers.
+const chartFlush = 64 << 10
 
 // writeChart writes the ChartResponse JSON for a query's result. Dashboards
 // fetch tens of megabytes of points; encoding/json spent most of a query's
 // time formatting them (reflection, and float formatting of integral
 // timestamps), so points are appended by hand, the text of each grid
-// timestamp made once, and the rest uses encoding/json.
-func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
-	var b []byte
+// timestamp made once, and the rest uses encoding/json. Write errors (a
+// client gone) are left to the server: the answer is already committed.
+func writeChart(w io.Writer, query string, g *wql.Grid) {
+	pb := chartBufs.Get().(*[]byte)
+	defer chartBufs.Put(pb)
+	b := (*pb)[:0]
+	defer func() { *pb = b[:0] }()
 	str := func(s string) { b = appendJSONString(b, s) }
 	b = append(b, `{"query":`...)
 	str(query)
@@ -151,7 +162,7 @@ func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 			b = append(b, ',')
 			b = appendJSONFloat(b, v)
 			b = append(b, ']')
-			if len(b) > 32<<10 {
+			if len(b) >= chartFlush {
 				w.Write(b)
 				b = b[:0]
 			}
@@ -162,11 +173,19 @@ func writeChart(w *bufio.Writer, query string, g *wql.Grid) {
 	w.Write(b)
 }
 
+// jsonPlain marks the bytes encoding/json writes as they are in a string.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendJSONString quotes s as encoding/json does; names, sources and tags
 // are nearly always plain ASCII, which needs no escaping.
 func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !jsonPlain[s[i]] {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}
@@ -175,9 +194,6 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
-
-// pow10 are the exact powers of ten of appendJSONFloat's decimal fast path.
-var pow10 = [...]float64{1, 10, 100, 1000, 10000}
 
 // appendJSONFloat formats v as encoding/json does (shortest repr, 'e'
 // only for very small or large magnitudes), with fast paths for the
@@ -201,35 +217,57 @@ func appendJSONFloat(b []byte, v float64) []byte {
 		}
 		return b
 	}
-	// If the nearest number of d decimals converts back to v exactly
-	// (n / 10^d is correctly rounded, as parsing its text is), its d
-	// digits are the shortest text for v when no fewer decimals did.
-	if abs < 1e11 {
-		for d := 1; d < len(pow10); d++ {
-			n := math.Round(v * pow10[d])
-			if n/pow10[d] == v {
-				return appendDecimal(b, int64(n), d)
-			}
-		}
+	// Below 1e8 (1e11) two numbers of 7 (4) decimals are further apart
+	// than two floats, so at most one converts back to v. If the one
+	// nearest v does (n / 10^d is correctly rounded, as parsing its text
+	// is), it is the shortest text for v, less its trailing zeros. The
+	// truncating conversion may miss the nearest by one, which only
+	// sends v down the slow path.
+	var d int
+	var p float64
+	switch {
+	case abs < 1e8:
+		d, p = 7, 1e7
+	case abs < 1e11:
+		d, p = 4, 1e4
+	default:
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
-	return strconv.AppendFloat(b, v, 'f', -1, 64)
+	n := int64(abs*p + 0.5)
+	if float64(n)/p != abs {
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
+	}
+	if v < 0 {
+		b = append(b, '-')
+	}
+	return appendDecimal(b, n, d)
 }
 
-// appendDecimal writes n / 10^d with d decimals.
+// appendDecimal writes n / 10^d (n > 0, not a multiple of 10^d) without
+// trailing zeros.
 func appendDecimal(b []byte, n int64, d int) []byte {
-	if n < 0 {
-		b = append(b, '-')
-		n = -n
+	for n%10 == 0 {
+		n /= 10
+		d--
 	}
-	p := int64(pow10[d])
-	b = strconv.AppendInt(b, n/p, 10)
-	b = append(b, '.')
-	frac := n % p
-	for q := p / 10; q > 0; q /= 10 {
-		b = append(b, byte('0'+frac/q))
-		frac %= q
+	var buf [24]byte
+	i := len(buf)
+	for ; d > 0; d-- {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
 	}
-	return b
+	i--
+	buf[i] = '.'
+	for {
+		i--
+		buf[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, buf[i:]...)
 }
 
 // coarsen widens step to a multiple of itself so that [start, end] has at

@@ -21,7 +21,7 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 		vals = append(vals, math.Float64frombits(r.Uint64()), r.NormFloat64()*math.Pow(10, float64(r.IntN(40)-20)), float64(r.IntN(1e6)))
 		// Short decimals (means of integers, rates of round counts), the
 		// fast path's, and values a rounding step away from them.
-		d := math.Pow(10, float64(r.IntN(6)))
+		d := math.Pow(10, float64(r.IntN(9)))
 		x := float64(r.IntN(2e9)-1e9) / d
 		vals = append(vals, x, math.Nextafter(x, 0), math.Nextafter(x, math.Inf(1)), float64(r.IntN(500))/5, float64(r.IntN(1e6))/3, 0.1+0.2, 1e11-0.5, -0.0625)
 	}
@@ -65,7 +65,8 @@ func TestWriteChartMatchesEncodingJSON(t *testing.T) {
 
 // FuzzAppendJSONFloat: every finite value prints as encoding/json prints it.
 func FuzzAppendJSONFloat(f *testing.F) {
-	for _, v := range []float64{0, 1.5, 0.1, 0.3, 23.4, -7.25, 1e-7, 123.456, 1e11 - 0.1, 99999999999.9999, 4.35, 2.675} {
+	for _, v := range []float64{0, 1.5, 0.1, 0.3, 23.4, -7.25, 1e-7, 123.456, 1e11 - 0.1, 99999999999.9999, 4.35, 2.675,
+		0.0234, 1.5e-6, 0.0000099, 99999999.9999999, 1e8 - 0.5, 12345678.1234567, 0.0019999999, 1e-6, 4.6e-6} {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v float64) {

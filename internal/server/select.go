@@ -147,11 +147,13 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		// Merge-join the label-sorted sources: the series with the
 		// smallest labels takes its data from every range that has it, in
 		// time order.
+		// Most series are in every range: equality (a string compare)
+		// spares most label-by-label comparisons.
 		var cur labels.Labels
 		found := false
 		for i, src := range srcs {
 			if has[i] {
-				if l := src.labels(); !found || labels.Compare(l, cur) < 0 {
+				if l := src.labels(); !found || !labels.Equal(l, cur) && labels.Compare(l, cur) < 0 {
 					cur, found = l, true
 				}
 			}
@@ -318,16 +320,27 @@ func lateSamples(ctx context.Context, h *tsdb.Head, lo, hi int64, ms []*labels.M
 type querierSource struct {
 	q   storage.Querier
 	set storage.SeriesSet
-	it  chunkenc.Iterator
+	// cur is set.At(), taken once per series: each At allocates.
+	cur  storage.Series
+	lset labels.Labels
+	it   chunkenc.Iterator
 }
 
-func (s *querierSource) next() bool            { return s.set.Next() }
-func (s *querierSource) labels() labels.Labels { return s.set.At().Labels() }
+func (s *querierSource) next() bool {
+	if !s.set.Next() {
+		return false
+	}
+	s.cur = s.set.At()
+	s.lset = s.cur.Labels()
+	return true
+}
+
+func (s *querierSource) labels() labels.Labels { return s.lset }
 func (s *querierSource) err() error            { return s.set.Err() }
 func (s *querierSource) close()                { s.q.Close() }
 
 func (s *querierSource) read(r *seriesReader) error {
-	s.it = s.set.At().Iterator(s.it)
+	s.it = s.cur.Iterator(s.it)
 	for s.it.Next() == chunkenc.ValFloat {
 		r.sample(s.it.At())
 	}
