@@ -354,6 +354,10 @@ func mod(t, w int64) int64 {
 	return m
 }
 
+// errRollupVersion marks a rollup file of another format version, which
+// a server of this version rebuilds.
+var errRollupVersion = errors.New("rollup of another format")
+
 // errNoRollup marks a block a rollup cannot summarize.
 var errNoRollup = errors.New("block cannot be rolled up")
 
@@ -542,7 +546,7 @@ func parseRollup(b []byte) (*rollupFile, error) {
 		return nil, errors.New("not a rollup file")
 	}
 	if v := le.Uint32(b[4:]); v != rollupVersion {
-		return nil, fmt.Errorf("rollup version %d, want %d", v, rollupVersion)
+		return nil, fmt.Errorf("%w: version %d, want %d", errRollupVersion, v, rollupVersion)
 	}
 	if w := le.Uint64(b[8:]); w != rollupWidth {
 		return nil, fmt.Errorf("rollup width %d ms, want %d", w, rollupWidth)
@@ -1120,9 +1124,12 @@ func (r *rollupSet) sync(ctx context.Context, blocks []*tsdb.Block) {
 // the one there is unreadable.
 func (r *rollupSet) load(ctx context.Context, b *tsdb.Block, id string) (*rollupFile, error) {
 	path := filepath.Join(r.dir, id+rollupExt)
-	if f, err := openRollup(path); err == nil {
+	switch f, err := openRollup(path); {
+	case err == nil:
 		return f, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
+	case errors.Is(err, errRollupVersion):
+		r.log.Info("rebuilding rollup of another format", "err", err)
+	case !errors.Is(err, os.ErrNotExist):
 		r.log.Warn("rebuilding unreadable rollup", "err", err)
 	}
 	t0 := time.Now()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"log/slog"
@@ -264,6 +265,25 @@ func TestRollupLifecycle(t *testing.T) {
 		t.Fatalf("not rebuilt: %v", err)
 	}
 
+	// A file of the previous format version (checksum intact) is rebuilt.
+	s.rollups.close()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(old[4:], rollupVersion-1)
+	binary.LittleEndian.PutUint32(old[len(old)-4:], crc32.Checksum(old[:len(old)-4], castagnoli))
+	if err := os.WriteFile(path, old, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openRollup(path); !errors.Is(err, errRollupVersion) {
+		t.Fatalf("a version %d rollup opened with %v", rollupVersion-1, err)
+	}
+	s.rollups.sync(context.Background(), s.metrics.db.Blocks())
+	if _, err := openRollup(path); err != nil {
+		t.Fatalf("old format not rebuilt: %v", err)
+	}
+
 	// Orphans and leftovers of a crash go.
 	stray := filepath.Join(s.rollups.dir, "01ARZ3NDEKTSV4RRFFQ69G5FAV"+rollupExt)
 	for _, p := range []string{stray, path + ".tmp"} {
@@ -330,7 +350,8 @@ func FuzzRollupFile(f *testing.F) {
 	})
 }
 
-// smallRollup is the rollup of a block of three series.
+// smallRollup is the rollup of a block of a few series of each kind the
+// columns encode differently (see TestRollupWindowCodec).
 func smallRollup(tb testing.TB) []byte {
 	dir := tb.TempDir()
 	w, err := tsdb.NewBlockWriter(slog.New(slog.DiscardHandler), dir, 2*3600_000)
@@ -338,10 +359,10 @@ func smallRollup(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	app := w.Appender(context.Background())
-	for i := range 3 {
+	for i, pts := range codecSeries(rand.New(rand.NewPCG(5, 6)), 40) {
 		lset := labels.FromStrings(labelName, "m", labelSource, fmt.Sprint("h", i), "k", "v")
-		for k := range 40 {
-			if _, err := app.Append(0, lset, int64(k*50_000+i), float64(k*k%17)); err != nil {
+		for _, p := range pts {
+			if _, err := app.Append(0, lset, p.T, p.V); err != nil {
 				tb.Fatal(err)
 			}
 		}
@@ -368,4 +389,190 @@ func smallRollup(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	return data
+}
+
+// codecSeries returns series of about n samples (1-minute scrapes unless
+// said otherwise) that take every encoding of the rollup columns.
+func codecSeries(r *rand.Rand, n int) [][]wql.Point {
+	const minute = 60_000
+	var out [][]wql.Point
+	series := func(f func(i int) (int64, float64, bool)) {
+		var pts []wql.Point
+		for i := range n {
+			if t, v, ok := f(i); ok {
+				pts = append(pts, wql.Point{T: t, V: v})
+			}
+		}
+		out = append(out, pts)
+	}
+	counter := 0.0
+	series(func(i int) (int64, float64, bool) { // integral counter, resets
+		counter += float64(1 + r.IntN(8))
+		if r.IntN(50) == 0 {
+			counter = 0
+		}
+		return int64(i)*minute + 7_000, counter, true
+	})
+	fc := 0.0
+	series(func(i int) (int64, float64, bool) { // float counter, jitter, missed scrapes
+		fc += r.Float64() * 40
+		return int64(i)*minute + int64(r.IntN(2000)), fc, r.IntN(10) != 0
+	})
+	series(func(i int) (int64, float64, bool) { // gauge: rate pairs come and go
+		return int64(i) * minute, r.NormFloat64() * 100, true
+	})
+	series(func(i int) (int64, float64, bool) { // integral gauge
+		return int64(i) * minute, float64(i * i % 17), true
+	})
+	series(func(i int) (int64, float64, bool) { // mostly repeated values
+		return int64(i) * minute, 0.25 * float64(i/10), true
+	})
+	specials := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, 1e300, 1 << 60, -(1 << 53), 1<<53 + 2, 3.5}
+	series(func(i int) (int64, float64, bool) { // values integral columns must refuse
+		return int64(i) * minute, specials[i%len(specials)], true
+	})
+	series(func(i int) (int64, float64, bool) { // near 2^53: integral, huge deltas
+		return int64(i) * minute, float64(int64(1)<<53 - int64(r.IntN(1<<40))), true
+	})
+	series(func(i int) (int64, float64, bool) { // every second: 300 samples a window
+		return int64(i) * 1000, float64(i * 3), true
+	})
+	series(func(i int) (int64, float64, bool) { // sparse: gaps of hours, lone samples
+		return int64(i) * 97 * minute, float64(i), i%3 != 1
+	})
+	out = append(out, []wql.Point{{T: -3 * minute, V: 1}}) // one sample, before 0
+	return out
+}
+
+// TestRollupWindowCodec: the windows read back from a record are, bit for
+// bit, those computed from the samples here, for every encoding of the
+// columns and every from and skip.
+func TestRollupWindowCodec(t *testing.T) {
+	const w = rollupWidth
+	encodings := map[string]bool{}
+	for i, pts := range codecSeries(rand.New(rand.NewPCG(9, 10)), 2000) {
+		var acc windowAcc
+		acc.reset()
+		for _, p := range pts {
+			if err := acc.add(p.T, p.V); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var rec rollupRecord
+		if err := rec.parseWindows(acc.appendWindows(nil)); err != nil {
+			t.Fatal(err)
+		}
+		for c, col := range rec.cols[colN:] {
+			if len(col) > 0 {
+				encodings[fmt.Sprint(c+colN >= colSum, col[0])] = true
+			}
+		}
+
+		// The windows, from the samples.
+		type window struct {
+			t                    int64
+			sum, n, rateSum      float64
+			rateN                float64
+			entry                float64
+			hasEntry, hasSamples bool
+		}
+		var wins []window
+		for k, p := range pts {
+			wt := p.T - mod(p.T, w)
+			if len(wins) == 0 || wins[len(wins)-1].t != wt {
+				wins = append(wins, window{t: wt, hasSamples: true})
+			}
+			cur := &wins[len(wins)-1]
+			cur.sum += p.V
+			cur.n++
+			if k == 0 {
+				continue
+			}
+			if r, ok := wql.RatePair(pts[k-1], p); !ok {
+				continue
+			} else if pts[k-1].T-mod(pts[k-1].T, w) == wt {
+				cur.rateSum += r
+				cur.rateN++
+			} else {
+				cur.entry, cur.hasEntry = r, true
+			}
+		}
+
+		mid := wins[len(wins)/2].t
+		froms := []int64{math.MinInt64, wins[0].t, mid, mid + w, wins[len(wins)-1].t, wins[len(wins)-1].t + w}
+		skips := []int64{math.MinInt64, mid}
+		for _, from := range froms {
+			var want []wql.Window
+			for _, x := range wins {
+				if x.t >= from {
+					want = append(want, wql.Window{T: x.t, Sum: x.sum, N: x.n})
+				}
+			}
+			got, err := rec.meanWindows([]wql.Window{{T: -1}}, from, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sameWindows(got, want); err != nil {
+				t.Errorf("series %d mean windows from %d: %v", i, from, err)
+			}
+
+			for _, skip := range skips {
+				want = want[:0]
+				for _, x := range wins {
+					sum, n := x.rateSum, x.rateN
+					if x.hasEntry && x.t != skip {
+						sum, n = x.entry+sum, n+1
+					}
+					if x.t >= from && n > 0 {
+						want = append(want, wql.Window{T: x.t, Sum: sum, N: n})
+					}
+				}
+				got, err := rec.rateWindows([]wql.Window{{T: -1}}, from, skip, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := sameWindows(got, want); err != nil {
+					t.Errorf("series %d rate windows from %d skipping %d: %v", i, from, skip, err)
+				}
+			}
+
+			wantT, wantOK := int64(0), false
+			for _, x := range wins {
+				if x.t >= from {
+					wantT, wantOK = x.t, true
+					break
+				}
+			}
+			if gotT, ok, err := rec.firstWindowFrom(from, nil); err != nil || gotT != wantT || ok != wantOK {
+				t.Errorf("series %d first window from %d: %d %v %v, want %d %v", i, from, gotT, ok, err, wantT, wantOK)
+			}
+		}
+	}
+	for _, enc := range []string{
+		fmt.Sprint(false, intsRuns), fmt.Sprint(false, intsBytes),
+		fmt.Sprint(true, floatsRaw), fmt.Sprint(true, floatsXOR), fmt.Sprint(true, floatsDelta), fmt.Sprint(true, floatsDeltaOfDelta),
+	} {
+		if !encodings[enc] {
+			t.Errorf("no column encoded as (values, encoding) %s", enc)
+		}
+	}
+}
+
+// sameWindows compares got, after a sentinel window, with want, floats
+// bit for bit.
+func sameWindows(got, want []wql.Window) error {
+	if len(got) == 0 || got[0].T != -1 {
+		return errors.New("the window before them was overwritten")
+	}
+	got = got[1:]
+	if len(got) != len(want) {
+		return fmt.Errorf("%d windows, want %d", len(got), len(want))
+	}
+	for i, g := range got {
+		x := want[i]
+		if g.T != x.T || math.Float64bits(g.Sum) != math.Float64bits(x.Sum) || g.N != x.N {
+			return fmt.Errorf("window %d: %+v, want %+v", i, g, x)
+		}
+	}
+	return nil
 }
