@@ -470,17 +470,23 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 		from, o, k0 := w, w+2-quoted, i+quoted
 		binary.LittleEndian.PutUint16(out[w:], ' '|'"'<<8)
 		if kr := int(k.words) * 8; i+kr <= len(line) {
-			lk, rk, ok := line[i:i+kr], raw[k.raw0:int(k.raw0)+kr], out[o:o+kr]
+			// The kr bytes at line[i:], raw[k.raw0:] and out[o:] are
+			// checked to be there once, for the unchecked word accesses.
+			if int(k.raw0)+kr > len(raw) || o+kr > len(out) {
+				r.fits = shapedNoFit // never: the shape pads raw, the caller grows out
+				return r
+			}
+			lp, rp, op := wordsAt(line, i), wordsAt(raw, int(k.raw0)), wordsAt(out, o)
 			var diff uint64
 			j := 0
-			for ; j+8 < len(lk); j += 8 {
-				x := binary.LittleEndian.Uint64(lk[j : j+8])
-				diff |= x ^ binary.LittleEndian.Uint64(rk[j:j+8])
-				binary.LittleEndian.PutUint64(ok[j:j+8], x)
+			for ; j+8 < kr; j += 8 {
+				x := wordAt(lp, j)
+				diff |= x ^ wordAt(rp, j)
+				putWordAt(op, j, x)
 			}
-			x := binary.LittleEndian.Uint64(lk[j : j+8])
-			diff |= (x ^ binary.LittleEndian.Uint64(rk[j:j+8])) & k.tail
-			binary.LittleEndian.PutUint64(ok[j:j+8], x)
+			x := wordAt(lp, j)
+			diff |= (x ^ wordAt(rp, j)) & k.tail
+			putWordAt(op, j, x)
 			if diff != 0 {
 				r.fits = shapedNoFit
 				return r
@@ -501,21 +507,22 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 		// An unquoted value is scanned here too; copyFastValue does the rest.
 		v0, v1 := i+kn, i+kn
 		if v0 < len(line) && plainValueByte[line[v0]] && line[v0] != '\'' && line[v0] != '#' {
-			lv, ov := line[v0:], out[w:]
+			lp, op := wordsAt(line, v0), wordsAt(out, w)
 			for {
-				if len(lv) < 8 {
+				// The unchecked word accesses, checked here.
+				if v1+8 > len(line) || w+(v1-v0)+8 > len(out) {
 					for ; v1 < len(line) && plainValueByte[line[v1]]; v1++ {
 						out[w+v1-v0] = line[v1]
 					}
 					break
 				}
-				x := binary.LittleEndian.Uint64(lv)
-				binary.LittleEndian.PutUint64(ov, x)
+				x := wordAt(lp, v1-v0)
+				putWordAt(op, v1-v0, x)
 				if bad := plainValueBad(x); bad != 0 {
 					v1 = firstBad(v1, bad)
 					break
 				}
-				lv, ov, v1 = lv[8:], ov[8:], v1+8
+				v1 += 8
 			}
 			if v1 < len(line) && line[v1] != ' ' {
 				r.fits = shapedBad

@@ -3,6 +3,7 @@ package wavefront
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
 
 // The fast path's scans test eight bytes per step (SWAR): each byte of a
@@ -96,4 +97,14 @@ func quotedValueRunCopy(b []byte, i int, out []byte, w int) int {
 		out[w] = b[i]
 	}
 	return i
+}
+
+// wordsAt, wordAt and putWordAt read and write a byte slice as unaligned
+// little-endian words without bounds checks, for the tag loop, where the
+// slicing arithmetic of binary.LittleEndian on b[i:] and the registers it
+// holds cost more than the loads themselves. wordsAt(b, i) needs
+// i < len(b); the caller checks once that the words it then touches at
+// offsets from there lie within b.
+func wordsAt(b []byte, i int) unsafe.Pointer {
+	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), i)
 }
