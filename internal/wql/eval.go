@@ -332,19 +332,19 @@ func (ev *evaluator) alignedWindows(v *vec, b []float64) []float64 {
 	cnt := ev.counts[:ev.n]
 	clear(b)
 	clear(cnt)
-	span := int64(ev.n) * ev.step
-	add := func(t int64, sum, n float64) {
-		if d := t - ev.g0; d >= 0 && d < span {
-			i := d / ev.step
-			b[i] += sum
-			cnt[i] += n
+	wc := bucketCursor{i: -1}
+	for _, w := range v.wins {
+		if i := wc.at(ev, w.T); i >= 0 {
+			b[i] += w.Sum
+			cnt[i] += w.N
 		}
 	}
-	for _, w := range v.wins {
-		add(w.T, w.Sum, w.N)
-	}
+	pc := bucketCursor{i: -1}
 	for _, p := range v.raw {
-		add(p.T, p.V, 1)
+		if i := pc.at(ev, p.T); i >= 0 {
+			b[i] += p.V
+			cnt[i]++
+		}
 	}
 	for i, n := range cnt {
 		if n == 0 {
@@ -355,6 +355,34 @@ func (ev *evaluator) alignedWindows(v *vec, b []float64) []float64 {
 	}
 	v.vals, v.raw, v.wins = b, nil, nil
 	return b
+}
+
+// bucketCursor finds the buckets of ascending times: a time in the
+// current or the next bucket needs no division.
+type bucketCursor struct {
+	i      int   // current bucket, -1 before the first
+	lo, hi int64 // its range [lo, hi)
+}
+
+// at returns t's bucket index, or -1 outside the grid.
+func (c *bucketCursor) at(ev *evaluator, t int64) int {
+	switch {
+	case c.i >= 0 && t >= c.lo && t < c.hi:
+		return c.i
+	case c.i >= 0 && t >= c.hi && t-c.hi < ev.step && c.i+1 < ev.n:
+		c.i++
+		c.lo = c.hi
+		c.hi += ev.step
+		return c.i
+	}
+	d := t - ev.g0
+	if d < 0 || d/ev.step >= int64(ev.n) {
+		return -1
+	}
+	c.i = int(d / ev.step)
+	c.lo = ev.g0 + int64(c.i)*ev.step
+	c.hi = c.lo + ev.step
+	return c.i
 }
 
 // constant folds e when it involves only numbers.
@@ -566,8 +594,11 @@ func (ev *evaluator) binary(e *BinaryExpr, emit emitFn) error {
 	if err = cmp.Or(err, rerr); err != nil {
 		return err
 	}
+	// Receivers do not keep an emitted vec's values, so one buffer serves
+	// every result series.
+	var obuf []float64
 	combine := func(meta *vec, l, r []float64) error {
-		out := make([]float64, ev.n)
+		out := ev.buffer(&obuf)
 		for i := range out {
 			out[i] = arith(e.Op, l[i], r[i])
 		}
@@ -617,8 +648,9 @@ func (ev *evaluator) fork() *evaluator {
 func (ev *evaluator) collect(e Expr) ([]*vec, error) {
 	var out []*vec
 	var buf []float64
+	var arena floatArena
 	err := ev.stream(e, func(v *vec) error {
-		vals := append([]float64(nil), ev.aligned(v, &buf)...)
+		vals := arena.clone(ev.aligned(v, &buf))
 		out = append(out, &vec{name: v.name, source: v.source, tags: v.tags, vals: vals})
 		return nil
 	})

@@ -79,6 +79,9 @@ func (f *FilterNot) matchTags(source string, tags Tags) bool {
 // bytes (dots included) and everything else is literal. It is linear-ish:
 // greedy with single backtrack point, the classic wildcard algorithm.
 func globMatch(pattern, s string) bool {
+	if pattern == "*" {
+		return true // a dashboard variable left at "all"
+	}
 	if strings.IndexByte(pattern, '*') < 0 {
 		return pattern == s
 	}

@@ -63,3 +63,25 @@ func TestEvalGridOrder(t *testing.T) {
 		t.Fatalf("order %q, want %q", got, want)
 	}
 }
+
+// TestBucketCursor: the cursor's bucket is the division's, for ascending
+// times that stay in a bucket, step to the next, skip ahead or leave the
+// grid.
+func TestBucketCursor(t *testing.T) {
+	ev := &evaluator{g0: -7 * min1, step: 5 * min1, n: 12}
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 100 {
+		c := bucketCursor{i: -1}
+		tm := ev.g0 - 3*min1
+		for range 40 {
+			tm += int64(r.IntN(3)) * int64(r.IntN(4)) * min1 / int64(1+r.IntN(3))
+			want := -1
+			if d := tm - ev.g0; d >= 0 && d < int64(ev.n)*ev.step {
+				want = int(d / ev.step)
+			}
+			if got := c.at(ev, tm); got != want {
+				t.Fatalf("t=%d: bucket %d, want %d", tm, got, want)
+			}
+		}
+	}
+}
