@@ -223,16 +223,29 @@ func plainString(b []byte, i int) ([]byte, int) {
 		return nil, 0
 	}
 	start := i + 1
-	for i = start; i+8 <= len(b); i += 8 {
+	for i = start; i+8 <= len(b); {
 		x := binary.LittleEndian.Uint64(b[i:])
-		m := hasZeroByte(x^(lowBits*'"')) | hasZeroByte(x^(lowBits*'\\')) | hasZeroByte(x^(lowBits*'\n'))
-		if m = (m | x) & highBits; m != 0 {
-			i += bits.TrailingZeros64(m) / 8
-			if b[i] == '"' {
-				return b[start:i], i + 1
-			}
+		// One borrow test for every byte below '#' ('"', '\n', the other
+		// control characters, ' ' and '!'; the last three are plain and
+		// resume the scan), one for '\\' and the high bits for non-ASCII:
+		// fewer operations per word than testing '"' and '\n' apart. Both
+		// tests are exact for the lowest marked byte, the only one used.
+		m := ((x - lowBits*'#') &^ x) | hasZeroByte(x^(lowBits*'\\')) | x
+		if m &= highBits; m == 0 {
+			i += 8
+			continue
+		}
+		i += bits.TrailingZeros64(m) / 8
+		switch c := b[i]; c {
+		case '"':
+			return b[start:i], i + 1
+		case '\\', '\n':
 			return nil, 0
 		}
+		if b[i] >= utf8.RuneSelf {
+			return nil, 0
+		}
+		i++
 	}
 	for i < len(b) && plain[b[i]] {
 		i++

@@ -63,3 +63,34 @@ func TestLowerAndHexWords(t *testing.T) {
 		d.reset()
 	}
 }
+
+// plainString against the byte-at-a-time definition (the plain table),
+// with the bytes its word test stops at but resumes after (control
+// characters, ' ', '!') and the ones that end it, at every position
+// around the word size.
+func TestPlainString(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	alphabet := []byte("ab#~ !\t\x01\x1f\"\\\n\x7f\x80\xc3\xa9")
+	for range 50000 {
+		b := make([]byte, 1+r.IntN(40))
+		b[0] = '"'
+		for i := 1; i < len(b); i++ {
+			b[i] = 'a'
+			if r.IntN(6) == 0 {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+		}
+		end := 1
+		for end < len(b) && plain[b[end]] {
+			end++
+		}
+		var want []byte
+		wantNext := 0
+		if end < len(b) && b[end] == '"' {
+			want, wantNext = b[1:end], end+1
+		}
+		if got, next := plainString(b, 0); next != wantNext || !bytes.Equal(got, want) {
+			t.Fatalf("plainString(%q) = %q, %d; want %q, %d", b, got, next, want, wantNext)
+		}
+	}
+}
