@@ -117,8 +117,10 @@ func writeChart(w io.Writer, query string, g *wql.Grid) {
 	b = append(b, `,"granularity":`...)
 	b = strconv.AppendInt(b, g.Step/1000, 10)
 	b = append(b, `,"timeseries":[`...)
+	// stamps[ends[i-1]:ends[i]] is `,[<bucket i's time>,`; a series' first
+	// point leaves out the comma.
 	var stamps []byte
-	var ends []int // stamps[ends[i-1]:ends[i]] is bucket i's time
+	var ends []int
 	for i, ser := range g.Series {
 		if i > 0 {
 			b = append(b, ',')
@@ -141,25 +143,22 @@ func writeChart(w io.Writer, query string, g *wql.Grid) {
 		b = append(b, '}')
 		b = append(b, `,"data":[`...)
 		for len(ends) < len(ser.Vals) {
+			stamps = append(stamps, ",["...)
 			stamps = strconv.AppendInt(stamps, (g.Start+int64(len(ends))*g.Step)/1000, 10)
+			stamps = append(stamps, ',')
 			ends = append(ends, len(stamps))
 		}
-		first := true
+		skip := 1 // the first point's comma
 		for j, v := range ser.Vals {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				continue // no point, or one JSON cannot carry
+			if v-v != 0 {
+				continue // NaN (no point) or ±Inf, which JSON cannot carry
 			}
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = append(b, '[')
 			lo := 0
 			if j > 0 {
 				lo = ends[j-1]
 			}
-			b = append(b, stamps[lo:ends[j]]...)
-			b = append(b, ',')
+			b = append(b, stamps[lo+skip:ends[j]]...)
+			skip = 0
 			b = appendJSONFloat(b, v)
 			b = append(b, ']')
 			if len(b) >= chartFlush {
@@ -243,29 +242,54 @@ func appendJSONFloat(b []byte, v float64) []byte {
 	return appendDecimal(b, n, d)
 }
 
-// appendDecimal writes n / 10^d (n > 0, not a multiple of 10^d) without
-// trailing zeros.
+// digitPairs holds "00" to "99".
+const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// appendDecimal writes n / 10^d (n > 0, not a multiple of 10^d, d ≤ 7)
+// without trailing zeros.
 func appendDecimal(b []byte, n int64, d int) []byte {
-	for n%10 == 0 {
+	// At most d-1 trailing zeros: 4, 2 and 1 at a time cover them.
+	if d > 4 && n%10000 == 0 {
+		n /= 10000
+		d -= 4
+	}
+	if d > 2 && n%100 == 0 {
+		n /= 100
+		d -= 2
+	}
+	if d > 1 && n%10 == 0 {
 		n /= 10
 		d--
 	}
 	var buf [24]byte
 	i := len(buf)
-	for ; d > 0; d-- {
+	for ; d >= 2; d -= 2 {
+		q := n % 100 * 2
+		i -= 2
+		buf[i], buf[i+1] = digitPairs[q], digitPairs[q+1]
+		n /= 100
+	}
+	if d == 1 {
 		i--
 		buf[i] = byte('0' + n%10)
 		n /= 10
 	}
 	i--
 	buf[i] = '.'
-	for {
+	for n >= 100 {
+		q := n % 100 * 2
+		i -= 2
+		buf[i], buf[i+1] = digitPairs[q], digitPairs[q+1]
+		n /= 100
+	}
+	if n >= 10 {
+		i -= 2
+		buf[i], buf[i+1] = digitPairs[2*n], digitPairs[2*n+1]
+	} else {
 		i--
-		buf[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			break
-		}
+		buf[i] = byte('0' + n)
 	}
 	return append(b, buf[i:]...)
 }

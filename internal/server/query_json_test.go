@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wql"
 )
 
@@ -79,3 +81,40 @@ func FuzzAppendJSONFloat(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkWriteChart: one percentile line chart's answer as the UI asks
+// for it, 1 150 series of 288 points: means of five integer samples
+// (x.2, x.4, ...), the same divided by 1000 (the response-time chart),
+// and a few gaps.
+func BenchmarkWriteChart(b *testing.B) {
+	g := &wql.Grid{Start: 1_699_913_100_000, Step: 300_000}
+	for i := range 1150 {
+		tags := wql.Tags{{Key: "app", Value: fmt.Sprint("app", i%30)}, {Key: "cluster", Value: "prod"},
+			{Key: "destination_workload", Value: fmt.Sprint("wl", i%30)}, {Key: "reporter", Value: "source"},
+			{Key: "response_code", Value: "200"}, {Key: "source_workload", Value: fmt.Sprint("wl", i%40)}}
+		vals := make([]float64, 288)
+		for j := range vals {
+			vals[j] = float64((i*j)%997) / 5
+			if i%2 == 0 {
+				vals[j] /= 1000
+			}
+			if (i+j)%50 == 0 {
+				vals[j] = math.NaN()
+			}
+		}
+		g.Series = append(g.Series, wql.GridSeries{Name: "istio.request.duration.milliseconds.bucket.p95.value", Source: "node-1", Tags: tags, Vals: vals})
+	}
+	var n int64
+	cpu0 := cpuclock.Self()
+	for b.Loop() {
+		cw := countWriter{}
+		writeChart(&cw, "q", g)
+		n = cw.n
+	}
+	b.ReportMetric(float64((cpuclock.Self()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	b.SetBytes(n)
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
