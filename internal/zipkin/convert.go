@@ -209,6 +209,10 @@ type words struct {
 	}
 	// The configured defaults as bytes; see cached.
 	def struct{ application, service, operation []byte }
+	// plainApplication is whether def.application is plain (see
+	// Tag.plainValue); plainFor is the setting it was worked out for.
+	plainApplication bool
+	plainFor         []byte
 }
 
 // cached returns s as bytes from *cache, converting only when the setting
@@ -249,6 +253,28 @@ func (c *Converter) words() *words {
 		c.w = newWords()
 	}
 	return c.w
+}
+
+// defaultApplication is the configured default application, and whether
+// it is plain, which is worked out once per setting.
+func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
+	app := cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
+	if string(w.plainFor) != string(app) {
+		w.plainFor = append(w.plainFor[:0], app...)
+		w.plainApplication = isPlain(app)
+	}
+	return app, w.plainApplication
+}
+
+// isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
+// SpanLine.PlainQuotedKeyTag takes.
+func isPlain(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 func orDefault(v, def string) string {
@@ -464,6 +490,15 @@ func (c *Converter) uuid(id []byte) []byte {
 	return b
 }
 
+// valueTag writes a tag with a fixed key, copying a value known to be
+// plain without checking it again.
+func valueTag(l *wavefront.SpanLine, keyText, v []byte, plain bool) bool {
+	if plain {
+		return l.PlainQuotedKeyTag(keyText, v)
+	}
+	return l.QuotedKeyTag(keyText, v)
+}
+
 // javaTrim trims like Java's String.trim: every byte ≤ ' '.
 func javaTrim(b []byte) []byte {
 	for len(b) > 0 && b[0] <= ' ' {
@@ -578,7 +613,8 @@ func (c *Converter) sanitizeKey(k []byte) []byte {
 // otherwise dst is unchanged and the caller uses Convert and the general
 // path. It also declines when CustomTagKeys is set. After a true, out holds
 // the converted span without its tags, enough for AppendLogs and the RED
-// durations.
+// durations. z must be a Decoder's: its IDs are copied as the lower-case
+// hex the Decoder guarantees, without a second check.
 func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span, d *wavefront.Decoder) ([]byte, RED, bool) {
 	if len(c.CustomTagKeys) > 0 {
 		return dst, RED{}, false
@@ -607,10 +643,12 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
-	// be outside keyByte. Span kinds, "true" and IP addresses are plain
-	// values; IDs, names and tag values are checked.
-	ok = l.QuotedKeyTag(w.quoted.zipkinSpanID, z.ID) && l.QuotedKeyTag(w.quoted.zipkinTraceID, z.TraceID) &&
-		(z.ParentID == nil || l.QuotedKeyTag(w.quoted.parent, c.uuid(z.ParentID)))
+	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs
+	// (lower-case hex from the Decoder, and so their UUID forms) are plain
+	// values, and so are the tag values the decoder marked; names and
+	// other values are checked.
+	ok = l.PlainQuotedKeyTag(w.quoted.zipkinSpanID, z.ID) && l.PlainQuotedKeyTag(w.quoted.zipkinTraceID, z.TraceID) &&
+		(z.ParentID == nil || l.PlainQuotedKeyTag(w.quoted.parent, c.uuid(z.ParentID)))
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
 		ok = ok && l.PlainQuotedKeyTag(w.quoted.spanKind, red.SpanKind) &&
@@ -624,6 +662,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	ok = ok && l.QuotedKeyTag(w.quoted.service, red.Service)
 
 	debugTagged := false
+	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
 	for i := 0; ok && i < len(z.Tags); i++ {
 		tc := &plan.tags[i]
 		if tc.role == roleSkip {
@@ -637,13 +676,13 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		// from the converted tags.
 		switch tc.role {
 		case roleApplication:
-			red.Application = v
+			red.Application, appPlain = v, z.Tags[i].plainValue
 			continue
 		case roleCluster:
-			red.Cluster = v
+			red.Cluster, clusterPlain = v, z.Tags[i].plainValue
 			continue
 		case roleShard:
-			red.Shard = v
+			red.Shard, shardPlain = v, z.Tags[i].plainValue
 			continue
 		case roleError:
 			red.IsError = true
@@ -670,10 +709,11 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		}
 	}
 	if red.Application == nil {
-		red.Application = cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
+		red.Application, appPlain = c.defaultApplication(w)
 	}
-	ok = ok && l.QuotedKeyTag(w.quoted.application, red.Application) && l.QuotedKeyTag(w.quoted.cluster, red.Cluster) &&
-		l.QuotedKeyTag(w.quoted.shard, red.Shard) && (!z.Debug || debugTagged || l.PlainQuotedKeyTag(w.quoted.debug, w.true))
+	ok = ok && valueTag(&l, w.quoted.application, red.Application, appPlain) &&
+		valueTag(&l, w.quoted.cluster, red.Cluster, clusterPlain) && valueTag(&l, w.quoted.shard, red.Shard, shardPlain) &&
+		(!z.Debug || debugTagged || l.PlainQuotedKeyTag(w.quoted.debug, w.true))
 	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
 		ok = l.PlainQuotedKeyTag(w.quoted.ipv4, c.ipText(ip))
 	}

@@ -30,6 +30,12 @@ var fusedEdgeCases = []string{
 	// A raw newline, which JSON forbids but the reference accepts, in a
 	// value that is otherwise plain: the line must not take it verbatim.
 	"[{\"traceId\":\"1\",\"id\":\"2\",\"tags\":{\"a\":\"raw\nline long enough\",\"b\":\"x\ny\",\"c\":\"ok\"}}]",
+	// RED tags the fused path writes with fixed keys, with values that
+	// are not plain (escaped, non-ASCII) and so must be checked.
+	`[{"traceId":"1","id":"2","tags":{"application":"a\"pp","cluster":"c\\1","shard":"\u00e9"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"application":"\u00e9"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"cluster":"c\"1"}}]`,
+	`[{"traceId":"1","id":"2","tags":{"shard":"s\n1"}}]`,
 }
 
 func manyTags(n int) string {
@@ -46,7 +52,8 @@ func manyTags(n int) string {
 // fusedConfigs are the converter and validation settings the differential
 // checks run under.
 func fusedConfigs() (convs []Converter, decs []*wavefront.Decoder) {
-	convs = []Converter{{}, {SpanLogs: true}, {SpanLogs: true, DefaultApplication: "app", DefaultService: "svc", DefaultOperation: "op"}}
+	convs = []Converter{{}, {SpanLogs: true}, {SpanLogs: true, DefaultApplication: "app", DefaultService: "svc", DefaultOperation: "op"},
+		{DefaultApplication: `a"pp`}}
 	tight := wavefront.DefaultLimits()
 	tight.MaxSpanAnnotations, tight.MaxSpanKeyLength, tight.MaxSpanValueLength = 12, 10, 20
 	tight.MaxSpanNameLength, tight.MaxSourceLength = 8, 8
