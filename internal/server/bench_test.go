@@ -163,14 +163,14 @@ func benchApply(b *testing.B, shuffled bool) {
 			if shuffled {
 				shuffleSeries(lines, k*benchBodyBytes/180, rand.New(rand.NewPCG(uint64(k), uint64(w))))
 			}
-			rec := newRecord(nil, fmtPoint, t0, recordCap(len(body)))
+			rec := newFrame(nil, fmtPoint, t0, recordCap(len(body)))
 			for _, line := range lines {
 				var err error
 				if rec, err = appendPoint(rec, dec, line, &p); err != nil {
 					b.Fatal(err)
 				}
 			}
-			recs[w] = rec
+			recs[w] = rec[walFrameHeader:]
 		}
 		return points
 	}

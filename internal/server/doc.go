@@ -33,8 +33,12 @@
 //
 // # Storage layout (under the data directory)
 //
-//   - wal/: an internal/queue FIFO. Each record is a format byte, the
+//   - wal/: the server's write-ahead log (wal.go): numbered segment files
+//     of checksummed frames, and "applied", the position before which
+//     the stores hold everything. Each record is a format byte, the
 //     receive time (ms) and canonical lines with millisecond timestamps.
+//     A wal/ of the previous layout (an internal/queue FIFO) is applied
+//     and removed on Open.
 //
 //   - tsdb/: Prometheus' tsdb for metric points. Labels: __name__ = the
 //     Wavefront metric name as-is, source, and one label per point tag. The
@@ -73,13 +77,16 @@
 // # Durability
 //
 // A 202 means durable: the handler appends the accepted lines to the WAL,
-// which returns only after fsync (concurrent requests share fsyncs). A
-// single applier goroutine reads WAL batches, writes them to the tsdb (one
-// commit) and bbolt (one fsync'd transaction), and acknowledges them only
-// after fsyncing the tsdb's own WAL segments, which the tsdb writes on
-// every commit but fsyncs only when a segment is full. So at any crash,
-// power loss included, every acknowledged request is either still in our
-// WAL or durable in the stores. Replays after a crash are harmless: the
+// which returns only after fsync (concurrent requests share fsyncs). The
+// records just made durable go to a single applier goroutine in memory
+// (while it holds under 64 MiB of them; past that, and after a restart,
+// it reads them from the WAL files), which writes them to the tsdb (one
+// commit) and bbolt (one fsync'd transaction). Only after fsyncing the
+// tsdb's own WAL segments, which the tsdb writes on every commit but
+// fsyncs only when a segment is full, does it move the WAL's applied
+// position past them (fsync'd) and delete segments wholly before it. So
+// at any crash, power loss included, every acknowledged request is either
+// still in our WAL after the applied position or durable in the stores. Replays after a crash are harmless: the
 // tsdb ignores a sample equal to the latest of its series and the query
 // path merges equal timestamps from its out-of-order head, spans
 // overwrite by (traceId, spanId) and replace their index entries, and span

@@ -40,7 +40,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		bodyBuf = new([]byte)
 	}
 	// Nothing keeps a slice of the body past the handler: lines are
-	// re-encoded into WAL records and errors are copied into strings.
+	// re-encoded into WAL frames and errors are copied into strings.
 	defer s.bodies.Put(bodyBuf)
 	body, code, err := httpbody.ReadInto(*bodyBuf, r, s.cfg.MaxBodyBytes)
 	*bodyBuf = body
@@ -59,16 +59,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 
 	res := ReportResult{}
 	received := now.UnixMilli()
-	// WAL records come from the body pool too: the WAL has written them
-	// by the time Append returns, and a fresh megabyte per request was
-	// a steady source of GC work.
+	// WAL frames come from the body pool too (a fresh megabyte per
+	// request was a steady source of GC work); the WAL gives them back
+	// once the applier has stored them.
 	var recs [][]byte
-	defer func() {
-		for _, r := range recs {
-			s.bodies.Put(&r)
-		}
-	}()
-	rec := newRecord(s.pooledBuffer(), f, received, recordCap(len(body)))
+	rec := newFrame(s.pooledBuffer(), f, received, recordCap(len(body)))
 	var (
 		point wavefront.Point
 		dist  wavefront.Distribution
@@ -90,7 +85,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(rec) >= recordBytes {
 			recs = append(recs, rec)
-			rec = newRecord(s.pooledBuffer(), f, received, recordCap(len(line)+1+len(body)))
+			rec = newFrame(s.pooledBuffer(), f, received, recordCap(len(line)+1+len(body)))
 		}
 		before := len(rec)
 		err = nil
@@ -140,14 +135,13 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		res.Accepted++
 	}
 	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + rejected))
-	if len(rec) > recHeader {
+	if len(rec) > walFrameHeader+recHeader {
 		recs = append(recs, rec)
 	} else {
-		empty := rec
-		s.bodies.Put(&empty)
+		s.releaseBuffer(rec)
 	}
 	if len(recs) > 0 {
-		if err := s.wal.Append(recs...); err != nil {
+		if err := s.wal.append(recs...); err != nil {
 			s.log.Error("WAL append failed", "err", err)
 			s.reply(w, http.StatusServiceUnavailable, "cannot store data: "+err.Error())
 			return
@@ -167,11 +161,14 @@ func (s *Server) pooledBuffer() []byte {
 	return nil
 }
 
-// recordCap is the capacity of a record for the canonical form of rest
+// releaseBuffer puts a buffer back in the request body pool.
+func (s *Server) releaseBuffer(b []byte) { s.bodies.Put(&b) }
+
+// recordCap is the capacity of a WAL frame for the canonical form of rest
 // bytes of a body: a little more, for quotes the lines may lack, but not
 // much past recordBytes, where the next record starts.
 func recordCap(rest int) int {
-	return min(rest+rest/4, recordBytes+64<<10) + recHeader
+	return min(rest+rest/4, recordBytes+64<<10) + walFrameHeader + recHeader
 }
 
 // appendPoint validates a metric line and appends it to rec as the WAL

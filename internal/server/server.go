@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshwave/meshwave/internal/export"
-	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -64,7 +64,7 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	m       *selfMetrics
-	wal     *queue.Queue
+	wal     *walLog
 	metrics *metricStore
 	rollups *rollupSet
 	kv      *kvStore
@@ -126,29 +126,29 @@ func Open(cfg Config) (*Server, error) {
 		s.metrics.close()
 		return nil, err
 	}
-	s.wal, err = queue.Open(filepath.Join(cfg.DataDir, "wal"), queue.Options{
-		SegmentBytes: walSegmentBytes,
-		Logger:       s.log,
-		Metrics:      queue.NewMetrics(s.reg, "server_wal"),
-	})
-	if err != nil {
+	walDir := filepath.Join(cfg.DataDir, "wal")
+	if s.wal, err = openWAL(walDir, walSegmentBytes, walHandoffBytes, s.releaseBuffer, s.log, s.reg); err != nil {
 		s.kv.close()
 		s.metrics.close()
 		return nil, err
 	}
 	if s.exporters, err = openExporters(cfg, s.reg, s.log); err != nil {
-		s.wal.Close()
+		s.wal.close()
 		s.kv.close()
 		s.metrics.close()
 		return nil, err
 	}
-	s.mux = s.routes()
-	ctx, stop := context.WithCancel(context.Background())
-	s.stop = stop
 	a := &applier{s: s}
 	a.dec.Limits = &s.limits
 	// AppendValue writes +Inf/-Inf, which only the lenient decoder reads.
 	a.dec.LenientNonFinite = true
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	if err := a.drainQueue(walDir); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("applying the WAL of the previous layout: %w", err)
+	}
+	s.mux = s.routes()
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); a.run(ctx) }()
 	go func() { defer s.wg.Done(); s.cleanupLoop(ctx) }()
@@ -203,7 +203,7 @@ func (s *Server) Close() error {
 	if s.rollups != nil {
 		s.rollups.close()
 	}
-	errs := []error{s.wal.Close(), s.kv.close(), s.metrics.close()}
+	errs := []error{s.wal.close(), s.kv.close(), s.metrics.close()}
 	for _, e := range s.exporters {
 		errs = append(errs, e.Close())
 	}

@@ -303,7 +303,7 @@ func TestBadLines(t *testing.T) {
 		`meshwave_server_lines_rejected_total{code="WF-300",format="wavefront"} 2`,
 		`meshwave_server_lines_received_total{format="wavefront"} 8`,
 		`meshwave_server_lines_stored_total{format="wavefront"} 2`,
-		`meshwave_queue_bytes{queue="server_wal"}`,
+		`meshwave_server_wal_bytes`,
 		`meshwave_server_apply_lag_seconds`)
 }
 
@@ -338,7 +338,7 @@ func TestIdempotentReplay(t *testing.T) {
 	post(t, s.url, "wavefront", body.String())
 	eventually(t, "all applied", func() bool {
 		ss := selectAll(t, s.Server, "dup")
-		return len(ss) == 1 && len(ss[0].Points) >= 11 && s.wal.Len() == 0
+		return len(ss) == 1 && len(ss[0].Points) >= 11 && s.wal.idle()
 	})
 	if pts := selectAll(t, s.Server, "dup")[0].Points; len(pts) != 11 {
 		t.Fatalf("%d points, want 11: %v", len(pts), pts)
