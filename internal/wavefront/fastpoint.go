@@ -524,11 +524,14 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 				}
 				v1 += 8
 			}
-			if v1 < len(line) && line[v1] != ' ' {
-				r.fits = shapedBad
-				return r
-			}
 			i = v1
+			if v1 < len(line) {
+				if line[v1] != ' ' {
+					r.fits = shapedBad
+					return r
+				}
+				i++ // past the space that ends the value: one turn fewer of the space loop
+			}
 		} else {
 			var next int
 			var ok bool
