@@ -2,17 +2,25 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/meshwave/meshwave/internal/wql"
 )
@@ -292,6 +300,171 @@ func TestLeadingDigits(t *testing.T) {
 	} {
 		if v, n := leadingDigits([]byte(c.in)); n != c.n || (n <= maxTimeDigits && v != c.v) {
 			t.Errorf("%q: got %d, %d; want %d, %d", c.in, v, n, c.v, c.n)
+		}
+	}
+}
+
+// openTestWAL opens a WAL in dir that holds at most handoff bytes for the
+// applier, with small segments, and counts the frames it gives back.
+func openTestWAL(t *testing.T, dir string, handoff int, released *atomic.Int64) *walLog {
+	t.Helper()
+	l, err := openWAL(dir, 4<<10, handoff, func([]byte) { released.Add(1) }, quietLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func testFrame(i int) []byte {
+	return append(make([]byte, walFrameHeader), fmt.Sprintf("record %d %s", i, strings.Repeat("x", i%7*300))...)
+}
+
+// takeAll takes records from pos until n are read, checking their order
+// and contents against testFrame, and returns the position after them
+// and how many came from memory.
+func takeAll(t *testing.T, l *walLog, pos walPos, from, n int) (walPos, int) {
+	t.Helper()
+	var (
+		recs   []walRecord
+		buf    []byte
+		err    error
+		handed int
+	)
+	for i := from; i < from+n; {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		recs, buf, err = l.take(ctx, pos, 3000, recs, buf)
+		cancel()
+		if err != nil {
+			t.Fatalf("take at %+v (record %d): %v", pos, i, err)
+		}
+		for _, r := range recs {
+			if want := testFrame(i)[walFrameHeader:]; !bytes.Equal(r.frame[walFrameHeader:], want) {
+				t.Fatalf("record %d: got %.20q, want %.20q", i, r.frame[walFrameHeader:], want)
+			}
+			if r.handed {
+				handed++
+				l.release(r.frame)
+			}
+			pos = r.end
+			i++
+		}
+	}
+	return pos, handed
+}
+
+// TestWALHandoffAndDisk appends records over several segments and takes
+// them back: in memory while the handoff has room, from disk past it (an
+// applier that lags), and from disk after a restart, from the applied
+// position on.
+func TestWALHandoffAndDisk(t *testing.T) {
+	for _, handoff := range []int{64 << 20, 5000, 0} {
+		t.Run(fmt.Sprint("handoff=", handoff), func(t *testing.T) {
+			dir := t.TempDir()
+			var released atomic.Int64
+			l := openTestWAL(t, dir, handoff, &released)
+			const n = 60
+			for i := 0; i < n; i += 3 {
+				if err := l.append(testFrame(i), testFrame(i+1), testFrame(i+2)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			pos, handed := takeAll(t, l, l.start(), 0, 40)
+			switch {
+			case handoff == 0 && handed != 0, handoff > 1<<20 && handed != 40, handoff == 5000 && (handed == 0 || handed == 40):
+				t.Errorf("%d of 40 records from memory", handed)
+			}
+			if err := l.applied(pos); err != nil {
+				t.Fatal(err)
+			}
+			segs := func() int { ents, _ := os.ReadDir(dir); return len(ents) - 1 } // less the cursor
+			before := segs()
+			if err := l.close(); err != nil {
+				t.Fatal(err)
+			}
+			if released.Load() != n {
+				t.Errorf("%d frames released, want %d", released.Load(), n)
+			}
+
+			l = openTestWAL(t, dir, handoff, &released)
+			defer l.close()
+			if got := l.start(); got != pos && l.nextLocked(pos) != got {
+				t.Errorf("restart at %+v, want %+v", got, pos)
+			}
+			pos, _ = takeAll(t, l, l.start(), 40, n-40)
+			if l.idle() {
+				t.Error("idle before the last records are applied")
+			}
+			if err := l.applied(pos); err != nil {
+				t.Fatal(err)
+			}
+			if !l.idle() || segs() >= before {
+				t.Errorf("after applying everything: idle %t, %d segments (%d before)", l.idle(), segs(), before)
+			}
+		})
+	}
+}
+
+// TestWALTornTail: a crash in the middle of a frame leaves a torn tail;
+// after a restart the frames before it are read, the tail is skipped and
+// counted, and appends go on in a new segment.
+func TestWALTornTail(t *testing.T) {
+	dir := t.TempDir()
+	var released atomic.Int64
+	l := openTestWAL(t, dir, 0, &released)
+	for i := range 3 {
+		if err := l.append(testFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.close()
+	seg := filepath.Join(dir, walSegName(1))
+	f, err := os.OpenFile(seg, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := testFrame(3)
+	sealFrame(torn)
+	f.Write(torn[:len(torn)/2])
+	f.Close()
+
+	l = openTestWAL(t, dir, 0, &released)
+	defer l.close()
+	if err := l.append(testFrame(4)); err != nil {
+		t.Fatal(err)
+	}
+	pos, _ := takeAll(t, l, l.start(), 0, 3)
+	var recs []walRecord
+	recs, _, err = l.take(context.Background(), pos, 1<<20, recs, nil)
+	if err != nil || len(recs) != 1 || !bytes.Equal(recs[0].frame[walFrameHeader:], testFrame(4)[walFrameHeader:]) || recs[0].at.seq == 1 {
+		t.Fatalf("after the torn frame: %v %+v", err, recs)
+	}
+	if n := testutil.ToFloat64(l.tornFrames); n != 1 {
+		t.Errorf("torn frames counted: %v", n)
+	}
+}
+
+// TestWALQueueLayoutApplied: a WAL of the previous layout (an
+// internal/queue FIFO) left with records is applied on Open and removed.
+func TestWALQueueLayoutApplied(t *testing.T) {
+	dir := t.TempDir()
+	q, err := queue.Open(filepath.Join(dir, "wal"), queue.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := base()
+	rec := newFrame(nil, fmtPoint, ms, 256)[walFrameHeader:]
+	rec = fmt.Appendf(rec, "\"old.layout\" 7 %d source=\"a\"\n", ms)
+	if err := q.Append(rec); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	s := start(t, Config{DataDir: dir})
+	if ss := selectAll(t, s.Server, "old.layout"); len(ss) != 1 || len(ss[0].Points) != 1 || ss[0].Points[0] != (wql.Point{T: ms, V: 7}) {
+		t.Fatalf("stored: %+v", ss)
+	}
+	for _, name := range []string{"cursor", "lock"} {
+		if _, err := os.Stat(filepath.Join(dir, "wal", name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s of the old layout left: %v", name, err)
 		}
 	}
 }
