@@ -471,13 +471,24 @@ func (c *Converter) uuid(id []byte) []byte {
 	if bytes.IndexByte(id, '-') >= 0 || len(id) > 32 {
 		return id
 	}
-	var hex [32]byte
-	p := 32 - len(id)
-	for i := range p {
-		hex[i] = '0'
-	}
-	copy(hex[p:], id)
 	b := c.arena.alloc(36)
+	if len(id) == 16 { // a span ID, or a 64-bit trace ID
+		copy(b, "00000000-0000-0000-")
+		copy(b[19:23], id[0:4])
+		b[23] = '-'
+		copy(b[24:36], id[4:16])
+		return b
+	}
+	hex := id
+	if len(id) < 32 {
+		var padded [32]byte
+		p := 32 - len(id)
+		for i := range p {
+			padded[i] = '0'
+		}
+		copy(padded[p:], id)
+		hex = padded[:]
+	}
 	copy(b[0:8], hex[0:8])
 	b[8] = '-'
 	copy(b[9:13], hex[8:12])

@@ -327,3 +327,26 @@ func TestAppendLogsMatchesAppendSpanLogs(t *testing.T) {
 		t.Errorf("span logs while disabled: %s", got)
 	}
 }
+
+// uuid against its definition (§5.4) at every length: left-padded with
+// zeros to 32 characters and hyphenated 8-4-4-4-12; IDs with '-' or over
+// 32 characters are kept as they are.
+func TestUUID(t *testing.T) {
+	var c Converter
+	const hex = "0123456789abcdef0123456789abcdef0"
+	for n := 1; n <= len(hex); n++ {
+		id := []byte(hex[:n])
+		want := string(id)
+		if n <= 32 {
+			p := strings.Repeat("0", 32-n) + want
+			want = p[0:8] + "-" + p[8:12] + "-" + p[12:16] + "-" + p[16:20] + "-" + p[20:32]
+		}
+		c.arena.reset()
+		if got := string(c.uuid(id)); got != want {
+			t.Errorf("uuid(%q) = %q, want %q", id, got, want)
+		}
+	}
+	if got := string(c.uuid([]byte("ab-cd"))); got != "ab-cd" {
+		t.Errorf("uuid(ab-cd) = %q", got)
+	}
+}
