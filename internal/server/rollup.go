@@ -259,6 +259,11 @@ const (
 	// differences: a byte or two a value.
 	floatsDelta
 	floatsDeltaOfDelta
+	// floatsDict: when there are at most 256 distinct values (a rate of
+	// a counter that moves by a few steps at a steady scrape, a gauge of
+	// a few levels), the uvarint number of them, each as 8 bytes, and a
+	// byte per value indexing them.
+	floatsDict
 )
 
 // appendFloats appends vals as a value column: the shortest encoding,
@@ -281,6 +286,9 @@ func appendFloats(dst []byte, vals []float64) []byte {
 				best = c
 			}
 		}
+	}
+	if c, ok := appendDict([]byte{floatsDict}, vals); ok && len(c) < len(best) {
+		best = c
 	}
 	raw := 1 + 8*len(vals)
 	if len(best) > raw-raw/8 {
@@ -316,6 +324,31 @@ func appendXOR(dst []byte, vals []float64) []byte {
 		}
 	}
 	return dst
+}
+
+// appendDict appends vals as floatsDict, or false if they have more than
+// 256 distinct values.
+func appendDict(dst []byte, vals []float64) ([]byte, bool) {
+	index := map[uint64]byte{}
+	var dict []uint64
+	for _, v := range vals {
+		b := math.Float64bits(v)
+		if _, ok := index[b]; !ok {
+			if len(dict) == 256 {
+				return nil, false
+			}
+			index[b] = byte(len(dict))
+			dict = append(dict, b)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(dict)))
+	for _, b := range dict {
+		dst = binary.LittleEndian.AppendUint64(dst, b)
+	}
+	for _, v := range vals {
+		dst = append(dst, index[math.Float64bits(v)])
+	}
+	return dst, true
 }
 
 // appendDeltas appends the integral vals' differences, or with dod their
@@ -782,6 +815,7 @@ type floatReader struct {
 	b         []byte
 	enc       byte
 	hdr       []byte // floatsXOR: the headers of the values to come
+	dict      []byte // floatsDict: the values, 8 bytes each
 	prevBits  uint64 // floatsXOR: the previous value
 	prevInt   int64  // floatsDelta…: the previous value
 	prevDelta int64  // floatsDeltaOfDelta: the previous difference
@@ -794,6 +828,12 @@ func newFloatReader(b []byte) (floatReader, error) {
 	f := floatReader{b: b[1:], enc: b[0]}
 	switch f.enc {
 	case floatsRaw, floatsDelta, floatsDeltaOfDelta:
+	case floatsDict:
+		n, k := binary.Uvarint(f.b)
+		if k <= 0 || n == 0 || n > 256 || 8*n > uint64(len(f.b)-k) {
+			return f, errors.New("bad rollup value dictionary")
+		}
+		f.dict, f.b = f.b[k:k+8*int(n)], f.b[k+8*int(n):]
 	case floatsXOR:
 		n, k := binary.Uvarint(f.b)
 		if k <= 0 || n > uint64(len(f.b)-k) {
@@ -820,6 +860,19 @@ func (f *floatReader) fill(out []float64) bool {
 			out[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
 		}
 		f.b = b[8*len(out):]
+		return true
+	case floatsDict:
+		if len(b) < len(out) {
+			return false
+		}
+		dict := f.dict
+		for k, c := range b[:len(out)] {
+			if 8*int(c)+8 > len(dict) {
+				return false
+			}
+			out[k] = math.Float64frombits(binary.LittleEndian.Uint64(dict[8*int(c):]))
+		}
+		f.b = b[len(out):]
 		return true
 	case floatsXOR:
 		if len(out) > len(f.hdr) {

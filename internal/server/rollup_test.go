@@ -427,6 +427,10 @@ func codecSeries(r *rand.Rand, n int) [][]wql.Point {
 	series(func(i int) (int64, float64, bool) { // mostly repeated values
 		return int64(i) * minute, 0.25 * float64(i/10), true
 	})
+	levels := []float64{0.1, 0.2, 0.3, 0.7, 1.1}
+	series(func(i int) (int64, float64, bool) { // a few levels, once a window
+		return int64(i) * 5 * minute, levels[r.IntN(len(levels))], true
+	})
 	specials := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0, 1e300, 1 << 60, -(1 << 53), 1<<53 + 2, 3.5}
 	series(func(i int) (int64, float64, bool) { // values integral columns must refuse
 		return int64(i) * minute, specials[i%len(specials)], true
@@ -550,7 +554,7 @@ func TestRollupWindowCodec(t *testing.T) {
 	}
 	for _, enc := range []string{
 		fmt.Sprint(false, intsRuns), fmt.Sprint(false, intsBytes),
-		fmt.Sprint(true, floatsRaw), fmt.Sprint(true, floatsXOR), fmt.Sprint(true, floatsDelta), fmt.Sprint(true, floatsDeltaOfDelta),
+		fmt.Sprint(true, floatsRaw), fmt.Sprint(true, floatsXOR), fmt.Sprint(true, floatsDelta), fmt.Sprint(true, floatsDeltaOfDelta), fmt.Sprint(true, floatsDict),
 	} {
 		if !encodings[enc] {
 			t.Errorf("no column encoded as (values, encoding) %s", enc)
