@@ -419,6 +419,25 @@ func (l *lexer) stringOrNumber() ([]byte, error) {
 // int64 reads an integer the way the reference's nextLong does: a number
 // or a quoted number, whose value must be integral and fit in 64 bits.
 func (l *lexer) int64() (int64, error) {
+	// The usual case, a bare non-negative integer of up to 18 digits (µs
+	// timestamps have 16), is read in one pass; anything else, including
+	// a leading zero or a digit after the 18th, takes num and parseInt.
+	b := l.b
+	i := skipWS(b, l.i)
+	var v int64
+	j := i
+	for ; j < len(b) && j-i < 18 && b[j]-'0' <= 9; j++ {
+		v = v*10 + int64(b[j]-'0')
+	}
+	if j > i && (b[i] != '0' || j == i+1) && (j == len(b) || !isNumberByte(b[j])) {
+		l.i = j
+		return v, nil
+	}
+	return l.int64General()
+}
+
+// int64General is int64 for any number or quoted number.
+func (l *lexer) int64General() (int64, error) {
 	start := l.i
 	var t []byte
 	var integer bool
@@ -440,6 +459,11 @@ func (l *lexer) int64() (int64, error) {
 	}
 	l.i = start
 	return 0, l.errorf("expected a 64-bit integer, found " + strconv.Quote(string(t)))
+}
+
+// isNumberByte reports whether c can continue a JSON number.
+func isNumberByte(c byte) bool {
+	return c-'0' <= 9 || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
 }
 
 // parseInt parses an optionally negative decimal integer without overflow.

@@ -94,3 +94,26 @@ func TestPlainString(t *testing.T) {
 		}
 	}
 }
+
+// int64's one-pass path against num and parseInt, which it short-cuts:
+// the same value, error and position for number-like input.
+func TestInt64FastPath(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 8))
+	alphabet := "0000123456789-+.eE ,}\""
+	for range 100000 {
+		b := make([]byte, 1+r.IntN(24))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+			if r.IntN(3) > 0 {
+				b[i] = '0' + byte(r.IntN(10))
+			}
+		}
+		got := lexer{b: b, d: &Decoder{}}
+		v, err := got.int64()
+		want := lexer{b: b, d: &Decoder{}}
+		wv, werr := want.int64General()
+		if v != wv || (err == nil) != (werr == nil) || got.i != want.i {
+			t.Fatalf("int64(%q) = %d, %v at %d; num and parseInt give %d, %v at %d", b, v, err, got.i, wv, werr, want.i)
+		}
+	}
+}
