@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/meshwave/meshwave/internal/httpbody"
@@ -59,11 +60,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 
 	res := ReportResult{}
 	received := now.UnixMilli()
-	// WAL frames come from the body pool too (a fresh megabyte per
-	// request was a steady source of GC work); the WAL gives them back
-	// once the applier has stored them.
+	// WAL frames are recycled (a fresh megabyte per request was a steady
+	// source of GC work); the WAL gives them back once the applier has
+	// stored them.
 	var recs [][]byte
-	rec := newFrame(s.pooledBuffer(), f, received, recordCap(len(body)))
+	rec := newFrame(s.frames.get(), f, received, recordCap(len(body)))
 	var (
 		point wavefront.Point
 		dist  wavefront.Distribution
@@ -85,7 +86,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(rec) >= recordBytes {
 			recs = append(recs, rec)
-			rec = newFrame(s.pooledBuffer(), f, received, recordCap(len(line)+1+len(body)))
+			rec = newFrame(s.frames.get(), f, received, recordCap(len(line)+1+len(body)))
 		}
 		before := len(rec)
 		err = nil
@@ -138,7 +139,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	if len(rec) > walFrameHeader+recHeader {
 		recs = append(recs, rec)
 	} else {
-		s.releaseBuffer(rec)
+		s.frames.put(rec)
 	}
 	if len(recs) > 0 {
 		if err := s.wal.append(recs...); err != nil {
@@ -153,16 +154,46 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(res)
 }
 
-// pooledBuffer returns an empty buffer from the request body pool.
-func (s *Server) pooledBuffer() []byte {
-	if b, _ := s.bodies.Get().(*[]byte); b != nil {
-		return (*b)[:0]
-	}
-	return nil
+// frameBuffers recycles WAL frame buffers. Frames stay with the WAL and
+// the applier until stored, so more of them are in use at once than a
+// sync.Pool, emptied by every other GC, keeps: fresh megabytes then cost
+// zeroing and page faults, 5-10 % of a handler's time. The list keeps up
+// to maxBytes of them for good.
+type frameBuffers struct {
+	mu       sync.Mutex
+	free     [][]byte
+	bytes    int
+	maxBytes int
 }
 
-// releaseBuffer puts a buffer back in the request body pool.
-func (s *Server) releaseBuffer(b []byte) { s.bodies.Put(&b) }
+// maxFrameBuffers is the memory frameBuffers keeps: frames of a few
+// applier batches (readBytes each) and the requests being handled.
+const maxFrameBuffers = 4 * readBytes
+
+// get returns an empty buffer, nil if none is free.
+func (l *frameBuffers) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := len(l.free)
+	if n == 0 {
+		return nil
+	}
+	b := l.free[n-1]
+	l.free[n-1] = nil
+	l.free = l.free[:n-1]
+	l.bytes -= cap(b)
+	return b[:0]
+}
+
+// put keeps b for get, if there is room.
+func (l *frameBuffers) put(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.bytes+cap(b) <= l.maxBytes {
+		l.free = append(l.free, b)
+		l.bytes += cap(b)
+	}
+}
 
 // recordCap is the capacity of a WAL frame for the canonical form of rest
 // bytes of a body: a little more, for quotes the lines may lack, but not

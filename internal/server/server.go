@@ -70,6 +70,7 @@ type Server struct {
 	kv      *kvStore
 	decs    sync.Pool // *wavefront.Decoder for handlers
 	bodies  sync.Pool // *[]byte request bodies for handlers
+	frames  frameBuffers
 	limits  wavefront.Limits
 	mux     *http.ServeMux
 	// exporters get what the applier has stored (export); only the
@@ -105,7 +106,7 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), frames: frameBuffers{maxBytes: maxFrameBuffers}}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = newSelfMetrics(s.reg)
 	s.limits = wavefront.DefaultLimits()
@@ -127,7 +128,7 @@ func Open(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	walDir := filepath.Join(cfg.DataDir, "wal")
-	if s.wal, err = openWAL(walDir, walSegmentBytes, walHandoffBytes, s.releaseBuffer, s.log, s.reg); err != nil {
+	if s.wal, err = openWAL(walDir, walSegmentBytes, walHandoffBytes, s.frames.put, s.log, s.reg); err != nil {
 		s.kv.close()
 		s.metrics.close()
 		return nil, err
