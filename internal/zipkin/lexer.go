@@ -104,11 +104,16 @@ func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 		}
 		i = skipWS(b, i+1)
 	}
-	l.i = i
-	if key, err = l.str(); err != nil {
-		return nil, false, err
+	if k, next := plainString(b, i); next > 0 {
+		key, i = k, next // str's fast path without its call
+	} else {
+		l.i = i
+		if key, err = l.str(); err != nil {
+			return nil, false, err
+		}
+		i = l.i
 	}
-	i = skipWS(b, l.i)
+	i = skipWS(b, i)
 	if i >= len(b) || b[i] != ':' {
 		l.i = i
 		return nil, false, l.expected("':'")
@@ -408,6 +413,10 @@ func (l *lexer) num() (text []byte, integer bool, err error) {
 func (l *lexer) stringOrNumber() ([]byte, error) {
 	switch c := l.peek(); {
 	case c == '"':
+		if s, next := plainString(l.b, l.i); next > 0 {
+			l.i = next // str's fast path without its call
+			return s, nil
+		}
 		return l.str()
 	case c == '-' || '0' <= c && c <= '9':
 		t, _, err := l.num()
