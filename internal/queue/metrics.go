@@ -12,6 +12,7 @@ import (
 type Metrics struct {
 	bytes, records                           prometheus.Gauge
 	appended, dropped, droppedBytes, tornRec prometheus.Counter
+	syncs                                    prometheus.Counter
 }
 
 // NewMetrics creates the metrics of the queue called name and registers
@@ -33,5 +34,6 @@ func NewMetrics(reg prometheus.Registerer, name string) *Metrics {
 		dropped:      counter("queue_dropped_records_total", "Unacknowledged records dropped, oldest first, to stay within MaxBytes."),
 		droppedBytes: counter("queue_dropped_bytes_total", "Bytes of the records counted in queue_dropped_records_total."),
 		tornRec:      counter("queue_torn_records_total", "Damaged records found on disk (torn tail after a crash, or a failed CRC); each cuts its segment there."),
+		syncs:        counter("queue_fsyncs_total", "fsyncs of the segment being written: for appends that wait for durability, for records only written (at most WrittenSync after them) and at rotation."),
 	}
 }

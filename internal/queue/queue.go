@@ -589,7 +589,7 @@ func (q *Queue) syncWritten() {
 	if q.wf == nil {
 		return
 	}
-	if err := q.wf.Sync(); err != nil {
+	if err := q.sync(); err != nil {
 		q.log.Error("queue: fsync of written records failed; they may not survive a power failure", "segment", segName(q.wseq), "err", err)
 		return
 	}
@@ -649,7 +649,7 @@ func (q *Queue) commit(group []*appendReq) error {
 	if durable {
 		// Records are published, whole: a failed fsync leaves nothing to
 		// undo, and a retry of the Append can only duplicate them.
-		if err := q.wf.Sync(); err != nil {
+		if err := q.sync(); err != nil {
 			return err
 		}
 		q.unsynced = false
@@ -663,11 +663,19 @@ func (q *Queue) flushSync() error {
 		return err
 	}
 	q.publish()
-	if err := q.wf.Sync(); err != nil {
+	if err := q.sync(); err != nil {
 		return err
 	}
 	q.unsynced = false
 	return nil
+}
+
+// sync fsyncs the write segment.
+func (q *Queue) sync() error {
+	if q.m != nil {
+		q.m.syncs.Inc()
+	}
+	return q.wf.Sync()
 }
 
 // publish makes every record written so far visible to Read.

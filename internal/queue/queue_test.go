@@ -611,3 +611,25 @@ func TestAppendFramesWrittenAsync(t *testing.T) {
 		t.Fatalf("read %v, want 0..%d in order", got, n-1)
 	}
 }
+
+// TestWrittenRecordsAreSynced checks that records only written are fsync'd
+// in the background, with no durable append to take them along.
+func TestWrittenRecordsAreSynced(t *testing.T) {
+	e := newEnv(t)
+	q := e.open(t, Options{WrittenSync: 5 * time.Millisecond})
+	defer q.Close()
+	fsyncs := func() float64 { return counter(e.m.syncs) }
+	before := fsyncs()
+	written := make(chan error, 1)
+	frame := append(make([]byte, FrameHeader), rec(1, 100)...)
+	Seal(frame)
+	q.AppendFramesWrittenAsync(func(err error) { written <- err }, frame)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); fsyncs() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a written record was not fsync'd within 5 s (WrittenSync 5 ms)")
+		}
+	}
+}
