@@ -199,13 +199,13 @@ func appendJSONString(b []byte, s string) []byte {
 // integral values counters and sizes mostly are, and for the short
 // decimals means of them are.
 func appendJSONFloat(b []byte, v float64) []byte {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+	abs := math.Abs(v)
+	if abs < 1e15 && float64(int64(v)) == v { // integral; the conversion is one instruction, math.Trunc a call
 		if v == 0 && math.Signbit(v) {
 			return append(b, "-0"...)
 		}
 		return strconv.AppendInt(b, int64(v), 10)
 	}
-	abs := math.Abs(v)
 	if abs < 1e-6 || abs >= 1e21 {
 		n := len(b)
 		b = strconv.AppendFloat(b, v, 'e', -1, 64)
