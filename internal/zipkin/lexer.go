@@ -229,7 +229,7 @@ func plainString(b []byte, i int) ([]byte, int) {
 	}
 	start := i + 1
 	for i = start; i+8 <= len(b); {
-		x := binary.LittleEndian.Uint64(b[i:])
+		x := binary.LittleEndian.Uint64(b[i : i+8]) // not b[i:]: the compiler then drops the bounds checks
 		// One borrow test for every byte below '#' ('"', '\n', the other
 		// control characters, ' ' and '!'; the last three are plain and
 		// resume the scan), one for '\\' and the high bits for non-ASCII:
