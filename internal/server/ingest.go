@@ -157,8 +157,8 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 // frameBuffers recycles WAL frame buffers. Frames stay with the WAL and
 // the applier until stored, so more of them are in use at once than a
 // sync.Pool, emptied by every other GC, keeps: fresh megabytes then cost
-// zeroing and page faults, 5-10 % of a handler's time. The list keeps up
-// to maxBytes of them for good.
+// the handler zeroing and page faults. The list keeps up to maxBytes of
+// them for good.
 type frameBuffers struct {
 	mu       sync.Mutex
 	free     [][]byte

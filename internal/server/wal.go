@@ -62,9 +62,9 @@ func (f format) String() string {
 const (
 	recHeader = 9
 	// recordBytes is where the handler starts a new record: well under
-	// the queue's segment size, and large enough to amortise framing.
+	// the WAL's segment size, and large enough to amortise framing.
 	recordBytes = 1 << 20
-	// walSegmentBytes is the queue's segment size.
+	// walSegmentBytes is where the WAL starts a new segment file.
 	walSegmentBytes = 16 << 20
 	// readBytes is how much the applier takes from the WAL at once (one
 	// tsdb commit).
