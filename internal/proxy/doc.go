@@ -4,8 +4,12 @@
 // preprocessor rules, and forwarding to a backend's direct-ingestion API.
 //
 // Everything a listener accepts is validated, encoded in canonical form and
-// appended to the durable queue (internal/queue) before it is acknowledged
-// or counted; the forwarder alone reads the queue and posts to the backend.
-// Delivery is at-least-once: a crash between a post and its acknowledgement
-// re-sends that batch.
+// appended to the queue (internal/queue) before it is acknowledged or
+// counted; the forwarder alone reads the queue and posts to the backend.
+// HTTP requests are answered only after their lines are fsync'd. Plain TCP
+// lines, which the sender never sees acknowledged, are counted once
+// written to the segment file, which a process crash does not lose; the
+// queue fsyncs them within Options.WrittenSync (100 ms). Delivery is
+// at-least-once: a crash between a post and its acknowledgement re-sends
+// that batch.
 package proxy
