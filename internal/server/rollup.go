@@ -114,6 +114,7 @@ type windowAcc struct {
 	count int
 	ints  []uint64  // scratch for a column's values
 	vals  []float64 // scratch for a column's values
+	dict  dictTable // scratch for appendDict
 }
 
 func (a *windowAcc) reset() {
@@ -196,7 +197,7 @@ func (a *windowAcc) appendWindows(rec []byte) []byte {
 		if c < colSum {
 			col = appendInts(col, a.ints)
 		} else {
-			col = appendFloats(col, a.vals)
+			col = appendFloats(col, a.vals, &a.dict)
 		}
 		appendCol()
 	}
@@ -268,8 +269,8 @@ const (
 
 // appendFloats appends vals as a value column: the shortest encoding,
 // but raw values unless another saves at least an eighth, since they
-// decode fastest.
-func appendFloats(dst []byte, vals []float64) []byte {
+// decode fastest. dict is scratch for appendDict.
+func appendFloats(dst []byte, vals []float64, dict *dictTable) []byte {
 	if len(vals) == 0 {
 		return dst
 	}
@@ -287,8 +288,11 @@ func appendFloats(dst []byte, vals []float64) []byte {
 			}
 		}
 	}
-	if c, ok := appendDict([]byte{floatsDict}, vals); ok && len(c) < len(best) {
-		best = c
+	// A dictionary of m values takes 8m bytes and one per value.
+	if m := min(256, (len(best)-3-len(vals))/8); m > 0 {
+		if c, ok := appendDict([]byte{floatsDict}, vals, m, dict); ok && len(c) < len(best) {
+			best = c
+		}
 	}
 	raw := 1 + 8*len(vals)
 	if len(best) > raw-raw/8 {
@@ -327,17 +331,17 @@ func appendXOR(dst []byte, vals []float64) []byte {
 }
 
 // appendDict appends vals as floatsDict, or false if they have more than
-// 256 distinct values.
-func appendDict(dst []byte, vals []float64) ([]byte, bool) {
-	index := map[uint64]byte{}
+// m distinct values (m <= 256).
+func appendDict(dst []byte, vals []float64, m int, t *dictTable) ([]byte, bool) {
+	clear(t.refs[:])
 	var dict []uint64
 	for _, v := range vals {
 		b := math.Float64bits(v)
-		if _, ok := index[b]; !ok {
-			if len(dict) == 256 {
+		if i := t.slot(b); t.refs[i] == 0 {
+			if len(dict) == m {
 				return nil, false
 			}
-			index[b] = byte(len(dict))
+			t.keys[i], t.refs[i] = b, uint16(len(dict)+1)
 			dict = append(dict, b)
 		}
 	}
@@ -346,9 +350,26 @@ func appendDict(dst []byte, vals []float64) ([]byte, bool) {
 		dst = binary.LittleEndian.AppendUint64(dst, b)
 	}
 	for _, v := range vals {
-		dst = append(dst, index[math.Float64bits(v)])
+		dst = append(dst, byte(t.refs[t.slot(math.Float64bits(v))]-1))
 	}
 	return dst, true
+}
+
+// dictTable maps values to their dictionary indexes for appendDict: open
+// addressing in twice as many slots as a dictionary has values, several
+// times cheaper than a map for a column's few hundred values.
+type dictTable struct {
+	keys [512]uint64
+	refs [512]uint16 // 1 + the index of the slot's key; 0: empty
+}
+
+// slot is where b is, or the empty slot where it goes.
+func (t *dictTable) slot(b uint64) int {
+	i := int(b * 0x9e3779b97f4a7c15 >> 55) // Fibonacci hashing to 9 bits
+	for t.refs[i] != 0 && t.keys[i] != b {
+		i = (i + 1) & 511
+	}
+	return i
 }
 
 // appendDeltas appends the integral vals' differences, or with dod their
