@@ -593,7 +593,7 @@ func seriesOf(ls labels.Labels, arena *tagArena) wql.Series {
 	if !tags.IsSorted() {
 		slices.SortFunc(tags, func(a, b wql.Tag) int { return strings.Compare(a.Key, b.Key) })
 	}
-	s.TagList = tags
+	s.TagList = slices.Clip(tags) // an append by a consumer must not reach the next series' tags
 	return s
 }
 
