@@ -6,12 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/alignwrite"
 )
 
 // Errors returned by the queue.
@@ -81,7 +82,7 @@ type Queue struct {
 
 	// Writer goroutine only (and Open/Close around it).
 	wf       *os.File
-	bw       segWriter
+	bw       alignwrite.Writer // aligns the write segment's write(2)s
 	wseq     uint64
 	wsize    int64 // bytes written to wf, synced or not
 	wcount   int64
@@ -276,7 +277,7 @@ func (q *Queue) recover() error {
 			return err
 		}
 		q.wf, q.wseq, q.wsize, q.wcount = f, last.seq, last.size, last.count
-		q.bw.reset(f, last.size)
+		q.bw.Reset(f, last.size)
 		for i := range q.segs[:n-1] {
 			q.segs[i].sealed = true
 		}
@@ -369,7 +370,7 @@ func (q *Queue) createSegment(seq uint64) error {
 		return err
 	}
 	q.wf, q.wseq, q.wsize, q.wcount = f, seq, segHdrSize, 0
-	q.bw.reset(f, segHdrSize)
+	q.bw.Reset(f, segHdrSize)
 	q.mu.Lock()
 	if n := len(q.segs); n > 0 {
 		q.segs[n-1].sealed = true
@@ -623,11 +624,11 @@ func (q *Queue) commit(group []*appendReq) error {
 			}
 			var err error
 			if r.sealed {
-				err = q.bw.write(rec)
+				err = q.bw.Append(rec)
 			} else {
 				putRecHeader(h[:], rec)
-				if err = q.bw.write(h[:]); err == nil {
-					err = q.bw.write(rec)
+				if err = q.bw.Append(h[:]); err == nil {
+					err = q.bw.Append(rec)
 				}
 			}
 			if err != nil {
@@ -638,7 +639,7 @@ func (q *Queue) commit(group []*appendReq) error {
 			n++
 		}
 	}
-	if err := q.bw.flush(); err != nil {
+	if err := q.bw.Flush(); err != nil {
 		return q.fail(err)
 	}
 	q.publish()
@@ -659,7 +660,7 @@ func (q *Queue) commit(group []*appendReq) error {
 
 // flushSync makes everything written so far durable and visible to Read.
 func (q *Queue) flushSync() error {
-	if err := q.bw.flush(); err != nil {
+	if err := q.bw.Flush(); err != nil {
 		return err
 	}
 	q.publish()
@@ -717,7 +718,7 @@ func (q *Queue) fail(err error) error {
 	q.mu.Lock()
 	s := q.segs[len(q.segs)-1]
 	q.mu.Unlock()
-	q.bw.reset(q.wf, s.size)
+	q.bw.Reset(q.wf, s.size)
 	if terr := q.wf.Truncate(s.size); terr != nil {
 		q.werr = fmt.Errorf("queue: write failed (%v) and could not be undone: %w", err, terr)
 		return q.werr
@@ -1073,7 +1074,7 @@ func (q *Queue) Close() error {
 func (q *Queue) closeFiles() error {
 	var errs []error
 	if q.wf != nil {
-		errs = append(errs, q.bw.flush(), q.wf.Close())
+		errs = append(errs, q.bw.Flush(), q.wf.Close())
 	}
 	if q.reader.f != nil {
 		errs = append(errs, q.reader.f.Close())
@@ -1083,66 +1084,4 @@ func (q *Queue) closeFiles() error {
 	}
 	errs = append(errs, q.lockFile.Close())
 	return errors.Join(errs...)
-}
-
-// writeAlign is the file-offset alignment of the writer's write(2)s.
-const writeAlign = 64 << 10
-
-// segWriter buffers the write segment's appends so that every write(2)
-// but the last before an fsync ends at a multiple of writeAlign in the
-// file. The kernel then fills whole, large page-cache folios: on ext4 that
-// costs about a third less CPU per byte than writes that straddle them,
-// which the segment's 8-byte magic and the records' odd sizes would make
-// of every write. Runs of whole aligned blocks go straight from the
-// caller's buffer.
-type segWriter struct {
-	f   io.Writer // the segment file
-	off int64     // the file offset buf starts at
-	buf []byte    // pending bytes, never past the next multiple of writeAlign
-}
-
-// reset points the writer at f, whose size is off, dropping pending bytes.
-func (w *segWriter) reset(f io.Writer, off int64) {
-	if w.buf == nil {
-		w.buf = make([]byte, 0, writeAlign)
-	}
-	w.f, w.off, w.buf = f, off, w.buf[:0]
-}
-
-func (w *segWriter) write(p []byte) error {
-	for len(p) > 0 {
-		end := w.off + int64(len(w.buf))
-		if len(w.buf) == 0 && end%writeAlign == 0 && len(p) >= writeAlign {
-			n := len(p) &^ (writeAlign - 1)
-			if _, err := w.f.Write(p[:n]); err != nil {
-				return err
-			}
-			w.off += int64(n)
-			p = p[n:]
-			continue
-		}
-		room := int(writeAlign - end%writeAlign)
-		n := min(room, len(p))
-		w.buf = append(w.buf, p[:n]...)
-		p = p[n:]
-		if n == room {
-			if err := w.flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// flush writes the pending bytes.
-func (w *segWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	if _, err := w.f.Write(w.buf); err != nil {
-		return err
-	}
-	w.off += int64(len(w.buf))
-	w.buf = w.buf[:0]
-	return nil
 }

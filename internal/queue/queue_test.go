@@ -5,13 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/meshwave/meshwave/internal/alignwrite"
 )
 
 func TestFIFOAcrossSegmentsAndAckDeletes(t *testing.T) {
@@ -398,7 +399,7 @@ func TestAppendFramesMatchesAppend(t *testing.T) {
 	plain, framed := newEnv(t), newEnv(t)
 	opt := Options{SegmentBytes: 256 << 10}
 	qp, qf := plain.open(t, opt), framed.open(t, opt)
-	sizes := []int{10, 100, writeAlign - recHdrSize - 1, writeAlign - recHdrSize, 40 << 10, 3000, 200 << 10, 9}
+	sizes := []int{10, 100, alignwrite.Align - recHdrSize - 1, alignwrite.Align - recHdrSize, 40 << 10, 3000, 200 << 10, 9}
 	n := 0
 	for round := range 12 {
 		var recs, frames [][]byte
@@ -468,54 +469,6 @@ func TestAppendFramesRefusesUnsealed(t *testing.T) {
 	}
 	if q.Len() != 0 {
 		t.Errorf("Len = %d after refused frames", q.Len())
-	}
-}
-
-// writeLog records the writes a segWriter makes.
-type writeLog struct {
-	data []byte
-	ends []int // file offset after each write
-}
-
-func (l *writeLog) Write(p []byte) (int, error) {
-	l.data = append(l.data, p...)
-	l.ends = append(l.ends, len(l.data))
-	return len(p), nil
-}
-
-// TestSegWriterAligns checks that between flushes every write ends at a
-// multiple of writeAlign, whatever the sizes written, and that the bytes
-// arrive whole and in order.
-func TestSegWriterAligns(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	var l writeLog
-	l.data = []byte(segMagic)
-	var w segWriter
-	w.reset(&l, segHdrSize)
-	want := []byte(segMagic)
-	for k := range 300 {
-		p := make([]byte, r.IntN(3*writeAlign/2))
-		for i := range p {
-			p[i] = byte(k + i/7)
-		}
-		want = append(want, p...)
-		before := len(l.ends)
-		if err := w.write(p); err != nil {
-			t.Fatal(err)
-		}
-		for _, end := range l.ends[before:] {
-			if end%writeAlign != 0 {
-				t.Fatalf("a write ended at %d, not a multiple of %d", end, writeAlign)
-			}
-		}
-		if r.IntN(4) == 0 {
-			if err := w.flush(); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(l.data, want) {
-				t.Fatal("the flushed bytes differ from those written")
-			}
-		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/meshwave/meshwave/internal/alignwrite"
 	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
@@ -548,7 +549,7 @@ type walLog struct {
 
 	// The writer goroutine's (and Open's, before it starts).
 	f    *os.File
-	w    alignedWriter // writes to f
+	w    alignwrite.Writer // writes to f
 	seq  uint64
 	size int64
 	werr error // sticky: a failed write could not be undone
@@ -700,7 +701,7 @@ func (l *walLog) createSegment(seq uint64) error {
 		return err
 	}
 	l.f, l.seq, l.size = f, seq, walMagicBytes
-	l.w.reset(f, walMagicBytes)
+	l.w.Reset(f, walMagicBytes)
 	l.mu.Lock()
 	if n := len(l.segs); n > 0 {
 		l.segs[n-1].sealed = true
@@ -808,80 +809,19 @@ func (l *walLog) commit(group []*walAppend) error {
 			synced = l.size
 		}
 		sealFrame(r.frame)
-		if err := l.w.write(r.frame); err != nil {
+		if err := l.w.Append(r.frame); err != nil {
 			return l.fail(err, synced)
 		}
 		r.at = walPos{l.seq, l.size}
 		l.size += int64(len(r.frame))
 		r.end = walPos{l.seq, l.size}
 	}
-	if err := l.w.flush(); err != nil {
+	if err := l.w.Flush(); err != nil {
 		return l.fail(err, synced)
 	}
 	if err := l.f.Sync(); err != nil {
 		return l.fail(err, synced)
 	}
-	return nil
-}
-
-// writeAlign is the file-offset alignment of the WAL writer's write(2)s.
-const writeAlign = 64 << 10
-
-// alignedWriter buffers a segment's writes so that every write(2) but
-// the last before an fsync ends at a multiple of writeAlign in the file:
-// the kernel then fills whole page-cache folios, which on ext4 costs
-// about half the CPU per byte of writes that straddle them (measured
-// with this benchmark; internal/queue does the same). Runs of whole
-// aligned blocks go straight from the frame.
-type alignedWriter struct {
-	f   *os.File
-	off int64  // the file offset buf starts at
-	buf []byte // pending bytes, never past the next multiple of writeAlign
-}
-
-// reset points the writer at f, whose size is off, dropping pending bytes.
-func (w *alignedWriter) reset(f *os.File, off int64) {
-	if w.buf == nil {
-		w.buf = make([]byte, 0, writeAlign)
-	}
-	w.f, w.off, w.buf = f, off, w.buf[:0]
-}
-
-func (w *alignedWriter) write(p []byte) error {
-	for len(p) > 0 {
-		end := w.off + int64(len(w.buf))
-		if len(w.buf) == 0 && end%writeAlign == 0 && len(p) >= writeAlign {
-			n := len(p) &^ (writeAlign - 1)
-			if _, err := w.f.Write(p[:n]); err != nil {
-				return err
-			}
-			w.off += int64(n)
-			p = p[n:]
-			continue
-		}
-		room := int(writeAlign - end%writeAlign)
-		n := min(room, len(p))
-		w.buf = append(w.buf, p[:n]...)
-		p = p[n:]
-		if n == room {
-			if err := w.flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// flush writes the pending bytes.
-func (w *alignedWriter) flush() error {
-	if len(w.buf) == 0 {
-		return nil
-	}
-	if _, err := w.f.Write(w.buf); err != nil {
-		return err
-	}
-	w.off += int64(len(w.buf))
-	w.buf = w.buf[:0]
 	return nil
 }
 
@@ -897,7 +837,7 @@ var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 // rotate makes the write segment durable, publishes it sealed and starts
 // the next one.
 func (l *walLog) rotate() error {
-	if err := l.w.flush(); err != nil {
+	if err := l.w.Flush(); err != nil {
 		return err
 	}
 	if err := l.f.Sync(); err != nil {
@@ -927,7 +867,7 @@ func (l *walLog) fail(err error, synced int64) error {
 		return l.werr
 	}
 	l.size = synced
-	l.w.reset(l.f, synced)
+	l.w.Reset(l.f, synced)
 	return err
 }
 
