@@ -80,11 +80,17 @@ func (s *Server) handleChart(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, err)
 		return
 	}
-	grid, err := wql.EvalGrid(r.Context(), expr, queryStore{m: s.metrics, kv: s.kv, ru: s.rollups}, wql.Options{Start: start, End: end, Step: step})
+	// The result's values and tag lists are lent for this request only:
+	// the deferred calls hand them to later requests once the answer is
+	// written.
+	mem := new(queryMemory)
+	defer mem.release()
+	grid, err := wql.EvalGrid(r.Context(), expr, queryStore{m: s.metrics, kv: s.kv, ru: s.rollups, mem: mem}, wql.Options{Start: start, End: end, Step: step})
 	if err != nil {
 		writeQueryError(w, err)
 		return
 	}
+	defer grid.Release()
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	writeChart(w, query, grid)

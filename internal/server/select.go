@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -42,7 +43,7 @@ func nameMatcher(glob string) (*labels.Matcher, error) {
 // ms), each with its own Points.
 func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64) ([]wql.Series, error) {
 	var out []wql.Series
-	err := m.each(ctx, metricGlob, mt, start, end, nil, 0, func(s *wql.Series) error {
+	err := m.each(ctx, metricGlob, mt, start, end, nil, 0, nil, func(s *wql.Series) error {
 		c := *s
 		c.Tags = s.TagList.Map()
 		c.Points = slices.Clone(s.Points)
@@ -59,6 +60,9 @@ type queryStore struct {
 	m  *metricStore
 	kv *kvStore
 	ru *rollupSet
+	// mem, when set, holds the selected series' tag lists until the
+	// request releases it; without it they are garbage-collected.
+	mem *queryMemory
 }
 
 // Select implements wql.Storage, streaming series with a reused Points
@@ -88,7 +92,7 @@ func (q queryStore) selectKind(ctx context.Context, metricGlob string, mt wql.Ma
 	if kind == 0 {
 		ru = nil
 	}
-	err := q.m.each(ctx, metricGlob, mt, start, end, ru, kind, func(s *wql.Series) error {
+	err := q.m.each(ctx, metricGlob, mt, start, end, ru, kind, q.mem, func(s *wql.Series) error {
 		fnErr = fn(s)
 		return fnErr
 	})
@@ -109,7 +113,8 @@ func (e storageError) Unwrap() error { return e.err }
 // tsdb's index as label matchers; the rest is checked here on the decoded
 // tags. With ru and a kind, ranges that one rolled-up block holds alone
 // are read from its rollup (see wql.RollupStorage for what that returns).
-func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, ru *rollupSet, kind wql.RollupKind, fn func(*wql.Series) error) error {
+// With mem, the series' tag lists come from it (see queryMemory).
+func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, ru *rollupSet, kind wql.RollupKind, mem *queryMemory, fn func(*wql.Series) error) error {
 	nm, err := nameMatcher(metricGlob)
 	if err != nil {
 		return err
@@ -137,7 +142,10 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		has[i] = src.next()
 	}
 	rd := seriesReader{kind: kind}
-	var tags tagArena
+	tags := tagArena{mem: mem}
+	// One Series for all: fn gets a pointer, which a Series per loop
+	// would make a heap allocation per series.
+	var ser wql.Series
 	for n := 0; ; n++ {
 		if n&255 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -161,7 +169,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 		if !found {
 			break
 		}
-		ser := seriesOf(cur, &tags)
+		ser = seriesOf(cur, &tags)
 		keep := mt == nil || wql.MatchTags(mt, ser.Source, ser.TagList)
 		rd.reset()
 		for i, src := range srcs {
@@ -603,17 +611,60 @@ func seriesOf(ls labels.Labels, arena *tagArena) wql.Series {
 // chunks, as long as they need them.
 type tagArena struct {
 	free wql.Tags
-	next int // size of the next chunk
+	next int          // size of the next chunk
+	mem  *queryMemory // where chunks come from, if set
 }
 
 // reserve returns an empty list with room for n tags at the start of the
 // free space.
 func (a *tagArena) reserve(n int) wql.Tags {
 	if cap(a.free) < n {
-		a.next = min(max(2*a.next, 4*n), max(n, 4096))
-		a.free = make(wql.Tags, 0, a.next)
+		if a.mem != nil && n <= tagChunk {
+			a.free = a.mem.chunk()
+		} else {
+			a.next = min(max(2*a.next, 4*n), max(n, tagChunk))
+			a.free = make(wql.Tags, 0, a.next)
+		}
 	}
 	return a.free[:0:n]
+}
+
+// tagChunk is the size of a tagArena chunk (128 KiB).
+const tagChunk = 4096
+
+// tagChunks recycles tagArena chunks between chart requests.
+var tagChunks = sync.Pool{New: func() any { c := make(wql.Tags, 0, tagChunk); return &c }}
+
+// queryMemory lends tag chunks to one chart request's selections (which
+// may run concurrently: the two sides of a ratio) and takes them back
+// when the request has written its answer, so that a dashboard's loads
+// reuse the same tens of megabytes instead of making the collector,
+// which has the whole tsdb head to mark, run that much more often.
+type queryMemory struct {
+	mu     sync.Mutex
+	chunks []*wql.Tags
+}
+
+// chunk lends an empty chunk.
+func (m *queryMemory) chunk() wql.Tags {
+	c := tagChunks.Get().(*wql.Tags)
+	m.mu.Lock()
+	m.chunks = append(m.chunks, c)
+	m.mu.Unlock()
+	return (*c)[:0]
+}
+
+// release takes every lent chunk back: no tag list from them may be used
+// afterwards.
+func (m *queryMemory) release() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, c := range m.chunks {
+		clear((*c)[:cap(*c)]) // a pooled chunk must not keep the store's labels alive
+		tagChunks.Put(c)
+		m.chunks[i] = nil
+	}
+	m.chunks = m.chunks[:0]
 }
 
 // keep hands the n tags last reserved to the caller for good; a list not
