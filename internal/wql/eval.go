@@ -1,6 +1,7 @@
 package wql
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -96,16 +97,20 @@ func (g *Grid) Release() {
 	g.scratch, g.Series = nil, nil
 	sc.arena.release()
 	clear(sc.out) // drop the tags' strings: a pooled list must not keep the store's labels alive
-	sc.out, sc.sorted, sc.order = sc.out[:0], sc.sorted[:0], sc.order[:0]
+	sc.out = sc.out[:0]
+	sc.sorted = sc.sorted[:0]
+	sc.keys, sc.keyEnds, sc.order = sc.keys[:0], sc.keyEnds[:0], sc.order[:0]
 	gridScratches.Put(sc)
 }
 
 // gridScratch is EvalGrid's reusable memory.
 type gridScratch struct {
-	arena  floatArena
-	out    []GridSeries // in order of arrival
-	sorted []GridSeries // out in key order, when arrival was not
-	order  []int32
+	arena   floatArena
+	out     []GridSeries // in order of arrival
+	sorted  []GridSeries // out in key order, when arrival was not
+	keys    []byte       // the series' sort keys, back to back
+	keyEnds []int        // where each key ends in keys
+	order   []int32
 }
 
 var gridScratches = sync.Pool{New: func() any { return new(gridScratch) }}
@@ -170,6 +175,8 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 			return nil
 		}
 		sc.out = append(sc.out, GridSeries{Name: v.name, Source: v.source, Tags: v.tags, Vals: sc.arena.clone(vals)})
+		sc.keys = appendSeriesKey(sc.keys, v)
+		sc.keyEnds = append(sc.keyEnds, len(sc.keys))
 		return nil
 	})
 	g := &Grid{Start: first, Step: o.Step, Series: sc.out, scratch: sc}
@@ -177,9 +184,16 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 		g.Release()
 		return nil, err
 	}
+	key := func(i int32) []byte {
+		lo := 0
+		if i > 0 {
+			lo = sc.keyEnds[i-1]
+		}
+		return sc.keys[lo:sc.keyEnds[i]]
+	}
 	sorted := true
-	for i := 1; i < len(sc.out) && sorted; i++ {
-		sorted = compareSeriesKeys(&sc.out[i-1], &sc.out[i]) <= 0
+	for i := 1; i < len(sc.keyEnds) && sorted; i++ {
+		sorted = bytes.Compare(key(int32(i-1)), key(int32(i))) <= 0
 	}
 	if sorted {
 		return g, nil
@@ -189,9 +203,7 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 	for i := range sc.out {
 		sc.order = append(sc.order, int32(i))
 	}
-	slices.SortFunc(sc.order, func(a, b int32) int {
-		return cmp.Or(compareSeriesKeys(&sc.out[a], &sc.out[b]), cmp.Compare(a, b))
-	})
+	slices.SortFunc(sc.order, func(a, b int32) int { return cmp.Or(bytes.Compare(key(a), key(b)), cmp.Compare(a, b)) })
 	for _, j := range sc.order {
 		sc.sorted = append(sc.sorted, sc.out[j])
 	}
@@ -203,65 +215,14 @@ func EvalGrid(ctx context.Context, e Expr, st Storage, o Options) (*Grid, error)
 	return g, nil
 }
 
-// compareSeriesKeys orders result series by their sort key, the bytes
-// name 0 source 0 and the tags as Tags.appendKey writes them, without
-// building it: a key per series was a string allocation per series.
-func compareSeriesKeys(a, b *GridSeries) int {
-	var ra, rb string // the unread rest of each key's current piece
-	ia, ib := 0, 0
-	for {
-		for ra == "" {
-			p, ok := a.keyPiece(ia)
-			if !ok {
-				break
-			}
-			ra, ia = p, ia+1
-		}
-		for rb == "" {
-			p, ok := b.keyPiece(ib)
-			if !ok {
-				break
-			}
-			rb, ib = p, ib+1
-		}
-		if ra == "" || rb == "" {
-			return cmp.Compare(len(ra), len(rb)) // a key that ends first is a prefix of the other
-		}
-		n := min(len(ra), len(rb))
-		if c := strings.Compare(ra[:n], rb[:n]); c != 0 {
-			return c
-		}
-		ra, rb = ra[n:], rb[n:]
-	}
-}
-
-// keyPiece returns the i-th piece of s's sort key (see compareSeriesKeys),
-// false past the end.
-func (s *GridSeries) keyPiece(i int) (string, bool) {
-	switch i {
-	case 0:
-		return s.Name, true
-	case 2:
-		return s.Source, true
-	case 1, 3:
-		return "\x00", true
-	}
-	t := (i - 4) / 4
-	if t >= len(s.Tags) {
-		return "", false
-	}
-	if s.Tags[t].Key == "" {
-		return "", true // appendKey leaves it out (its skip is "")
-	}
-	switch (i - 4) % 4 {
-	case 0:
-		return s.Tags[t].Key, true
-	case 1:
-		return "=", true
-	case 2:
-		return s.Tags[t].Value, true
-	}
-	return "\x00", true
+// appendSeriesKey appends the sort key of a result series: name, source
+// and tags.
+func appendSeriesKey(b []byte, v *vec) []byte {
+	b = append(b, v.name...)
+	b = append(b, 0)
+	b = append(b, v.source...)
+	b = append(b, 0)
+	return v.tags.appendKey(b, "")
 }
 
 // arenaChunk is the size of a floatArena chunk: 512 KiB, a few hundred
