@@ -965,9 +965,7 @@ func (f *floatReader) done() bool { return len(f.b) == 0 && len(f.hdr) == 0 }
 const decodeBatch = 128
 
 // meanWindows appends the (sum, n) windows starting at or after from.
-// The last parameter is unused: select.go passes the iterators version 2
-// decoded with.
-func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64, _ *[3]chunkenc.Iterator) ([]wql.Window, error) {
+func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64) ([]wql.Window, error) {
 	runs, err := rec.runs()
 	if err != nil {
 		return dst, err
@@ -1015,8 +1013,8 @@ func (rec *rollupRecord) meanWindows(dst []wql.Window, from int64, _ *[3]chunken
 }
 
 // firstWindowFrom is the start of the first window at or after from that
-// holds a sample, or false. The last parameter is unused (meanWindows).
-func (rec *rollupRecord) firstWindowFrom(from int64, _ chunkenc.Iterator) (int64, bool, error) {
+// holds a sample, or false.
+func (rec *rollupRecord) firstWindowFrom(from int64) (int64, bool, error) {
 	runs, err := rec.runs()
 	if err != nil {
 		return 0, false, err
@@ -1037,8 +1035,8 @@ func (rec *rollupRecord) firstWindowFrom(from int64, _ chunkenc.Iterator) (int64
 
 // rateWindows appends the rate windows starting at or after from, leaving
 // out the pair that enters window skip (its earlier sample is before the
-// range). The last parameter is unused (meanWindows).
-func (rec *rollupRecord) rateWindows(dst []wql.Window, from, skip int64, _ *[3]chunkenc.Iterator) ([]wql.Window, error) {
+// range).
+func (rec *rollupRecord) rateWindows(dst []wql.Window, from, skip int64) ([]wql.Window, error) {
 	runs, err := rec.runs()
 	if err != nil {
 		return dst, err

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wql"
@@ -43,7 +42,6 @@ func BenchmarkRollupDecode(b *testing.B) {
 		for _, kind := range []string{"mean", "rate"} {
 			b.Run(data+"/"+kind, func(b *testing.B) {
 				var (
-					its  [3]chunkenc.Iterator
 					dst  []wql.Window
 					err  error
 					wins int
@@ -53,9 +51,9 @@ func BenchmarkRollupDecode(b *testing.B) {
 					wins = 0
 					for i := range recs {
 						if kind == "mean" {
-							dst, err = recs[i].meanWindows(dst[:0], math.MinInt64, &its)
+							dst, err = recs[i].meanWindows(dst[:0], math.MinInt64)
 						} else {
-							dst, err = recs[i].rateWindows(dst[:0], math.MinInt64, math.MinInt64, &its)
+							dst, err = recs[i].rateWindows(dst[:0], math.MinInt64, math.MinInt64)
 						}
 						if err != nil {
 							b.Fatal(err)

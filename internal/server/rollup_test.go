@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/meshwave/meshwave/internal/wql"
 )
@@ -335,7 +334,6 @@ func FuzzRollupFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		var its [3]chunkenc.Iterator
 		var sb labels.ScratchBuilder
 		for i := 0; i < len(r.table)/16; i++ {
 			rec, ok, err := r.lookup(storage.SeriesRef(binary.LittleEndian.Uint64(r.table[i*16:])))
@@ -343,9 +341,9 @@ func FuzzRollupFile(f *testing.F) {
 				continue
 			}
 			r.appendLabels(&rec, &sb)
-			rec.meanWindows(nil, math.MinInt64, &its)
-			rec.rateWindows(nil, 0, 0, &its)
-			rec.firstWindowFrom(0, its[0])
+			rec.meanWindows(nil, math.MinInt64)
+			rec.rateWindows(nil, 0, 0)
+			rec.firstWindowFrom(0)
 		}
 	})
 }
@@ -512,7 +510,7 @@ func TestRollupWindowCodec(t *testing.T) {
 					want = append(want, wql.Window{T: x.t, Sum: x.sum, N: x.n})
 				}
 			}
-			got, err := rec.meanWindows([]wql.Window{{T: -1}}, from, nil)
+			got, err := rec.meanWindows([]wql.Window{{T: -1}}, from)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -531,7 +529,7 @@ func TestRollupWindowCodec(t *testing.T) {
 						want = append(want, wql.Window{T: x.t, Sum: sum, N: n})
 					}
 				}
-				got, err := rec.rateWindows([]wql.Window{{T: -1}}, from, skip, nil)
+				got, err := rec.rateWindows([]wql.Window{{T: -1}}, from, skip)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -547,7 +545,7 @@ func TestRollupWindowCodec(t *testing.T) {
 					break
 				}
 			}
-			if gotT, ok, err := rec.firstWindowFrom(from, nil); err != nil || gotT != wantT || ok != wantOK {
+			if gotT, ok, err := rec.firstWindowFrom(from); err != nil || gotT != wantT || ok != wantOK {
 				t.Errorf("series %d first window from %d: %d %v %v, want %d %v", i, from, gotT, ok, err, wantT, wantOK)
 			}
 		}

@@ -211,7 +211,6 @@ type seriesReader struct {
 	wins    []wql.Window
 	prev    wql.Point
 	hasPrev bool
-	its     [3]chunkenc.Iterator
 }
 
 func (r *seriesReader) reset() {
@@ -439,7 +438,7 @@ func (s *blockSource) read(r *seriesReader) error {
 	var err error
 	switch r.kind {
 	case wql.RollupMean:
-		r.wins, err = rec.meanWindows(r.wins, from, &r.its)
+		r.wins, err = rec.meanWindows(r.wins, from)
 		return err
 	case wql.RollupRate:
 		skip := int64(math.MinInt64)
@@ -452,13 +451,13 @@ func (s *blockSource) read(r *seriesReader) error {
 			return s.samples(r, s.lo, math.MaxInt64)
 		default:
 			// The pair entering the first window from lo starts before lo.
-			t, ok, err := rec.firstWindowFrom(s.lo, r.its[0])
+			t, ok, err := rec.firstWindowFrom(s.lo)
 			if err != nil || !ok {
 				return err
 			}
 			skip = t
 		}
-		if r.wins, err = rec.rateWindows(r.wins, from, skip, &r.its); err != nil {
+		if r.wins, err = rec.rateWindows(r.wins, from, skip); err != nil {
 			return err
 		}
 		if rec.last.T >= s.lo {
