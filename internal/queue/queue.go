@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/meshwave/meshwave/internal/alignwrite"
+	"github.com/meshwave/meshwave/internal/segfile"
 )
 
 // Errors returned by the queue.
@@ -82,7 +82,7 @@ type Queue struct {
 
 	// Writer goroutine only (and Open/Close around it).
 	wf       *os.File
-	bw       alignwrite.Writer // aligns the write segment's write(2)s
+	bw       segfile.Writer // aligns the write segment's write(2)s
 	wseq     uint64
 	wsize    int64 // bytes written to wf, synced or not
 	wcount   int64
@@ -266,7 +266,7 @@ func (q *Queue) recover() error {
 		next = max(next, seq+1)
 	}
 	if removed {
-		if err := syncDir(q.dir); err != nil {
+		if err := segfile.SyncDir(q.dir); err != nil {
 			return err
 		}
 	}
@@ -361,7 +361,7 @@ func (q *Queue) createSegment(seq uint64) error {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(q.dir)
+		err = segfile.SyncDir(q.dir)
 	}
 	if err != nil {
 		// Remove it so a retry can create it again (O_EXCL).
@@ -383,15 +383,6 @@ func (q *Queue) createSegment(seq uint64) error {
 	}
 	q.mu.Unlock()
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (q *Queue) publishedIdxLocked() int64 {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/meshwave/meshwave/internal/alignwrite"
+	"github.com/meshwave/meshwave/internal/segfile"
 )
 
 func TestFIFOAcrossSegmentsAndAckDeletes(t *testing.T) {
@@ -399,7 +399,7 @@ func TestAppendFramesMatchesAppend(t *testing.T) {
 	plain, framed := newEnv(t), newEnv(t)
 	opt := Options{SegmentBytes: 256 << 10}
 	qp, qf := plain.open(t, opt), framed.open(t, opt)
-	sizes := []int{10, 100, alignwrite.Align - recHdrSize - 1, alignwrite.Align - recHdrSize, 40 << 10, 3000, 200 << 10, 9}
+	sizes := []int{10, 100, segfile.Align - recHdrSize - 1, segfile.Align - recHdrSize, 40 << 10, 3000, 200 << 10, 9}
 	n := 0
 	for round := range 12 {
 		var recs, frames [][]byte

@@ -82,6 +82,7 @@ const (
 	rollupExt     = ".rollup"
 )
 
+// castagnoli checksums WAL frames, the WAL cursor and rollup files.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Columns of a rollup record.

@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
-	"github.com/meshwave/meshwave/internal/alignwrite"
 	"github.com/meshwave/meshwave/internal/queue"
+	"github.com/meshwave/meshwave/internal/segfile"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -549,7 +549,7 @@ type walLog struct {
 
 	// The writer goroutine's (and Open's, before it starts).
 	f    *os.File
-	w    alignwrite.Writer // writes to f
+	w    segfile.Writer // writes to f
 	seq  uint64
 	size int64
 	werr error // sticky: a failed write could not be undone
@@ -641,7 +641,7 @@ func openWAL(dir string, segBytes int64, handoff int, release func([]byte), log 
 // read again: harmless, as replays are.
 func readCursor(f *os.File) (p walPos, ok bool) {
 	var b [20]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil || crc32.Checksum(b[:16], walCRCTable) != binary.LittleEndian.Uint32(b[16:]) {
+	if _, err := f.ReadAt(b[:], 0); err != nil || crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:]) {
 		return walPos{}, false
 	}
 	return walPos{binary.LittleEndian.Uint64(b[0:]), int64(binary.LittleEndian.Uint64(b[8:]))}, true
@@ -651,7 +651,7 @@ func writeCursor(f *os.File, p walPos) error {
 	var b [20]byte
 	binary.LittleEndian.PutUint64(b[0:], p.seq)
 	binary.LittleEndian.PutUint64(b[8:], uint64(p.off))
-	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], walCRCTable))
+	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
 	if _, err := f.WriteAt(b[:], 0); err != nil {
 		return err
 	}
@@ -693,7 +693,7 @@ func (l *walLog) createSegment(seq uint64) error {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(l.dir)
+		err = segfile.SyncDir(l.dir)
 	}
 	if err != nil {
 		f.Close()
@@ -710,15 +710,6 @@ func (l *walLog) createSegment(seq uint64) error {
 	l.updateGauges()
 	l.mu.Unlock()
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // append writes frames — each walFrameHeader bytes of room, then a
@@ -829,10 +820,8 @@ func (l *walLog) commit(group []*walAppend) error {
 func sealFrame(frame []byte) {
 	rec := frame[walFrameHeader:]
 	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(rec)))
-	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(rec, walCRCTable))
+	binary.LittleEndian.PutUint32(frame[4:8], crc32.Checksum(rec, castagnoli))
 }
-
-var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 // rotate makes the write segment durable, publishes it sealed and starts
 // the next one.
@@ -1042,7 +1031,7 @@ func (l *walLog) read(pos walPos, limit int64, maxBytes int, dst []walRecord, bu
 			if _, err := l.rf.ReadAt(buf[start+walFrameHeader:], pos.off+walFrameHeader); err != nil {
 				return dst, buf[:start], err
 			}
-			bad = crc32.Checksum(buf[start+walFrameHeader:], walCRCTable) != binary.LittleEndian.Uint32(h[4:8])
+			bad = crc32.Checksum(buf[start+walFrameHeader:], castagnoli) != binary.LittleEndian.Uint32(h[4:8])
 		}
 		if bad {
 			buf = buf[:start]
@@ -1193,5 +1182,5 @@ func (a *applier) drainQueue(dir string) error {
 	if err := os.Remove(filepath.Join(dir, "cursor")); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return segfile.SyncDir(dir)
 }

@@ -501,7 +501,7 @@ func FuzzWALSegment(f *testing.F) {
 		var want [][]byte
 		for off := 0; off+walFrameHeader <= len(body); {
 			n := int(binary.LittleEndian.Uint32(body[off:]))
-			if n > len(body)-off-walFrameHeader || crc32.Checksum(body[off+walFrameHeader:off+walFrameHeader+n], walCRCTable) != binary.LittleEndian.Uint32(body[off+4:]) {
+			if n > len(body)-off-walFrameHeader || crc32.Checksum(body[off+walFrameHeader:off+walFrameHeader+n], castagnoli) != binary.LittleEndian.Uint32(body[off+4:]) {
 				break
 			}
 			want = append(want, body[off+walFrameHeader:off+walFrameHeader+n])

@@ -1,19 +1,24 @@
-// Package alignwrite buffers appends to a log file so that every write(2)
-// but the last before a flush ends at a multiple of Align in the file. The
-// kernel then fills whole, large page-cache folios: on ext4 that costs
-// about a third less CPU per byte than writes that straddle them, which a
-// segment's header and records of odd sizes would make of every write.
-// Runs of whole aligned blocks go straight from the caller's buffer. The
-// proxy's queue and the server's WAL both write their segments through it.
-package alignwrite
+// Package segfile holds what the proxy's queue and the server's WAL share
+// about writing append-only segment files: a Writer that aligns write(2)s,
+// and SyncDir, which makes a created or removed segment's directory entry
+// durable.
+package segfile
 
-import "io"
+import (
+	"io"
+	"os"
+)
 
 // Align is the file-offset alignment of the writes.
 const Align = 64 << 10
 
-// Writer is an aligning buffer in front of one file. The zero value is
-// ready after Reset.
+// Writer buffers appends to a segment file so that every write(2) but the
+// last before a Flush ends at a multiple of Align in the file. The kernel
+// then fills whole, large page-cache folios: on ext4 that costs about a
+// third less CPU per byte than writes that straddle them, which a
+// segment's header and records of odd sizes would make of every write.
+// Runs of whole aligned blocks go straight from the caller's buffer. The
+// zero value is ready after Reset.
 type Writer struct {
 	f   io.Writer // the file
 	off int64     // the file offset buf starts at
@@ -66,4 +71,15 @@ func (w *Writer) Flush() error {
 	w.off += int64(len(w.buf))
 	w.buf = w.buf[:0]
 	return nil
+}
+
+// SyncDir fsyncs directory dir, so that the files created, renamed or
+// removed in it stay so after a power failure.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

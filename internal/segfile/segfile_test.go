@@ -1,4 +1,4 @@
-package alignwrite
+package segfile
 
 import (
 	"bytes"
