@@ -5,17 +5,19 @@
 // Data comes from ingestion: a handler packs many lines into one record and
 // calls Append, which returns only after the record is fsync'd, so the
 // handler may answer 2xx as soon as Append returns nil. Concurrent Appends
-// share fsyncs (group commit): one writer goroutine writes every pending
-// Append, fsyncs once and releases them all. A handler that builds its
-// record behind FrameHeader bytes of room can Seal it itself and call
-// AppendFrames (same guarantees): the checksum is then computed where the
-// record was just written, and the writer copies nothing. Data whose
-// sender gets no acknowledgement (plaintext TCP lines) can be appended
-// with AppendFramesWrittenAsync, which is done once the record is written
+// share fsyncs (group commit): an Append that finds no commit in flight
+// writes every pending Append itself, on its own goroutine, fsyncs once
+// and releases them all; Appends arriving meanwhile wait, and the first
+// of them leads the next group. A handler that builds its record behind
+// FrameHeader bytes of room can Seal it itself and call AppendFrames
+// (same guarantees): the checksum is then computed where the record was
+// just written, and the writer copies nothing. Data whose sender gets no
+// acknowledgement (plaintext TCP lines) can be appended with
+// AppendFramesWrittenAsync, which is done once the record is written
 // (write(2) returned, so it is in the kernel's page cache) and leaves the
-// fsync to the writer, within Options.WrittenSync (100 ms) or with the
-// next durable Append, whichever is first. Data goes to one
-// forwarder, which calls Read for a batch, delivers it, then Ack
+// fsync to the queue's writer goroutine, within Options.WrittenSync
+// (100 ms) or with the next durable Append, whichever is first. Data goes
+// to one forwarder, which calls Read for a batch, delivers it, then Ack
 // (delivered) or Nack (retry later). Several batches may be in flight;
 // they must be acked in order.
 //

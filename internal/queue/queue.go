@@ -41,7 +41,7 @@ type Options struct {
 	// SegmentBytes is the size at which a segment file is sealed and a new
 	// one started (default 8 MiB). A record must fit in one segment.
 	SegmentBytes int64
-	// SyncInterval is how long the writer lingers after the first pending
+	// SyncInterval is how long a commit lingers after the first pending
 	// Append to gather more before it writes and fsyncs. Appends that
 	// arrive while an fsync runs always share the next one, so the default
 	// 0 already gives group commit without delaying a lone appender; a
@@ -80,22 +80,26 @@ type Queue struct {
 	lockFile *os.File
 	maxRec   int64
 
-	// Writer goroutine only (and Open/Close around it).
+	// The write state: only the committer (the goroutine that set
+	// committing, or was handed it; see lead) touches it, and Open and
+	// Close around the writer goroutine.
 	wf       *os.File
 	bw       segfile.Writer // aligns the write segment's write(2)s
 	wseq     uint64
 	wsize    int64 // bytes written to wf, synced or not
 	wcount   int64
-	werr     error // sticky: the segment could not be restored after a failed write
-	unsynced bool  // wf has records written but not yet fsync'd
+	werr     error        // sticky: the segment could not be restored after a failed write
+	unsynced bool         // wf has records written but not yet fsync'd
+	group    []*appendReq // the spare pending slice
 	drops    dropLog
 	reqPool  sync.Pool
 	writerOK chan struct{} // closed when the writer goroutine exits
 
-	pmu     sync.Mutex // guards pending and closing
-	pending []*appendReq
-	closing bool
-	wake    chan struct{}
+	pmu        sync.Mutex // guards pending, committing and closing
+	pending    []*appendReq
+	committing bool // a goroutine holds the write state
+	closing    bool
+	wake       chan struct{}
 
 	mu        sync.Mutex
 	segs      []segment // oldest first; the last is the write segment
@@ -436,9 +440,11 @@ func (q *Queue) AppendFrames(frames ...[]byte) error {
 // and then is called with what AppendFrames would have returned once the
 // frames are durable (or failed). A caller that keeps reading while its
 // frames are fsync'd needs no goroutine of its own to wait, so no
-// goroutine switch per append. then runs on the queue's writer goroutine
-// (or on the caller's, for a refused append): it must be quick and must
-// not wait for the queue (an Append, Read or Close would deadlock). The
+// goroutine switch per append. then runs on the goroutine that commits
+// the frames (the queue's writer goroutine, or a durable Append's that
+// leads a group; the caller's, for a refused append): it must be quick
+// and must not wait for the queue (an Append, Read or Close would
+// deadlock). The
 // frames must not change until
 // then is called. Appends keep their order as with AppendFrames.
 func (q *Queue) AppendFramesAsync(then func(error), frames ...[]byte) {
@@ -490,16 +496,112 @@ func (q *Queue) append(records [][]byte, sealed bool) error {
 	}
 	req := q.reqPool.Get().(*appendReq)
 	req.recs, req.sealed, req.written = records, sealed, false
-	if !q.enqueue(req) {
+	q.pmu.Lock()
+	if q.closing {
+		q.pmu.Unlock()
+		req.recs = nil
+		q.reqPool.Put(req)
 		return ErrClosed
 	}
-	err := <-req.done
+	q.pending = append(q.pending, req)
+	lead := !q.committing
+	q.committing = true
+	q.pmu.Unlock()
+	var err error
+	if lead {
+		err = q.lead(req)
+	} else if err = <-req.done; err == errLead {
+		err = q.lead(req)
+	}
 	req.recs = nil
 	q.reqPool.Put(req)
 	return err
 }
 
-// enqueue hands req to the writer; false once the queue is closing.
+// errLead tells a waiting Append that it now holds the write state and
+// commits the next group itself.
+var errLead = errors.New("queue: lead the next commit")
+
+// lead commits every pending Append, self's among them, on the calling
+// goroutine, which holds the write state, and passes the write state on
+// (handOff). It returns self's result. A durable Append that finds no
+// commit in flight leads its own, so an uncontended Append costs no
+// goroutine switch, and one that arrives during a commit waits for it and
+// may lead the next group: each Append is woken at most once.
+func (q *Queue) lead(self *appendReq) error {
+	err := q.commitPending(self)
+	q.handOff(false)
+	return err
+}
+
+// commitPending writes every pending Append, fsyncs once if any of them
+// waits for durability, and releases them; self's result is returned
+// instead of sent. The caller holds the write state.
+func (q *Queue) commitPending(self *appendReq) error {
+	if q.opt.SyncInterval > 0 {
+		time.Sleep(q.opt.SyncInterval)
+	}
+	q.pmu.Lock()
+	group := q.pending
+	q.pending = q.group[:0]
+	q.pmu.Unlock()
+	var selfErr error
+	if len(group) > 0 {
+		err := q.commit(group)
+		for _, r := range group {
+			switch {
+			case r == self:
+				selfErr = err
+			case r.then != nil:
+				then := r.then
+				r.recs, r.then = nil, nil
+				q.reqPool.Put(r)
+				then(err)
+			default:
+				r.done <- err
+			}
+		}
+		clear(group)
+	}
+	q.group = group[:0]
+	return selfErr
+}
+
+// handOff gives up the write state after a commit: to the first durable
+// Append that arrived meanwhile (it leads the next group, taking the
+// asynchronous ones before it along), or else to nobody. A durable
+// Append's leader then wakes the writer goroutine if anything is left
+// for it (asynchronous Appends, written records awaiting their fsync, or
+// Close); the writer goroutine itself (fromWriter) was woken for the
+// asynchronous Appends already and keeps its own fsync timer.
+func (q *Queue) handOff(fromWriter bool) {
+	unsynced := q.unsynced
+	q.pmu.Lock()
+	for _, r := range q.pending {
+		if r.then == nil {
+			q.pmu.Unlock()
+			r.done <- errLead
+			return
+		}
+	}
+	q.committing = false
+	wake := !fromWriter && (len(q.pending) > 0 || unsynced || q.closing)
+	q.pmu.Unlock()
+	if wake {
+		q.poke()
+	}
+}
+
+// poke wakes the writer goroutine.
+func (q *Queue) poke() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// enqueue hands an asynchronous req to the writer goroutine; false once
+// the queue is closing.
 func (q *Queue) enqueue(req *appendReq) bool {
 	q.pmu.Lock()
 	if q.closing {
@@ -508,55 +610,44 @@ func (q *Queue) enqueue(req *appendReq) bool {
 	}
 	q.pending = append(q.pending, req)
 	q.pmu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
+	q.poke()
 	return true
 }
 
-// writeLoop is the only goroutine that writes segments: it takes every
-// pending Append, writes them all, fsyncs once if any of them waits for
-// durability and then releases them. Appends arriving during the fsync
-// form the next group. Written records no Append waits for are fsync'd
-// Options.WrittenSync after the first of them at the latest.
+// writeLoop commits what no durable Append leads: asynchronous Appends
+// (which must not wait on their caller's goroutine), the fsync of written
+// records no Append waits for (Options.WrittenSync after the first of
+// them at the latest) and the last commit at Close. It takes the write
+// state only while nobody holds it; a durable Append that gives it up
+// with work left wakes this goroutine.
 func (q *Queue) writeLoop() {
 	defer close(q.writerOK)
-	var group []*appendReq
 	syncTimer := time.NewTimer(q.opt.WrittenSync)
 	syncTimer.Stop()
 	var syncDue <-chan time.Time // set while written records await their fsync
+	pastDue := false             // the timer fired while another goroutine held the write state
 	for {
 		select {
 		case <-q.wake:
 		case <-syncDue:
-			syncDue = nil
-			if q.unsynced {
-				q.syncWritten()
-			}
-			continue
-		}
-		if q.opt.SyncInterval > 0 {
-			time.Sleep(q.opt.SyncInterval)
+			syncDue, pastDue = nil, true
 		}
 		q.pmu.Lock()
-		group, q.pending = q.pending, group[:0]
+		if q.committing {
+			q.pmu.Unlock()
+			continue
+		}
+		q.committing = true
 		closing := q.closing
 		q.pmu.Unlock()
-		if len(group) > 0 {
-			err := q.commit(group)
-			for _, r := range group {
-				if then := r.then; then != nil {
-					r.recs, r.then = nil, nil
-					q.reqPool.Put(r)
-					then(err)
-				} else {
-					r.done <- err
-				}
-			}
-			clear(group)
+		if pastDue && q.unsynced {
+			q.syncWritten()
 		}
+		pastDue = false
+		q.commitPending(nil)
 		if closing {
+			// Close set closing before this goroutine took the write state,
+			// so no Append is left; the write state is kept, for Close.
 			if q.unsynced {
 				q.syncWritten()
 			}
@@ -570,6 +661,7 @@ func (q *Queue) writeLoop() {
 			syncTimer.Stop()
 			syncDue = nil
 		}
+		q.handOff(true)
 	}
 }
 

@@ -586,3 +586,86 @@ func TestWrittenRecordsAreSynced(t *testing.T) {
 		}
 	}
 }
+
+// TestLeadersAndWriterCloseRacing has durable Appends (which lead group
+// commits on their own goroutines and hand them to each other) and
+// written asynchronous Appends (committed by the writer goroutine or taken
+// along by a leader) race each other and Close, across segment rotations.
+// Every append must be answered exactly once, nil or ErrClosed, and every
+// record answered nil must be there after reopening, each goroutine's in
+// its order.
+func TestLeadersAndWriterCloseRacing(t *testing.T) {
+	for round := range 20 {
+		e := newEnv(t)
+		q := e.open(t, Options{SegmentBytes: 8 << 10, WrittenSync: time.Millisecond})
+		const durable, async, per = 4, 2, 200
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		stored := make(map[int]bool)
+		for w := range durable {
+			wg.Go(func() {
+				for i := range per {
+					n := w*1_000_000 + i
+					err := q.Append(rec(n, 50+i%200))
+					if errors.Is(err, ErrClosed) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					stored[n] = true
+					mu.Unlock()
+				}
+			})
+		}
+		for w := durable; w < durable+async; w++ {
+			wg.Go(func() {
+				answered := make(chan error, 1)
+				for i := range per {
+					n := w*1_000_000 + i
+					frame := append(make([]byte, FrameHeader), rec(n, 50+i%200)...)
+					Seal(frame)
+					q.AppendFramesWrittenAsync(func(err error) { answered <- err }, frame)
+					select {
+					case err := <-answered:
+						if errors.Is(err, ErrClosed) {
+							return
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					case <-time.After(10 * time.Second):
+						t.Errorf("async append %d not answered in 10 s", n)
+						return
+					}
+					mu.Lock()
+					stored[n] = true
+					mu.Unlock()
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%5) * 10 * time.Millisecond)
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		q = e.open(t, Options{SegmentBytes: 8 << 10})
+		last := make(map[int]int)
+		got := drain(t, q, 1<<20)
+		for _, n := range got {
+			w, i := n/1_000_000, n%1_000_000
+			if prev, ok := last[w]; ok && i != prev+1 || !ok && i != 0 {
+				t.Fatalf("round %d: goroutine %d: record %d after %d", round, w, i, prev)
+			}
+			last[w] = i
+			delete(stored, n)
+		}
+		if len(stored) > 0 {
+			t.Fatalf("round %d: %d records answered nil are missing after reopening", round, len(stored))
+		}
+		q.Close()
+	}
+}
