@@ -48,6 +48,7 @@ type Decoder struct {
 	fastTags []fastTag // AppendCanonicalPoint's tags
 	fastSrc  int       // the index of its source tag in fastTags, or -1
 	shapes   *[shapes]tagShape
+	padded   []byte // a line copied for shapedTagRun's overhanging loads
 }
 
 var (

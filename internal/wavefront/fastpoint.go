@@ -434,6 +434,7 @@ const (
 	shapedOK    = iota // the tags are written
 	shapedBad          // the keys fit the shape, but the line is not in the fast path's subset
 	shapedNoFit        // the keys are not a prefix of the shape's
+	shapedPunt         // (shapedTagsSSE2 only) out is too short for its stores
 )
 
 // shapedRun is what shapedTagRun found: n tags written up to out[w], the
@@ -443,13 +444,14 @@ type shapedRun struct {
 	fits                         int
 }
 
-// shapedTagRun is appendShapedTags' loop over the tags of line[i:],
+// shapedTagRunGo is appendShapedTags' loop over the tags of line[i:],
 // writing them to out[w:], in a function of its own so that the few
-// values it needs stay in registers. Keys are compared with the shape's
+// values it needs stay in registers. shapedTagRun is this or, on amd64,
+// the same loop in assembly. Keys are compared with the shape's
 // and copied eight bytes at a time in the same loop, values checked and
 // copied likewise; it is written out here because calls per tag cost as
 // much as the work.
-func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) (r shapedRun) {
+func (d *Decoder) shapedTagRunGo(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) (r shapedRun) {
 	keys, raw, src := shape.keys, shape.raw, shape.src
 	for {
 		for i < len(line) && line[i] == ' ' {
@@ -640,7 +642,7 @@ const shapes = 8
 // sequence: a line whose keys match one needs no per-key checks but their
 // length limits, which depend on the Limits of the call.
 type tagShape struct {
-	raw  []byte // the keys back to back, then 8 bytes of padding for word loads
+	raw  []byte // the keys back to back, then 16 bytes of padding for word and SSE2 loads
 	keys []shapeKey
 	src  int // index of the source or host key, or -1
 }
@@ -675,5 +677,5 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		k.words, k.tail = int32((kn+7)/8), ^uint64(0)>>(64-8*((kn-1)%8+1))
 		s.keys = append(s.keys, k)
 	}
-	s.raw = append(s.raw, make([]byte, 8)...)
+	s.raw = append(s.raw, make([]byte, 16)...)
 }

@@ -1,0 +1,40 @@
+package wavefront
+
+import (
+	"slices"
+	"unsafe"
+)
+
+// shapedTagsSSE2 is shapedTagRunGo in assembly (tagrun_amd64.s), writing
+// its result to r. It reads up to 16 bytes past the end of line and past
+// the last key in raw (tagShape pads raw), writes len(keys) tags at most to
+// tags if src < 0, and reports shapedPunt where out lacks room for its
+// overhanging stores.
+//
+//go:noescape
+func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, lim *Limits, tags *fastTag, r *shapedRun)
+
+// shapedTagRun runs shapedTagsSSE2 and falls back to shapedTagRunGo where
+// the assembly punts.
+func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) shapedRun {
+	if cap(line)-len(line) < 16 {
+		// The loop's loads overhang the line: they may run into its
+		// capacity, else they read a copy.
+		d.padded = append(slices.Grow(d.padded[:0], len(line)+16), line...)
+		line = d.padded
+	}
+	var tags *fastTag
+	if shape.src < 0 {
+		d.fastTags = slices.Grow(d.fastTags[:0], len(shape.keys))
+		tags = unsafe.SliceData(d.fastTags[:len(shape.keys)])
+	}
+	var r shapedRun
+	shapedTagsSSE2(line, i, out, w, shape.keys, unsafe.SliceData(shape.raw), shape.src, lim, tags, &r)
+	switch {
+	case r.fits == shapedPunt:
+		return d.shapedTagRunGo(line, i, out, w, shape, lim)
+	case r.fits == shapedOK && shape.src < 0:
+		d.fastTags = d.fastTags[:r.n]
+	}
+	return r
+}

@@ -1,0 +1,305 @@
+#include "textflag.h"
+#include "go_asm.h"
+
+// func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, lim *Limits, tags *fastTag, r *shapedRun)
+//
+// shapedTagRunGo's loop, 16 bytes per step: keys are compared with the
+// shape's and copied a 16-byte chunk at a time, and each chunk of a value
+// is classified (PCMPGTB/PCMPEQB, PMOVMSKB) so its end is one bit scan.
+// It reads up to 16 bytes past line's end and 16 past a key in raw (the
+// caller provides both) and stores up to 64 bytes past what it writes,
+// checked against len(out); where out is short it reports shapedPunt
+// and the caller runs shapedTagRunGo.
+//
+// Registers: SI the line position, DX its end, DI the output position,
+// R15 out's end, R8 the current key, R10 raw, R11 the tag count, R13 lim.
+// X8-X13 hold the bytes the classification compares with.
+
+// PRINTABLE sets X1 to 0xff where X0's byte is above gt's and below 0x7f
+// (as signed bytes, so non-ASCII bytes are out).
+#define PRINTABLE(gt) \
+	MOVO X0, X1; PCMPGTB gt, X1; \
+	MOVO X9, X2; PCMPGTB X0, X2; \
+	PAND X2, X1
+
+TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-128
+	MOVQ line_base+0(FP), SI
+	MOVQ line_len+8(FP), DX
+	ADDQ SI, DX
+	ADDQ i+24(FP), SI
+	MOVQ out_base+32(FP), DI
+	MOVQ out_len+40(FP), R15
+	ADDQ DI, R15
+	ADDQ w+56(FP), DI
+	MOVQ keys_base+64(FP), R8
+	MOVQ raw+88(FP), R10
+	XORQ R11, R11
+	MOVQ lim+104(FP), R13
+
+	MOVL $0x20202020, AX // unquoted value bytes are above ' '
+	MOVL AX, X8
+	PSHUFL $0, X8, X8
+	MOVL $0x7f7f7f7f, AX // and below DEL
+	MOVL AX, X9
+	PSHUFL $0, X9, X9
+	MOVL $0x22222222, AX // '"'
+	MOVL AX, X10
+	PSHUFL $0, X10, X10
+	MOVL $0x5c5c5c5c, AX // '\\'
+	MOVL AX, X11
+	PSHUFL $0, X11, X11
+	MOVL $0x3d3d3d3d, AX // '='
+	MOVL AX, X12
+	PSHUFL $0, X12, X12
+	MOVL $0x1f1f1f1f, AX // quoted value bytes are above 0x1f
+	MOVL AX, X13
+	PSHUFL $0, X13, X13
+
+tag:
+	CMPQ SI, DX
+	JAE  done
+	CMPB (SI), $0x20
+	JNE  key
+	INCQ SI
+	JMP  tag
+
+key:
+	CMPQ R11, keys_len+72(FP)
+	JEQ  nofit
+	MOVLQSX shapeKey_raw0(R8), AX
+	MOVLQSX shapeKey_raw1(R8), CX
+	SUBQ AX, CX // CX: the raw key's length, with quotes and '='
+	ADDQ R10, AX // AX: the raw key
+	MOVBQSX shapeKey_quoted(R8), BX
+	LEAQ 64(DI)(CX*1), R14
+	CMPQ R14, R15
+	JA   punt
+	LEAQ (SI)(CX*1), R14
+	CMPQ R14, DX
+	JA   nofit
+	MOVW $0x2220, (DI) // ` "`
+	LEAQ 2(DI), R14
+	SUBQ BX, R14 // R14: where the raw key goes (its quote over ours)
+	XORQ R9, R9
+
+kloop:
+	MOVQ CX, R12
+	SUBQ R9, R12
+	CMPQ R12, $16
+	JLE  klast
+	MOVOU (SI)(R9*1), X0
+	MOVOU X0, (R14)(R9*1)
+	MOVOU (AX)(R9*1), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R12
+	CMPL R12, $0xffff
+	JNE  nofit
+	ADDQ $16, R9
+	JMP  kloop
+
+klast: // R12: the 1-16 key bytes left
+	MOVOU (SI)(R9*1), X0
+	MOVOU X0, (R14)(R9*1)
+	MOVOU (AX)(R9*1), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	NOTL R9
+	ORL  $0x10000, R9
+	BSFL R9, R9 // the first byte that differs
+	CMPQ R9, R12
+	JB   nofit
+
+	LEAQ (SI)(BX*1), R9 // R9: the key without its quote, for tags
+	CMPQ R11, src+96(FP)
+	JNE  knotsrc
+	MOVQ $0x3d656372756f7320, AX // ` source=`
+	MOVQ AX, (DI)
+	MOVB $0x22, 8(DI)
+	MOVQ r+120(FP), AX
+	MOVQ DI, R12
+	SUBQ out_base+32(FP), R12
+	MOVQ R12, shapedRun_srcFrom(AX)
+	ADDQ $9, DI
+	JMP  value
+
+knotsrc:
+	LEAQ -1(R14)(CX*1), DI
+	SUBQ BX, DI
+	MOVL $0x00223d22, (DI) // `"="`
+	ADDQ $3, DI
+
+value:
+	ADDQ CX, SI // SI: the value
+	CMPQ SI, DX
+	JAE  bad
+	MOVBLZX (SI), AX
+	CMPB AL, $0x22
+	JEQ  quoted
+	CMPB AL, $0x27 // '\'': the general path unquotes it
+	JEQ  bad
+	CMPB AL, $0x23 // '#'
+	JEQ  bad
+	MOVQ SI, R12
+	MOVQ DI, R14
+
+uloop: // R12 scans the value, R14 is where its bytes go
+	LEAQ 16(R14), AX
+	CMPQ AX, R15
+	JA   punt
+	MOVOU (R12), X0
+	MOVOU X0, (R14)
+	PRINTABLE(X8)
+	MOVO X0, X3
+	PCMPEQB X10, X3
+	MOVO X0, X4
+	PCMPEQB X11, X4
+	PCMPEQB X12, X0
+	POR  X4, X3
+	POR  X0, X3
+	PANDN X1, X3
+	PMOVMSKB X3, AX
+	XORL $0xffff, AX
+	MOVQ DX, CX
+	SUBQ R12, CX
+	CMPQ CX, $16
+	JAE  2(PC)
+	BTSL CX, AX // the line's end ends the value
+	TESTL AX, AX
+	JNZ  ufound
+	ADDQ $16, R12
+	ADDQ $16, R14
+	JMP  uloop
+
+ufound:
+	BSFL AX, AX
+	ADDQ AX, R12 // R12: the value's end
+	CMPQ R12, SI
+	JEQ  bad
+	MOVQ R12, BX
+	CMPQ BX, DX
+	JAE  written
+	CMPB (BX), $0x20
+	JNE  bad
+	INCQ BX
+	JMP  written
+
+quoted:
+	INCQ SI
+	MOVQ SI, R12
+	MOVQ DI, R14
+
+qloop:
+	LEAQ 16(R14), AX
+	CMPQ AX, R15
+	JA   punt
+	MOVOU (R12), X0
+	MOVOU X0, (R14)
+	PRINTABLE(X13)
+	MOVO X0, X3
+	PCMPEQB X10, X3
+	PCMPEQB X11, X0
+	POR  X0, X3
+	PANDN X1, X3
+	PMOVMSKB X3, AX
+	XORL $0xffff, AX
+	MOVQ DX, CX
+	SUBQ R12, CX
+	CMPQ CX, $16
+	JAE  2(PC)
+	BTSL CX, AX
+	TESTL AX, AX
+	JNZ  qfound
+	ADDQ $16, R12
+	ADDQ $16, R14
+	JMP  qloop
+
+qfound: // the value must end at a quote, and neither start nor end with a space
+	BSFL AX, AX
+	ADDQ AX, R12
+	CMPQ R12, DX
+	JAE  bad
+	CMPB (R12), $0x22
+	JNE  bad
+	CMPQ R12, SI
+	JEQ  bad
+	CMPB (SI), $0x20
+	JEQ  bad
+	CMPB -1(R12), $0x20
+	JEQ  bad
+	LEAQ 1(R12), BX
+	CMPQ BX, DX
+	JAE  written
+	CMPB (BX), $0x20
+	JNE  bad
+	INCQ BX
+
+written: // SI..R12 is the value, BX where the next tag may start
+	MOVQ R12, CX
+	SUBQ SI, CX // CX: the value's length
+	ADDQ CX, DI
+	MOVB $0x22, (DI)
+	INCQ DI
+	CMPQ R11, src+96(FP)
+	JNE  limits
+	MOVQ r+120(FP), AX
+	MOVQ DI, R14
+	SUBQ out_base+32(FP), R14
+	MOVQ R14, shapedRun_srcTo(AX)
+	MOVQ CX, shapedRun_srcLen(AX)
+	JMP  next
+
+limits:
+	MOVLQSX shapeKey_keyLen(R8), AX
+	CMPQ AX, Limits_MaxTagKeyLength(R13)
+	JGT  bad
+	CMPQ CX, Limits_MaxTagValueLength(R13)
+	JGT  bad
+	ADDQ CX, AX
+	CMPQ AX, Limits_MaxTagLength(R13)
+	JGT  bad
+	CMPQ src+96(FP), $0
+	JGE  next
+	// No source key in the shape: record the tag for the custom source
+	// tags.
+	MOVQ R11, AX
+	IMULQ $fastTag__size, AX
+	ADDQ tags+112(FP), AX
+	MOVQ line_base+0(FP), R14
+	SUBQ R14, R9
+	MOVQ R9, fastTag_k0(AX)
+	MOVLQSX shapeKey_keyLen(R8), CX
+	ADDQ CX, R9
+	MOVQ R9, fastTag_k1(AX)
+	SUBQ R14, SI
+	MOVQ SI, fastTag_v0(AX)
+	SUBQ R14, R12
+	MOVQ R12, fastTag_v1(AX)
+
+next:
+	MOVQ BX, SI
+	INCQ R11
+	ADDQ $shapeKey__size, R8
+	JMP  tag
+
+done:
+	MOVQ r+120(FP), AX
+	SUBQ out_base+32(FP), DI
+	MOVQ DI, shapedRun_w(AX)
+	MOVQ R11, shapedRun_n(AX)
+	MOVQ $const_shapedOK, shapedRun_fits(AX)
+	RET
+
+nofit:
+	MOVQ r+120(FP), AX
+	MOVQ $const_shapedNoFit, shapedRun_fits(AX)
+	RET
+
+bad:
+	MOVQ r+120(FP), AX
+	MOVQ $const_shapedBad, shapedRun_fits(AX)
+	RET
+
+punt:
+	MOVQ r+120(FP), AX
+	MOVQ $const_shapedPunt, shapedRun_fits(AX)
+	RET
