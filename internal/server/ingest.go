@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"strconv"
@@ -72,6 +73,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		sl    wavefront.SpanLogs
 	)
 	lineNo, rejected := 0, 0
+	var known *knownReader
+	if f == fmtPoint {
+		known = s.known.reader()
+	}
 	for len(body) > 0 {
 		line := body
 		if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -92,7 +97,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		err = nil
 		switch f {
 		case fmtPoint:
-			rec, err = appendPoint(rec, dec, line, &point)
+			var done bool
+			if rec, done = known.appendPoint(rec, dec, line); done {
+				break
+			}
+			if rec, done = appendCanonicalPoint(rec, dec, line); done {
+				known.learn(line, rec[before:])
+				break
+			}
+			rec, err = appendDecodedPoint(rec, dec, line, &point)
 		case fmtHistogram:
 			if err = dec.DecodeDistribution(line, &dist); err == nil {
 				dist.Timestamp = dec.TimestampMillis()
@@ -135,6 +148,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Accepted++
 	}
+	known.close()
 	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + rejected))
 	if len(rec) > walFrameHeader+recHeader {
 		recs = append(recs, rec)
@@ -205,12 +219,27 @@ func recordCap(rest int) int {
 // appendPoint validates a metric line and appends it to rec as the WAL
 // keeps it: canonical, with a millisecond timestamp. Common lines are
 // validated and written in one pass; the rest, and every rejection with
-// its reason, go the general way. (A timestamp under a second, possible
-// only without a Backfill limit, would not be written by the one pass.)
+// its reason, go the general way.
 func appendPoint(rec []byte, dec *wavefront.Decoder, line []byte, p *wavefront.Point) ([]byte, error) {
-	if out, ok := dec.AppendCanonicalPoint(rec, line); ok && dec.TimestampMillis() >= 1000 {
-		return inMillis(out, len(rec), dec.TimestampMillis()), nil
+	if out, ok := appendCanonicalPoint(rec, dec, line); ok {
+		return out, nil
 	}
+	return appendDecodedPoint(rec, dec, line, p)
+}
+
+// appendCanonicalPoint is appendPoint's one pass: false, with rec as
+// given, for a line it leaves to appendDecodedPoint. (A timestamp under
+// a second, possible only without a Backfill limit, would not be written
+// by the one pass.)
+func appendCanonicalPoint(rec []byte, dec *wavefront.Decoder, line []byte) ([]byte, bool) {
+	if out, ok := dec.AppendCanonicalPoint(rec, line); ok && dec.TimestampMillis() >= 1000 {
+		return inMillis(out, len(rec), dec.TimestampMillis()), true
+	}
+	return rec, false
+}
+
+// appendDecodedPoint is appendPoint's general way.
+func appendDecodedPoint(rec []byte, dec *wavefront.Decoder, line []byte, p *wavefront.Point) ([]byte, error) {
 	if err := dec.DecodePoint(line, p); err != nil {
 		return rec, err
 	}
@@ -246,4 +275,264 @@ func appendSpanLogs(dst []byte, sl *wavefront.SpanLogs) ([]byte, error) {
 func (s *Server) reply(w http.ResponseWriter, code int, msg string) {
 	s.m.requests.WithLabelValues(strconv.Itoa(code)).Inc()
 	http.Error(w, msg, code)
+}
+
+// knownSeries remembers the series of point lines the decoder accepted
+// exactly as written, with canonical names, source and tags, as the
+// proxy's forwarder and SDKs send them. Validating a line is most of the
+// handler's work, and whether a series is valid, and how its canonical
+// form is written, depends on its text and the server's fixed limits
+// only: another line of a known series, with a value and timestamp that
+// are canonical too and in the time window, is accepted as it is, without
+// the decoder (appendKnownPoint). The value, the timestamp and the series
+// are read as the decoder's tokens, so such a line is exactly one the
+// decoder accepts unchanged.
+//
+// Handlers read it concurrently, each under the read lock for its body,
+// and add what they learned afterwards (knownReader).
+type knownSeries struct {
+	mu      sync.RWMutex
+	seed    maphash.Seed
+	index   map[uint64]int32 // hash of a series → its newest entry
+	entries []knownEntry
+	arena   []byte // the series texts, back to back
+	// The set is emptied when an add would pass either bound.
+	maxEntries, maxTextBytes int
+}
+
+// knownEntry is a series text: the quoted name arena[off:split], then
+// arena[split:end], the line from the space after the timestamp on.
+type knownEntry struct {
+	off, split, end int
+	sameHash        int32 // an older entry with the same hash, or -1
+}
+
+// Bounds of knownSeries: at ~170 bytes a series, about 400 k series.
+const (
+	maxKnownSeries    = 1 << 20
+	maxKnownTextBytes = 64 << 20
+)
+
+func newKnownSeries() *knownSeries {
+	return &knownSeries{seed: maphash.MakeSeed(), index: make(map[uint64]int32),
+		maxEntries: maxKnownSeries, maxTextBytes: maxKnownTextBytes}
+}
+
+func (k *knownSeries) hash(name, rest []byte) uint64 {
+	return maphash.Bytes(k.seed, name)*0x9e3779b97f4a7c15 ^ maphash.Bytes(k.seed, rest)
+}
+
+// find returns the entry of the series name+rest whose hash is h, or -1.
+func (k *knownSeries) find(name, rest []byte, h uint64) int32 {
+	for i, ok := k.index[h]; ok && i >= 0; i = k.entries[i].sameHash {
+		if k.is(i, name, rest) {
+			return i
+		}
+	}
+	return -1
+}
+
+// is reports whether entry i is the series name+rest.
+func (k *knownSeries) is(i int32, name, rest []byte) bool {
+	e := &k.entries[i]
+	return bytes.Equal(k.arena[e.off:e.split], name) && bytes.Equal(k.arena[e.split:e.end], rest)
+}
+
+// add adds the series name+rest, unless known, under the write lock.
+func (k *knownSeries) add(name, rest []byte) {
+	h := k.hash(name, rest)
+	if k.find(name, rest, h) >= 0 {
+		return
+	}
+	if len(k.entries) >= k.maxEntries || len(k.arena)+len(name)+len(rest) > k.maxTextBytes {
+		clear(k.index)
+		k.entries, k.arena = k.entries[:0], k.arena[:0]
+	}
+	prev, ok := k.index[h]
+	if !ok {
+		prev = -1
+	}
+	k.index[h] = int32(len(k.entries))
+	off := len(k.arena)
+	k.arena = append(append(k.arena, name...), rest...)
+	k.entries = append(k.entries, knownEntry{off: off, split: off + len(name), end: len(k.arena), sameHash: prev})
+}
+
+// knownReader is one request's use of knownSeries: it holds the read
+// lock from reader to close, and collects the series the decoder accepted
+// unchanged, which close adds. A nil *knownReader knows no series.
+type knownReader struct {
+	k *knownSeries
+	// last is the entry of the previous line, or -1. Senders repeat their
+	// series in the same order body after body, and entries are added in
+	// the order they were first seen, so the next line is most likely of
+	// entry last+1: a comparison instead of a hash.
+	last    int32
+	learned []byte // name+rest of series to add, back to back
+	parts   []int  // their name and rest lengths, in turn
+}
+
+func (k *knownSeries) reader() *knownReader {
+	k.mu.RLock()
+	return &knownReader{k: k, last: -1}
+}
+
+// close releases the read lock and adds the series learned.
+func (r *knownReader) close() {
+	if r == nil {
+		return
+	}
+	r.k.mu.RUnlock()
+	if len(r.parts) == 0 {
+		return
+	}
+	r.k.mu.Lock()
+	defer r.k.mu.Unlock()
+	b := r.learned
+	for i := 0; i < len(r.parts); i += 2 {
+		nameLen, restLen := r.parts[i], r.parts[i+1]
+		r.k.add(b[:nameLen], b[nameLen:nameLen+restLen])
+		b = b[nameLen+restLen:]
+	}
+}
+
+// appendPoint appends line to rec as appendCanonicalPoint would, if it
+// is a canonical line of a known series (see knownSeries) whose timestamp
+// dec finds in its window, and reports whether it did.
+func (r *knownReader) appendPoint(rec []byte, dec *wavefront.Decoder, line []byte) ([]byte, bool) {
+	if r == nil {
+		return rec, false
+	}
+	l, ok := splitKnownLine(line)
+	if !ok {
+		return rec, false
+	}
+	name, rest := line[:l.nameEnd], line[l.tsEnd:]
+	k := r.k
+	if i := r.last + 1; r.last < 0 || int(i) >= len(k.entries) || !k.is(i, name, rest) {
+		if i = k.find(name, rest, k.hash(name, rest)); i < 0 {
+			return rec, false
+		}
+		r.last = i
+	} else {
+		r.last = i
+	}
+	if dec.CheckTime(l.ms) != nil {
+		return rec, false
+	}
+	return l.appendWAL(rec, line), true
+}
+
+// learn notes line's series if line is in the form splitKnownLine reads
+// and out, what appendCanonicalPoint wrote for it, is line itself in the
+// WAL's form: the decoder's one pass accepted the series as written (so
+// it takes any line of it with a canonical value and timestamp in the
+// window, and writes such values as they are).
+func (r *knownReader) learn(line, out []byte) {
+	if r == nil {
+		return
+	}
+	l, ok := splitKnownLine(line)
+	if !ok || !bytes.Equal(out, l.appendWAL(r.learned[len(r.learned):], line)) {
+		return
+	}
+	r.learned = append(append(r.learned, line[:l.nameEnd]...), line[l.tsEnd:]...)
+	r.parts = append(r.parts, l.nameEnd, len(line)-l.tsEnd)
+}
+
+// knownLine is where splitKnownLine found the parts of a point line.
+type knownLine struct {
+	nameEnd int   // after the name's closing quote
+	tsEnd   int   // after the timestamp
+	ms      int64 // the timestamp
+	seconds bool  // the timestamp is in whole seconds
+}
+
+// splitKnownLine splits a point line in canonical form,
+//
+//	"<name>" <value> <timestamp> <series…>
+//
+// with a value that the decoder writes back as it is (an integer of up to
+// 15 digits, or a decimal of up to 15 significant digits without
+// redundant zeros) and a timestamp of whole seconds (up to 12 digits) or
+// milliseconds (13), without a leading zero. ok is false for anything
+// else; the decoder then reads the line. The quoted name ends at the
+// first quote: a canonical name holds none.
+func splitKnownLine(line []byte) (l knownLine, ok bool) {
+	if len(line) < 3 || line[0] != '"' {
+		return l, false
+	}
+	l.nameEnd = bytes.IndexByte(line[1:], '"') + 2
+	if l.nameEnd < 3 || l.nameEnd >= len(line) || line[l.nameEnd] != ' ' {
+		return l, false
+	}
+	v0 := l.nameEnd + 1
+	v1 := v0 + bytes.IndexByte(line[v0:], ' ')
+	if v1 < v0 || !canonicalValue(line[v0:v1]) {
+		return l, false
+	}
+	ts := line[v1+1:]
+	n := 0
+	for n < len(ts) && n <= 13 && '0' <= ts[n] && ts[n] <= '9' {
+		l.ms = l.ms*10 + int64(ts[n]-'0')
+		n++
+	}
+	if n == 0 || n > 13 || ts[0] == '0' || n == len(ts) || ts[n] != ' ' {
+		return l, false
+	}
+	if l.seconds = n < 13; l.seconds {
+		l.ms *= 1000
+	}
+	l.tsEnd = v1 + 1 + n
+	return l, true
+}
+
+// appendWAL appends line, split as l, in the WAL's form: the timestamp in
+// milliseconds and a newline.
+func (l knownLine) appendWAL(rec, line []byte) []byte {
+	rec = append(rec, line[:l.tsEnd]...)
+	if l.seconds {
+		rec = append(rec, "000"...)
+	}
+	rec = append(rec, line[l.tsEnd:]...)
+	return append(rec, '\n')
+}
+
+// canonicalValue reports whether the decoder accepts value token b and
+// writes it back as b: an optional '-' and 1–15 digits without a leading
+// zero, or a decimal of at most 24 bytes and 15 significant digits whose
+// integer part has no leading zero and whose fraction is not empty and
+// ends in a non-zero digit.
+func canonicalValue(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	point := bytes.IndexByte(b, '.')
+	intPart, frac := b, b[:0]
+	if point >= 0 {
+		intPart, frac = b[:point], b[point+1:]
+		if len(frac) == 0 || frac[len(frac)-1] == '0' || len(b) > 23 {
+			return false
+		}
+	}
+	if len(intPart) == 0 || (intPart[0] == '0' && len(intPart) > 1) || !allDigits(intPart) || !allDigits(frac) {
+		return false
+	}
+	significant := len(intPart) + len(frac)
+	if string(intPart) == "0" {
+		significant = len(bytes.TrimLeft(frac, "0"))
+		if point < 0 {
+			significant = 1
+		}
+	}
+	return significant <= 15
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

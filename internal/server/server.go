@@ -71,6 +71,7 @@ type Server struct {
 	decs    sync.Pool // *wavefront.Decoder for handlers
 	bodies  sync.Pool // *[]byte request bodies for handlers
 	frames  frameBuffers
+	known   *knownSeries // point series the decoder accepted as written
 	limits  wavefront.Limits
 	mux     *http.ServeMux
 	// exporters get what the applier has stored (export); only the
@@ -106,7 +107,7 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), frames: frameBuffers{maxBytes: maxFrameBuffers}}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), frames: frameBuffers{maxBytes: maxFrameBuffers}, known: newKnownSeries()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = newSelfMetrics(s.reg)
 	s.limits = wavefront.DefaultLimits()

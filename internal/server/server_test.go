@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
+	"github.com/meshwave/meshwave/internal/wql"
 )
 
 // base is a whole minute ten minutes ago: inside every validation window.
@@ -389,4 +390,168 @@ func TestRetentionCleanup(t *testing.T) {
 	if len(ds) != 1 || len(ds[0].Points) != 1 || ds[0].Points[0].T != recent {
 		t.Fatalf("distributions after cleanup: %+v", ds)
 	}
+}
+
+// TestKnownSeries checks which lines knownSeries learns and takes without
+// the decoder: those of a series the one pass wrote as it came, with a
+// canonical value and a timestamp in the window; everything else is left
+// to the decoder.
+func TestKnownSeries(t *testing.T) {
+	lim := wavefront.DefaultLimits()
+	now := time.Now()
+	dec := &wavefront.Decoder{Limits: &lim, Now: func() time.Time { return now }, DefaultSource: []byte("10.0.0.1")}
+	sec := now.Add(-time.Hour).Unix()
+	series := ` source="pod-1" "code"="200"`
+	known := newKnownSeries()
+	learn := func(line string) {
+		r := known.reader()
+		if out, ok := appendCanonicalPoint(nil, dec, []byte(line)); ok {
+			r.learn([]byte(line), out)
+		}
+		r.close()
+	}
+	learn(fmt.Sprintf(`"req" 1 %d`, sec) + series)
+	learn(fmt.Sprintf(`req 1 %d source=pod-2`, sec))              // not canonical: not learned
+	learn(fmt.Sprintf(`"req" 1 %d source="pod-3" host="h"`, sec)) // the decoder's other way
+	if len(known.entries) != 1 {
+		t.Fatalf("learned %d series, want 1", len(known.entries))
+	}
+	for _, c := range []struct {
+		line  string
+		taken bool
+	}{
+		{fmt.Sprintf(`"req" 42 %d`, sec) + series, true},
+		{fmt.Sprintf(`"req" -7.25 %d123`, sec) + series, true},
+		{fmt.Sprintf(`"req" 0.000125 %d`, sec) + series, true},
+		{fmt.Sprintf(`"req" 1.50 %d`, sec) + series, false},    // AppendValue writes 1.5
+		{fmt.Sprintf(`"req" 1e3 %d`, sec) + series, false},     // and 1000
+		{fmt.Sprintf(`"req" 007 %d`, sec) + series, false},     // and 7
+		{fmt.Sprintf(`"req" nope %d`, sec) + series, false},    // rejected by the decoder
+		{fmt.Sprintf(`"req" 1 0%d`, sec) + series, false},      // a leading zero
+		{fmt.Sprintf(`"req" 1 %d000000`, sec) + series, false}, // ns
+		{fmt.Sprintf(`"req" 1 %d`, sec+2*86400) + series, false},
+		{`"req" 1` + series, false}, // the clock's time
+		{fmt.Sprintf(`"req" 1  %d`, sec) + series, false},
+		{fmt.Sprintf(`"req" 1 %d`, sec) + series + ` `, false},
+		{fmt.Sprintf(`"req" 1 %d`, sec) + series + ` "k"="v"`, false},
+		{fmt.Sprintf(`"reqs" 1 %d`, sec) + series, false},
+	} {
+		r := known.reader()
+		got, ok := r.appendPoint([]byte("x"), dec, []byte(c.line))
+		r.close()
+		if ok != c.taken {
+			t.Errorf("%q: taken %t, want %t", c.line, ok, c.taken)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var p wavefront.Point
+		want, err := appendPoint([]byte("x"), dec, []byte(c.line), &p)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%q: wrote %q, the decoder %q (%v)", c.line, got, want, err)
+		}
+	}
+
+	// Full: emptied, then the new series added.
+	known.maxEntries = 1
+	learn(fmt.Sprintf(`"other" 1 %d`, sec) + series)
+	if r := known.reader(); len(known.entries) != 1 || known.find([]byte(`"other"`), []byte(series), known.hash([]byte(`"other"`), []byte(series))) != 0 {
+		t.Errorf("after the bound: %d entries", len(known.entries))
+		r.close()
+	} else {
+		r.close()
+	}
+}
+
+// TestKnownSeriesSameAnswers posts the same bodies to a server that knows
+// their series and one that does not, and checks that both answer and
+// store the same: good lines, bad values, timestamps out of the window.
+func TestKnownSeriesSameAnswers(t *testing.T) {
+	warm, cold := start(t, Config{}), start(t, Config{})
+	sec := base() / 1000
+	var first strings.Builder
+	for i := range 20 {
+		fmt.Fprintf(&first, "\"kn.a\" %d %d source=\"pod-%d\" \"k\"=\"v\"\n", i, sec-20+int64(i), i%5)
+	}
+	if code, res := post(t, warm.url, "wavefront", first.String()); code != 202 || res.Accepted != 20 {
+		t.Fatalf("warm-up: %d %+v", code, res)
+	}
+	body := strings.Join([]string{
+		fmt.Sprintf(`"kn.a" 1.5 %d source="pod-0" "k"="v"`, sec+1),
+		fmt.Sprintf(`"kn.a" 1.50 %d source="pod-1" "k"="v"`, sec+1),
+		fmt.Sprintf(`"kn.a" x %d source="pod-2" "k"="v"`, sec+1),
+		fmt.Sprintf(`"kn.a" 3 %d source="pod-3" "k"="v"`, sec+2*86400),
+		fmt.Sprintf(`"kn.a" 4 %d000 source="pod-4" "k"="v"`, sec+1),
+		fmt.Sprintf(`"kn.a" 5 %d source="pod-5" "k"="v"`, sec+1),
+		fmt.Sprintf(`"kn.a" 6 %d source="pod-0" "k"=""`, sec+2),
+	}, "\n")
+	_, wantRes := post(t, cold.url, "wavefront", body)
+	code, res := post(t, warm.url, "wavefront", body)
+	if code != 202 || fmt.Sprintf("%+v", res) != fmt.Sprintf("%+v", wantRes) || res.Accepted != 4 || res.Rejected["WF-402"] != 1 {
+		t.Fatalf("known series: %d %+v; unknown: %+v", code, res, wantRes)
+	}
+	eventually(t, "stored", func() bool {
+		n := 0
+		for _, ser := range selectAll(t, warm.Server, "kn.a") {
+			n += len(ser.Points)
+		}
+		return n == 24
+	})
+	eventually(t, "stored", func() bool { return len(selectAll(t, cold.Server, "kn.a")) == 4 })
+	last := func(s *Server) map[string]wql.Point {
+		m := map[string]wql.Point{}
+		for _, ser := range selectAll(t, s, "kn.a") {
+			m[ser.Source] = ser.Points[len(ser.Points)-1]
+		}
+		return m
+	}
+	got, want := last(warm.Server), last(cold.Server)
+	for src, p := range want {
+		if got[src] != p {
+			t.Errorf("%s: newest point %+v, want %+v", src, got[src], p)
+		}
+	}
+}
+
+// FuzzKnownSeries checks that a line knownSeries takes without the
+// decoder is written exactly as appendPoint writes it, and that the
+// decoder accepts it: after learning from line learned, for learned's
+// series with value and timestamp tokens value and ts, and for line.
+// Any input must not panic.
+func FuzzKnownSeries(f *testing.F) {
+	lim := wavefront.DefaultLimits()
+	// A fixed clock, an hour after the seeds' timestamps, keeps them in
+	// the window.
+	now := time.Unix(1712003600, 0)
+	clock := func() time.Time { return now }
+	newDec := func() *wavefront.Decoder {
+		return &wavefront.Decoder{Limits: &lim, Now: clock, DefaultSource: []byte("10.1.2.3")}
+	}
+	handler, reference := newDec(), newDec()
+	var p wavefront.Point
+	f.Fuzz(func(t *testing.T, learned []byte, value, ts string, line []byte) {
+		known := newKnownSeries()
+		r := known.reader()
+		if out, ok := appendCanonicalPoint(nil, handler, learned); ok {
+			r.learn(learned, out)
+		}
+		r.close()
+		check := func(line []byte) {
+			r := known.reader()
+			got, ok := r.appendPoint([]byte("rec"), handler, line)
+			r.close()
+			if !ok {
+				return
+			}
+			want, err := appendPoint([]byte("rec"), reference, line, &p)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("learned %q; %q: wrote %q, appendPoint %q (%v)", learned, line, got, want, err)
+			}
+		}
+		if l, ok := splitKnownLine(learned); ok {
+			check(fmt.Appendf(nil, "%s %s %s%s", learned[:l.nameEnd], value, ts, learned[l.tsEnd:]))
+		}
+		check(line)
+	})
 }
