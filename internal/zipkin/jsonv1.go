@@ -52,7 +52,7 @@ type v1State struct {
 }
 
 func (d *Decoder) decodeJSONV1(body []byte) error {
-	l := lexer{b: body, d: d}
+	l := newLexer(body, d)
 	if err := l.expect('['); err != nil {
 		return err
 	}
@@ -288,7 +288,7 @@ func (d *Decoder) readEndpointV1(l *lexer) (int, error) {
 // endpointHasField re-scans a valid endpoint object for a known key with a
 // non-null value, which Endpoint's zero value cannot tell (port 0, bad IP).
 func endpointHasField(obj []byte) bool {
-	l := lexer{b: obj, d: &Decoder{}}
+	l := newLexer(obj, &Decoder{})
 	_ = l.expect('{')
 	for first := true; ; first = false {
 		key, ok, err := l.objectNext(first)

@@ -10,7 +10,7 @@ import (
 // ignored, and strings are also accepted as numbers where it reads numbers
 // (and vice versa).
 func (d *Decoder) decodeJSONV2(body []byte) error {
-	l := lexer{b: body, d: d}
+	l := newLexer(body, d)
 	if err := l.expect('['); err != nil {
 		return err
 	}
@@ -168,7 +168,7 @@ func (d *Decoder) readTags(l *lexer) error {
 		return err
 	}
 	for first := true; ; first = false {
-		if key, v, next := plainMember(l.b, l.i, first); next > 0 {
+		if key, v, next := l.plainMember(l.i, first); next > 0 {
 			d.tags = append(d.tags, Tag{Key: key, Value: v, plainValue: true})
 			l.i = next
 			continue

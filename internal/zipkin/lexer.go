@@ -1,9 +1,7 @@
 package zipkin
 
 import (
-	"encoding/binary"
 	"math"
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"unicode/utf16"
@@ -20,6 +18,13 @@ type lexer struct {
 	i     int
 	d     *Decoder
 	depth int
+	stops []uint64 // b's structural index (see buildStops)
+}
+
+// newLexer returns a lexer over b whose index lives in d's buffer.
+func newLexer(b []byte, d *Decoder) lexer {
+	d.stops = buildStops(d.stops, b)
+	return lexer{b: b, d: d, stops: d.stops}
 }
 
 // maxDepth bounds nesting inside skipped values so hostile input cannot
@@ -104,7 +109,7 @@ func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 		}
 		i = skipWS(b, i+1)
 	}
-	if k, next := plainString(b, i); next > 0 {
+	if k, next := l.plainString(i); next > 0 {
 		key, i = k, next // str's fast path without its call
 	} else {
 		l.i = i
@@ -185,7 +190,7 @@ func (l *lexer) str() ([]byte, error) {
 	if l.i >= len(l.b) || l.b[l.i] != '"' {
 		return nil, l.expected("a string")
 	}
-	if s, next := plainString(l.b, l.i); next > 0 {
+	if s, next := l.plainString(l.i); next > 0 {
 		l.i = next
 		return s, nil
 	}
@@ -193,13 +198,15 @@ func (l *lexer) str() ([]byte, error) {
 	return l.strSlow(l.i)
 }
 
-// plainMember reads the object member at b[i:] (after a ',' unless first)
-// when its key and value are strings without escapes or non-ASCII bytes,
-// as nearly all of a span's tags are, and returns them and the index after
-// the value. Otherwise next is 0 and the caller reads the member with
-// objectNext, which handles everything else and reports errors; so this
-// only saves the calls, and accepts nothing objectNext would not.
-func plainMember(b []byte, i int, first bool) (key, value []byte, next int) {
+// plainMember reads the object member at l.b[i:] (after a ',' unless
+// first) when its key and value are strings without escapes or non-ASCII
+// bytes, as nearly all of a span's tags are, and returns them and the
+// index after the value. Otherwise next is 0 and the caller reads the
+// member with objectNext, which handles everything else and reports
+// errors; so this only saves the calls, and accepts nothing objectNext
+// would not.
+func (l *lexer) plainMember(i int, first bool) (key, value []byte, next int) {
+	b := l.b
 	i = skipWS(b, i)
 	if !first {
 		if i >= len(b) || b[i] != ',' {
@@ -207,63 +214,32 @@ func plainMember(b []byte, i int, first bool) (key, value []byte, next int) {
 		}
 		i = skipWS(b, i+1)
 	}
-	if key, i = plainString(b, i); i == 0 {
+	if key, i = l.plainString(i); i == 0 {
 		return nil, nil, 0
 	}
 	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
 		return nil, nil, 0
 	}
-	if value, i = plainString(b, skipWS(b, i+1)); i == 0 {
+	if value, i = l.plainString(skipWS(b, i+1)); i == 0 {
 		return nil, nil, 0
 	}
 	return key, value, i
 }
 
-// plainString is the fast path of str as a function of b and i: the
-// string at b[i:] and the index after it, or 0 when there is none or it
-// has escapes, non-ASCII bytes or raw newlines (which JSON does not allow
-// but the reference accepts).
-func plainString(b []byte, i int) ([]byte, int) {
-	if i >= len(b) || b[i] != '"' {
-		return nil, 0
-	}
-	start := i + 1
-	for i = start; i+8 <= len(b); {
-		x := binary.LittleEndian.Uint64(b[i : i+8]) // not b[i:]: the compiler then drops the bounds checks
-		// One borrow test for every byte below '#' ('"', '\n', the other
-		// control characters, ' ' and '!'; the last three are plain and
-		// resume the scan), one for '\\' and the high bits for non-ASCII:
-		// fewer operations per word than testing '"' and '\n' apart. Both
-		// tests are exact for the lowest marked byte, the only one used.
-		m := ((x - lowBits*'#') &^ x) | hasZeroByte(x^(lowBits*'\\')) | x
-		if m &= highBits; m == 0 {
-			i += 8
-			continue
-		}
-		i += bits.TrailingZeros64(m) / 8
-		switch c := b[i]; c {
-		case '"':
-			return b[start:i], i + 1
-		case '\\', '\n':
-			return nil, 0
-		}
-		if b[i] >= utf8.RuneSelf {
-			return nil, 0
-		}
-		i++
-	}
-	for i < len(b) && plain[b[i]] {
-		i++
-	}
+// plainString is the fast path of str: the string at l.b[i:] and the
+// index after it, or 0 when there is none or it has escapes, non-ASCII
+// bytes or raw newlines (which JSON does not allow but the reference
+// accepts). Its end is the first byte the index marks after the opening
+// quote, so the string's bytes are not read.
+func (l *lexer) plainString(i int) ([]byte, int) {
+	b := l.b
 	if i < len(b) && b[i] == '"' {
-		return b[start:i], i + 1
+		if j := l.nextStop(i + 1); j < len(b) && b[j] == '"' {
+			return b[i+1 : j], j + 1
+		}
 	}
 	return nil, 0
 }
-
-// hasZeroByte sets the high bit of each byte of x that is zero (and
-// possibly of bytes above a zero one, which only ends the fast scan early).
-func hasZeroByte(x uint64) uint64 { return (x - lowBits) &^ x }
 
 // strSlow reads the rest of a string that has escapes or non-ASCII bytes,
 // from start, just after its opening quote.
@@ -413,7 +389,7 @@ func (l *lexer) num() (text []byte, integer bool, err error) {
 func (l *lexer) stringOrNumber() ([]byte, error) {
 	switch c := l.peek(); {
 	case c == '"':
-		if s, next := plainString(l.b, l.i); next > 0 {
+		if s, next := l.plainString(l.i); next > 0 {
 			l.i = next // str's fast path without its call
 			return s, nil
 		}

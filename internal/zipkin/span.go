@@ -113,8 +113,9 @@ type Decoder struct {
 	cur       Span // the span being decoded
 	anns      []Annotation
 	tags      []Tag
-	arena     arena  // unescaped or rewritten strings
-	scratch   []byte // a string being unescaped
+	arena     arena    // unescaped or rewritten strings
+	scratch   []byte   // a string being unescaped
+	stops     []uint64 // the body's structural index (buildStops)
 	tagOrders tagOrderCache
 	v1        v1State
 

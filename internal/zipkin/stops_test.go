@@ -1,0 +1,43 @@
+package zipkin
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzStopIndex checks the structural index against its byte-at-a-time
+// definition: bit i is set exactly where b[i] is not plain, nothing past
+// the end is marked, and the assembly agrees with markStopsGeneric on the
+// whole 64-byte blocks. Seeds: the Envoy fixtures and the corpus.
+func FuzzStopIndex(f *testing.F) {
+	f.Add([]byte(`{"a":"b\\"c","d":"\u00e9\n"}`))
+	f.Add([]byte("\x80\x7f\"\\\n\x00 !#"))
+	fixtures, _ := filepath.Glob("../../testdata/fixtures/zipkin/*.json")
+	for _, p := range fixtures {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		stops := buildStops([]uint64{^uint64(0)}, b) // stale bits must not survive
+		if want := len(b)/64 + 1; len(stops) != want {
+			t.Fatalf("%d index words for %d bytes, want %d", len(stops), len(b), want)
+		}
+		for i := range len(stops) * 64 {
+			got := stops[i/64]>>(i%64)&1 == 1
+			want := i < len(b) && !plain[b[i]]
+			if got != want {
+				t.Fatalf("bit %d = %v, want %v (byte %q)", i, got, want, b[min(i, len(b)-1)])
+			}
+		}
+		whole := len(b) &^ 63
+		generic := make([]uint64, whole/64)
+		markStopsGeneric(generic, b[:whole])
+		for k, w := range generic {
+			if stops[k] != w {
+				t.Fatalf("block %d: markStops %#x, markStopsGeneric %#x", k, stops[k], w)
+			}
+		}
+	})
+}
