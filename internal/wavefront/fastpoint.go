@@ -325,8 +325,9 @@ func keyHash(key []byte) uint64 {
 // that passes them becomes shape's new key sequence.
 func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits, shape *tagShape) ([]byte, bool) {
 	// Each tag comes out at most twice as long as it went in (quotes around
-	// one-byte keys and values), and the 8-byte stores overhang by up to 8.
-	dst = slices.Grow(dst, 2*(len(line)-i)+24)
+	// one-byte keys and values) plus 2 (the first may have no space before
+	// it), and the stores overhang by up to 8 bytes (16 in assembly).
+	dst = slices.Grow(dst, 2*(len(line)-i)+64)
 	if len(shape.keys) > 0 {
 		if out, ok, fits := d.appendShapedTags(dst, orig, line, i, lim, shape); fits {
 			return out, ok

@@ -7,12 +7,13 @@
 // shape's and copied a 16-byte chunk at a time, and each chunk of a value
 // is classified (PCMPGTB/PCMPEQB, PMOVMSKB) so its end is one bit scan.
 // It reads up to 16 bytes past line's end and 16 past a key in raw (the
-// caller provides both) and stores up to 64 bytes past what it writes,
-// checked against len(out); where out is short it reports shapedPunt
-// and the caller runs shapedTagRunGo.
+// caller provides both). Its stores overhang what it writes by up to 16
+// bytes; as a tag comes out at most twice as long as it went in plus 2
+// (the first, which may have no space before it), it needs out to have
+// 2*(len(line)-i)+64 bytes from w, and reports shapedPunt if not.
 //
 // Registers: SI the line position, DX its end, DI the output position,
-// R15 out's end, R8 the current key, R10 raw, R11 the tag count, R13 lim.
+// R8 the current key, R10 raw, R11 the tag count, R13 lim, R15 src.
 // X8-X13 hold the bytes the classification compares with.
 
 // PRINTABLE sets X1 to 0xff where X0's byte is above gt's and below 0x7f
@@ -28,13 +29,19 @@ TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-128
 	ADDQ SI, DX
 	ADDQ i+24(FP), SI
 	MOVQ out_base+32(FP), DI
-	MOVQ out_len+40(FP), R15
-	ADDQ DI, R15
+	MOVQ out_len+40(FP), AX
+	ADDQ DI, AX // out's end
 	ADDQ w+56(FP), DI
+	MOVQ DX, CX
+	SUBQ SI, CX
+	LEAQ 64(DI)(CX*2), CX
+	CMPQ CX, AX
+	JA   punt
 	MOVQ keys_base+64(FP), R8
 	MOVQ raw+88(FP), R10
 	XORQ R11, R11
 	MOVQ lim+104(FP), R13
+	MOVQ src+96(FP), R15
 
 	MOVL $0x20202020, AX // unquoted value bytes are above ' '
 	MOVL AX, X8
@@ -71,9 +78,6 @@ key:
 	SUBQ AX, CX // CX: the raw key's length, with quotes and '='
 	ADDQ R10, AX // AX: the raw key
 	MOVBQSX shapeKey_quoted(R8), BX
-	LEAQ 64(DI)(CX*1), R14
-	CMPQ R14, R15
-	JA   punt
 	LEAQ (SI)(CX*1), R14
 	CMPQ R14, DX
 	JA   nofit
@@ -110,7 +114,7 @@ klast: // R12: the 1-16 key bytes left
 	JB   nofit
 
 	LEAQ (SI)(BX*1), R9 // R9: the key without its quote, for tags
-	CMPQ R11, src+96(FP)
+	CMPQ R11, R15
 	JNE  knotsrc
 	MOVQ $0x3d656372756f7320, AX // ` source=`
 	MOVQ AX, (DI)
@@ -143,9 +147,6 @@ value:
 	MOVQ DI, R14
 
 uloop: // R12 scans the value, R14 is where its bytes go
-	LEAQ 16(R14), AX
-	CMPQ AX, R15
-	JA   punt
 	MOVOU (R12), X0
 	MOVOU X0, (R14)
 	PRINTABLE(X8)
@@ -189,9 +190,6 @@ quoted:
 	MOVQ DI, R14
 
 qloop:
-	LEAQ 16(R14), AX
-	CMPQ AX, R15
-	JA   punt
 	MOVOU (R12), X0
 	MOVOU X0, (R14)
 	PRINTABLE(X13)
@@ -239,7 +237,7 @@ written: // SI..R12 is the value, BX where the next tag may start
 	ADDQ CX, DI
 	MOVB $0x22, (DI)
 	INCQ DI
-	CMPQ R11, src+96(FP)
+	CMPQ R11, R15
 	JNE  limits
 	MOVQ r+120(FP), AX
 	MOVQ DI, R14
@@ -257,8 +255,8 @@ limits:
 	ADDQ CX, AX
 	CMPQ AX, Limits_MaxTagLength(R13)
 	JGT  bad
-	CMPQ src+96(FP), $0
-	JGE  next
+	TESTQ R15, R15
+	JNS  next
 	// No source key in the shape: record the tag for the custom source
 	// tags.
 	MOVQ R11, AX
