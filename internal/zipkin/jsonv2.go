@@ -167,11 +167,30 @@ func (d *Decoder) readTags(l *lexer) error {
 	if err := l.expect('{'); err != nil {
 		return err
 	}
+	b := l.b
 	for first := true; ; first = false {
-		if key, v, next := l.plainMember(l.i, first); next > 0 {
-			d.tags = append(d.tags, Tag{Key: key, Value: v, plainValue: true})
-			l.i = next
-			continue
+		// The common member first, "key":"value" with both strings plain,
+		// their ends found through the index without a call; anything else
+		// is read by objectNext, which reports errors, so this accepts
+		// nothing objectNext would not.
+		i := skipWS(b, l.i)
+		if !first && i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		} else if !first {
+			i = len(b)
+		}
+		if i < len(b) && b[i] == '"' {
+			if k := l.nextStop(i + 1); k < len(b) && b[k] == '"' {
+				if c := skipWS(b, k+1); c < len(b) && b[c] == ':' {
+					if v := skipWS(b, c+1); v < len(b) && b[v] == '"' {
+						if e := l.nextStop(v + 1); e < len(b) && b[e] == '"' {
+							d.tags = append(d.tags, Tag{Key: b[i+1 : k], Value: b[v+1 : e], plainValue: true})
+							l.i = e + 1
+							continue
+						}
+					}
+				}
+			}
 		}
 		key, ok, err := l.objectNext(first)
 		if err != nil || !ok {

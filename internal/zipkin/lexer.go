@@ -109,9 +109,13 @@ func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 		}
 		i = skipWS(b, i+1)
 	}
-	if k, next := l.plainString(i); next > 0 {
-		key, i = k, next // str's fast path without its call
-	} else {
+	plain := false
+	if i < len(b) && b[i] == '"' { // plainString without its call
+		if k := l.nextStop(i + 1); k < len(b) && b[k] == '"' {
+			key, i, plain = b[i+1:k], k+1, true
+		}
+	}
+	if !plain {
 		l.i = i
 		if key, err = l.str(); err != nil {
 			return nil, false, err
@@ -196,34 +200,6 @@ func (l *lexer) str() ([]byte, error) {
 	}
 	l.i++
 	return l.strSlow(l.i)
-}
-
-// plainMember reads the object member at l.b[i:] (after a ',' unless
-// first) when its key and value are strings without escapes or non-ASCII
-// bytes, as nearly all of a span's tags are, and returns them and the
-// index after the value. Otherwise next is 0 and the caller reads the
-// member with objectNext, which handles everything else and reports
-// errors; so this only saves the calls, and accepts nothing objectNext
-// would not.
-func (l *lexer) plainMember(i int, first bool) (key, value []byte, next int) {
-	b := l.b
-	i = skipWS(b, i)
-	if !first {
-		if i >= len(b) || b[i] != ',' {
-			return nil, nil, 0
-		}
-		i = skipWS(b, i+1)
-	}
-	if key, i = l.plainString(i); i == 0 {
-		return nil, nil, 0
-	}
-	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
-		return nil, nil, 0
-	}
-	if value, i = l.plainString(skipWS(b, i+1)); i == 0 {
-		return nil, nil, 0
-	}
-	return key, value, i
 }
 
 // plainString is the fast path of str: the string at l.b[i:] and the

@@ -42,8 +42,8 @@ func markStopsGeneric(dst []uint64, b []byte) {
 	}
 }
 
-// nextStop returns the index of the first byte at or after i that the
-// index marks, or len(l.b) if there is none. Most strings end in the word
+// nextStop returns the index of the first byte at or after i (at most
+// len(l.b)) that the index marks, or len(l.b) if there is none. Most strings end in the word
 // they start in; the rest take nextStopAfter.
 func (l *lexer) nextStop(i int) int {
 	if x := l.stops[i>>6] >> (i & 63); x != 0 {

@@ -1,6 +1,7 @@
 package zipkin
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,4 +41,23 @@ func FuzzStopIndex(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeEveryPrefix decodes every prefix of a body, as it is and
+// after leading spaces that make it end on the last byte of an index
+// word, so that a string, a key or the input ends at every offset: the
+// lexer must reject each with an error, never read past the index.
+func TestDecodeEveryPrefix(t *testing.T) {
+	body := []byte(istioBody)
+	var d Decoder
+	for n := 1; n < len(body); n++ {
+		padded := append(bytes.Repeat([]byte{' '}, (63-n%64)%64), body[:n]...)
+		for _, b := range [][]byte{body[:n], padded} {
+			for _, enc := range []Encoding{JSONV2, JSONV1} {
+				if err := d.Decode(b, enc, func(*Span) error { return nil }); err == nil {
+					t.Fatalf("%v: %q decoded without error", enc, b)
+				}
+			}
+		}
+	}
 }
