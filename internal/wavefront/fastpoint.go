@@ -64,13 +64,12 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	}
 
 	// The value: integers that print back as themselves are copied, the
-	// rest goes through the Java-syntax parser and AppendValue.
+	// rest goes through the Java-syntax parser and AppendValue. A token is
+	// a run of plainValueByte ended by a space or the end: a value or
+	// timestamp with '"' or '\\' in it would not parse either.
 	vs := i
-	for i < len(line) && line[i] != ' ' {
-		if line[i] == '=' || !printable(line[i]) {
-			return dst, false
-		}
-		i++
+	if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
+		return dst, false
 	}
 	valTok := line[vs:i]
 	if plainInteger(valTok) {
@@ -93,11 +92,8 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	}
 	if i < len(line) && isDigit(line[i]) {
 		ts := i
-		for i < len(line) && line[i] != ' ' {
-			if line[i] == '=' || !printable(line[i]) {
-				return dst, false
-			}
-			i++
+		if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
+			return dst, false
 		}
 		ms, seconds, ok := fastTimestampMillis(line[ts:i])
 		if !ok {
@@ -135,9 +131,6 @@ func skipSpaces(b []byte, i int) int {
 	}
 	return i
 }
-
-// printable is ASCII from '!' to '~'.
-func printable(c byte) bool { return '!' <= c && c <= '~' }
 
 // plainValueByte and quotedValueByte are the bytes an unquoted or quoted
 // tag value may hold and be written back inside double quotes as they are:
@@ -277,7 +270,10 @@ func fastTimestampMillis(b []byte) (ms int64, seconds, ok bool) {
 			}
 			n = n*10 + int64(c-'0')
 		}
-		return timestampMillis(float64(n)), n < 1e12 && b[0] != '0', true
+		if n < 1e12 {
+			return n * 1000, b[0] != '0', true // timestampMillis, exact below 2^53
+		}
+		return timestampMillis(float64(n)), false, true
 	}
 general:
 	ts, ok := parseJavaDouble(b)

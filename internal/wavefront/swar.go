@@ -32,22 +32,26 @@ func firstBad(i int, bad uint64) int { return i + bits.TrailingZeros64(bad)/8 }
 
 // nameRunCopy returns the end of the run of allowedNameByte bytes at
 // b[i:] and copies the run to out[w:], which must have room for it plus 8
-// bytes: whole words are stored before they are checked.
+// bytes: whole words are stored before they are checked. The scans read
+// words up to cap(b) and ignore the lanes past len(b), so only a slice
+// without 8 bytes of spare capacity ends byte by byte (a line in a
+// reader's buffer has them).
 func nameRunCopy(b []byte, i int, out []byte, w int) int {
-	for ; i+8 <= len(b); i, w = i+8, w+8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+	n, full := len(b), b[:cap(b)]
+	for ; i < n && i+8 <= len(full); i, w = i+8, w+8 {
+		x := binary.LittleEndian.Uint64(full[i:])
 		binary.LittleEndian.PutUint64(out[w:], x)
 		y := x &^ highs
 		folded := y | lanes1*0x20 // A–Z onto a–z
 		ok := laneGE(y, ',')&^laneGT(y, '9') | laneGE(folded, 'a')&^laneGT(folded, 'z') | laneEQ(y, '_')
 		if bad := (^ok | x) & highs; bad != 0 {
-			return firstBad(i, bad)
+			return min(firstBad(i, bad), n)
 		}
 	}
-	for ; i < len(b) && allowedNameByte[b[i]]; i, w = i+1, w+1 {
+	for ; i < n && allowedNameByte[b[i]]; i, w = i+1, w+1 {
 		out[w] = b[i]
 	}
-	return i
+	return min(i, n)
 }
 
 // laneLT marks the lowest lane of x below c (c ≤ 0x80), and maybe lanes
@@ -71,32 +75,49 @@ func quotedValueBad(x uint64) uint64 {
 
 // plainValueRunCopy is nameRunCopy for plainValueByte.
 func plainValueRunCopy(b []byte, i int, out []byte, w int) int {
-	for ; i+8 <= len(b); i, w = i+8, w+8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+	n, full := len(b), b[:cap(b)]
+	for ; i < n && i+8 <= len(full); i, w = i+8, w+8 {
+		x := binary.LittleEndian.Uint64(full[i:])
 		binary.LittleEndian.PutUint64(out[w:], x)
 		if bad := plainValueBad(x); bad != 0 {
-			return firstBad(i, bad)
+			return min(firstBad(i, bad), n)
 		}
 	}
-	for ; i < len(b) && plainValueByte[b[i]]; i, w = i+1, w+1 {
+	for ; i < n && plainValueByte[b[i]]; i, w = i+1, w+1 {
 		out[w] = b[i]
 	}
-	return i
+	return min(i, n)
+}
+
+// plainValueEnd is plainValueRunCopy without the copy, for the value and
+// timestamp tokens.
+func plainValueEnd(b []byte, i int) int {
+	n, full := len(b), b[:cap(b)]
+	for ; i < n && i+8 <= len(full); i += 8 {
+		if bad := plainValueBad(binary.LittleEndian.Uint64(full[i:])); bad != 0 {
+			return min(firstBad(i, bad), n)
+		}
+	}
+	for i < n && plainValueByte[b[i]] {
+		i++
+	}
+	return min(i, n)
 }
 
 // quotedValueRunCopy is nameRunCopy for quotedValueByte.
 func quotedValueRunCopy(b []byte, i int, out []byte, w int) int {
-	for ; i+8 <= len(b); i, w = i+8, w+8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+	n, full := len(b), b[:cap(b)]
+	for ; i < n && i+8 <= len(full); i, w = i+8, w+8 {
+		x := binary.LittleEndian.Uint64(full[i:])
 		binary.LittleEndian.PutUint64(out[w:], x)
 		if bad := quotedValueBad(x); bad != 0 {
-			return firstBad(i, bad)
+			return min(firstBad(i, bad), n)
 		}
 	}
-	for ; i < len(b) && quotedValueByte[b[i]]; i, w = i+1, w+1 {
+	for ; i < n && quotedValueByte[b[i]]; i, w = i+1, w+1 {
 		out[w] = b[i]
 	}
-	return i
+	return min(i, n)
 }
 
 // wordsAt, wordAt and putWordAt read and write a byte slice as unaligned
