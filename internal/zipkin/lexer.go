@@ -1,7 +1,9 @@
 package zipkin
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"net/netip"
 	"strconv"
 	"unicode/utf16"
@@ -387,6 +389,18 @@ func (l *lexer) int64() (int64, error) {
 	i := skipWS(b, l.i)
 	var v int64
 	j := i
+	// Up to two words of eight digits at a time (16 digits cannot
+	// overflow), then digit by digit up to the 18th.
+	for range 2 {
+		if j+8 > len(b) {
+			break
+		}
+		n, d := leadingDigits(binary.LittleEndian.Uint64(b[j : j+8]))
+		v = v*pow10[n] + int64(d)
+		if j += n; n < 8 {
+			break
+		}
+	}
 	for ; j < len(b) && j-i < 18 && b[j]-'0' <= 9; j++ {
 		v = v*10 + int64(b[j]-'0')
 	}
@@ -395,6 +409,24 @@ func (l *lexer) int64() (int64, error) {
 		return v, nil
 	}
 	return l.int64General()
+}
+
+// pow10[n] is 10ⁿ.
+var pow10 = [9]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+
+// leadingDigits returns how many of the eight bytes of x (the first in the
+// low byte) are ASCII digits before the first that is not, and their
+// value: the digits are moved to the top of the word, behind zeros, and
+// summed in pairs, fours and eights ("SIMD within a register").
+func leadingDigits(x uint64) (n int, value uint64) {
+	n = bits.TrailingZeros64(^byteBetween(x, '0'-1, '9'+1)&highBits) / 8
+	if n == 0 {
+		return 0, 0
+	}
+	x = (x - lowBits*'0') << (64 - 8*n)
+	x = (x*10 + x>>8) & 0x00ff00ff00ff00ff
+	x = (x*100 + x>>16) & 0x0000ffff0000ffff
+	return n, (x*10000 + x>>32) & 0xffffffff
 }
 
 // int64General is int64 for any number or quoted number.
