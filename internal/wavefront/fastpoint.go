@@ -49,9 +49,9 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 	}
 	lim := d.limits()
 
-	// The name, copied while it is checked (room for the 8-byte stores).
+	// The name, copied while it is checked (room for the 16-byte stores).
 	w := len(dst)
-	dst = slices.Grow(dst, len(line)+16)
+	dst = slices.Grow(dst, len(line)+32)
 	out := dst[:cap(dst)]
 	out[w] = '"'
 	k0, k1, i, ok := copyFastName(line, skipSpaces(line, 0), out, w+1)

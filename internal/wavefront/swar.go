@@ -30,13 +30,14 @@ func laneEQ(y uint64, c byte) uint64 {
 // firstBad returns i plus the index of the lowest marked lane.
 func firstBad(i int, bad uint64) int { return i + bits.TrailingZeros64(bad)/8 }
 
-// nameRunCopy returns the end of the run of allowedNameByte bytes at
+// nameRunCopyGo (nameRunCopy, which on amd64 may run nameRunSSE2
+// instead) returns the end of the run of allowedNameByte bytes at
 // b[i:] and copies the run to out[w:], which must have room for it plus 8
 // bytes: whole words are stored before they are checked. The scans read
 // words up to cap(b) and ignore the lanes past len(b), so only a slice
 // without 8 bytes of spare capacity ends byte by byte (a line in a
 // reader's buffer has them).
-func nameRunCopy(b []byte, i int, out []byte, w int) int {
+func nameRunCopyGo(b []byte, i int, out []byte, w int) int {
 	n, full := len(b), b[:cap(b)]
 	for ; i < n && i+8 <= len(full); i, w = i+8, w+8 {
 		x := binary.LittleEndian.Uint64(full[i:])
@@ -89,9 +90,10 @@ func plainValueRunCopy(b []byte, i int, out []byte, w int) int {
 	return min(i, n)
 }
 
-// plainValueEnd is plainValueRunCopy without the copy, for the value and
-// timestamp tokens.
-func plainValueEnd(b []byte, i int) int {
+// plainValueEndGo (plainValueEnd, which on amd64 may run
+// plainValueEndSSE2 instead) is plainValueRunCopy without the copy, for
+// the value and timestamp tokens.
+func plainValueEndGo(b []byte, i int) int {
 	n, full := len(b), b[:cap(b)]
 	for ; i < n && i+8 <= len(full); i += 8 {
 		if bad := plainValueBad(binary.LittleEndian.Uint64(full[i:])); bad != 0 {

@@ -38,3 +38,32 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 	}
 	return r
 }
+
+// nameRunSSE2 and plainValueEndSSE2 are nameRunCopyGo and plainValueEndGo
+// for the n bytes at p, 16 at a time (tagrun_amd64.s); they return the
+// run's length. Their loads overhang p+n by up to 16 bytes, as do
+// nameRunSSE2's stores the run at out.
+//
+//go:noescape
+func nameRunSSE2(p *byte, n int, out *byte) int
+
+//go:noescape
+func plainValueEndSSE2(p *byte, n int) int
+
+// nameRunCopy is nameRunCopyGo, in SSE2 where b has 16 bytes of spare
+// capacity and out 16 bytes of room past the longest possible run.
+func nameRunCopy(b []byte, i int, out []byte, w int) int {
+	if n := len(b) - i; cap(b)-len(b) >= 16 && len(out)-w >= n+16 && n > 0 {
+		return i + nameRunSSE2(&b[i], n, &out[w])
+	}
+	return nameRunCopyGo(b, i, out, w)
+}
+
+// plainValueEnd is plainValueEndGo, in SSE2 where b has 16 bytes of spare
+// capacity.
+func plainValueEnd(b []byte, i int) int {
+	if n := len(b) - i; cap(b)-len(b) >= 16 && n > 0 {
+		return i + plainValueEndSSE2(&b[i], n)
+	}
+	return plainValueEndGo(b, i)
+}

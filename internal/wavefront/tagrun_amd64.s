@@ -301,3 +301,124 @@ punt:
 	MOVQ r+120(FP), AX
 	MOVQ $const_shapedPunt, shapedRun_fits(AX)
 	RET
+
+// The bytes the run scans compare with, 16 of each.
+DATA runConsts<>+0x00(SB)/8, $0x2b2b2b2b2b2b2b2b // ',' - 1
+DATA runConsts<>+0x08(SB)/8, $0x2b2b2b2b2b2b2b2b
+DATA runConsts<>+0x10(SB)/8, $0x3a3a3a3a3a3a3a3a // '9' + 1
+DATA runConsts<>+0x18(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA runConsts<>+0x20(SB)/8, $0x2020202020202020 // A-Z onto a-z
+DATA runConsts<>+0x28(SB)/8, $0x2020202020202020
+DATA runConsts<>+0x30(SB)/8, $0x6060606060606060 // 'a' - 1
+DATA runConsts<>+0x38(SB)/8, $0x6060606060606060
+DATA runConsts<>+0x40(SB)/8, $0x7b7b7b7b7b7b7b7b // 'z' + 1
+DATA runConsts<>+0x48(SB)/8, $0x7b7b7b7b7b7b7b7b
+DATA runConsts<>+0x50(SB)/8, $0x5f5f5f5f5f5f5f5f // '_'
+DATA runConsts<>+0x58(SB)/8, $0x5f5f5f5f5f5f5f5f
+DATA runConsts<>+0x60(SB)/8, $0x7f7f7f7f7f7f7f7f // DEL
+DATA runConsts<>+0x68(SB)/8, $0x7f7f7f7f7f7f7f7f
+DATA runConsts<>+0x70(SB)/8, $0x2222222222222222 // '"'
+DATA runConsts<>+0x78(SB)/8, $0x2222222222222222
+DATA runConsts<>+0x80(SB)/8, $0x5c5c5c5c5c5c5c5c // '\\'
+DATA runConsts<>+0x88(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA runConsts<>+0x90(SB)/8, $0x3d3d3d3d3d3d3d3d // '='
+DATA runConsts<>+0x98(SB)/8, $0x3d3d3d3d3d3d3d3d
+GLOBL runConsts<>(SB), RODATA|NOPTR, $0xa0
+
+// func nameRunSSE2(p *byte, n int, out *byte) int
+//
+// nameRunCopy for n bytes at p, 16 at a time: the length of the run of
+// allowedNameByte bytes, copied to out. It reads up to 16 bytes past p+n
+// and stores up to 16 past out+run.
+TEXT ·nameRunSSE2(SB), NOSPLIT, $0-32
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), DX
+	MOVQ out+16(FP), DI
+	LEAQ runConsts<>(SB), AX
+	MOVOU 0x00(AX), X8
+	MOVOU 0x10(AX), X9
+	MOVOU 0x20(AX), X10
+	MOVOU 0x30(AX), X11
+	MOVOU 0x40(AX), X12
+	MOVOU 0x50(AX), X13
+	XORQ BX, BX
+
+nloop:
+	MOVOU (SI)(BX*1), X0
+	MOVOU X0, (DI)(BX*1)
+	MOVO X0, X1 // ',' to '9'
+	PCMPGTB X8, X1
+	MOVO X9, X2
+	PCMPGTB X0, X2
+	PAND X2, X1
+	MOVO X0, X3 // letters, either case
+	POR  X10, X3
+	MOVO X3, X4
+	PCMPGTB X11, X3
+	MOVO X12, X5
+	PCMPGTB X4, X5
+	PAND X5, X3
+	PCMPEQB X13, X0 // '_'
+	POR  X3, X1
+	POR  X0, X1
+	PMOVMSKB X1, AX
+	XORL $0xffff, AX
+	MOVQ DX, CX
+	SUBQ BX, CX
+	CMPQ CX, $16
+	JAE  2(PC)
+	BTSL CX, AX // the end ends the run
+	TESTL AX, AX
+	JNZ  nfound
+	ADDQ $16, BX
+	JMP  nloop
+
+nfound:
+	BSFL AX, AX
+	ADDQ BX, AX
+	MOVQ AX, ret+24(FP)
+	RET
+
+// func plainValueEndSSE2(p *byte, n int) int
+//
+// plainValueEnd for n bytes at p, 16 at a time: the length of the run of
+// plainValueByte bytes. It reads up to 16 bytes past p+n.
+TEXT ·plainValueEndSSE2(SB), NOSPLIT, $0-24
+	MOVQ p+0(FP), SI
+	MOVQ n+8(FP), DX
+	LEAQ runConsts<>(SB), AX
+	MOVOU 0x20(AX), X8  // ' '
+	MOVOU 0x60(AX), X9  // DEL
+	MOVOU 0x70(AX), X10 // '"'
+	MOVOU 0x80(AX), X11 // '\\'
+	MOVOU 0x90(AX), X12 // '='
+	XORQ BX, BX
+
+ploop:
+	MOVOU (SI)(BX*1), X0
+	PRINTABLE(X8)
+	MOVO X0, X3
+	PCMPEQB X10, X3
+	MOVO X0, X4
+	PCMPEQB X11, X4
+	PCMPEQB X12, X0
+	POR  X4, X3
+	POR  X0, X3
+	PANDN X1, X3
+	PMOVMSKB X3, AX
+	XORL $0xffff, AX
+	MOVQ DX, CX
+	SUBQ BX, CX
+	CMPQ CX, $16
+	JAE  2(PC)
+	BTSL CX, AX
+	TESTL AX, AX
+	JNZ  pfound
+	ADDQ $16, BX
+	JMP  ploop
+
+pfound:
+	BSFL AX, AX
+	ADDQ BX, AX
+	MOVQ AX, ret+16(FP)
+	RET

@@ -5,3 +5,7 @@ package wavefront
 func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) shapedRun {
 	return d.shapedTagRunGo(line, i, out, w, shape, lim)
 }
+
+func nameRunCopy(b []byte, i int, out []byte, w int) int { return nameRunCopyGo(b, i, out, w) }
+
+func plainValueEnd(b []byte, i int) int { return plainValueEndGo(b, i) }
