@@ -176,7 +176,7 @@ func benchApply(b *testing.B, shuffled bool) {
 	}
 	// Create every series first: steady state is what is measured.
 	build(0)
-	if err := a.apply(context.Background(), recs); err != nil {
+	if err := a.apply(context.Background(), recs, nil); err != nil {
 		b.Fatal(err)
 	}
 	points, cpu := 0, time.Duration(0)
@@ -186,7 +186,7 @@ func benchApply(b *testing.B, shuffled bool) {
 		points += build(i + 1)
 		b.StartTimer()
 		cpu0 := cpuclock.Self()
-		if err := a.apply(context.Background(), recs); err != nil {
+		if err := a.apply(context.Background(), recs, nil); err != nil {
 			b.Fatal(err)
 		}
 		cpu += cpuclock.Self() - cpu0

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/meshwave/meshwave/internal/httpbody"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -63,8 +64,12 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	received := now.UnixMilli()
 	// WAL frames are recycled (a fresh megabyte per request was a steady
 	// source of GC work); the WAL gives them back once the applier has
-	// stored them.
-	var recs [][]byte
+	// stored them. hints[i] is what the applier may take from recs[i]
+	// without reading it (see pointHint).
+	var (
+		recs  [][]byte
+		hints [][]pointHint
+	)
 	rec := newFrame(s.frames.get(), f, received, recordCap(len(body)))
 	var (
 		point wavefront.Point
@@ -75,7 +80,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	lineNo, rejected := 0, 0
 	var known *knownReader
 	if f == fmtPoint {
-		known = s.known.reader()
+		known = s.known.reader(&s.hints)
 	}
 	for len(body) > 0 {
 		line := body
@@ -90,7 +95,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if len(rec) >= recordBytes {
-			recs = append(recs, rec)
+			recs, hints = append(recs, rec), append(hints, known.takeHints())
 			rec = newFrame(s.frames.get(), f, received, recordCap(len(line)+1+len(body)))
 		}
 		before := len(rec)
@@ -148,15 +153,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 		}
 		res.Accepted++
 	}
-	known.close()
 	s.m.received.WithLabelValues(f.String()).Add(float64(res.Accepted + rejected))
 	if len(rec) > walFrameHeader+recHeader {
-		recs = append(recs, rec)
+		recs, hints = append(recs, rec), append(hints, known.takeHints())
 	} else {
 		s.frames.put(rec)
 	}
+	known.close()
 	if len(recs) > 0 {
-		if err := s.wal.append(recs...); err != nil {
+		if err := s.wal.appendHinted(recs, hints); err != nil {
 			s.log.Error("WAL append failed", "err", err)
 			s.reply(w, http.StatusServiceUnavailable, "cannot store data: "+err.Error())
 			return
@@ -168,24 +173,25 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(res)
 }
 
-// frameBuffers recycles WAL frame buffers. Frames stay with the WAL and
-// the applier until stored, so more of them are in use at once than a
-// sync.Pool, emptied by every other GC, keeps: fresh megabytes then cost
-// the handler zeroing and page faults. The list keeps up to maxBytes of
-// them for good.
-type frameBuffers struct {
+// freeList recycles WAL frame buffers and hint lists. Frames stay with
+// the WAL and the applier until stored, so more of them are in use at
+// once than a sync.Pool, emptied by every other GC, keeps: fresh
+// megabytes then cost the handler zeroing and page faults. The list keeps
+// up to maxBytes of them for good.
+type freeList[T any] struct {
 	mu       sync.Mutex
-	free     [][]byte
+	free     [][]T
 	bytes    int
 	maxBytes int
 }
 
-// maxFrameBuffers is the memory frameBuffers keeps: frames of a few
-// applier batches (readBytes each) and the requests being handled.
+// maxFrameBuffers is the memory the frame list keeps: frames of a few
+// applier batches (readBytes each) and the requests being handled; the
+// hint lists take a quarter of that.
 const maxFrameBuffers = 4 * readBytes
 
-// get returns an empty buffer, nil if none is free.
-func (l *frameBuffers) get() []byte {
+// get returns an empty slice, nil if none is free.
+func (l *freeList[T]) get() []T {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := len(l.free)
@@ -195,18 +201,23 @@ func (l *frameBuffers) get() []byte {
 	b := l.free[n-1]
 	l.free[n-1] = nil
 	l.free = l.free[:n-1]
-	l.bytes -= cap(b)
+	l.bytes -= l.size(b)
 	return b[:0]
 }
 
 // put keeps b for get, if there is room.
-func (l *frameBuffers) put(b []byte) {
+func (l *freeList[T]) put(b []T) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.bytes+cap(b) <= l.maxBytes {
+	if l.bytes+l.size(b) <= l.maxBytes {
 		l.free = append(l.free, b)
-		l.bytes += cap(b)
+		l.bytes += l.size(b)
 	}
+}
+
+func (l *freeList[T]) size(b []T) int {
+	var t T
+	return cap(b) * int(unsafe.Sizeof(t))
 }
 
 // recordCap is the capacity of a WAL frame for the canonical form of rest
@@ -296,7 +307,9 @@ type knownSeries struct {
 	index   map[uint64]int32 // hash of a series → its newest entry
 	entries []knownEntry
 	arena   []byte // the series texts, back to back
-	// The set is emptied when an add would pass either bound.
+	// The set is emptied when an add would pass either bound; gen counts
+	// the times, so that a pointHint names an entry of one generation.
+	gen                      uint32
 	maxEntries, maxTextBytes int
 }
 
@@ -347,6 +360,7 @@ func (k *knownSeries) add(name, rest []byte) {
 	if len(k.entries) >= k.maxEntries || len(k.arena)+len(name)+len(rest) > k.maxTextBytes {
 		clear(k.index)
 		k.entries, k.arena = k.entries[:0], k.arena[:0]
+		k.gen++
 	}
 	prev, ok := k.index[h]
 	if !ok {
@@ -362,7 +376,10 @@ func (k *knownSeries) add(name, rest []byte) {
 // lock from reader to close, and collects the series the decoder accepted
 // unchanged, which close adds. A nil *knownReader knows no series.
 type knownReader struct {
-	k *knownSeries
+	k     *knownSeries
+	gen   uint32      // k.gen, fixed while the read lock is held
+	hints []pointHint // of the lines taken into the current record
+	lists *freeList[pointHint]
 	// last is the entry of the previous line, or -1. Senders repeat their
 	// series in the same order body after body, and entries are added in
 	// the order they were first seen, so the next line is most likely of
@@ -372,9 +389,20 @@ type knownReader struct {
 	parts   []int  // their name and rest lengths, in turn
 }
 
-func (k *knownSeries) reader() *knownReader {
+// reader read-locks k for a request; hint lists come from lists.
+func (k *knownSeries) reader(lists *freeList[pointHint]) *knownReader {
 	k.mu.RLock()
-	return &knownReader{k: k, last: -1}
+	return &knownReader{k: k, gen: k.gen, last: -1, lists: lists}
+}
+
+// takeHints returns the hints of the record that has just ended.
+func (r *knownReader) takeHints() []pointHint {
+	if r == nil {
+		return nil
+	}
+	h := r.hints
+	r.hints = nil
+	return h
 }
 
 // close releases the read lock and adds the series learned.
@@ -417,10 +445,31 @@ func (r *knownReader) appendPoint(rec []byte, dec *wavefront.Decoder, line []byt
 	} else {
 		r.last = i
 	}
-	if dec.CheckTime(l.ms) != nil {
+	v, _, ok := leadingValue(line[l.nameEnd+1:])
+	if !ok || dec.CheckTime(l.ms) != nil {
 		return rec, false
 	}
-	return l.appendWAL(rec, line), true
+	if r.hints == nil {
+		r.hints = r.lists.get()
+	}
+	off := len(rec) - walFrameHeader - recHeader
+	rec = l.appendWAL(rec, line)
+	r.hints = append(r.hints, pointHint{off: int32(off), n: int32(len(rec) - walFrameHeader - recHeader - off - 1), series: r.last, gen: r.gen, v: v, ms: l.ms})
+	return rec, true
+}
+
+// pointHint is what the handler knows of a point line it took as a known
+// series' (knownReader.appendPoint): where the line is in its record, the
+// series' knownSeries entry, its value and timestamp. The applier, given
+// the record in memory with its hints, stores such a line without reading
+// it once it has seen the series (applier.hintedRef); records read from
+// disk have no hints.
+type pointHint struct {
+	off, n int32  // the line is the record's body[off:off+n]
+	series int32  // the knownSeries entry
+	gen    uint32 // of knownSeries
+	v      float64
+	ms     int64
 }
 
 // learn notes line's series if line is in the form splitKnownLine reads

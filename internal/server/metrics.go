@@ -77,7 +77,9 @@ type refCache struct {
 	entries []cachedRef
 	arena   []byte // the series texts, back to back
 	last    int32  // the entry found or added last, or -1
-	// The cache is emptied when an add would pass either bound.
+	// The cache is emptied when an add would pass either bound; clears
+	// counts the times, for references to its entries (applier.byKnown).
+	clears                   int
 	maxEntries, maxTextBytes int
 }
 
@@ -161,6 +163,7 @@ func (c *refCache) add(key []byte, split int, h uint64, ref storage.SeriesRef, l
 	if len(c.entries) >= c.maxEntries || len(c.arena)+len(key) > c.maxTextBytes {
 		clear(c.index)
 		c.entries, c.arena, c.last = c.entries[:0], c.arena[:0], -1
+		c.clears++
 	}
 	prev, ok := c.index[h]
 	if !ok {
@@ -204,24 +207,24 @@ func sampleDrop(err error) (string, bool) {
 	return "", false
 }
 
-// append adds one sample to app. key is the series text for the
-// reference cache, key[:split] its quoted name; mk builds its labels on a
-// miss.
-func (m *metricStore) append(app storage.Appender, key []byte, split int, mk func() (labels.Labels, error), t int64, v float64) error {
+// append adds one sample to app and returns the series' reference cache
+// entry, or -1 if it has none. key is the series text for the cache,
+// key[:split] its quoted name; mk builds its labels on a miss.
+func (m *metricStore) append(app storage.Appender, key []byte, split int, mk func() (labels.Labels, error), t int64, v float64) (int32, error) {
 	c, h := m.refs.find(key)
 	if c != nil {
-		return appendCached(app, c, t, v)
+		return m.refs.last, appendCached(app, c, t, v)
 	}
 	lset, err := mk()
 	if err != nil {
-		return err
+		return -1, err
 	}
 	ref, err := app.Append(0, lset, t, v)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	m.refs.add(key, split, h, ref, lset)
-	return nil
+	return m.refs.last, nil
 }
 
 // appendCached adds one sample of a cached series to app.

@@ -70,7 +70,8 @@ type Server struct {
 	kv      *kvStore
 	decs    sync.Pool // *wavefront.Decoder for handlers
 	bodies  sync.Pool // *[]byte request bodies for handlers
-	frames  frameBuffers
+	frames  freeList[byte]
+	hints   freeList[pointHint]
 	known   *knownSeries // point series the decoder accepted as written
 	limits  wavefront.Limits
 	mux     *http.ServeMux
@@ -107,7 +108,8 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), frames: frameBuffers{maxBytes: maxFrameBuffers}, known: newKnownSeries()}
+	s := &Server{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), known: newKnownSeries()}
+	s.frames.maxBytes, s.hints.maxBytes = maxFrameBuffers, maxFrameBuffers/4
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.m = newSelfMetrics(s.reg)
 	s.limits = wavefront.DefaultLimits()

@@ -404,7 +404,7 @@ func TestKnownSeries(t *testing.T) {
 	series := ` source="pod-1" "code"="200"`
 	known := newKnownSeries()
 	learn := func(line string) {
-		r := known.reader()
+		r := known.reader(new(freeList[pointHint]))
 		if out, ok := appendCanonicalPoint(nil, dec, []byte(line)); ok {
 			r.learn([]byte(line), out)
 		}
@@ -436,7 +436,7 @@ func TestKnownSeries(t *testing.T) {
 		{fmt.Sprintf(`"req" 1 %d`, sec) + series + ` "k"="v"`, false},
 		{fmt.Sprintf(`"reqs" 1 %d`, sec) + series, false},
 	} {
-		r := known.reader()
+		r := known.reader(new(freeList[pointHint]))
 		got, ok := r.appendPoint([]byte("x"), dec, []byte(c.line))
 		r.close()
 		if ok != c.taken {
@@ -456,7 +456,7 @@ func TestKnownSeries(t *testing.T) {
 	// Full: emptied, then the new series added.
 	known.maxEntries = 1
 	learn(fmt.Sprintf(`"other" 1 %d`, sec) + series)
-	if r := known.reader(); len(known.entries) != 1 || known.find([]byte(`"other"`), []byte(series), known.hash([]byte(`"other"`), []byte(series))) != 0 {
+	if r := known.reader(new(freeList[pointHint])); len(known.entries) != 1 || known.find([]byte(`"other"`), []byte(series), known.hash([]byte(`"other"`), []byte(series))) != 0 {
 		t.Errorf("after the bound: %d entries", len(known.entries))
 		r.close()
 	} else {
@@ -532,21 +532,29 @@ func FuzzKnownSeries(f *testing.F) {
 	var p wavefront.Point
 	f.Fuzz(func(t *testing.T, learned []byte, value, ts string, line []byte) {
 		known := newKnownSeries()
-		r := known.reader()
+		r := known.reader(new(freeList[pointHint]))
 		if out, ok := appendCanonicalPoint(nil, handler, learned); ok {
 			r.learn(learned, out)
 		}
 		r.close()
+		head := make([]byte, walFrameHeader+recHeader)
 		check := func(line []byte) {
-			r := known.reader()
-			got, ok := r.appendPoint([]byte("rec"), handler, line)
+			r := known.reader(new(freeList[pointHint]))
+			got, ok := r.appendPoint(head, handler, line)
+			hints := r.takeHints()
 			r.close()
 			if !ok {
 				return
 			}
-			want, err := appendPoint([]byte("rec"), reference, line, &p)
+			want, err := appendPoint(head, reference, line, &p)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Fatalf("learned %q; %q: wrote %q, appendPoint %q (%v)", learned, line, got, want, err)
+			}
+			// The hint says what the applier would read from the line.
+			body := got[len(head):]
+			_, _, v, ms, ok := splitCanonicalPoint(nil, bytes.TrimSuffix(body, []byte("\n")))
+			if h := hints[0]; len(hints) != 1 || h.off != 0 || int(h.n) != len(body)-1 || !ok || !sameFloat(h.v, v) || h.ms != ms {
+				t.Fatalf("%q: hints %+v; the line reads %v %d %t", body, hints, v, ms, ok)
 			}
 		}
 		if l, ok := splitKnownLine(learned); ok {

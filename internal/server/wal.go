@@ -99,6 +99,12 @@ type applier struct {
 	span  wavefront.Span
 	key   []byte
 	lb    labels.ScratchBuilder
+	// byKnown maps knownSeries entries of generation knownGen to
+	// reference cache entries (plus one; 0 is none), for pointHints. It
+	// is emptied when either side changes generation.
+	byKnown    []int32
+	knownGen   uint32
+	refsClears int
 }
 
 func (a *applier) run(ctx context.Context) {
@@ -109,9 +115,10 @@ func (a *applier) run(ctx context.Context) {
 	done, unsynced := pos, 0
 	lastSync := time.Now()
 	var (
-		recs []walRecord
-		buf  []byte
-		body [][]byte
+		recs  []walRecord
+		buf   []byte
+		body  [][]byte
+		hints [][]pointHint
 	)
 	flush := func() {
 		if pos == done {
@@ -147,13 +154,14 @@ func (a *applier) run(ctx context.Context) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		body = body[:0]
+		body, hints = body[:0], hints[:0]
 		n := 0
 		for _, r := range recs {
-			body = append(body, r.frame[walFrameHeader:])
+			body, hints = append(body, r.frame[walFrameHeader:]), append(hints, r.hints)
 			n += len(r.frame)
 		}
-		err = a.apply(ctx, body)
+		err = a.apply(ctx, body, hints)
+		clear(hints)
 		a.releaseHanded(recs)
 		if err != nil {
 			// The records are read again from disk: the stores are
@@ -170,13 +178,17 @@ func (a *applier) run(ctx context.Context) {
 	}
 }
 
-// releaseHanded gives the appenders' frames among recs back to the WAL.
+// releaseHanded gives the appenders' frames among recs back to the WAL,
+// and their hint lists to the handlers.
 func (a *applier) releaseHanded(recs []walRecord) {
 	for i, r := range recs {
 		if r.handed {
 			a.s.wal.release(r.frame)
 		}
-		recs[i].frame = nil
+		if r.hints != nil {
+			a.s.hints.put(r.hints)
+		}
+		recs[i].frame, recs[i].hints = nil, nil
 	}
 }
 
@@ -190,12 +202,12 @@ func sleep(ctx context.Context, d time.Duration) {
 }
 
 // apply writes records to the tsdb (one commit) and the KV store (one
-// transaction).
-func (a *applier) apply(ctx context.Context, recs [][]byte) error {
+// transaction). hints, if not nil, has the pointHints of each record.
+func (a *applier) apply(ctx context.Context, recs [][]byte, hints [][]pointHint) error {
 	app := a.s.metrics.db.Appender(ctx)
 	a.kvb.reset()
 	var newest int64
-	for _, rec := range recs {
+	for j, rec := range recs {
 		if len(rec) < recHeader {
 			continue
 		}
@@ -205,7 +217,11 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 		body := rec[recHeader:]
 		stored := 0
 		if f == fmtPoint {
-			stored = a.applyPoints(app, body)
+			var h []pointHint
+			if hints != nil {
+				h = hints[j]
+			}
+			stored = a.applyPoints(app, body, h)
 		} else {
 			for line := range wavefront.Lines(body) {
 				if a.applyLine(app, f, line, received) {
@@ -229,15 +245,26 @@ func (a *applier) apply(ctx context.Context, recs [][]byte) error {
 }
 
 // applyPoints stores the point lines of a record body and returns how
-// many were stored. A line of the series the reference cache guesses is
-// matched in place (nextGuessed); any other goes through applyPoint.
-func (a *applier) applyPoints(app storage.Appender, body []byte) (stored int) {
+// many were stored. A line with a hint whose series the applier has seen
+// is stored without being read (hintedRef); a line of the series the
+// reference cache guesses is matched in place (nextGuessed); any other
+// goes through applyPoint.
+func (a *applier) applyPoints(app storage.Appender, body []byte, hints []pointHint) (stored int) {
 	refs := &a.s.metrics.refs
+	size := len(body)
 	for len(body) > 0 {
+		var hint *pointHint
+		if len(hints) > 0 && int(hints[0].off) == size-len(body) {
+			hint, hints = &hints[0], hints[1:]
+		}
 		var err error
-		if i, v, ms, n, ok := nextGuessed(refs, body); ok {
+		if i, ok := a.hintedRef(hint); ok {
+			err = appendCached(app, refs.take(i), hint.ms, hint.v)
+			body = body[min(int(hint.n)+1, len(body)):]
+		} else if i, v, ms, n, ok := nextGuessed(refs, body); ok {
 			err = appendCached(app, refs.take(i), ms, v)
 			body = body[min(n+1, len(body)):]
+			a.noteHinted(hint, i)
 		} else {
 			line := body
 			if i := bytes.IndexByte(body, '\n'); i >= 0 {
@@ -245,7 +272,10 @@ func (a *applier) applyPoints(app storage.Appender, body []byte) (stored int) {
 			} else {
 				body = nil
 			}
-			err = a.applyPoint(app, line)
+			var i int32
+			if i, err = a.applyPoint(app, line); i >= 0 {
+				a.noteHinted(hint, i)
+			}
 		}
 		if err != nil {
 			reason, ok := sampleDrop(err)
@@ -262,6 +292,31 @@ func (a *applier) applyPoints(app storage.Appender, body []byte) (stored int) {
 		stored++
 	}
 	return stored
+}
+
+// hintedRef returns the reference cache entry of a hint's series, if the
+// applier has seen the series and neither side has changed generation.
+func (a *applier) hintedRef(h *pointHint) (int32, bool) {
+	if h == nil || h.gen != a.knownGen || a.s.metrics.refs.clears != a.refsClears || int(h.series) >= len(a.byKnown) {
+		return 0, false
+	}
+	i := a.byKnown[h.series] - 1
+	return i, i >= 0
+}
+
+// noteHinted records that a hint's series is reference cache entry i.
+func (a *applier) noteHinted(h *pointHint, i int32) {
+	if h == nil {
+		return
+	}
+	if clears := a.s.metrics.refs.clears; h.gen != a.knownGen || clears != a.refsClears {
+		clear(a.byKnown)
+		a.knownGen, a.refsClears = h.gen, clears
+	}
+	if n := int(h.series) + 1; n > len(a.byKnown) {
+		a.byKnown = slices.Grow(a.byKnown, n-len(a.byKnown))[:n]
+	}
+	a.byKnown[h.series] = i + 1
 }
 
 // applyLine stores one canonical line other than a point; false if it
@@ -299,11 +354,12 @@ func (a *applier) applyLine(app storage.Appender, f format, line []byte, receive
 
 var errUnparsable = errors.New("unparsable WAL line")
 
-// applyPoint stores one point line. The handler wrote it canonically, so
-// in steady state it is split without a decoder and its series found in
-// the reference cache by its series text; only a new series needs the
-// full decoder, for its labels.
-func (a *applier) applyPoint(app storage.Appender, line []byte) error {
+// applyPoint stores one point line and returns its reference cache
+// entry, or -1. The handler wrote it canonically, so in steady state it
+// is split without a decoder and its series found in the reference cache
+// by its series text; only a new series needs the full decoder, for its
+// labels.
+func (a *applier) applyPoint(app storage.Appender, line []byte) (int32, error) {
 	key, split, v, ms, ok := splitCanonicalPoint(a.key[:0], line)
 	if ok {
 		a.key = key
@@ -313,10 +369,10 @@ func (a *applier) applyPoint(app storage.Appender, line []byte) error {
 	// a point at the epoch): decode it fully and skip the cache.
 	lset, err := a.pointLabels(line)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	_, err = app.Append(0, lset, a.dec.TimestampMillis(), a.point.Value)
-	return err
+	return -1, err
 }
 
 // splitCanonicalPoint splits a point line in the form the handler writes,
@@ -347,15 +403,9 @@ func splitCanonicalPoint(key, line []byte) (_ []byte, split int, v float64, ms i
 // valueAndTime reads "<value> <ms>" from the start of b, which must go on
 // with " source=", and returns where that starts.
 func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
-	sp, v, ok := leadingInt(b)
+	v, sp, ok := leadingValue(b)
 	if !ok {
-		if sp = bytes.IndexByte(b, ' '); sp <= 0 {
-			return 0, 0, 0, false
-		}
-		var err error
-		if v, err = strconv.ParseFloat(string(b[:sp]), 64); err != nil {
-			return 0, 0, 0, false
-		}
+		return 0, 0, 0, false
 	}
 	ts := b[sp+1:]
 	ms, n := leadingDigits(ts)
@@ -363,6 +413,19 @@ func valueAndTime(b []byte) (v float64, ms int64, end int, ok bool) {
 		return 0, 0, 0, false
 	}
 	return v, ms, sp + 1 + n, true
+}
+
+// leadingValue reads the value token at the start of b, which a space
+// ends, and returns where that space is.
+func leadingValue(b []byte) (v float64, sp int, ok bool) {
+	if sp, v, ok = leadingInt(b); ok {
+		return v, sp, true
+	}
+	if sp = bytes.IndexByte(b, ' '); sp <= 0 {
+		return 0, 0, false
+	}
+	v, err := strconv.ParseFloat(string(b[:sp]), 64)
+	return v, sp, err == nil
 }
 
 // maxTimeDigits bounds a WAL timestamp, so that it cannot overflow.
@@ -521,11 +584,13 @@ type walSeg struct {
 type walRecord struct {
 	at, end walPos
 	frame   []byte
-	handed  bool // frame is an appender's buffer, to be released after use
+	handed  bool        // frame is an appender's buffer, to be released after use
+	hints   []pointHint // the appender's, with a handed frame only
 }
 
 type walAppend struct {
 	frames [][]byte
+	hints  [][]pointHint // nil, or one list per frame
 	done   chan error
 }
 
@@ -717,14 +782,18 @@ func (l *walLog) createSegment(seq uint64) error {
 // from the call on, whatever it returns: it hands them to the applier or
 // gives them back to release. On error some frames may still be stored,
 // so a retry can duplicate them, never lose them.
-func (l *walLog) append(frames ...[]byte) error {
+func (l *walLog) append(frames ...[]byte) error { return l.appendHinted(frames, nil) }
+
+// appendHinted is append with the hints of each frame (or nil), which the
+// applier gets with the frames it is handed in memory.
+func (l *walLog) appendHinted(frames [][]byte, hints [][]pointHint) error {
 	for _, f := range frames {
 		if int64(len(f)) > l.segBytes-walMagicBytes {
 			l.releaseAll(frames)
 			return fmt.Errorf("WAL record of %d bytes over the segment size", len(f))
 		}
 	}
-	a := &walAppend{frames: frames, done: make(chan error, 1)}
+	a := &walAppend{frames: frames, hints: hints, done: make(chan error, 1)}
 	l.pmu.Lock()
 	if l.closing {
 		l.pmu.Unlock()
@@ -777,8 +846,12 @@ func (l *walLog) writeLoop() {
 func (l *walLog) commit(group []*walAppend) error {
 	l.recs = l.recs[:0]
 	for _, a := range group {
-		for _, fr := range a.frames {
-			l.recs = append(l.recs, walRecord{frame: fr, handed: true})
+		for i, fr := range a.frames {
+			r := walRecord{frame: fr, handed: true}
+			if a.hints != nil {
+				r.hints = a.hints[i]
+			}
+			l.recs = append(l.recs, r)
 		}
 	}
 	if l.werr != nil {
@@ -1151,7 +1224,7 @@ func (a *applier) drainQueue(dir string) error {
 	for q.Len() > 0 {
 		b, err := q.Read(ctx, readBytes)
 		if err == nil {
-			err = a.apply(ctx, b.Records)
+			err = a.apply(ctx, b.Records, nil)
 		}
 		if err == nil {
 			err = a.s.metrics.syncWAL()

@@ -536,3 +536,84 @@ func FuzzWALSegment(f *testing.F) {
 		}
 	})
 }
+
+// TestApplyHinted applies point records with the hints the handler's way
+// gives them: a series' first hinted line maps it, later ones are stored
+// without being read, and a new generation of knownSeries or of the
+// reference cache makes the applier read the lines again. Every point
+// must be stored as the lines say.
+func TestApplyHinted(t *testing.T) {
+	s := start(t, Config{}) // nothing is posted: its applier stays idle
+	a := &applier{s: s.Server}
+	a.dec.Limits = &s.limits
+	dec := &wavefront.Decoder{Limits: &s.limits}
+	lists := new(freeList[pointHint])
+	sec := base() / 1000
+	// round builds one record of the lines of series "s0".."s<n-1>" for
+	// round k, as handleReport would, and applies it.
+	round := func(k, n int) []pointHint {
+		r := s.known.reader(lists)
+		rec := newFrame(nil, fmtPoint, 0, 1<<12)
+		for j := range n {
+			line := fmt.Appendf(nil, `"hint.m" %d %d source="s%d" "k"="v"`, k*10+j, sec+int64(k), j)
+			before := len(rec)
+			var ok bool
+			if rec, ok = r.appendPoint(rec, dec, line); !ok {
+				if rec, ok = appendCanonicalPoint(rec, dec, line); !ok {
+					t.Fatalf("%q not accepted", line)
+				}
+				r.learn(line, rec[before:])
+			}
+		}
+		hints := r.takeHints()
+		r.close()
+		if err := a.apply(context.Background(), [][]byte{rec[walFrameHeader:]}, [][]pointHint{hints}); err != nil {
+			t.Fatal(err)
+		}
+		return hints
+	}
+	hinted := func(hints []pointHint) (n int) {
+		for i := range hints {
+			if _, ok := a.hintedRef(&hints[i]); ok {
+				n++
+			}
+		}
+		return n
+	}
+	if h := round(0, 3); len(h) != 0 {
+		t.Fatalf("lines of new series got hints: %+v", h)
+	}
+	if h := round(1, 3); len(h) != 3 || hinted(h) != 3 {
+		t.Fatalf("round 1: %d hints, %d mapped after it", len(h), hinted(h))
+	}
+	round(2, 3) // stored through the hints
+	s.known.gen++
+	if h := round(3, 3); len(h) != 3 || hinted(h) != 3 {
+		t.Fatalf("round 3, a new knownSeries generation: %d hints, %d mapped after it", len(h), hinted(h))
+	}
+	s.metrics.refs.maxEntries = len(s.metrics.refs.entries)
+	h := round(4, 4) // a new series empties the reference cache
+	if len(h) != 3 || hinted(h) != 0 {
+		t.Fatalf("round 4: %d hints, %d still mapped after the cache emptied", len(h), hinted(h))
+	}
+	s.metrics.refs.maxEntries = maxCachedRefs
+	round(5, 4)
+	round(6, 4)
+
+	got := selectAll(t, s.Server, "hint.m")
+	if len(got) != 4 {
+		t.Fatalf("%d series stored, want 4", len(got))
+	}
+	for _, ser := range got {
+		j := int(ser.Source[1] - '0')
+		var want []wql.Point
+		for k := range 7 {
+			if j < 3 || k >= 4 {
+				want = append(want, wql.Point{T: (sec + int64(k)) * 1000, V: float64(k*10 + j)})
+			}
+		}
+		if !slices.Equal(ser.Points, want) {
+			t.Errorf("%s: %v, want %v", ser.Source, ser.Points, want)
+		}
+	}
+}
