@@ -9,6 +9,11 @@
 //     validated as the proxy does (internal/wavefront); rejected lines are
 //     counted per WF code while the rest of the body is processed, and the
 //     answer is 202 with {"accepted", "rejected": {code: n}, "errors"}.
+//     A metric line of a series the decoder has accepted as written
+//     before (canonical, as the proxy's forwarder sends it), with a
+//     canonical value and a timestamp in the window, is taken as it is
+//     without the decoder, and the applier gets its series, value and
+//     timestamp with the record (ingest.go: knownSeries, pointHint).
 //     Bodies over Config.MaxBodyBytes, before or after decompression, get
 //     413; a missing or wrong token gets 401 before the body is read.
 //   - GET /api/v2/chart/api?q=&s=&e=&g=s|m|h|d&p=: a WQL query (internal/wql;
