@@ -1123,6 +1123,8 @@ type rollupSet struct {
 	// skip remembers blocks that cannot be rolled up, so sync does not
 	// read them again and again.
 	skip map[string]bool
+	// head holds the tsdb head's closed windows (headcache.go).
+	head *headCache
 }
 
 type rollupMetrics struct {
@@ -1142,7 +1144,7 @@ func newRollupSet(dir string, log *slog.Logger, reg prometheus.Registerer) (*rol
 		buildSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "meshwave_server_rollup_build_seconds_total", Help: "Time spent building rollups."}),
 	}
 	reg.MustRegister(m.blocks, m.builds, m.errors, m.buildSeconds)
-	return &rollupSet{dir: dir, log: log, m: m, files: map[string]*rollupFile{}, skip: map[string]bool{}}, nil
+	return &rollupSet{dir: dir, log: log, m: m, files: map[string]*rollupFile{}, skip: map[string]bool{}, head: newHeadCache()}, nil
 }
 
 // sync brings the set in line with the tsdb's blocks.

@@ -88,11 +88,7 @@ func (q queryStore) SelectRollup(ctx context.Context, metricGlob string, mt wql.
 // can tell them from query errors.
 func (q queryStore) selectKind(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, kind wql.RollupKind, fn func(*wql.Series) error) error {
 	var fnErr error
-	ru := q.ru
-	if kind == 0 {
-		ru = nil
-	}
-	err := q.m.each(ctx, metricGlob, mt, start, end, ru, kind, q.mem, func(s *wql.Series) error {
+	err := q.m.each(ctx, metricGlob, mt, start, end, q.ru, kind, q.mem, func(s *wql.Series) error {
 		fnErr = fn(s)
 		return fnErr
 	})
@@ -112,7 +108,9 @@ func (e storageError) Unwrap() error { return e.err }
 // reused between calls. The filter's top-level conjunction goes to the
 // tsdb's index as label matchers; the rest is checked here on the decoded
 // tags. With ru and a kind, ranges that one rolled-up block holds alone
-// are read from its rollup (see wql.RollupStorage for what that returns).
+// are read from its rollup (see wql.RollupStorage for what that returns),
+// and the head's closed windows from ru's head cache; with ru, a range
+// that only the head holds is read from the head's own index and chunks.
 // With mem, the series' tag lists come from it (see queryMemory).
 func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matcher, start, end int64, ru *rollupSet, kind wql.RollupKind, mem *queryMemory, fn func(*wql.Series) error) error {
 	nm, err := nameMatcher(metricGlob)
@@ -133,7 +131,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 	srcs := make([]seriesSource, len(parts))
 	has := make([]bool, len(parts))
 	for i, p := range parts {
-		src, err := m.source(ctx, ru, p, ms, len(parts) > 1)
+		src, err := m.source(ctx, ru, kind, p, ms, len(parts) > 1)
 		if err != nil {
 			return err
 		}
@@ -246,17 +244,27 @@ type seriesSource interface {
 	close()
 }
 
-// source opens range p: from the rollup of the one block that holds it,
-// when there is one and nothing else (another block, the head, the
-// out-of-order head) has samples there; otherwise from a tsdb querier.
-func (m *metricStore) source(ctx context.Context, ru *rollupSet, p [2]int64, ms []*labels.Matcher, sorted bool) (seriesSource, error) {
-	if ru != nil {
+// source opens range p: with a kind, from the rollup of the one block
+// that holds it, when there is one and nothing else (another block, the
+// head, the out-of-order head) has samples there; from the head alone
+// when only its in-order chunks have samples there (with a kind, through
+// the head cache); otherwise from a tsdb querier.
+func (m *metricStore) source(ctx context.Context, ru *rollupSet, kind wql.RollupKind, p [2]int64, ms []*labels.Matcher, sorted bool) (seriesSource, error) {
+	if ru != nil && kind != 0 {
 		if b, rf := m.rolledUp(ctx, ru, p[0], p[1], ms); rf != nil {
 			if src, err := newBlockSource(ctx, b, rf, p[0], ms); err == nil {
 				return src, nil
 			}
 			// The block is going away (compaction, retention): read it
 			// through the querier, which knows what replaced it.
+		}
+	}
+	if ru != nil {
+		switch src, err := m.newHeadSource(ctx, ru.head, p[0], p[1], ms, sorted); {
+		case err != nil:
+			return nil, err
+		case src != nil:
+			return src, nil
 		}
 	}
 	q, err := m.db.Querier(p[0], p[1])
