@@ -37,17 +37,19 @@ func benchAppend(b *testing.B, size int) {
 				b.Fatal(err)
 			}
 		}
-		reportRecords(b)
+		reportRecords(b, nil)
 	})
 	b.Run("queue", func(b *testing.B) {
 		q := benchQueue(b, Options{})
 		b.SetBytes(int64(size))
+		cpu0 := cpuclock.Self()
 		for b.Loop() {
 			if err := q.Append(payload); err != nil {
 				b.Fatal(err)
 			}
 		}
-		reportRecords(b)
+		reportRecords(b, q)
+		reportCPUPerByte(b, cpu0, size)
 	})
 	// 16 concurrent appenders (8 per CPU here): the naive way, one fsync
 	// each, against the queue's shared fsyncs.
@@ -74,7 +76,7 @@ func benchAppend(b *testing.B, size int) {
 				}
 			}
 		})
-		reportRecords(b)
+		reportRecords(b, nil)
 	})
 	for _, linger := range []time.Duration{0, 2 * time.Millisecond, 5 * time.Millisecond} {
 		b.Run("queue-parallel/linger="+linger.String(), func(b *testing.B) {
@@ -90,7 +92,7 @@ func benchAppend(b *testing.B, size int) {
 					}
 				}
 			})
-			reportRecords(b)
+			reportRecords(b, q)
 			reportCPUPerByte(b, cpu0, size)
 		})
 	}
@@ -110,7 +112,7 @@ func benchAppend(b *testing.B, size int) {
 				}
 			}
 		})
-		reportRecords(b)
+		reportRecords(b, q)
 		reportCPUPerByte(b, cpu0, size)
 	})
 }
@@ -159,6 +161,7 @@ func BenchmarkReadAck(b *testing.B) {
 
 func benchQueue(b *testing.B, opt Options) *Queue {
 	opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opt.Metrics = NewMetrics(nil, "bench")
 	q, err := Open(b.TempDir(), opt)
 	if err != nil {
 		b.Fatal(err)
@@ -167,6 +170,11 @@ func benchQueue(b *testing.B, opt Options) *Queue {
 	return q
 }
 
-func reportRecords(b *testing.B) {
+// reportRecords reports the append rate and, for a queue (q not nil), how
+// many records share an fsync.
+func reportRecords(b *testing.B, q *Queue) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	if q != nil {
+		b.ReportMetric(float64(b.N)/counter(q.m.syncs), "records/fsync")
+	}
 }
