@@ -209,7 +209,7 @@ func TestDecodeV2ZeroAllocs(t *testing.T) {
 // differ only by trailing NULs, on both sides of the insertion-sort size.
 func TestSortTags(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
-	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff"}
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff", strings.Repeat("k", maxCachedKey), strings.Repeat("k", maxCachedKey+1)}
 	var cache tagOrderCache
 	seqKeys := map[uint64]string{}
 	var prev []string
@@ -252,6 +252,56 @@ func TestSortTags(t *testing.T) {
 			if !slices.Equal(got, want) {
 				t.Fatalf("\n got %q\nwant %q", got, want)
 			}
+		}
+	}
+}
+
+// The JSON v2 reader encodes the tag keys for the cache as it reads them:
+// spans whose tags need the slow path (escapes, numbers), come in two
+// "tags" members, or have a key too long to encode must sort as the
+// keys' sequence says, and the same shape twice must hit the cache.
+func TestTagKeysCollectedWhileReading(t *testing.T) {
+	long := strings.Repeat("x", maxCachedKey+1)
+	spans := []string{
+		`{"traceId":"1","id":"2","tags":{"b":"1","a":"2","c":"3"}}`,
+		`{"traceId":"1","id":"3","tags":{"b":"1","a":"2","c":"3"}}`,
+		`{"traceId":"1","id":"4","tags":{"b":1,"\u0061":"x\n","c":"3","a":"last"}}`,
+		`{"traceId":"1","id":"5","tags":{"z":"1","a":"2"},"tags":{"m":"3","a":"4"}}`,
+		`{"traceId":"1","id":"6","tags":{"` + long + `":"1","a":"2"}}`,
+		`{"traceId":"1","id":"7","tags":{"` + long + `":"1","a":"2"}}`,
+	}
+	want := [][]string{
+		{"a=2", "b=1", "c=3"},
+		{"a=2", "b=1", "c=3"},
+		{"a=last", "b=1", "c=3"},
+		{"a=4", "m=3", "z=1"},
+		{"a=2", long + "=1"},
+		{"a=2", long + "=1"},
+	}
+	body := []byte("[" + strings.Join(spans, ",") + "]")
+	var d Decoder
+	for round := range 2 {
+		var i int
+		var seqs []uint64
+		err := d.Decode(body, JSONV2, func(s *Span) error {
+			var got []string
+			for _, tag := range s.Tags {
+				got = append(got, string(tag.Key)+"="+string(tag.Value))
+			}
+			if !slices.Equal(got, want[i]) {
+				t.Errorf("round %d, span %d: tags %q, want %q", round, i, got, want[i])
+			}
+			seqs = append(seqs, s.keySeq)
+			i++
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Equal key sequences share a number, others do not, and keys the
+		// cache cannot hold have none.
+		if seqs[0] == 0 || seqs[1] != seqs[0] || seqs[2] == 0 || seqs[2] == seqs[0] || seqs[3] == 0 || seqs[4] != 0 || seqs[5] != 0 {
+			t.Errorf("round %d: key sequence numbers %v", round, seqs)
 		}
 	}
 }

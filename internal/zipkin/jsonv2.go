@@ -184,7 +184,7 @@ func (d *Decoder) readTags(l *lexer) error {
 				if c := skipWS(b, k+1); c < len(b) && b[c] == ':' {
 					if v := skipWS(b, c+1); v < len(b) && b[v] == '"' {
 						if e := l.nextStop(v + 1); e < len(b) && b[e] == '"' {
-							d.tags = append(d.tags, Tag{Key: b[i+1 : k], Value: b[v+1 : e], plainValue: true})
+							d.addTag(Tag{Key: b[i+1 : k], Value: b[v+1 : e], plainValue: true})
 							l.i = e + 1
 							continue
 						}
@@ -205,7 +205,7 @@ func (d *Decoder) readTags(l *lexer) error {
 			}
 			return err
 		}
-		d.tags = append(d.tags, Tag{Key: key, Value: v})
+		d.addTag(Tag{Key: key, Value: v})
 	}
 }
 

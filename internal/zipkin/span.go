@@ -117,7 +117,12 @@ type Decoder struct {
 	scratch   []byte   // a string being unescaped
 	stops     []uint64 // the body's structural index (buildStops)
 	tagOrders tagOrderCache
-	v1        v1State
+	// tagKeys are the current span's tag keys as tagOrderCache encodes
+	// them, collected by the JSON v2 reader as it reads them (tagKeysN of
+	// them; -1 once one was too long to encode).
+	tagKeys  []byte
+	tagKeysN int
+	v1       v1State
 
 	// maxBuffered bounds how many spans, tags and annotations one batch may
 	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
@@ -233,6 +238,18 @@ func (a *arena) reset() { a.b = a.b[:0] }
 // beginSpan prepares s to collect annotations and tags into the pools.
 func (d *Decoder) beginSpan(s *Span) {
 	*s = Span{annLo: len(d.anns), tagLo: len(d.tags)}
+	d.tagKeys, d.tagKeysN = d.tagKeys[:0], 0
+}
+
+// addTag appends a tag of the span being read and its key to tagKeys.
+func (d *Decoder) addTag(t Tag) {
+	d.tags = append(d.tags, t)
+	if len(t.Key) > maxCachedKey {
+		d.tagKeysN = -1
+	} else if d.tagKeysN >= 0 {
+		d.tagKeys = append(append(d.tagKeys, byte(len(t.Key))), t.Key...)
+		d.tagKeysN++
+	}
 }
 
 // finishSpan applies the checks and normalisation that need the whole span
@@ -258,7 +275,14 @@ func (d *Decoder) finishSpan(s *Span) error {
 	s.annHi = len(d.anns)
 	s.tagHi = len(d.tags)
 	d.anns = d.anns[:s.annLo+sortAnnotations(d.anns[s.annLo:s.annHi])]
-	n, seq := d.tagOrders.sortTags(d.tags[s.tagLo:s.tagHi])
+	t := d.tags[s.tagLo:s.tagHi]
+	var n int
+	var seq uint64
+	if d.tagKeysN == len(t) {
+		n, seq = d.tagOrders.sortTagsKeyed(t, d.tagKeys)
+	} else {
+		n, seq = d.tagOrders.sortTags(t)
+	}
 	d.tags = d.tags[:s.tagLo+n]
 	s.keySeq = seq
 	s.annHi = len(d.anns)
@@ -340,7 +364,11 @@ type tagOrderCache struct {
 	// sorted is applyTagOrder's scratch, kept so that no array of Tags is
 	// zeroed for every span.
 	sorted []Tag
+	keys   []byte // sortTags' encoding of the keys
 }
+
+// maxCachedKey is the longest key the cache's encoding holds.
+const maxCachedKey = 255
 
 // keySeqs numbers the key sequences cached by all Decoders, so a keySeq
 // never names two different sequences, even across Decoders.
@@ -352,45 +380,44 @@ func (c *tagOrderCache) sortTags(t []Tag) (int, uint64) {
 	if len(t) < 2 || len(t) > maxInsertionSort {
 		return sortTags(t), 0
 	}
-	// The slot: a hash of the keys' lengths and last bytes, which tells a
-	// tracer's few kinds of span apart at a fraction of comparing keys.
-	h := uint64(len(t))
+	c.keys = c.keys[:0]
 	for _, tag := range t {
-		h = h*31 + uint64(len(tag.Key))
-		if len(tag.Key) > 0 {
-			h = h*31 + uint64(tag.Key[len(tag.Key)-1])
+		if len(tag.Key) > maxCachedKey {
+			return sortTags(t), 0 // not cacheable
 		}
+		c.keys = append(append(c.keys, byte(len(tag.Key))), tag.Key...)
+	}
+	return c.sortTagsKeyed(t, c.keys)
+}
+
+// sortTagsKeyed is sortTags for tags whose keys the caller has encoded
+// already, as the cache does: each with a length byte before it. The JSON
+// v2 reader builds them as it reads the tags, so a span of a known shape
+// is recognised by one comparison of the whole sequence.
+func (c *tagOrderCache) sortTagsKeyed(t []Tag, keys []byte) (int, uint64) {
+	if len(t) < 2 || len(t) > maxInsertionSort {
+		return sortTags(t), 0
+	}
+	// The slot: a hash of the number of tags, the encoding's length and
+	// its first and last eight bytes, which tells a tracer's few kinds of
+	// span apart without reading every key.
+	h := uint64(len(t))<<32 | uint64(len(keys))
+	if len(keys) >= 8 {
+		h ^= binary.LittleEndian.Uint64(keys)*31 + binary.LittleEndian.Uint64(keys[len(keys)-8:])
 	}
 	if c.sorted == nil {
 		c.sorted = make([]Tag, 0, maxInsertionSort)
 	}
 	slot := (h * 0x9E3779B97F4A7C15) >> 60
 	e := &c.slots[slot]
-	if e.n == len(t) && sameKeys(e.keys, t) {
+	if e.n == len(t) && string(e.keys) == string(keys) {
 		return applyTagOrder(t, e.perm, c.sorted), e.seq
 	}
-	e.keys, e.n = e.keys[:0], 0 // invalid until complete
-	for _, tag := range t {
-		if len(tag.Key) > 255 {
-			return sortTags(t), 0 // not cacheable
-		}
-		e.keys = append(append(e.keys, byte(len(tag.Key))), tag.Key...)
-	}
+	e.keys = append(e.keys[:0], keys...)
 	e.perm = tagOrderOf(t, e.perm[:0])
 	e.n = len(t)
 	e.seq = keySeqs.Add(1)<<4 | slot
 	return applyTagOrder(t, e.perm, c.sorted), e.seq
-}
-
-// sameKeys reports whether t's keys are the ones encoded in keys.
-func sameKeys(keys []byte, t []Tag) bool {
-	for _, tag := range t {
-		if len(keys) == 0 || int(keys[0]) != len(tag.Key) || len(keys) < 1+len(tag.Key) || string(keys[1:1+len(tag.Key)]) != string(tag.Key) {
-			return false
-		}
-		keys = keys[1+len(tag.Key):]
-	}
-	return len(keys) == 0
 }
 
 const maxInsertionSort = 32
