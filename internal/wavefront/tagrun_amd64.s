@@ -137,12 +137,16 @@ value:
 	CMPQ SI, DX
 	JAE  bad
 	MOVBLZX (SI), AX
+	CMPB AL, $0x27 // most values start above '\''
+	JA   unquoted
 	CMPB AL, $0x22
 	JEQ  quoted
 	CMPB AL, $0x27 // '\'': the general path unquotes it
 	JEQ  bad
 	CMPB AL, $0x23 // '#'
 	JEQ  bad
+
+unquoted:
 	MOVQ SI, R12
 	MOVQ DI, R14
 
