@@ -267,7 +267,15 @@ func appendPlainDecimal(dst, b []byte) ([]byte, bool) {
 func fastTimestampMillis(b []byte) (ms int64, seconds, ok bool) {
 	if len(b) <= 15 {
 		var n int64
-		for _, c := range b {
+		rest := b
+		if len(b) >= 8 {
+			first, ok := eightDigits(binary.LittleEndian.Uint64(b))
+			if !ok {
+				goto general
+			}
+			n, rest = int64(first), b[8:]
+		}
+		for _, c := range rest {
 			if !isDigit(c) {
 				goto general
 			}
@@ -284,6 +292,20 @@ general:
 		return 0, false, false
 	}
 	return timestampMillis(ts), false, true
+}
+
+// eightDigits reads the 8 bytes of x (little-endian, so the first digit
+// is the low byte) as a decimal number, if they are all digits: each step
+// joins neighbouring lanes (x*(10<<8+1))>>8 pairs digits, and so on.
+func eightDigits(x uint64) (uint64, bool) {
+	const zeros, nibbles = lanes1 * '0', lanes1 * 0xf0
+	if x&nibbles != zeros || (x+lanes1*6)&nibbles != zeros {
+		return 0, false // a byte outside '0'–'9' (0x30–0x39)
+	}
+	x &= lanes1 * 0x0f
+	x = (x * (10<<8 + 1)) >> 8 & 0x00ff00ff00ff00ff
+	x = (x * (100<<16 + 1)) >> 16 & 0x0000ffff0000ffff
+	return (x * (10000<<32 + 1)) >> 32, true
 }
 
 // fastTag is a tag as offsets into the line: recording one stores no

@@ -2,6 +2,7 @@ package wavefront
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -450,4 +451,26 @@ func mixedIstioLines(n int) [][]byte {
 			r.IntN(100000), 1712000000+i, src, i%4096, src, src, dst, dst, dst, codes[r.IntN(len(codes))], r.IntN(17))
 	}
 	return lines
+}
+
+// TestEightDigits checks eightDigits against strconv on random 8-byte
+// strings of digits with, now and then, a byte from around the digits.
+func TestEightDigits(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	edges := []byte{0, '-', '.', '/', ':', ';', '@', 'a', 0x80, 0xb0, 0xb9, 0xff, 0x3a + 0x80}
+	for range 200000 {
+		b := make([]byte, 8)
+		for j := range b {
+			if r.IntN(16) == 0 {
+				b[j] = edges[r.IntN(len(edges))]
+			} else {
+				b[j] = byte('0' + r.IntN(10))
+			}
+		}
+		want, err := strconv.ParseUint(string(b), 10, 64)
+		got, ok := eightDigits(binary.LittleEndian.Uint64(b))
+		if ok != (err == nil) || (ok && got != want) {
+			t.Fatalf("%q: got %d, %v; want %d, %v", b, got, ok, want, err)
+		}
+	}
 }
