@@ -63,6 +63,9 @@ type headWindow struct {
 // start+(i+1)·width), up to end. An entry never changes once published;
 // extending makes a new one, so readers need no lock.
 type headEntry struct {
+	// lset is the series' labels, kept so that reading the series builds
+	// them no more.
+	lset       labels.Labels
 	start, end int64
 	// before: the series has samples before start, which the entry
 	// leaves out (they are older than the head).
@@ -203,10 +206,10 @@ func (c *headCache) len() int {
 	return n
 }
 
-// extend returns the entry for a series whose chunks hold pts from old.end
-// on (from its first sample without old), or old when no window closed
-// since. Windows before headMin's are left out.
-func (old *headEntry) extend(pts []wql.Point, headMin int64) *headEntry {
+// extend returns the entry for a series with labels lset whose chunks
+// hold pts from old.end on (from its first sample without old), or old
+// when no window closed since. Windows before headMin's are left out.
+func (old *headEntry) extend(lset labels.Labels, pts []wql.Point, headMin int64) *headEntry {
 	if len(pts) == 0 {
 		return old
 	}
@@ -235,8 +238,10 @@ func (old *headEntry) extend(pts []wql.Point, headMin int64) *headEntry {
 		e.wins = make([]headWindow, len(kept), len(kept)+int((end-old.end)/rollupWidth))
 		copy(e.wins, kept)
 	} else {
+		e.lset = lset
 		e.start = max(pts[0].T-mod(pts[0].T, rollupWidth), floor)
 		e.end = e.start
+		e.wins = make([]headWindow, 0, max(0, (end-e.start)/rollupWidth))
 	}
 	for _, p := range pts {
 		if p.T >= end {
@@ -349,9 +354,9 @@ func (e *headEntry) feed(r *seriesReader, lo, hi int64) int64 {
 }
 
 // headOnly tells whether range [lo, hi] holds samples only in the head's
-// in-order chunks: no block overlaps it, nor, for the series ms select,
-// does the out-of-order head.
-func (m *metricStore) headOnly(ctx context.Context, lo, hi int64, ms []*labels.Matcher) bool {
+// in-order chunks: no block overlaps it, nor (with late), for the series
+// ms select, does the out-of-order head.
+func (m *metricStore) headOnly(ctx context.Context, lo, hi int64, ms []*labels.Matcher, late bool) bool {
 	h := m.db.Head()
 	if h.NumSeries() == 0 || h.MaxTime() < lo {
 		return false
@@ -361,25 +366,26 @@ func (m *metricStore) headOnly(ctx context.Context, lo, hi int64, ms []*labels.M
 			return false
 		}
 	}
-	return !(h.MinOOOTime() <= hi && h.MaxOOOTime() >= lo && lateSamples(ctx, h, lo, hi, ms))
+	return !(late && h.MinOOOTime() <= hi && h.MaxOOOTime() >= lo && lateSamples(ctx, h, lo, hi, ms))
 }
 
 // newHeadSource opens [lo, hi] of the head when it holds everything
 // there (headOnly), or returns nil. With cache, rollup-able reads take the
 // closed windows from it, and sorted postings come in the order it keeps.
-func (m *metricStore) newHeadSource(ctx context.Context, cache *headCache, lo, hi int64, ms []*labels.Matcher, sorted bool) (*headSource, error) {
-	if !m.headOnly(ctx, lo, hi, ms) {
+func (m *metricStore) newHeadSource(ctx context.Context, cache *headCache, kind wql.RollupKind, lo, hi int64, ms []*labels.Matcher, sorted bool) (*headSource, error) {
+	if !m.headOnly(ctx, lo, hi, ms, false) {
 		return nil, nil
 	}
 	h := m.db.Head()
 	// The chunk reader registers a read of the whole head, which the tsdb
 	// waits for before it truncates the head; a truncation (and the block
-	// that took the samples) that came before is seen by the check after.
+	// that took the samples) that came before is seen by the check after,
+	// and so is a late sample committed before.
 	cr, err := h.Chunks()
 	if err != nil {
 		return nil, err
 	}
-	if !m.headOnly(ctx, lo, hi, ms) {
+	if !m.headOnly(ctx, lo, hi, ms, true) {
 		cr.Close()
 		return nil, nil
 	}
@@ -406,7 +412,11 @@ func (m *metricStore) newHeadSource(ctx context.Context, cache *headCache, lo, h
 	case sorted:
 		p = ir.SortedPostings(p)
 	}
-	return &headSource{ir: ir, cr: cr, p: p, lo: lo, hi: hi, headMin: headMin, cache: cache}, nil
+	src := &headSource{ir: ir, cr: cr, p: p, lo: lo, hi: hi, headMin: headMin}
+	if kind != 0 {
+		src.cache = cache
+	}
+	return src, nil
 }
 
 // headSource reads a range of the head from its index and chunks, as a
@@ -420,6 +430,7 @@ type headSource struct {
 	headMin int64
 	cache   *headCache // nil: samples only
 	ref     storage.SeriesRef
+	entry   *headEntry // the current series', if cached
 	sb      labels.ScratchBuilder
 	lset    labels.Labels
 	chks    []chunks.Meta
@@ -439,7 +450,14 @@ func (s *headSource) next() bool {
 			s.readErr = err
 			return false
 		}
-		s.lset = s.sb.Labels()
+		if s.cache != nil {
+			s.entry = s.cache.get(s.ref)
+		}
+		if s.entry != nil {
+			s.lset = s.entry.lset
+		} else {
+			s.lset = s.sb.Labels()
+		}
 		return true
 	}
 	return false
@@ -457,10 +475,10 @@ func (s *headSource) close() { s.ir.Close(); s.cr.Close() }
 // read feeds r the current series' samples in [lo, hi], the closed
 // windows from the cache in place of theirs when r can take windows.
 func (s *headSource) read(r *seriesReader) error {
-	if s.cache == nil || r.kind == 0 {
+	if s.cache == nil {
 		return s.samples(r, s.lo, s.lo, nil)
 	}
-	e := s.cache.get(s.ref)
+	e := s.entry
 	from, grow := s.lo, int64(math.MinInt64)
 	if e != nil {
 		from = e.feed(r, s.lo, s.hi)
@@ -470,7 +488,7 @@ func (s *headSource) read(r *seriesReader) error {
 	if err := s.samples(r, from, grow, &s.pts); err != nil {
 		return err
 	}
-	if ne := e.extend(s.pts, s.headMin); ne != e && ne != nil {
+	if ne := e.extend(s.lset, s.pts, s.headMin); ne != e && ne != nil {
 		s.cache.put(s.ref, ne)
 	}
 	return nil

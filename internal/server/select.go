@@ -260,7 +260,7 @@ func (m *metricStore) source(ctx context.Context, ru *rollupSet, kind wql.Rollup
 		}
 	}
 	if ru != nil {
-		switch src, err := m.newHeadSource(ctx, ru.head, p[0], p[1], ms, sorted); {
+		switch src, err := m.newHeadSource(ctx, ru.head, kind, p[0], p[1], ms, sorted); {
 		case err != nil:
 			return nil, err
 		case src != nil:
