@@ -667,6 +667,11 @@ type tagShape struct {
 	raw  []byte // the keys back to back, then 16 bytes of padding for word and SSE2 loads
 	keys []shapeKey
 	src  int // index of the source or host key, or -1
+
+	// The tag length limits the keys' maxValue fields were set for, if
+	// limited (see limitValues).
+	limited bool
+	limits  [3]int
 }
 
 type shapeKey struct {
@@ -675,6 +680,7 @@ type shapeKey struct {
 	words      int32  // the key's length in raw, in words rounded up
 	keyLen     int32  // the key without quotes and '='
 	quoted     int8   // 1 if written in double quotes
+	maxValue   int    // the longest value the tag limits allow the key, -1 if none
 }
 
 func (d *Decoder) tagShape(name []byte) *tagShape {
@@ -686,7 +692,7 @@ func (d *Decoder) tagShape(name []byte) *tagShape {
 
 // learn makes the tags the checked path accepted in line the shape.
 func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
-	s.raw, s.keys, s.src = s.raw[:0], s.keys[:0], src
+	s.raw, s.keys, s.src, s.limited = s.raw[:0], s.keys[:0], src, false
 	for _, t := range tags {
 		var q int8
 		if line[t.k0-1] == '"' {
@@ -700,4 +706,24 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		s.keys = append(s.keys, k)
 	}
 	s.raw = append(s.raw, make([]byte, 16)...)
+}
+
+// limitValues sets each key's maxValue for lim, unless they are set for
+// its tag length limits already: a value longer than maxValue breaks
+// MaxTagValueLength or, with its key, MaxTagLength, and a key over
+// MaxTagKeyLength allows none. So the loop checks a tag's limits with one
+// comparison.
+func (s *tagShape) limitValues(lim *Limits) {
+	limits := [3]int{lim.MaxTagKeyLength, lim.MaxTagValueLength, lim.MaxTagLength}
+	if s.limited && s.limits == limits {
+		return
+	}
+	for i := range s.keys {
+		k := &s.keys[i]
+		kl := int(k.keyLen)
+		if k.maxValue = -1; kl <= lim.MaxTagKeyLength && kl <= lim.MaxTagLength {
+			k.maxValue = min(lim.MaxTagValueLength, lim.MaxTagLength-kl)
+		}
+	}
+	s.limited, s.limits = true, limits
 }

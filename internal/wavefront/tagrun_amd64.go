@@ -6,13 +6,14 @@ import (
 )
 
 // shapedTagsSSE2 is shapedTagRunGo in assembly (tagrun_amd64.s), writing
-// its result to r. It reads up to 16 bytes past the end of line and past
+// its result to r. It checks the tag limits with the keys' maxValue (see
+// limitValues). It reads up to 16 bytes past the end of line and past
 // the last key in raw (tagShape pads raw), writes len(keys) tags at most to
 // tags if src < 0, and reports shapedPunt where out lacks room for its
 // overhanging stores.
 //
 //go:noescape
-func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, lim *Limits, tags *fastTag, r *shapedRun)
+func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, tags *fastTag, r *shapedRun)
 
 // shapedTagRun runs shapedTagsSSE2 and falls back to shapedTagRunGo where
 // the assembly punts.
@@ -28,8 +29,9 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 		d.fastTags = slices.Grow(d.fastTags[:0], len(shape.keys))
 		tags = unsafe.SliceData(d.fastTags[:len(shape.keys)])
 	}
+	shape.limitValues(lim)
 	var r shapedRun
-	shapedTagsSSE2(line, i, out, w, shape.keys, unsafe.SliceData(shape.raw), shape.src, lim, tags, &r)
+	shapedTagsSSE2(line, i, out, w, shape.keys, unsafe.SliceData(shape.raw), shape.src, tags, &r)
 	switch {
 	case r.fits == shapedPunt:
 		return d.shapedTagRunGo(line, i, out, w, shape, lim)

@@ -1,7 +1,7 @@
 #include "textflag.h"
 #include "go_asm.h"
 
-// func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, lim *Limits, tags *fastTag, r *shapedRun)
+// func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, tags *fastTag, r *shapedRun)
 //
 // shapedTagRunGo's loop, 16 bytes per step: keys are compared with the
 // shape's and copied a 16-byte chunk at a time, and each chunk of a value
@@ -13,7 +13,7 @@
 // 2*(len(line)-i)+64 bytes from w, and reports shapedPunt if not.
 //
 // Registers: SI the line position, DX its end, DI the output position,
-// R8 the current key, R10 raw, R11 the tag count, R13 lim, R15 src.
+// R8 the current key, R10 raw, R11 the tag count, R15 src.
 // X8-X13 hold the bytes the classification compares with.
 
 // PRINTABLE sets X1 to 0xff where X0's byte is above gt's and below 0x7f
@@ -23,7 +23,7 @@
 	MOVO X9, X2; PCMPGTB X0, X2; \
 	PAND X2, X1
 
-TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-128
+TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-120
 	MOVQ line_base+0(FP), SI
 	MOVQ line_len+8(FP), DX
 	ADDQ SI, DX
@@ -40,7 +40,6 @@ TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-128
 	MOVQ keys_base+64(FP), R8
 	MOVQ raw+88(FP), R10
 	XORQ R11, R11
-	MOVQ lim+104(FP), R13
 	MOVQ src+96(FP), R15
 
 	MOVL $0x20202020, AX // unquoted value bytes are above ' '
@@ -119,7 +118,7 @@ klast: // R12: the 1-16 key bytes left
 	MOVQ $0x3d656372756f7320, AX // ` source=`
 	MOVQ AX, (DI)
 	MOVB $0x22, 8(DI)
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	MOVQ DI, R12
 	SUBQ out_base+32(FP), R12
 	MOVQ R12, shapedRun_srcFrom(AX)
@@ -243,7 +242,7 @@ written: // SI..R12 is the value, BX where the next tag may start
 	INCQ DI
 	CMPQ R11, R15
 	JNE  limits
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	MOVQ DI, R14
 	SUBQ out_base+32(FP), R14
 	MOVQ R14, shapedRun_srcTo(AX)
@@ -251,13 +250,7 @@ written: // SI..R12 is the value, BX where the next tag may start
 	JMP  next
 
 limits:
-	MOVLQSX shapeKey_keyLen(R8), AX
-	CMPQ AX, Limits_MaxTagKeyLength(R13)
-	JGT  bad
-	CMPQ CX, Limits_MaxTagValueLength(R13)
-	JGT  bad
-	ADDQ CX, AX
-	CMPQ AX, Limits_MaxTagLength(R13)
+	CMPQ CX, shapeKey_maxValue(R8)
 	JGT  bad
 	TESTQ R15, R15
 	JNS  next
@@ -265,7 +258,7 @@ limits:
 	// tags.
 	MOVQ R11, AX
 	IMULQ $fastTag__size, AX
-	ADDQ tags+112(FP), AX
+	ADDQ tags+104(FP), AX
 	MOVQ line_base+0(FP), R14
 	SUBQ R14, R9
 	MOVQ R9, fastTag_k0(AX)
@@ -284,7 +277,7 @@ next:
 	JMP  tag
 
 done:
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	SUBQ out_base+32(FP), DI
 	MOVQ DI, shapedRun_w(AX)
 	MOVQ R11, shapedRun_n(AX)
@@ -292,17 +285,17 @@ done:
 	RET
 
 nofit:
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	MOVQ $const_shapedNoFit, shapedRun_fits(AX)
 	RET
 
 bad:
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	MOVQ $const_shapedBad, shapedRun_fits(AX)
 	RET
 
 punt:
-	MOVQ r+120(FP), AX
+	MOVQ r+112(FP), AX
 	MOVQ $const_shapedPunt, shapedRun_fits(AX)
 	RET
 

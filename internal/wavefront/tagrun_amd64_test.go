@@ -16,7 +16,8 @@ func TestShapedTagsSSE2Room(t *testing.T) {
 	padded := append(make([]byte, 0, len(line)+16), line...)
 	for _, room := range []int{2*len(line) + 64, 2*len(line) + 63} {
 		var r shapedRun
-		shapedTagsSSE2(padded, 0, make([]byte, 3+room), 3, shape.keys, &shape.raw[0], shape.src, lim, nil, &r)
+		shape.limitValues(lim)
+		shapedTagsSSE2(padded, 0, make([]byte, 3+room), 3, shape.keys, &shape.raw[0], shape.src, nil, &r)
 		if want := room < 2*len(line)+64; (r.fits == shapedPunt) != want {
 			t.Errorf("room %d: outcome %d, punt wanted: %v", room, r.fits, want)
 		}

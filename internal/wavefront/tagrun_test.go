@@ -179,3 +179,40 @@ func FuzzShapedTagRun(f *testing.F) {
 		}
 	})
 }
+
+// TestShapedTagRunLimitsChange runs one shape under limits that change
+// between lines, in place and by pointer: each line must be judged by the
+// limits of its call.
+func TestShapedTagRunLimitsChange(t *testing.T) {
+	d := fuzzDecoder()
+	line := []byte(` source=s kkk=vvvv k=v`)
+	def := DefaultLimits()
+	if _, ok := d.appendCheckedTags(make([]byte, 0, 128), line, line, 0, &def); !ok {
+		t.Fatal("declined")
+	}
+	var shape tagShape
+	shape.learn(line, d.fastTags, d.fastSrc)
+	lim := def
+	for _, c := range []struct {
+		name string
+		set  func(*Limits)
+		fits int
+	}{
+		{"default", func(*Limits) {}, shapedOK},
+		{"value", func(l *Limits) { l.MaxTagValueLength = 3 }, shapedBad},
+		{"value back", func(l *Limits) { l.MaxTagValueLength = def.MaxTagValueLength }, shapedOK},
+		{"key", func(l *Limits) { l.MaxTagKeyLength = 2 }, shapedBad},
+		{"key back", func(l *Limits) { l.MaxTagKeyLength = def.MaxTagKeyLength }, shapedOK},
+		{"tag", func(l *Limits) { l.MaxTagLength = 6 }, shapedBad},
+		{"tag exactly", func(l *Limits) { l.MaxTagLength = 7 }, shapedOK},
+		{"tag below key", func(l *Limits) { l.MaxTagLength = 2 }, shapedBad},
+	} {
+		c.set(&lim)
+		for _, l := range []*Limits{&lim, new(lim)} { // the same Limits changed, and another
+			r := d.shapedTagRun(line, 0, make([]byte, 2*len(line)+64), 0, &shape, l)
+			if r.fits != c.fits {
+				t.Errorf("%s: outcome %d, want %d", c.name, r.fits, c.fits)
+			}
+		}
+	}
+}
