@@ -362,6 +362,7 @@ func (q *Queue) createSegment(seq uint64) error {
 	}
 	_, err = f.Write([]byte(segMagic))
 	if err == nil {
+		preallocate(f, q.opt.SegmentBytes)
 		err = f.Sync()
 	}
 	if err == nil {
@@ -780,7 +781,12 @@ func (q *Queue) rotate() error {
 	if err := q.flushSync(); err != nil {
 		return err
 	}
-	err := q.wf.Close()
+	// Truncating to its size frees the preallocated blocks the segment
+	// did not use, so sealed segments take only their size on disk.
+	err := q.wf.Truncate(q.wsize)
+	if cerr := q.wf.Close(); err == nil {
+		err = cerr
+	}
 	q.wf = nil
 	if err != nil {
 		return err
