@@ -28,7 +28,10 @@
 // process out. Segments are sealed at Options.SegmentBytes; a segment is
 // deleted once all its records are acknowledged, or, oldest first, when
 // Options.MaxBytes would be exceeded (counted and logged: a backend outage
-// longer than the disk budget loses the oldest data, not the newest).
+// longer than the disk budget loses the oldest data, not the newest). On
+// Linux the write segment's blocks are allocated when it is created
+// (fallocate, keeping its size), and a sealed segment gives back the ones
+// it did not use.
 //
 // Guarantees:
 //   - Durability: a record is on disk (file, directory entry and all earlier
