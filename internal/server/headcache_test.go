@@ -221,3 +221,46 @@ func compareHead(t *testing.T, s *testServer, t0, end int64) int {
 	}
 	return used
 }
+
+// TestRollupKeptLabels: rollup files keep the label sets queries built,
+// within the budget, and give the bytes back when they close.
+func TestRollupKeptLabels(t *testing.T) {
+	s, t0, end := rollupFixture(t)
+	e, err := wql.Parse("sum(rate(ts(roll.counter)), app)", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := wql.Options{Start: t0, End: end, Step: 5 * 60_000}
+	eval := func() *wql.Grid {
+		t.Helper()
+		g, err := wql.EvalGrid(context.Background(), e, queryStore{m: s.metrics, kv: s.kv, ru: s.rollups}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	first := eval()
+	kept := s.rollups.keptLabels.Load()
+	if kept == 0 {
+		t.Fatal("no label set kept")
+	}
+	if err := sameGrid(eval(), first); err != nil {
+		t.Fatalf("with kept labels: %v", err)
+	}
+	if s.rollups.keptLabels.Load() != kept {
+		t.Fatalf("kept %d bytes, then %d for the same series", kept, s.rollups.keptLabels.Load())
+	}
+	s.rollups.sync(context.Background(), nil)
+	if n := s.rollups.keptLabels.Load(); n != 0 {
+		t.Fatalf("%d bytes kept after the files closed", n)
+	}
+	// A spent budget keeps nothing more; answers stay the same.
+	s.rollups.keptLabels.Store(maxKeptLabels)
+	s.rollups.sync(context.Background(), s.metrics.db.Blocks())
+	if err := sameGrid(eval(), first); err != nil {
+		t.Fatalf("over budget: %v", err)
+	}
+	if n := s.rollups.keptLabels.Load(); n != maxKeptLabels {
+		t.Fatalf("over budget: %d bytes kept, want %d", n, maxKeptLabels)
+	}
+}
