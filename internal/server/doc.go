@@ -22,7 +22,13 @@
 //     answered as {"timeseries": [{"label", "host", "tags", "data":
 //     [[epochSeconds, value]...]}]}. Query errors are 400 with the error
 //     and, for parse errors, its byte position; only store failures are
-//     5xx. Dashboard variables come as var.<name>=<value>.
+//     5xx. Dashboard variables come as var.<name>=<value>. At steps of
+//     5-minute multiples, bucket means and rate() read persisted blocks
+//     from their 5-minute rollups (rollup.go) and the tsdb head's closed
+//     windows (those before a series' newest sample) from an in-memory
+//     head cache (headcache.go), so only each series' last minutes are
+//     read as samples; time that only the head holds is read from its
+//     own index and chunks, anything else through a tsdb querier.
 //   - GET /api/v2/traces/{traceId}: the spans of a trace, by start time,
 //     with their span logs.
 //   - GET /api/v2/traces?service=&operation=&minDuration=&maxDuration=
