@@ -5,28 +5,31 @@
 //
 // shapedTagRunGo's loop, 16 bytes per step: keys are compared with the
 // shape's and copied a 16-byte chunk at a time, and each chunk of a value
-// is classified (PCMPGTB/PCMPEQB, PMOVMSKB) so its end is one bit scan.
-// It reads up to 16 bytes past line's end and 16 past a key in raw (the
-// caller provides both). Its stores overhang what it writes by up to 16
-// bytes; as a tag comes out at most twice as long as it went in plus 2
+// is classified (PADDB/PCMPGTB/PCMPEQB, PMOVMSKB) so its end is one bit
+// scan. It reads up to 16 bytes past line's end and 16 past a key in raw
+// (the caller provides both). Its stores overhang what it writes by up to
+// 16 bytes; as a tag comes out at most twice as long as it went in plus 2
 // (the first, which may have no space before it), it needs out to have
 // 2*(len(line)-i)+64 bytes from w, and reports shapedPunt if not.
 //
-// Registers: SI the line position, DX its end, DI the output position,
-// R8 the current key, R10 raw, R11 the tag count, R15 src.
-// X8-X13 hold the bytes the classification compares with.
+// Registers: SI the line position, DX its end, R13 16 bytes before it,
+// DI the output position, R8 the current key, R10 raw, R11 the tag count,
+// R15 src. X8-X14 hold the bytes the classification compares with.
 
-// PRINTABLE sets X1 to 0xff where X0's byte is above gt's and below 0x7f
-// (as signed bytes, so non-ASCII bytes are out).
-#define PRINTABLE(gt) \
-	MOVO X0, X1; PCMPGTB gt, X1; \
-	MOVO X9, X2; PCMPGTB X0, X2; \
-	PAND X2, X1
+// BADVALUE sets X1 to 0xff for the bytes of X0 outside [lo, 0x7e] or
+// equal to the byte in X10 or X11: adding add moves [lo, 0x7e] onto the
+// lowest signed bytes, up to top, so one signed comparison finds the
+// bytes outside it.
+#define BADVALUE(add, top) \
+	MOVO X0, X1; PADDB add, X1; PCMPGTB top, X1; \
+	MOVO X0, X2; PCMPEQB X10, X2; POR X2, X1; \
+	MOVO X0, X3; PCMPEQB X11, X3; POR X3, X1
 
 TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-120
 	MOVQ line_base+0(FP), SI
 	MOVQ line_len+8(FP), DX
 	ADDQ SI, DX
+	LEAQ -16(DX), R13
 	ADDQ i+24(FP), SI
 	MOVQ out_base+32(FP), DI
 	MOVQ out_len+40(FP), AX
@@ -41,25 +44,14 @@ TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-120
 	MOVQ raw+88(FP), R10
 	XORQ R11, R11
 	MOVQ src+96(FP), R15
-
-	MOVL $0x20202020, AX // unquoted value bytes are above ' '
-	MOVL AX, X8
-	PSHUFL $0, X8, X8
-	MOVL $0x7f7f7f7f, AX // and below DEL
-	MOVL AX, X9
-	PSHUFL $0, X9, X9
-	MOVL $0x22222222, AX // '"'
-	MOVL AX, X10
-	PSHUFL $0, X10, X10
-	MOVL $0x5c5c5c5c, AX // '\\'
-	MOVL AX, X11
-	PSHUFL $0, X11, X11
-	MOVL $0x3d3d3d3d, AX // '='
-	MOVL AX, X12
-	PSHUFL $0, X12, X12
-	MOVL $0x1f1f1f1f, AX // quoted value bytes are above 0x1f
-	MOVL AX, X13
-	PSHUFL $0, X13, X13
+	LEAQ runConsts<>(SB), AX
+	MOVOU 0x60(AX), X10 // '"'
+	MOVOU 0x70(AX), X11 // '\\'
+	MOVOU 0x80(AX), X12 // '='
+	MOVOU 0x90(AX), X8  // unquoted: 0x21-0x7e + 0x5f
+	MOVOU 0xa0(AX), X9  // are up to 0xdd, signed
+	MOVOU 0xb0(AX), X13 // quoted: 0x20-0x7e + 0x60
+	MOVOU 0xc0(AX), X14 // are up to 0xde, signed
 
 tag:
 	CMPQ SI, DX
@@ -152,27 +144,22 @@ unquoted:
 uloop: // R12 scans the value, R14 is where its bytes go
 	MOVOU (R12), X0
 	MOVOU X0, (R14)
-	PRINTABLE(X8)
-	MOVO X0, X3
-	PCMPEQB X10, X3
-	MOVO X0, X4
-	PCMPEQB X11, X4
+	BADVALUE(X8, X9) // and '='
 	PCMPEQB X12, X0
-	POR  X4, X3
-	POR  X0, X3
-	PANDN X1, X3
-	PMOVMSKB X3, AX
-	XORL $0xffff, AX
-	MOVQ DX, CX
-	SUBQ R12, CX
-	CMPQ CX, $16
-	JAE  2(PC)
-	BTSL CX, AX // the line's end ends the value
+	POR  X0, X1
+	PMOVMSKB X1, AX
+	CMPQ R12, R13
+	JA   uend
 	TESTL AX, AX
 	JNZ  ufound
 	ADDQ $16, R12
 	ADDQ $16, R14
 	JMP  uloop
+
+uend: // fewer than 16 bytes were left: the line's end ends the value
+	MOVQ DX, CX
+	SUBQ R12, CX
+	BTSL CX, AX
 
 ufound:
 	BSFL AX, AX
@@ -180,54 +167,6 @@ ufound:
 	CMPQ R12, SI
 	JEQ  bad
 	MOVQ R12, BX
-	CMPQ BX, DX
-	JAE  written
-	CMPB (BX), $0x20
-	JNE  bad
-	INCQ BX
-	JMP  written
-
-quoted:
-	INCQ SI
-	MOVQ SI, R12
-	MOVQ DI, R14
-
-qloop:
-	MOVOU (R12), X0
-	MOVOU X0, (R14)
-	PRINTABLE(X13)
-	MOVO X0, X3
-	PCMPEQB X10, X3
-	PCMPEQB X11, X0
-	POR  X0, X3
-	PANDN X1, X3
-	PMOVMSKB X3, AX
-	XORL $0xffff, AX
-	MOVQ DX, CX
-	SUBQ R12, CX
-	CMPQ CX, $16
-	JAE  2(PC)
-	BTSL CX, AX
-	TESTL AX, AX
-	JNZ  qfound
-	ADDQ $16, R12
-	ADDQ $16, R14
-	JMP  qloop
-
-qfound: // the value must end at a quote, and neither start nor end with a space
-	BSFL AX, AX
-	ADDQ AX, R12
-	CMPQ R12, DX
-	JAE  bad
-	CMPB (R12), $0x22
-	JNE  bad
-	CMPQ R12, SI
-	JEQ  bad
-	CMPB (SI), $0x20
-	JEQ  bad
-	CMPB -1(R12), $0x20
-	JEQ  bad
-	LEAQ 1(R12), BX
 	CMPQ BX, DX
 	JAE  written
 	CMPB (BX), $0x20
@@ -276,6 +215,50 @@ next:
 	ADDQ $shapeKey__size, R8
 	JMP  tag
 
+quoted:
+	INCQ SI
+	MOVQ SI, R12
+	MOVQ DI, R14
+
+qloop:
+	MOVOU (R12), X0
+	MOVOU X0, (R14)
+	BADVALUE(X13, X14)
+	PMOVMSKB X1, AX
+	CMPQ R12, R13
+	JA   qend
+	TESTL AX, AX
+	JNZ  qfound
+	ADDQ $16, R12
+	ADDQ $16, R14
+	JMP  qloop
+
+qend:
+	MOVQ DX, CX
+	SUBQ R12, CX
+	BTSL CX, AX
+
+qfound: // the value must end at a quote, and neither start nor end with a space
+	BSFL AX, AX
+	ADDQ AX, R12
+	CMPQ R12, DX
+	JAE  bad
+	CMPB (R12), $0x22
+	JNE  bad
+	CMPQ R12, SI
+	JEQ  bad
+	CMPB (SI), $0x20
+	JEQ  bad
+	CMPB -1(R12), $0x20
+	JEQ  bad
+	LEAQ 1(R12), BX
+	CMPQ BX, DX
+	JAE  written
+	CMPB (BX), $0x20
+	JNE  bad
+	INCQ BX
+	JMP  written
+
 done:
 	MOVQ r+112(FP), AX
 	SUBQ out_base+32(FP), DI
@@ -299,7 +282,7 @@ punt:
 	MOVQ $const_shapedPunt, shapedRun_fits(AX)
 	RET
 
-// The bytes the run scans compare with, 16 of each.
+// The bytes the scans compare with, 16 of each.
 DATA runConsts<>+0x00(SB)/8, $0x2b2b2b2b2b2b2b2b // ',' - 1
 DATA runConsts<>+0x08(SB)/8, $0x2b2b2b2b2b2b2b2b
 DATA runConsts<>+0x10(SB)/8, $0x3a3a3a3a3a3a3a3a // '9' + 1
@@ -312,15 +295,21 @@ DATA runConsts<>+0x40(SB)/8, $0x7b7b7b7b7b7b7b7b // 'z' + 1
 DATA runConsts<>+0x48(SB)/8, $0x7b7b7b7b7b7b7b7b
 DATA runConsts<>+0x50(SB)/8, $0x5f5f5f5f5f5f5f5f // '_'
 DATA runConsts<>+0x58(SB)/8, $0x5f5f5f5f5f5f5f5f
-DATA runConsts<>+0x60(SB)/8, $0x7f7f7f7f7f7f7f7f // DEL
-DATA runConsts<>+0x68(SB)/8, $0x7f7f7f7f7f7f7f7f
-DATA runConsts<>+0x70(SB)/8, $0x2222222222222222 // '"'
-DATA runConsts<>+0x78(SB)/8, $0x2222222222222222
-DATA runConsts<>+0x80(SB)/8, $0x5c5c5c5c5c5c5c5c // '\\'
-DATA runConsts<>+0x88(SB)/8, $0x5c5c5c5c5c5c5c5c
-DATA runConsts<>+0x90(SB)/8, $0x3d3d3d3d3d3d3d3d // '='
-DATA runConsts<>+0x98(SB)/8, $0x3d3d3d3d3d3d3d3d
-GLOBL runConsts<>(SB), RODATA|NOPTR, $0xa0
+DATA runConsts<>+0x60(SB)/8, $0x2222222222222222 // '"'
+DATA runConsts<>+0x68(SB)/8, $0x2222222222222222
+DATA runConsts<>+0x70(SB)/8, $0x5c5c5c5c5c5c5c5c // '\\'
+DATA runConsts<>+0x78(SB)/8, $0x5c5c5c5c5c5c5c5c
+DATA runConsts<>+0x80(SB)/8, $0x3d3d3d3d3d3d3d3d // '='
+DATA runConsts<>+0x88(SB)/8, $0x3d3d3d3d3d3d3d3d
+DATA runConsts<>+0x90(SB)/8, $0x5f5f5f5f5f5f5f5f // 0x21-0x7e onto 0x80-0xdd
+DATA runConsts<>+0x98(SB)/8, $0x5f5f5f5f5f5f5f5f
+DATA runConsts<>+0xa0(SB)/8, $0xdddddddddddddddd
+DATA runConsts<>+0xa8(SB)/8, $0xdddddddddddddddd
+DATA runConsts<>+0xb0(SB)/8, $0x6060606060606060 // 0x20-0x7e onto 0x80-0xde
+DATA runConsts<>+0xb8(SB)/8, $0x6060606060606060
+DATA runConsts<>+0xc0(SB)/8, $0xdededededededede
+DATA runConsts<>+0xc8(SB)/8, $0xdededededededede
+GLOBL runConsts<>(SB), RODATA|NOPTR, $0xd0
 
 // func nameRunSSE2(p *byte, n int, out *byte) int
 //
@@ -384,26 +373,19 @@ TEXT ·plainValueEndSSE2(SB), NOSPLIT, $0-24
 	MOVQ p+0(FP), SI
 	MOVQ n+8(FP), DX
 	LEAQ runConsts<>(SB), AX
-	MOVOU 0x20(AX), X8  // ' '
-	MOVOU 0x60(AX), X9  // DEL
-	MOVOU 0x70(AX), X10 // '"'
-	MOVOU 0x80(AX), X11 // '\\'
-	MOVOU 0x90(AX), X12 // '='
+	MOVOU 0x60(AX), X10 // '"'
+	MOVOU 0x70(AX), X11 // '\\'
+	MOVOU 0x80(AX), X12 // '='
+	MOVOU 0x90(AX), X8  // 0x21-0x7e + 0x5f
+	MOVOU 0xa0(AX), X9  // are up to 0xdd, signed
 	XORQ BX, BX
 
 ploop:
 	MOVOU (SI)(BX*1), X0
-	PRINTABLE(X8)
-	MOVO X0, X3
-	PCMPEQB X10, X3
-	MOVO X0, X4
-	PCMPEQB X11, X4
+	BADVALUE(X8, X9)
 	PCMPEQB X12, X0
-	POR  X4, X3
-	POR  X0, X3
-	PANDN X1, X3
-	PMOVMSKB X3, AX
-	XORL $0xffff, AX
+	POR  X0, X1
+	PMOVMSKB X1, AX
 	MOVQ DX, CX
 	SUBQ BX, CX
 	CMPQ CX, $16
