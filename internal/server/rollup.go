@@ -677,11 +677,29 @@ type rollupRecord struct {
 
 // lookup finds the record of series ref; ok is false when the block had
 // no samples for it.
-func (r *rollupFile) lookup(ref storage.SeriesRef) (rec rollupRecord, ok bool, err error) {
+func (r *rollupFile) lookup(ref storage.SeriesRef) (rollupRecord, bool, error) {
+	pos := 0
+	return r.lookupFrom(ref, &pos)
+}
+
+// lookupFrom is lookup for a ref no smaller than those looked up before
+// with pos, which it moves to the ref's place in the table: a selection's
+// series come in ascending refs, a few table entries apart, so galloping
+// from the last one touches a few nearby entries where a binary search
+// over the whole table misses the cache a dozen times.
+func (r *rollupFile) lookupFrom(ref storage.SeriesRef, pos *int) (rec rollupRecord, ok bool, err error) {
 	le := binary.LittleEndian
 	n := len(r.table) / 16
-	i := sort.Search(n, func(i int) bool { return le.Uint64(r.table[i*16:]) >= uint64(ref) })
-	if i == n || le.Uint64(r.table[i*16:]) != uint64(ref) {
+	at := func(i int) uint64 { return le.Uint64(r.table[i*16:]) }
+	lo, step := min(*pos, n), 1
+	for lo+step < n && at(lo+step) < uint64(ref) {
+		lo += step
+		step *= 2
+	}
+	hi := min(lo+step, n)
+	i := lo + sort.Search(hi-lo, func(i int) bool { return at(lo+i) >= uint64(ref) })
+	*pos = i
+	if i == n || at(i) != uint64(ref) {
 		return rec, false, nil
 	}
 	off := le.Uint64(r.table[i*16+8:])

@@ -373,6 +373,7 @@ type blockSource struct {
 	p       index.Postings
 	lo      int64
 	ref     storage.SeriesRef
+	pos     int // where the last lookup left off in the rollup's table
 	rec     rollupRecord
 	inRec   bool // the current series has a rollup record
 	sb      labels.ScratchBuilder
@@ -407,7 +408,7 @@ func (s *blockSource) next() bool {
 		return false
 	}
 	s.ref, s.hasChks = s.p.At(), false
-	s.rec, s.inRec, s.readErr = s.rf.lookup(s.ref)
+	s.rec, s.inRec, s.readErr = s.rf.lookupFrom(s.ref, &s.pos)
 	switch {
 	case s.readErr != nil:
 		return false
