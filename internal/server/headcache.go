@@ -355,7 +355,8 @@ func (e *headEntry) feed(r *seriesReader, lo, hi int64) int64 {
 
 // headOnly tells whether range [lo, hi] holds samples only in the head's
 // in-order chunks: no block overlaps it, nor (with late), for the series
-// ms select, does the out-of-order head.
+// ms select, does the out-of-order head. (Deletions, which a querier
+// would apply, there are none: the server never deletes samples.)
 func (m *metricStore) headOnly(ctx context.Context, lo, hi int64, ms []*labels.Matcher, late bool) bool {
 	h := m.db.Head()
 	if h.NumSeries() == 0 || h.MaxTime() < lo {
