@@ -506,14 +506,9 @@ func (s *headSource) samples(r *seriesReader, from, growFrom int64, grow *[]wql.
 		if m.MaxTime < lo || (grow == nil && m.MinTime > s.hi) {
 			continue
 		}
-		c, iterable, err := s.cr.ChunkOrIterable(m)
-		if err != nil {
+		var err error
+		if s.it, err = chunkIterator(s.cr, m, s.it); err != nil {
 			return err
-		}
-		if iterable != nil {
-			s.it = iterable.Iterator(s.it)
-		} else {
-			s.it = c.Iterator(s.it)
 		}
 		for s.it.Next() == chunkenc.ValFloat {
 			t, v := s.it.At()

@@ -497,14 +497,8 @@ func buildRollup(ctx context.Context, b *tsdb.Block, path string) (err error) {
 		}
 		acc.reset()
 		for _, m := range chks {
-			c, iterable, err := cr.ChunkOrIterable(m)
-			if err != nil {
+			if it, err = chunkIterator(cr, m, it); err != nil {
 				return err
-			}
-			if iterable != nil {
-				it = iterable.Iterator(it)
-			} else {
-				it = c.Iterator(it)
 			}
 			for {
 				vt := it.Next()

@@ -488,14 +488,9 @@ func (s *blockSource) samples(r *seriesReader, a, b int64) error {
 		if m.MaxTime < a || m.MinTime > b {
 			continue
 		}
-		c, iterable, err := s.cr.ChunkOrIterable(m)
-		if err != nil {
+		var err error
+		if s.it, err = chunkIterator(s.cr, m, s.it); err != nil {
 			return err
-		}
-		if iterable != nil {
-			s.it = iterable.Iterator(s.it)
-		} else {
-			s.it = c.Iterator(s.it)
 		}
 		for s.it.Next() == chunkenc.ValFloat {
 			if t, v := s.it.At(); t >= a && t <= b {
@@ -734,3 +729,15 @@ func (m *metricStore) browse(ctx context.Context, glob string, start, end int64,
 }
 
 func (m *metricStore) close() error { return m.db.Close() }
+
+// chunkIterator opens chunk m of cr, reusing it.
+func chunkIterator(cr tsdb.ChunkReader, m chunks.Meta, it chunkenc.Iterator) (chunkenc.Iterator, error) {
+	c, iterable, err := cr.ChunkOrIterable(m)
+	if err != nil {
+		return it, err
+	}
+	if iterable != nil {
+		return iterable.Iterator(it), nil
+	}
+	return c.Iterator(it), nil
+}
