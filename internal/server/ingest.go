@@ -517,7 +517,7 @@ func splitKnownLine(line []byte) (l knownLine, ok bool) {
 	}
 	v0 := l.nameEnd + 1
 	v1 := v0 + bytes.IndexByte(line[v0:], ' ')
-	if v1 < v0 || !canonicalValue(line[v0:v1]) {
+	if v1 < v0 || !wavefront.ValueWrittenAsIs(line[v0:v1]) {
 		return l, false
 	}
 	ts := line[v1+1:]
@@ -545,43 +545,4 @@ func (l knownLine) appendWAL(rec, line []byte) []byte {
 	}
 	rec = append(rec, line[l.tsEnd:]...)
 	return append(rec, '\n')
-}
-
-// canonicalValue reports whether the decoder accepts value token b and
-// writes it back as b: an optional '-' and 1–15 digits without a leading
-// zero, or a decimal of at most 24 bytes and 15 significant digits whose
-// integer part has no leading zero and whose fraction is not empty and
-// ends in a non-zero digit.
-func canonicalValue(b []byte) bool {
-	if len(b) > 0 && b[0] == '-' {
-		b = b[1:]
-	}
-	point := bytes.IndexByte(b, '.')
-	intPart, frac := b, b[:0]
-	if point >= 0 {
-		intPart, frac = b[:point], b[point+1:]
-		if len(frac) == 0 || frac[len(frac)-1] == '0' || len(b) > 23 {
-			return false
-		}
-	}
-	if len(intPart) == 0 || (intPart[0] == '0' && len(intPart) > 1) || !allDigits(intPart) || !allDigits(frac) {
-		return false
-	}
-	significant := len(intPart) + len(frac)
-	if string(intPart) == "0" {
-		significant = len(bytes.TrimLeft(frac, "0"))
-		if point < 0 {
-			significant = 1
-		}
-	}
-	return significant <= 15
-}
-
-func allDigits(b []byte) bool {
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

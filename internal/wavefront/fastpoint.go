@@ -1,6 +1,7 @@
 package wavefront
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -178,6 +179,18 @@ func copyFastName(line []byte, i int, out []byte, w int) (k0, k1, next int, ok b
 		return 0, 0, 0, false
 	}
 	return k0, k1, next, true
+}
+
+// ValueWrittenAsIs reports whether the decoder accepts the value token b
+// of a point line and writes it back unchanged (AppendValue prints its
+// value as b), so that a caller may copy such a token without decoding it.
+func ValueWrittenAsIs(b []byte) bool {
+	if plainInteger(b) {
+		return true
+	}
+	var buf [24]byte
+	out, ok := appendPlainDecimal(buf[:0], b)
+	return ok && bytes.Equal(out, b)
 }
 
 // plainInteger reports whether AppendValue prints b's value as b itself:

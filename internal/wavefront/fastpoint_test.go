@@ -474,3 +474,36 @@ func TestEightDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestValueWrittenAsIs(t *testing.T) {
+	for b, want := range map[string]bool{
+		"0": true, "42": true, "-7": true, "0.5": true, "12.25": true, "-0.001": true,
+		"123456789012345": true, "1234567890123456": false, // 16 digits: not exact
+		"007": false, "1.50": false, "1.": false, ".5": false, "1e3": false, "+1": false,
+		"00.5": false, "NaN": false, "": false, "1.2345678901234567": false,
+	} {
+		if got := ValueWrittenAsIs([]byte(b)); got != want {
+			t.Errorf("ValueWrittenAsIs(%q) = %t, want %t", b, got, want)
+		}
+	}
+}
+
+// FuzzValueWrittenAsIs: a token it accepts is a value the decoder reads
+// and AppendValue prints back as the same bytes.
+func FuzzValueWrittenAsIs(f *testing.F) {
+	for _, s := range []string{"0", "-12", "3.25", "0.000125", "123456789012345", "9.99999999999999", "1.50", "007"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !ValueWrittenAsIs(b) {
+			return
+		}
+		v, ok := parseJavaDouble(b)
+		if !ok {
+			t.Fatalf("%q accepted but does not parse", b)
+		}
+		if out := AppendValue(nil, v); !bytes.Equal(out, b) {
+			t.Fatalf("%q accepted but prints as %q", b, out)
+		}
+	})
+}
