@@ -8,16 +8,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 )
-
-// Self is this process's user plus system CPU time, all threads.
-func Self() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // tick is one clock tick of /proc/<pid>/stat: USER_HZ is 100 on Linux, so
 // measure over seconds, not milliseconds.
