@@ -117,7 +117,6 @@ func singleQuerier(t *testing.T, db *tsdb.DB, mint, maxt int64) []wql.Series {
 	var out []wql.Series
 	for set.Next() {
 		ser := seriesOf(set.At().Labels(), new(tagArena))
-		ser.Tags = ser.TagList.Map() // as metricStore.Select gives them
 		it := set.At().Iterator(nil)
 		for it.Next() == chunkenc.ValFloat {
 			ts, v := it.At()

@@ -37,7 +37,7 @@ func TestSelectPushDownAgreesWithMatcher(t *testing.T) {
 		tags["id"] = fmt.Sprint(i)
 		line += fmt.Sprintf(" id=%d\n", i)
 		body.WriteString(line)
-		mem.Add(wql.Series{Name: fmt.Sprintf("m.%d", i%3), Source: fmt.Sprintf("h%d", i%4), Tags: tags,
+		mem.Add(wql.Series{Name: fmt.Sprintf("m.%d", i%3), Source: fmt.Sprintf("h%d", i%4), Tags: wql.TagsOf(tags),
 			Points: []wql.Point{{T: t0, V: float64(i)}}})
 	}
 	if code, res := post(t, s.url, "wavefront", body.String()); code != http.StatusAccepted || res.Accepted != 200 {
@@ -80,6 +80,7 @@ func TestSeriesOfSortedTags(t *testing.T) {
 	var arena tagArena
 	keys := []string{"__k", "__a.b", "_x", "A", "a", "a1", "a.b", "z", "~"}
 	var kept []wql.Series
+	var keptWant []wql.Tags
 	for i := range 50 {
 		kv := []string{labelName, "m", labelSource, "h"}
 		want := map[string]string{}
@@ -91,18 +92,18 @@ func TestSeriesOfSortedTags(t *testing.T) {
 			}
 		}
 		s := seriesOf(labels.FromStrings(kv...), &arena)
-		if s.Name != "m" || s.Source != "h" || !s.TagList.IsSorted() || !reflect.DeepEqual(s.TagList, wql.TagsOf(want)) {
+		if s.Name != "m" || s.Source != "h" || !s.Tags.IsSorted() || !reflect.DeepEqual(s.Tags, wql.TagsOf(want)) {
 			t.Fatalf("%v: %+v, want tags %v", kv, s, wql.TagsOf(want))
 		}
 		if i%2 == 0 {
-			arena.keep(len(s.TagList))
-			s.Tags = want
+			arena.keep(len(s.Tags))
 			kept = append(kept, s)
+			keptWant = append(keptWant, wql.TagsOf(want))
 		}
 	}
-	for _, s := range kept {
-		if !reflect.DeepEqual(s.TagList, wql.TagsOf(s.Tags)) {
-			t.Fatalf("kept tags overwritten: %v, want %v", s.TagList, s.Tags)
+	for i, s := range kept {
+		if !reflect.DeepEqual(s.Tags, keptWant[i]) {
+			t.Fatalf("kept tags overwritten: %v, want %v", s.Tags, keptWant[i])
 		}
 	}
 }

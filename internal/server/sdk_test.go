@@ -44,7 +44,7 @@ func TestWavefrontSDKDirectSender(t *testing.T) {
 		return len(selectAll(t, s.Server, "sdk.metric")) == 1 && len(spans) == 1 && len(spans[0].Logs) == 1
 	})
 	m := selectAll(t, s.Server, "sdk.metric")[0]
-	if m.Source != "app-1" || m.Tags["env"] != "test" || len(m.Points) != 1 || m.Points[0].T != t0 || m.Points[0].V != 42.5 {
+	if env, _ := m.Tags.Get("env"); m.Source != "app-1" || env != "test" || len(m.Points) != 1 || m.Points[0].T != t0 || m.Points[0].V != 42.5 {
 		t.Fatalf("metric: %+v", m)
 	}
 	ds, err := s.kv.SelectDistributions(context.Background(), "sdk.latency", nil, t0-60_000, t0+60_000)

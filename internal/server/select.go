@@ -45,7 +45,7 @@ func (m *metricStore) Select(ctx context.Context, metricGlob string, mt wql.Matc
 	var out []wql.Series
 	err := m.each(ctx, metricGlob, mt, start, end, nil, 0, nil, func(s *wql.Series) error {
 		c := *s
-		c.Tags = s.TagList.Map()
+		c.Tags = slices.Clone(s.Tags)
 		c.Points = slices.Clone(s.Points)
 		out = append(out, c)
 		return nil
@@ -168,7 +168,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			break
 		}
 		ser = seriesOf(cur, &tags)
-		keep := mt == nil || wql.MatchTags(mt, ser.Source, ser.TagList)
+		keep := mt == nil || wql.MatchTags(mt, ser.Source, ser.Tags)
 		rd.reset()
 		for i, src := range srcs {
 			if !has[i] || !labels.Equal(src.labels(), cur) {
@@ -186,7 +186,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			if len(rd.wins) > 0 {
 				ser.Windows = rd.wins
 			}
-			tags.keep(len(ser.TagList))
+			tags.keep(len(ser.Tags))
 			if err := fn(&ser); err != nil {
 				return err
 			}
@@ -602,9 +602,9 @@ func seriesOf(ls labels.Labels, arena *tagArena) wql.Series {
 		}
 	})
 	if !tags.IsSorted() {
-		slices.SortFunc(tags, func(a, b wql.Tag) int { return strings.Compare(a.Key, b.Key) })
+		tags.Sort()
 	}
-	s.TagList = slices.Clip(tags) // an append by a consumer must not reach the next series' tags
+	s.Tags = slices.Clip(tags) // an append by a consumer must not reach the next series' tags
 	return s
 }
 

@@ -50,11 +50,14 @@ func TestMetricsRoundTrip(t *testing.T) {
 		byName[ser.Name+"|"+ser.Source] = i
 	}
 	all := selectAll(t, s.Server, "*")
-	if i, ok := byName["cpu.load|web-2"]; !ok || all[i].Tags["_tag"] != "x" || all[i].Points[0].T != t0+2000 || all[i].Points[0].V != 2.25 {
+	if i, ok := byName["cpu.load|web-2"]; !ok || all[i].Tags.Map()["_tag"] != "x" || all[i].Points[0].T != t0+2000 || all[i].Points[0].V != 2.25 {
 		t.Fatalf("web-2: %+v", all)
 	}
 	i, ok := byName["odd.tags|a"]
-	if !ok || all[i].Tags["__name__"] != "n" || all[i].Tags["a.b-c/d,e"] != "v" || len(all[i].Tags) != 2 {
+	if !ok {
+		t.Fatalf("odd.tags|a not stored: %+v", all)
+	}
+	if tags := all[i].Tags.Map(); tags["__name__"] != "n" || tags["a.b-c/d,e"] != "v" || len(tags) != 2 {
 		t.Fatalf("tag keys not round-tripped: %+v", all[i])
 	}
 	if _, ok := byName["∆jobs.done|w1"]; !ok {

@@ -50,7 +50,7 @@ func meshStore(t0 int64) (*MemStorage, int) {
 		if counter {
 			p = counters[count%pool]
 		}
-		st.Add(Series{Name: name, Source: "node-1", Tags: tags, Points: p})
+		st.Add(Series{Name: name, Source: "node-1", Tags: TagsOf(tags), Points: p})
 		count++
 	}
 	codes := []string{"200", "200", "200", "404", "503"}

@@ -64,7 +64,7 @@ func Eval(ctx context.Context, e Expr, st Storage, o Options) ([]Series, error) 
 	}
 	res := make([]Series, len(g.Series))
 	for i, gs := range g.Series {
-		s := Series{Name: gs.Name, Source: gs.Source, Tags: gs.Tags.Map(), TagList: gs.Tags}
+		s := Series{Name: gs.Name, Source: gs.Source, Tags: gs.Tags}
 		for j, x := range gs.Vals {
 			if !math.IsNaN(x) {
 				s.Points = append(s.Points, Point{T: g.Start + int64(j)*g.Step, V: x})
@@ -558,14 +558,10 @@ func (ev *evaluator) ts(e *TSExpr, kind RollupKind, emit emitFn) error {
 	var v vec
 	fn := func(s *Series) error {
 		// The store may have ignored the filter; re-check it.
-		tags := s.TagList
-		if tags == nil {
-			tags = TagsOf(s.Tags)
-		}
-		if !globMatch(e.Metric, s.Name) || !MatchTags(m, s.Source, tags) {
+		if !globMatch(e.Metric, s.Name) || !MatchTags(m, s.Source, s.Tags) {
 			return nil
 		}
-		v = vec{name: s.Name, source: s.Source, tags: tags, raw: s.Points, wins: s.Windows}
+		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points, wins: s.Windows}
 		return emit(&v)
 	}
 	if kind != 0 && ev.rollups != nil {

@@ -14,7 +14,7 @@ const min1 = 60000 // one minute in ms
 // series builds a series with one value per minute starting at minute 0;
 // NaN leaves the minute empty.
 func series(name string, tags map[string]string, vals ...float64) Series {
-	s := Series{Name: name, Source: "node1", Tags: tags}
+	s := Series{Name: name, Source: "node1", Tags: TagsOf(tags)}
 	for i, v := range vals {
 		if !math.IsNaN(v) {
 			s.Points = append(s.Points, Point{T: int64(i) * min1, V: v})
@@ -49,17 +49,12 @@ func run(t *testing.T, st Storage, q string, from, to int64) []string {
 	for _, s := range res {
 		var b strings.Builder
 		b.WriteString(s.Name)
-		keys := make([]string, 0, len(s.Tags))
-		for k := range s.Tags {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		b.WriteByte('{')
-		for i, k := range keys {
+		for i, t := range s.Tags {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, "%s=%s", k, s.Tags[k])
+			fmt.Fprintf(&b, "%s=%s", t.Key, t.Value)
 		}
 		b.WriteByte('}')
 		for _, p := range s.Points {
@@ -272,7 +267,7 @@ func TestArithmetic(t *testing.T) {
 func TestFilters(t *testing.T) {
 	st := NewMemStorage()
 	add := func(name, src string, tags map[string]string) {
-		st.Add(Series{Name: name, Source: src, Tags: tags, Points: []Point{{0, 1}}})
+		st.Add(Series{Name: name, Source: src, Tags: TagsOf(tags), Points: []Point{{0, 1}}})
 	}
 	add("istio.requests.total.value", "n1", tg("cluster", "prod", "response_code", "200", "app", "details"))
 	add("istio.requests.total.value", "n1", tg("cluster", "prod", "response_code", "503", "app", "details"))

@@ -48,11 +48,12 @@ func (m *MemStorage) SelectDists(ctx context.Context, glob string, gran byte, f 
 }
 
 // Add stores s without copying: the caller hands over s.Points (ascending by
-// T) and s.Tags and must not modify them afterwards. Slices may be shared
-// between series, which lets benchmarks build large meshes cheaply.
+// T) and s.Tags (sorted here if they are not) and must not modify them
+// afterwards. Slices may be shared between series, which lets benchmarks
+// build large meshes cheaply.
 func (m *MemStorage) Add(s Series) {
-	if s.TagList == nil {
-		s.TagList = TagsOf(s.Tags)
+	if !s.Tags.IsSorted() {
+		s.Tags.Sort()
 	}
 	m.mu.Lock()
 	m.byName[s.Name] = append(m.byName[s.Name], s)
@@ -71,7 +72,7 @@ func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, 
 			return err
 		}
 		for _, s := range ss {
-			if f != nil && !MatchTags(f, s.Source, s.TagList) {
+			if f != nil && !MatchTags(f, s.Source, s.Tags) {
 				continue
 			}
 			if s.Points = window(s.Points, func(p *Point) int64 { return p.T }, start, end); len(s.Points) == 0 {

@@ -23,8 +23,13 @@ func TagsOf(m map[string]string) Tags {
 	for k, v := range m {
 		ts = append(ts, Tag{k, v})
 	}
-	slices.SortFunc(ts, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
+	ts.Sort()
 	return ts
+}
+
+// Sort puts ts in key order.
+func (ts Tags) Sort() {
+	slices.SortFunc(ts, func(a, b Tag) int { return strings.Compare(a.Key, b.Key) })
 }
 
 // Get returns the value of tag k. Series carry about ten tags: a linear

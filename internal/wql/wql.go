@@ -12,12 +12,8 @@ type Point struct {
 // ascending time order.
 type Series struct {
 	Name, Source string
-	Tags         map[string]string
-	// TagList, when set, holds the same tags in key order, and Tags may
-	// then be nil: a store whose labels are sorted saves a map per series.
-	// Results (Grid) carry tags this way.
-	TagList Tags
-	Points  []Point
+	Tags         Tags // in key order (TagsOf sorts a map)
+	Points       []Point
 	// Windows, set only by RollupStorage.SelectRollup, stand for the raw
 	// samples of the time the store has rolled up; Points then hold the
 	// rest.
@@ -83,7 +79,7 @@ type Storage interface {
 	// ascending. The filter may be pushed down or ignored: Eval re-checks
 	// it. Points are fn's only during the call: a store may reuse them for
 	// the next series, so streaming a 100 k-series selection allocates no
-	// sample slices; Name, Source and Tags (or TagList) must stay valid, as
+	// sample slices; Name, Source and Tags must stay valid, as
 	// results keep them. Eval never modifies any of it.
 	// An error from fn stops the selection and is returned.
 	Select(ctx context.Context, metricGlob string, m Matcher, start, end int64, fn func(*Series) error) error
