@@ -146,15 +146,21 @@ func (s *kvStore) SelectDistributions(ctx context.Context, metricGlob string, m 
 				if err != nil {
 					return err
 				}
-				if m != nil && !m.Match(source, tags) {
-					continue
-				}
+				// The filter is decided once per series; -1 marks one it rejects.
 				sk := seriesKey(string(name), gran.String(), source, tags)
 				i, ok := index[sk]
 				if !ok {
 					i = len(out)
+					if m != nil && !m.Match(source, wql.TagsOf(tags)) {
+						i = -1
+					}
 					index[sk] = i
-					out = append(out, DistSeries{Name: string(name), Source: source, Tags: tags, Granularity: gran.String()})
+					if i >= 0 {
+						out = append(out, DistSeries{Name: string(name), Source: source, Tags: tags, Granularity: gran.String()})
+					}
+				}
+				if i < 0 {
+					continue
 				}
 				t := int64(binary.BigEndian.Uint64(k[len(prefix):]))
 				ds := &out[i]
@@ -185,7 +191,7 @@ func (q queryStore) SelectDists(ctx context.Context, nameGlob string, gran byte,
 		if ds.Granularity != want {
 			continue
 		}
-		ws = wql.DistSeries{Name: ds.Name, Source: ds.Source, Tags: ds.Tags, Points: ws.Points[:0]}
+		ws = wql.DistSeries{Name: ds.Name, Source: ds.Source, Tags: wql.TagsOf(ds.Tags), Points: ws.Points[:0]}
 		for _, p := range ds.Points {
 			cs := make([]wql.Centroid, len(p.Centroids))
 			for i, c := range p.Centroids {

@@ -168,7 +168,7 @@ func (m *metricStore) each(ctx context.Context, metricGlob string, mt wql.Matche
 			break
 		}
 		ser = seriesOf(cur, &tags)
-		keep := mt == nil || wql.MatchTags(mt, ser.Source, ser.Tags)
+		keep := mt == nil || mt.Match(ser.Source, ser.Tags)
 		rd.reset()
 		for i, src := range srcs {
 			if !has[i] || !labels.Equal(src.labels(), cur) {

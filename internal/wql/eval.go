@@ -558,7 +558,7 @@ func (ev *evaluator) ts(e *TSExpr, kind RollupKind, emit emitFn) error {
 	var v vec
 	fn := func(s *Series) error {
 		// The store may have ignored the filter; re-check it.
-		if !globMatch(e.Metric, s.Name) || !MatchTags(m, s.Source, s.Tags) {
+		if !globMatch(e.Metric, s.Name) || !m.Match(s.Source, s.Tags) {
 			return nil
 		}
 		v = vec{name: s.Name, source: s.Source, tags: s.Tags, raw: s.Points, wins: s.Windows}
@@ -1218,7 +1218,7 @@ func (ev *evaluator) hist(e *HistExpr, emit emitFn) error {
 		if !globMatch(glob, s.Name) || !m.Match(s.Source, s.Tags) {
 			return nil
 		}
-		v := vec{name: s.Name, source: s.Source, tags: TagsOf(s.Tags)}
+		v := vec{name: s.Name, source: s.Source, tags: s.Tags}
 		var k string
 		if e.Group != nil {
 			k = string(ev.groupKey(&v, e.Group))

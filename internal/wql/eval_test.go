@@ -13,8 +13,8 @@ const min1 = 60000 // one minute in ms
 
 // series builds a series with one value per minute starting at minute 0;
 // NaN leaves the minute empty.
-func series(name string, tags map[string]string, vals ...float64) Series {
-	s := Series{Name: name, Source: "node1", Tags: TagsOf(tags)}
+func series(name string, tags Tags, vals ...float64) Series {
+	s := Series{Name: name, Source: "node1", Tags: tags}
 	for i, v := range vals {
 		if !math.IsNaN(v) {
 			s.Points = append(s.Points, Point{T: int64(i) * min1, V: v})
@@ -23,12 +23,12 @@ func series(name string, tags map[string]string, vals ...float64) Series {
 	return s
 }
 
-func tg(kv ...string) map[string]string {
+func tg(kv ...string) Tags {
 	m := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	return m
+	return TagsOf(m)
 }
 
 var nan = math.NaN()
@@ -266,8 +266,8 @@ func TestArithmetic(t *testing.T) {
 
 func TestFilters(t *testing.T) {
 	st := NewMemStorage()
-	add := func(name, src string, tags map[string]string) {
-		st.Add(Series{Name: name, Source: src, Tags: TagsOf(tags), Points: []Point{{0, 1}}})
+	add := func(name, src string, tags Tags) {
+		st.Add(Series{Name: name, Source: src, Tags: tags, Points: []Point{{0, 1}}})
 	}
 	add("istio.requests.total.value", "n1", tg("cluster", "prod", "response_code", "200", "app", "details"))
 	add("istio.requests.total.value", "n1", tg("cluster", "prod", "response_code", "503", "app", "details"))

@@ -4,54 +4,7 @@ import "strings"
 
 // Match implements Matcher. A missing tag matches neither key=v nor key=*,
 // so key!=v and "not key=v" both match it (Wavefront semantics).
-func (f *FilterTerm) Match(source string, tags map[string]string) bool {
-	var v string
-	var ok bool
-	if f.Key == "source" {
-		v, ok = source, true
-	} else {
-		v, ok = tags[f.Key]
-	}
-	m := ok && globMatch(f.Value, v)
-	return m != f.Neg
-}
-
-// Match implements Matcher.
-func (f *FilterAnd) Match(source string, tags map[string]string) bool {
-	return f.L.Match(source, tags) && f.R.Match(source, tags)
-}
-
-// Match implements Matcher.
-func (f *FilterOr) Match(source string, tags map[string]string) bool {
-	return f.L.Match(source, tags) || f.R.Match(source, tags)
-}
-
-// Match implements Matcher.
-func (f *FilterNot) Match(source string, tags map[string]string) bool {
-	return !f.X.Match(source, tags)
-}
-
-// matchAll is the Matcher of a ts() without a filter.
-type matchAll struct{}
-
-func (matchAll) Match(string, map[string]string) bool { return true }
-func (matchAll) matchTags(string, Tags) bool          { return true }
-
-// tagsMatcher is a Matcher that can check sorted Tags without a map.
-type tagsMatcher interface {
-	matchTags(source string, tags Tags) bool
-}
-
-// MatchTags is m.Match over tags, without building a map for wql's own
-// filters.
-func MatchTags(m Matcher, source string, tags Tags) bool {
-	if tm, ok := m.(tagsMatcher); ok {
-		return tm.matchTags(source, tags)
-	}
-	return m.Match(source, tags.Map())
-}
-
-func (f *FilterTerm) matchTags(source string, tags Tags) bool {
+func (f *FilterTerm) Match(source string, tags Tags) bool {
 	var v string
 	var ok bool
 	if f.Key == "source" {
@@ -63,17 +16,25 @@ func (f *FilterTerm) matchTags(source string, tags Tags) bool {
 	return m != f.Neg
 }
 
-func (f *FilterAnd) matchTags(source string, tags Tags) bool {
-	return MatchTags(f.L, source, tags) && MatchTags(f.R, source, tags)
+// Match implements Matcher.
+func (f *FilterAnd) Match(source string, tags Tags) bool {
+	return f.L.Match(source, tags) && f.R.Match(source, tags)
 }
 
-func (f *FilterOr) matchTags(source string, tags Tags) bool {
-	return MatchTags(f.L, source, tags) || MatchTags(f.R, source, tags)
+// Match implements Matcher.
+func (f *FilterOr) Match(source string, tags Tags) bool {
+	return f.L.Match(source, tags) || f.R.Match(source, tags)
 }
 
-func (f *FilterNot) matchTags(source string, tags Tags) bool {
-	return !MatchTags(f.X, source, tags)
+// Match implements Matcher.
+func (f *FilterNot) Match(source string, tags Tags) bool {
+	return !f.X.Match(source, tags)
 }
+
+// matchAll is the Matcher of a ts() without a filter.
+type matchAll struct{}
+
+func (matchAll) Match(string, Tags) bool { return true }
 
 // globMatch reports whether s matches pattern, where '*' matches any run of
 // bytes (dots included) and everything else is literal. It is linear-ish:

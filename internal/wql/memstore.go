@@ -21,6 +21,9 @@ func NewMemStorage() *MemStorage {
 // AddDist stores a histogram series of granularity gran ('m', 'h' or 'd'),
 // without copying, like Add.
 func (m *MemStorage) AddDist(gran byte, s DistSeries) {
+	if !s.Tags.IsSorted() {
+		s.Tags.Sort()
+	}
 	m.mu.Lock()
 	m.dists[gran] = append(m.dists[gran], s)
 	m.mu.Unlock()
@@ -72,7 +75,7 @@ func (m *MemStorage) Select(ctx context.Context, glob string, f Matcher, start, 
 			return err
 		}
 		for _, s := range ss {
-			if f != nil && !MatchTags(f, s.Source, s.Tags) {
+			if f != nil && !f.Match(s.Source, s.Tags) {
 				continue
 			}
 			if s.Points = window(s.Points, func(p *Point) int64 { return p.T }, start, end); len(s.Points) == 0 {

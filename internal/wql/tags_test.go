@@ -2,14 +2,16 @@ package wql
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
 )
 
-// TestMatchTagsAgreesWithMatch: matching sorted Tags gives what Match
-// gives on the same tags as a map, for every kind of filter node.
-func TestMatchTagsAgreesWithMatch(t *testing.T) {
+// TestMatchOverTags: a filter over a series' sorted tags decides as
+// Wavefront's semantics say over the same tags as a map (a missing tag
+// matches neither key=v nor key=*), for every kind of filter node.
+func TestMatchOverTags(t *testing.T) {
 	filters := []string{`a=x`, `a!=x`, `not a=x`, `a=*`, `not a=*`, `a=x* and b=y`, `a=x or (b!=y and source=h1)`,
 		`not (a=x or b=*)`, `source=h*`, `c="" or a=*x`}
 	r := rand.New(rand.NewPCG(5, 6))
@@ -32,11 +34,30 @@ func TestMatchTagsAgreesWithMatch(t *testing.T) {
 			if !tags.IsSorted() || len(tags) != len(m) || len(m) > 0 && !reflect.DeepEqual(tags.Map(), m) {
 				t.Fatalf("TagsOf(%v) = %v", m, tags)
 			}
-			if got, want := MatchTags(f, src, tags), f.Match(src, m); got != want {
-				t.Errorf("%s on %s %v: MatchTags %v, Match %v", fs, src, m, got, want)
+			if got, want := f.Match(src, tags), matchMap(f, src, m); got != want {
+				t.Errorf("%s on %s %v: Match %v, want %v", fs, src, m, got, want)
 			}
 		}
 	}
+}
+
+// matchMap is the filter's meaning over a map, written out for the test.
+func matchMap(f Matcher, src string, m map[string]string) bool {
+	switch f := f.(type) {
+	case *FilterTerm:
+		v, ok := m[f.Key]
+		if f.Key == "source" {
+			v, ok = src, true
+		}
+		return (ok && globMatch(f.Value, v)) != f.Neg
+	case *FilterAnd:
+		return matchMap(f.L, src, m) && matchMap(f.R, src, m)
+	case *FilterOr:
+		return matchMap(f.L, src, m) || matchMap(f.R, src, m)
+	case *FilterNot:
+		return !matchMap(f.X, src, m)
+	}
+	panic(fmt.Sprintf("filter node %T", f))
 }
 
 // TestEvalGridOrder: results come sorted by name, source and tag

@@ -87,7 +87,7 @@ type Storage interface {
 
 // Matcher is built from a ts() filter expression.
 type Matcher interface {
-	Match(source string, tags map[string]string) bool
+	Match(source string, tags Tags) bool
 }
 
 // Options give the chart window and bucket: Start and End in ms, Step the
@@ -106,7 +106,7 @@ type Dist struct {
 // DistSeries is one histogram series; Points are in ascending time order.
 type DistSeries struct {
 	Name, Source string
-	Tags         map[string]string
+	Tags         Tags
 	Points       []Dist
 }
 
