@@ -192,34 +192,11 @@ func compareHead(t *testing.T, s *testServer, t0, end int64) int {
 		{headFrom - hour, headFrom + 2*minute}, // across the last block's end
 	}
 	steps := []int64{5 * minute, 15 * minute, hour, minute}
-	used := 0
-	for _, q := range queries {
-		e, err := wql.Parse(q, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, rg := range ranges {
-			for _, step := range steps {
-				o := wql.Options{Start: rg[0], End: rg[1], Step: step}
-				counted := &countingStore{queryStore: queryStore{m: s.metrics, kv: s.kv, ru: s.rollups}}
-				got, err := wql.EvalGrid(context.Background(), e, counted, o)
-				if err != nil {
-					t.Fatalf("%s %v: %v", q, o, err)
-				}
-				want, err := wql.EvalGrid(context.Background(), e, queryStore{m: s.metrics, kv: s.kv}, o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if rg[0]/step*step >= headFrom { // no block in the grid
-					used += int(counted.windows.Load())
-				}
-				if err := sameGrid(got, want); err != nil {
-					t.Errorf("%s over [end%+dm, end%+dm] step %dm: %v", q, (rg[0]-end)/minute, (rg[1]-end)/minute, step/minute, err)
-				}
-			}
-		}
-	}
-	return used
+	return compareGrids(t, s, queries, ranges, steps, func(rg [2]int64, step int64) bool {
+		return rg[0]/step*step >= headFrom // no block in the grid
+	}, func(rg [2]int64) string {
+		return fmt.Sprintf("[end%+dm, end%+dm]", (rg[0]-end)/minute, (rg[1]-end)/minute)
+	})
 }
 
 // TestRollupKeptLabels: rollup files keep the label sets queries built,
