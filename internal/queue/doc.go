@@ -31,7 +31,8 @@
 // longer than the disk budget loses the oldest data, not the newest). On
 // Linux the write segment's blocks are allocated when it is created
 // (fallocate, keeping its size), and a sealed segment gives back the ones
-// it did not use.
+// it did not use. Records are made durable with fdatasync there, which
+// still commits the size and extent changes they need to be read back.
 //
 // Guarantees:
 //   - Durability: a record is on disk (file, directory entry and all earlier
