@@ -84,7 +84,9 @@ type Queue struct {
 	// committing, or was handed it; see lead) touches it, and Open and
 	// Close around the writer goroutine.
 	wf       *os.File
-	bw       segfile.Writer // aligns the write segment's write(2)s
+	vw       vecWriter
+	vec      [][]byte // the commit's buffers not yet written, in order
+	hdrs     []byte   // the record headers of the commit's unsealed records
 	wseq     uint64
 	wsize    int64 // bytes written to wf, synced or not
 	wcount   int64
@@ -281,7 +283,6 @@ func (q *Queue) recover() error {
 			return err
 		}
 		q.wf, q.wseq, q.wsize, q.wcount = f, last.seq, last.size, last.count
-		q.bw.Reset(f, last.size)
 		for i := range q.segs[:n-1] {
 			q.segs[i].sealed = true
 		}
@@ -375,7 +376,6 @@ func (q *Queue) createSegment(seq uint64) error {
 		return err
 	}
 	q.wf, q.wseq, q.wsize, q.wcount = f, seq, segHdrSize, 0
-	q.bw.Reset(f, segHdrSize)
 	q.mu.Lock()
 	if n := len(q.segs); n > 0 {
 		q.segs[n-1].sealed = true
@@ -691,8 +691,17 @@ func (q *Queue) commit(group []*appendReq) error {
 			return err
 		}
 	}
+	// Headers of unsealed records get room of their own up front, so the
+	// slices of it in q.vec stay put until they are written.
+	unsealed := 0
+	for _, r := range group {
+		if !r.sealed {
+			unsealed += len(r.recs)
+		}
+	}
+	q.hdrs = slices.Grow(q.hdrs[:0], unsealed*recHdrSize)
+	q.vec = q.vec[:0]
 	var n int64
-	var h [recHdrSize]byte
 	durable := false
 	for _, r := range group {
 		durable = durable || !r.written
@@ -702,28 +711,28 @@ func (q *Queue) commit(group []*appendReq) error {
 				sz = int64(len(rec))
 			}
 			if q.wsize+sz > q.opt.SegmentBytes && q.wsize > segHdrSize {
+				if err := q.writeVec(); err != nil {
+					return q.fail(err)
+				}
 				if err := q.rotate(); err != nil {
 					return q.fail(err)
 				}
 			}
-			var err error
 			if r.sealed {
-				err = q.bw.Append(rec)
+				q.vec = append(q.vec, rec)
 			} else {
-				putRecHeader(h[:], rec)
-				if err = q.bw.Append(h[:]); err == nil {
-					err = q.bw.Append(rec)
-				}
-			}
-			if err != nil {
-				return q.fail(err)
+				at := len(q.hdrs)
+				q.hdrs = q.hdrs[:at+recHdrSize]
+				h := q.hdrs[at:]
+				putRecHeader(h, rec)
+				q.vec = append(q.vec, h, rec)
 			}
 			q.wsize += sz
 			q.wcount++
 			n++
 		}
 	}
-	if err := q.bw.Flush(); err != nil {
+	if err := q.writeVec(); err != nil {
 		return q.fail(err)
 	}
 	q.publish()
@@ -742,11 +751,17 @@ func (q *Queue) commit(group []*appendReq) error {
 	return nil
 }
 
-// flushSync makes everything written so far durable and visible to Read.
-func (q *Queue) flushSync() error {
-	if err := q.bw.Flush(); err != nil {
-		return err
-	}
+// writeVec writes the commit's buffers gathered so far, with one writev
+// for all of them.
+func (q *Queue) writeVec() error {
+	err := q.vw.write(q.wf, q.vec)
+	clear(q.vec) // keeps no reference to the appenders' records
+	q.vec = q.vec[:0]
+	return err
+}
+
+// syncPublish makes everything written so far durable and visible to Read.
+func (q *Queue) syncPublish() error {
 	q.publish()
 	if err := q.sync(); err != nil {
 		return err
@@ -779,7 +794,7 @@ func (q *Queue) publish() {
 // rotate seals the write segment and starts the next one, first deleting
 // the oldest segments if the new one could overflow MaxBytes.
 func (q *Queue) rotate() error {
-	if err := q.flushSync(); err != nil {
+	if err := q.syncPublish(); err != nil {
 		return err
 	}
 	// Truncating to its size frees the preallocated blocks the segment
@@ -808,7 +823,6 @@ func (q *Queue) fail(err error) error {
 	q.mu.Lock()
 	s := q.segs[len(q.segs)-1]
 	q.mu.Unlock()
-	q.bw.Reset(q.wf, s.size)
 	if terr := q.wf.Truncate(s.size); terr != nil {
 		q.werr = fmt.Errorf("queue: write failed (%v) and could not be undone: %w", err, terr)
 		return q.werr
@@ -1164,7 +1178,7 @@ func (q *Queue) Close() error {
 func (q *Queue) closeFiles() error {
 	var errs []error
 	if q.wf != nil {
-		errs = append(errs, q.bw.Flush(), q.wf.Close())
+		errs = append(errs, q.wf.Close())
 	}
 	if q.reader.f != nil {
 		errs = append(errs, q.reader.f.Close())

@@ -1,7 +1,8 @@
 // Package segfile holds what the proxy's queue and the server's WAL share
-// about writing append-only segment files: a Writer that aligns write(2)s,
-// and SyncDir, which makes a created or removed segment's directory entry
-// durable.
+// about writing append-only segment files: SyncDir, which makes a created
+// or removed segment's directory entry durable, and a Writer that aligns
+// write(2)s (the WAL's; the queue writes each group commit with one
+// writev(2) from the appenders' buffers instead).
 package segfile
 
 import (
