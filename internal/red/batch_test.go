@@ -88,3 +88,19 @@ func BenchmarkBatch(b *testing.B) {
 		batch.Commit()
 	})
 }
+
+// BenchmarkBatchFewSeries is a body as the Zipkin benchmark's Envoy
+// bodies make it: 100 spans cycling through 3 series, so hardly a span
+// repeats the one before it.
+func BenchmarkBatchFewSeries(b *testing.B) {
+	d := New(Options{})
+	spans := istioSpans(3)
+	batch := d.NewBatch()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		batch.Add(&spans[i%len(spans)])
+		if i%100 == 99 {
+			batch.Commit()
+		}
+	}
+}

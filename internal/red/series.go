@@ -29,6 +29,9 @@ func appendKey(b []byte, s *Span) (key []byte, hbLen int) {
 }
 
 func appendField(b []byte, v []byte) []byte {
+	if len(v) < 0x80 { // one-byte uvarint, written inline: most fields are short
+		return append(append(b, byte(len(v))), v...)
+	}
 	b = binary.AppendUvarint(b, uint64(len(v)))
 	return append(b, v...)
 }
