@@ -205,12 +205,13 @@ func TestDecodeV2ZeroAllocs(t *testing.T) {
 	}
 }
 
-// sortTags, and through a tagOrderCache, against a map and a sort, with keys that share long prefixes or
-// differ only by trailing NULs, on both sides of the insertion-sort size.
+// sortTags, and placeTags through its tagOrderCache, against a map and a
+// sort, with keys that share long prefixes or differ only by trailing NULs,
+// on both sides of the insertion-sort size.
 func TestSortTags(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
 	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff", strings.Repeat("k", maxCachedKey), strings.Repeat("k", maxCachedKey+1)}
-	var cache tagOrderCache
+	var d Decoder
 	seqKeys := map[uint64]string{}
 	var prev []string
 	for n := range 4000 {
@@ -235,8 +236,11 @@ func TestSortTags(t *testing.T) {
 		for _, k := range slices.Sorted(maps.Keys(last)) {
 			want = append(want, k+"="+last[k])
 		}
-		cached := slices.Clone(in)
-		nCached, seq := cache.sortTags(cached)
+		var s Span
+		d.reset()
+		d.beginSpan(&s)
+		d.tagIn = append(d.tagIn, in...)
+		seq := d.placeTags()
 		// A key sequence number always stands for the same keys.
 		if k := strings.Join(ks, "\x00"); seq != 0 {
 			if old, ok := seqKeys[seq]; ok && old != k {
@@ -244,7 +248,7 @@ func TestSortTags(t *testing.T) {
 			}
 			seqKeys[seq] = k
 		}
-		for _, sorted := range [][]Tag{in[:sortTags(in)], cached[:nCached]} {
+		for _, sorted := range [][]Tag{in[:sortTags(in)], d.tags} {
 			var got []string
 			for _, tag := range sorted {
 				got = append(got, string(tag.Key)+"="+string(tag.Value))

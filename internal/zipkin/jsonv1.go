@@ -654,6 +654,6 @@ func (d *Decoder) buildV1(b *v1Builder, s *Span) error {
 		s.RemoteEndpoint = v.eps[b.remote]
 	}
 	d.anns = append(d.anns, b.anns...)
-	d.tags = append(d.tags, b.tags...)
+	d.tagIn = append(d.tagIn, b.tags...)
 	return d.finishSpan(s)
 }

@@ -2,6 +2,7 @@ package zipkin
 
 import (
 	"errors"
+	"math/bits"
 	"strconv"
 )
 
@@ -11,6 +12,8 @@ import (
 // (and vice versa).
 func (d *Decoder) decodeJSONV2(body []byte) error {
 	l := newLexer(body, d)
+	d.body = body
+	defer func() { d.body = nil }()
 	if err := l.expect('['); err != nil {
 		return err
 	}
@@ -167,30 +170,9 @@ func (d *Decoder) readTags(l *lexer) error {
 	if err := l.expect('{'); err != nil {
 		return err
 	}
-	b := l.b
 	for first := true; ; first = false {
-		// The common member first, "key":"value" with both strings plain,
-		// their ends found through the index without a call; anything else
-		// is read by objectNext, which reports errors, so this accepts
-		// nothing objectNext would not.
-		i := skipWS(b, l.i)
-		if !first && i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
-		} else if !first {
-			i = len(b)
-		}
-		if i < len(b) && b[i] == '"' {
-			if k := l.nextStop(i + 1); k < len(b) && b[k] == '"' {
-				if c := skipWS(b, k+1); c < len(b) && b[c] == ':' {
-					if v := skipWS(b, c+1); v < len(b) && b[v] == '"' {
-						if e := l.nextStop(v + 1); e < len(b) && b[e] == '"' {
-							d.addTag(Tag{Key: b[i+1 : k], Value: b[v+1 : e], plainValue: true})
-							l.i = e + 1
-							continue
-						}
-					}
-				}
-			}
+		if d.readPlainTags(l, first) {
+			first = false
 		}
 		key, ok, err := l.objectNext(first)
 		if err != nil || !ok {
@@ -207,6 +189,68 @@ func (d *Decoder) readTags(l *lexer) error {
 		}
 		d.addTag(Tag{Key: key, Value: v})
 	}
+}
+
+// readPlainTags reads the tags object's members of the common form,
+// "key":"value" with both strings plain, from l.i on, and reports whether
+// it read any. It stops before anything else (another form, the closing
+// brace, bad input), which objectNext then reads and reports, so it
+// accepts nothing objectNext would not. String ends come from the index;
+// whitespace is looked for only where the usual "," ", " and ":" are not
+// found.
+func (d *Decoder) readPlainTags(l *lexer, first bool) bool {
+	b, stops := l.b, l.stops
+	i, n0 := l.i, len(d.plainIn)
+	for ; i < len(b); first = false {
+		j := i
+		switch {
+		case first:
+			j = skipWS(b, i)
+		case b[i] == ',':
+			if j = i + 1; j < len(b) && b[j] != '"' {
+				j = skipWS(b, j)
+			}
+		default:
+			if j = skipWS(b, i); j >= len(b) || b[j] != ',' {
+				j = len(b)
+			}
+			j = skipWS(b, j+1)
+		}
+		if j >= len(b) || b[j] != '"' {
+			break
+		}
+		k := j + 1
+		if x := stops[k>>6] >> (k & 63); x != 0 {
+			k += bits.TrailingZeros64(x)
+		} else {
+			k = l.nextStopAfter(k)
+		}
+		if k >= len(b) || b[k] != '"' {
+			break
+		}
+		v := k + 2
+		if v >= len(b) || b[k+1] != ':' || b[v] != '"' {
+			if v = skipWS(b, k+1); v >= len(b) || b[v] != ':' {
+				break
+			}
+			if v = skipWS(b, v+1); v >= len(b) || b[v] != '"' {
+				break
+			}
+		}
+		e := v + 1
+		if x := stops[e>>6] >> (e & 63); x != 0 {
+			e += bits.TrailingZeros64(x)
+		} else {
+			e = l.nextStopAfter(e)
+		}
+		if e >= len(b) || b[e] != '"' {
+			break
+		}
+		d.plainIn = append(d.plainIn, plainTag{j + 1, k, v + 1, e})
+		i = e + 1
+	}
+	l.i = i
+	return len(d.plainIn) > n0
 }
 
 func isValueStart(c byte) bool {

@@ -96,8 +96,42 @@ func (l *lexer) end() error {
 
 // objectNext advances to the next member of an object whose '{' has been
 // consumed and returns its key, positioned at the value; ok is false after
-// the closing '}'.
+// the closing '}'. A plain key is read here, looking for whitespace only
+// where the usual "," ", " and ":" are not found; other keys, the end of
+// the object and every error are left to objectNextSlow.
 func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
+	b, i := l.b, l.i
+	j := i
+	switch {
+	case first:
+		j = skipWS(b, i)
+	case i < len(b) && b[i] == ',':
+		if j = i + 1; j < len(b) && b[j] != '"' {
+			j = skipWS(b, j)
+		}
+	default:
+		return l.objectNextSlow(first)
+	}
+	if j < len(b) && b[j] == '"' {
+		if k := l.nextStop(j + 1); k < len(b) && b[k] == '"' {
+			v := k + 1
+			if v >= len(b) || b[v] != ':' {
+				v = skipWS(b, v)
+			}
+			if v < len(b) && b[v] == ':' {
+				if v++; v < len(b) && b[v] <= ' ' {
+					v = skipWS(b, v)
+				}
+				l.i = v
+				return b[j+1 : k], true, nil
+			}
+		}
+	}
+	return l.objectNextSlow(first)
+}
+
+// objectNextSlow is objectNext for any input.
+func (l *lexer) objectNextSlow(first bool) (key []byte, ok bool, err error) {
 	b := l.b
 	i := skipWS(b, l.i)
 	if i < len(b) && b[i] == '}' {

@@ -221,7 +221,7 @@ func (d *Decoder) readTagProto(msg []byte) error {
 		return nil
 	})
 	if err == nil {
-		d.tags = append(d.tags, t)
+		d.tagIn = append(d.tagIn, t)
 	}
 	return err
 }

@@ -117,12 +117,15 @@ type Decoder struct {
 	scratch   []byte   // a string being unescaped
 	stops     []uint64 // the body's structural index (buildStops)
 	tagOrders tagOrderCache
-	// tagKeys are the current span's tag keys as tagOrderCache encodes
-	// them, collected by the JSON v2 reader as it reads them (tagKeysN of
-	// them; -1 once one was too long to encode).
-	tagKeys  []byte
-	tagKeysN int
-	v1       v1State
+	// The current span's tags in arrival order, which finishSpan writes
+	// to tags sorted: first tagIn, then plainIn. plainIn holds those the
+	// JSON v2 fast path read, as offsets into body, so recording one is
+	// pointer-free (no write barrier, a quarter of the stores); anything
+	// added to tagIn first takes plainIn's tags along (flushPlain).
+	tagIn   []Tag
+	plainIn []plainTag
+	body    []byte // the JSON v2 body being decoded, for plainIn
+	v1      v1State
 
 	// maxBuffered bounds how many spans, tags and annotations one batch may
 	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
@@ -238,18 +241,31 @@ func (a *arena) reset() { a.b = a.b[:0] }
 // beginSpan prepares s to collect annotations and tags into the pools.
 func (d *Decoder) beginSpan(s *Span) {
 	*s = Span{annLo: len(d.anns), tagLo: len(d.tags)}
-	d.tagKeys, d.tagKeysN = d.tagKeys[:0], 0
+	d.tagIn, d.plainIn = d.tagIn[:0], d.plainIn[:0]
 }
 
-// addTag appends a tag of the span being read and its key to tagKeys.
+// plainTag is a tag of plain key and value strings (see Tag.plainValue),
+// body[k0:k1] and body[v0:v1].
+type plainTag struct{ k0, k1, v0, v1 int }
+
+// addTag appends a tag of the current span after those read so far.
 func (d *Decoder) addTag(t Tag) {
-	d.tags = append(d.tags, t)
-	if len(t.Key) > maxCachedKey {
-		d.tagKeysN = -1
-	} else if d.tagKeysN >= 0 {
-		d.tagKeys = append(append(d.tagKeys, byte(len(t.Key))), t.Key...)
-		d.tagKeysN++
+	d.flushPlain()
+	d.tagIn = append(d.tagIn, t)
+}
+
+// flushPlain moves plainIn's tags to the end of tagIn.
+func (d *Decoder) flushPlain() {
+	d.tagIn = d.appendPlain(d.tagIn)
+	d.plainIn = d.plainIn[:0]
+}
+
+// appendPlain appends plainIn's tags to t.
+func (d *Decoder) appendPlain(t []Tag) []Tag {
+	for _, p := range d.plainIn {
+		t = append(t, Tag{Key: d.body[p.k0:p.k1], Value: d.body[p.v0:p.v1], plainValue: true})
 	}
+	return t
 }
 
 // finishSpan applies the checks and normalisation that need the whole span
@@ -273,21 +289,106 @@ func (d *Decoder) finishSpan(s *Span) error {
 		s.Shared = false
 	}
 	s.annHi = len(d.anns)
-	s.tagHi = len(d.tags)
 	d.anns = d.anns[:s.annLo+sortAnnotations(d.anns[s.annLo:s.annHi])]
-	t := d.tags[s.tagLo:s.tagHi]
-	var n int
-	var seq uint64
-	if d.tagKeysN == len(t) {
-		n, seq = d.tagOrders.sortTagsKeyed(t, d.tagKeys)
-	} else {
-		n, seq = d.tagOrders.sortTags(t)
-	}
-	d.tags = d.tags[:s.tagLo+n]
-	s.keySeq = seq
 	s.annHi = len(d.anns)
+	s.keySeq = d.placeTags()
 	s.tagHi = len(d.tags)
 	return nil
+}
+
+// placeTags appends the current span's tags to the pool sorted by key with
+// unique keys, and returns their key sequence number (0 when they are not
+// cached).
+func (d *Decoder) placeTags() uint64 {
+	if len(d.tagIn) == 0 {
+		if seq, ok := d.placePlainTags(); ok {
+			return seq
+		}
+	}
+	d.flushPlain()
+	in, lo := d.tagIn, len(d.tags)
+	if len(in) >= 2 && len(in) <= maxInsertionSort {
+		if keys := encodeKeys(d.tagOrders.keys[:0], in); keys != nil {
+			d.tagOrders.keys = keys
+			e := d.tagOrders.entry(in, keys)
+			d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
+			out := d.tags[lo:]
+			for j, i := range e.perm {
+				out[j] = in[i]
+			}
+			return e.seq
+		}
+	}
+	d.tags = append(d.tags, in...)
+	d.tags = d.tags[:lo+sortTags(d.tags[lo:])]
+	return 0
+}
+
+// placePlainTags is placeTags for a span whose tags are all in plainIn,
+// and reports whether it could place them through the cache. Each tag is
+// written once, in its sorted place, field by field.
+func (d *Decoder) placePlainTags() (uint64, bool) {
+	in, b := d.plainIn, d.body
+	if len(in) < 2 || len(in) > maxInsertionSort {
+		return 0, false
+	}
+	keys := encodePlainKeys(d.tagOrders.keys[:0], b, in)
+	if keys == nil {
+		return 0, false
+	}
+	d.tagOrders.keys = keys
+	e := d.tagOrders.find(len(in), keys)
+	if e.n != len(in) || string(e.keys) != string(keys) {
+		// Not cached: sort them as Tags once, in tagIn's buffer.
+		t := d.appendPlain(d.tagIn[:0])
+		e = d.tagOrders.entry(t, keys)
+		d.tagIn = t[:0]
+	}
+	lo := len(d.tags)
+	d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
+	out := d.tags[lo:]
+	for j, i := range e.perm {
+		p, t := in[i], &out[j]
+		t.Key, t.Value, t.plainValue = b[p.k0:p.k1], b[p.v0:p.v1], true
+	}
+	return e.seq, true
+}
+
+// encodeKeys appends t's keys to dst as tagOrderCache encodes them, each
+// with a length byte before it, or returns nil if a key is too long.
+func encodeKeys(dst []byte, t []Tag) []byte {
+	for _, tag := range t {
+		if len(tag.Key) > maxCachedKey {
+			return nil
+		}
+		dst = append(append(dst, byte(len(tag.Key))), tag.Key...)
+	}
+	return dst
+}
+
+// encodePlainKeys is encodeKeys for plainIn's tags of body b. A key of up
+// to 24 bytes with 24 bytes of body from its start is copied as three
+// words rather than by a copy call; the bytes copied past its end are
+// overwritten by the next key or cut off.
+func encodePlainKeys(dst, b []byte, t []plainTag) []byte {
+	dst = slices.Grow(dst, 25*len(t))
+	for _, p := range t {
+		switch m := p.k1 - p.k0; {
+		case m <= 24 && p.k0+24 <= len(b):
+			n := len(dst)
+			w, k := dst[n:n+25], b[p.k0:p.k0+24]
+			w[0] = byte(m)
+			binary.LittleEndian.PutUint64(w[1:], binary.LittleEndian.Uint64(k))
+			binary.LittleEndian.PutUint64(w[9:], binary.LittleEndian.Uint64(k[8:]))
+			binary.LittleEndian.PutUint64(w[17:], binary.LittleEndian.Uint64(k[16:]))
+			dst = dst[:n+1+m]
+		case m <= maxCachedKey:
+			dst = append(append(dst, byte(m)), b[p.k0:p.k1]...)
+		default:
+			return nil
+		}
+	}
+	return dst
 }
 
 // sortTags sorts by key and keeps the last value of each key, as the
@@ -355,16 +456,15 @@ func applyTagOrder(t []Tag, perm []uint8, scratch []Tag) int {
 // spans repeat a recent key sequence, and checking the keys for equality
 // costs a fraction of sorting them.
 type tagOrderCache struct {
-	slots [16]struct {
-		keys []byte // each key with a length byte before it, in arrival order
-		n    int    // number of tags
-		perm []uint8
-		seq  uint64 // the Span.keySeq of these keys; its low four bits are the slot
-	}
-	// sorted is applyTagOrder's scratch, kept so that no array of Tags is
-	// zeroed for every span.
-	sorted []Tag
-	keys   []byte // sortTags' encoding of the keys
+	slots [16]tagOrderEntry
+	keys  []byte // the current span's keys, as encodeKeys encodes them
+}
+
+type tagOrderEntry struct {
+	keys []byte // each key with a length byte before it, in arrival order
+	n    int    // number of tags
+	perm []uint8
+	seq  uint64 // the Span.keySeq of these keys; its low four bits are the slot
 }
 
 // maxCachedKey is the longest key the cache's encoding holds.
@@ -374,50 +474,37 @@ const maxCachedKey = 255
 // never names two different sequences, even across Decoders.
 var keySeqs atomic.Uint64
 
-// sortTags is the package's sortTags through the cache. It also returns the
-// keys' sequence number, or 0 if they are not cached.
-func (c *tagOrderCache) sortTags(t []Tag) (int, uint64) {
-	if len(t) < 2 || len(t) > maxInsertionSort {
-		return sortTags(t), 0
-	}
-	c.keys = c.keys[:0]
-	for _, tag := range t {
-		if len(tag.Key) > maxCachedKey {
-			return sortTags(t), 0 // not cacheable
-		}
-		c.keys = append(append(c.keys, byte(len(tag.Key))), tag.Key...)
-	}
-	return c.sortTagsKeyed(t, c.keys)
+// find returns the slot for n tags with the encoded keys, which holds
+// them if they are cached. The slot is a hash of the number of tags, the
+// encoding's length and its first and last eight bytes, which tells a
+// tracer's few kinds of span apart without reading every key; finding
+// that a slot holds the keys takes one comparison of the whole encoding.
+func (c *tagOrderCache) find(n int, keys []byte) *tagOrderEntry {
+	return &c.slots[slotOf(n, keys)]
 }
 
-// sortTagsKeyed is sortTags for tags whose keys the caller has encoded
-// already, as the cache does: each with a length byte before it. The JSON
-// v2 reader builds them as it reads the tags, so a span of a known shape
-// is recognised by one comparison of the whole sequence.
-func (c *tagOrderCache) sortTagsKeyed(t []Tag, keys []byte) (int, uint64) {
-	if len(t) < 2 || len(t) > maxInsertionSort {
-		return sortTags(t), 0
-	}
-	// The slot: a hash of the number of tags, the encoding's length and
-	// its first and last eight bytes, which tells a tracer's few kinds of
-	// span apart without reading every key.
-	h := uint64(len(t))<<32 | uint64(len(keys))
+func slotOf(n int, keys []byte) uint64 {
+	h := uint64(n)<<32 | uint64(len(keys))
 	if len(keys) >= 8 {
 		h ^= binary.LittleEndian.Uint64(keys)*31 + binary.LittleEndian.Uint64(keys[len(keys)-8:])
 	}
-	if c.sorted == nil {
-		c.sorted = make([]Tag, 0, maxInsertionSort)
-	}
-	slot := (h * 0x9E3779B97F4A7C15) >> 60
+	return (h * 0x9E3779B97F4A7C15) >> 60
+}
+
+// entry returns the cache entry of t's keys, encoded as keys, after
+// working out their order (tagOrderOf) if it is not cached. t has 2 to
+// maxInsertionSort tags.
+func (c *tagOrderCache) entry(t []Tag, keys []byte) *tagOrderEntry {
+	slot := slotOf(len(t), keys)
 	e := &c.slots[slot]
 	if e.n == len(t) && string(e.keys) == string(keys) {
-		return applyTagOrder(t, e.perm, c.sorted), e.seq
+		return e
 	}
 	e.keys = append(e.keys[:0], keys...)
 	e.perm = tagOrderOf(t, e.perm[:0])
 	e.n = len(t)
 	e.seq = keySeqs.Add(1)<<4 | slot
-	return applyTagOrder(t, e.perm, c.sorted), e.seq
+	return e
 }
 
 const maxInsertionSort = 32
