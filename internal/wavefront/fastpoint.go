@@ -36,14 +36,64 @@ import (
 // window and the limits, sets TimestampMillis and resolves the source.
 func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 	start := len(dst)
-	out, ok := d.appendFastPoint(dst, line)
+	win := d.window()
+	out, ok := d.appendFastPoint(dst, line, &win)
 	if !ok {
 		return out[:start], false
 	}
 	return out, true
 }
 
-func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
+// AppendCanonicalLines runs AppendCanonicalPoint over the lines at the
+// start of buf, each ended by '\n', with one reading of the clock for all
+// of them (Now is called once per call, not per line). It stops before the
+// first line it declines, the first longer than maxLine bytes with its
+// '\n', and a rest without '\n': the caller takes that line to the
+// general path, or waits for the rest of it. It returns dst with the lines'
+// canonical forms appended, how many lines it took and the bytes of buf
+// they fill. Its scans may read up to 16 bytes past a line, as
+// AppendCanonicalPoint's do, so buf needs spare capacity to be fast.
+func (d *Decoder) AppendCanonicalLines(dst, buf []byte, maxLine int) (out []byte, lines, used int) {
+	win := d.window()
+	for {
+		rest := buf[used:]
+		nl := bytes.IndexByte(rest, '\n')
+		if nl < 0 || nl >= maxLine {
+			return dst, lines, used
+		}
+		start := len(dst)
+		out, ok := d.appendFastPoint(dst, rest[:nl+1], &win)
+		if !ok {
+			return out[:start], lines, used
+		}
+		dst = out
+		lines++
+		used += nl + 1
+	}
+}
+
+// timeWindow is the WF-402 window (CheckTime) around one reading of the
+// clock, for the lines that share it.
+type timeWindow struct {
+	now              int64 // the clock, for lines without a timestamp
+	lo, hi           int64 // a timestamp must be above lo and below hi…
+	checkLo, checkHi bool  // …where they apply
+}
+
+func (d *Decoder) window() timeWindow {
+	lim := d.limits()
+	now := d.nowMillis()
+	return timeWindow{now: now,
+		lo: saturatingAdd(now, -lim.Backfill.Milliseconds()), checkLo: lim.Backfill > 0,
+		hi: saturatingAdd(now, lim.Prefill.Milliseconds()), checkHi: lim.Prefill > 0}
+}
+
+// admits is CheckTime(ms) == nil.
+func (w *timeWindow) admits(ms int64) bool {
+	return !(w.checkLo && ms <= w.lo) && !(w.checkHi && ms >= w.hi)
+}
+
+func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bool) {
 	orig := line // for the default source, as resolveSource sees it
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
@@ -108,9 +158,9 @@ func (d *Decoder) appendFastPoint(dst, line []byte) ([]byte, bool) {
 		}
 		d.millis = ms
 	} else {
-		d.millis = d.nowMillis()
+		d.millis = win.now
 	}
-	if d.CheckTime(d.millis) != nil {
+	if !win.admits(d.millis) {
 		return dst, false
 	}
 	if secTok != nil {

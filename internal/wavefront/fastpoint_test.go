@@ -344,7 +344,7 @@ func FuzzAppendCanonicalPoint(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	pairs := decoderPairs()
+	pairs, batches := decoderPairs(), decoderPairs()
 	f.Fuzz(func(t *testing.T, input []byte) {
 		for name, p := range pairs {
 			t.Run(name, func(t *testing.T) {
@@ -352,9 +352,49 @@ func FuzzAppendCanonicalPoint(f *testing.F) {
 				for line := range bytes.SplitSeq(input, []byte("\n")) {
 					checkFastAgrees(t, p[0], p[1], line)
 				}
+				checkLinesAgree(t, batches[name][0], p[0], input, 40)
+				checkLinesAgree(t, batches[name][1], p[0], input, 1<<20)
 			})
 		}
 	})
+}
+
+// checkLinesAgree runs AppendCanonicalLines over input, skipping each line
+// it stops at, and requires that it take exactly the lines of up to maxLine
+// bytes that AppendCanonicalPoint takes, one by one, with the same output.
+func checkLinesAgree(t *testing.T, batch, single *Decoder, input []byte, maxLine int) {
+	t.Helper()
+	// In a buffer with spare capacity, as the proxy's lines are.
+	buf := append(make([]byte, 0, len(input)+16), input...)
+	got, want := []byte("prefix"), []byte("prefix")
+	for pos := 0; pos < len(buf); {
+		var n, used int
+		from := pos
+		got, n, used = batch.AppendCanonicalLines(got, buf[pos:], maxLine)
+		for range n {
+			nl := bytes.IndexByte(buf[pos:], '\n')
+			var ok bool
+			if want, ok = single.AppendCanonicalPoint(want, buf[pos:pos+nl+1]); !ok {
+				t.Fatalf("AppendCanonicalLines took %q, AppendCanonicalPoint declines it", buf[pos:pos+nl+1])
+			}
+			pos += nl + 1
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("AppendCanonicalLines wrote %q, AppendCanonicalPoint %q", got, want)
+		}
+		if pos-from != used {
+			t.Fatalf("AppendCanonicalLines took %d lines in %d bytes, but says %d", n, pos-from, used)
+		}
+		nl := bytes.IndexByte(buf[pos:], '\n')
+		if nl < 0 {
+			break
+		}
+		line := buf[pos : pos+nl+1]
+		if _, ok := single.AppendCanonicalPoint(nil, line); ok && len(line) <= maxLine {
+			t.Fatalf("AppendCanonicalLines stopped at %q, which AppendCanonicalPoint takes", line)
+		}
+		pos += nl + 1
+	}
 }
 
 func BenchmarkAppendCanonicalPoint(b *testing.B) {
