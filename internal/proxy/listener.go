@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -150,6 +151,12 @@ func (l *pushListener) handle(c net.Conn) {
 // queue whenever the client pauses (nothing more buffered) or a batch fills,
 // and a line is counted only once it is written to the queue's file (see
 // asyncCommitter).
+//
+// The connection is read in chunks into one buffer, and its complete lines
+// are taken where they lie: runs of them that the decoder's single-pass
+// path accepts in one call (see fastLines), the others one by one through
+// the ingester. The last, partial line moves to the buffer's front before
+// the next read.
 func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 	in := l.p.newIngester(l.port, remoteHost(c))
 	defer func() {
@@ -157,56 +164,128 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 			l.p.log.Error("queue append failed; lines of this connection were not counted", "port", l.port, "err", err)
 		}
 	}()
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReaderSize(r, 64<<10)
-	}
 	// The clock is read once per read from the socket, not per line: lines
 	// that arrived together share their arrival time (for the WF-402 window
 	// and missing timestamps), and a clock read costs as much as a tenth of
 	// validating a line.
 	arrived := time.Now()
 	in.dec.Now = func() time.Time { return arrived }
-	maxLen := l.p.cfg.PushListenerMaxReceivedLength
-	var long bool
+	// The decoder's scans read up to 16 bytes past a line: the spare
+	// capacity lets them run to the buffer's end.
+	buf := make([]byte, 0, lineWindow+16)
+	if br, ok := r.(*bufio.Reader); ok {
+		// What the sniffing reader holds comes first; then the socket
+		// is read straight into buf.
+		n, _ := br.Read(buf[:lineWindow])
+		buf, r = buf[:n], c
+	}
+	var long bool // dropping a line longer than lineWindow
 	for {
-		buffered := br.Buffered()
-		if buffered == 0 && !l.arm(c) {
+		used, ok := l.lines(in, buf, &long)
+		if !ok {
+			return
+		}
+		// The partial line, if any, moves to the front.
+		buf = buf[:copy(buf, buf[used:])]
+		if len(buf) == lineWindow {
+			// No newline in lineWindow bytes: drop the line up to its end.
+			long, buf = true, buf[:0]
+		}
+		if len(buf) == 0 && !l.arm(c) {
 			return // shutting down; everything read so far is being committed
 		}
-		line, err := br.ReadSlice('\n')
-		if len(line) > buffered {
-			arrived = time.Now() // part of it came from the socket just now
-		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
-			long = true
-			continue
-		case long:
-			// The tail of a line over the buffer: drop it whole.
-			long = false
-			l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
-			l.p.blocked.log(l.port, nil, errLineTooLong(maxLen))
-		case len(line) > maxLen+1:
-			l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
-			// The head of the line names it; a small limit can make the
-			// line itself shorter than that.
-			l.p.blocked.log(l.port, line[:min(64, len(line))], errLineTooLong(maxLen))
-		default:
-			in.line(line, 0)
-		}
-		if err != nil || br.Buffered() == 0 || in.full() {
-			if cerr := in.commitAsync(); cerr != nil {
-				l.p.log.Error("queue append failed; closing connection so the client resends", "port", l.port, "err", cerr)
-				return
-			}
+		n, err := r.Read(buf[len(buf):lineWindow])
+		if n > 0 {
+			arrived = time.Now()
+			buf = buf[:len(buf)+n]
 		}
 		if err != nil {
+			// The lines just read, then whatever follows the last
+			// newline as a line of its own.
+			if used, ok := l.lines(in, buf, &long); ok {
+				l.oneLine(in, buf[used:], long)
+				if cerr := in.commitAsync(); cerr != nil {
+					l.p.log.Error("queue append failed; closing connection so the client resends", "port", l.port, "err", cerr)
+				}
+			}
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				l.p.log.Debug("connection ended", "port", l.port, "remote", c.RemoteAddr().String(), "err", err)
 			}
 			return
 		}
+	}
+}
+
+// lineWindow is how much of a connection's input is read at once, and so
+// the longest line it may send, with its newline; a longer one is dropped
+// whole, counted TOO_LONG and logged without its text.
+const lineWindow = 64 << 10
+
+// lines ingests the complete lines of buf and returns the bytes they fill;
+// long says the first is the end of a line longer than lineWindow. Runs
+// of lines the decoder's single-pass path takes are staged in one call
+// (see fastLines), the others go one by one through the ingester. It
+// commits the staged lines once a batch is full, or when buf ends with a
+// complete line (the client has paused, or its writes end at a line). It
+// reports false if the queue failed: the connection must close so the
+// client resends.
+func (l *pushListener) lines(in *ingester, buf []byte, long *bool) (used int, ok bool) {
+	// Whether the single-pass path applies (see ingester.fastPoint) is
+	// decided once per read, so a rules reload applies from the next one.
+	fast := in.p.cfg.Prefix == "" && in.p.portRules(in.port).Empty()
+	for partial := false; used < len(buf) && !partial; {
+		if fast && !*long {
+			used += l.fastLines(in, buf[used:])
+		}
+		if used < len(buf) {
+			if nl := bytes.IndexByte(buf[used:], '\n'); nl >= 0 {
+				l.oneLine(in, buf[used:used+nl+1], *long)
+				*long = false
+				used += nl + 1
+			} else {
+				partial = true
+			}
+		}
+		if used == len(buf) || in.full() {
+			if err := in.commitAsync(); err != nil {
+				l.p.log.Error("queue append failed; closing connection so the client resends", "port", l.port, "err", err)
+				return used, false
+			}
+		}
+	}
+	return used, true
+}
+
+// fastLines stages the run of lines at the front of buf that the
+// decoder's single-pass path takes, up to one it declines or one over the
+// length limit, and returns the bytes they fill.
+func (l *pushListener) fastLines(in *ingester, buf []byte) int {
+	maxLine := l.p.cfg.PushListenerMaxReceivedLength + 1 // with the newline
+	s := &in.staged[formatIndex(fmtWavefront)]
+	before := len(s.buf)
+	out, n, used := in.dec.AppendCanonicalLines(s.buf, buf, maxLine)
+	s.buf = out
+	s.lines += n
+	in.staging += len(out) - before
+	return used
+}
+
+// oneLine ingests one line, with its newline if it has one; long says it
+// is the end of a line longer than lineWindow.
+func (l *pushListener) oneLine(in *ingester, line []byte, long bool) {
+	maxLen := l.p.cfg.PushListenerMaxReceivedLength
+	switch {
+	case long:
+		// The tail of a line over the buffer: drop it whole.
+		l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
+		l.p.blocked.log(l.port, nil, errLineTooLong(maxLen))
+	case len(line) > maxLen+1:
+		l.p.m.rejected.WithLabelValues(entityPoints, l.port, "TOO_LONG").Inc()
+		// The head of the line names it; a small limit can make the
+		// line itself shorter than that.
+		l.p.blocked.log(l.port, line[:min(64, len(line))], errLineTooLong(maxLen))
+	default:
+		in.line(line, 0)
 	}
 }
 
