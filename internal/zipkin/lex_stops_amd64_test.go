@@ -1,0 +1,12 @@
+package zipkin
+
+// markStopsVariants are the assembly versions of markStops this CPU can
+// run, which FuzzStopIndex compares with markStopsGeneric: the one
+// markStops picks is not the only one that ships.
+var markStopsVariants = func() map[string]func([]uint64, []byte) {
+	m := map[string]func([]uint64, []byte){"sse2": markStopsSSE2}
+	if useAVX2 {
+		m["avx2"] = markStopsAVX2
+	}
+	return m
+}()
