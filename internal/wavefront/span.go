@@ -292,7 +292,7 @@ func (d *Decoder) AppendCanonicalSpan(dst []byte, s *Span) ([]byte, bool) {
 	if len(s.Tags) > d.limits().MaxSpanAnnotations {
 		return dst, false
 	}
-	l, ok := d.BeginCanonicalSpan(dst, s.Name, s.Source, s.SpanID, s.TraceID, s.StartMillis, s.DurationMillis)
+	l, ok := d.BeginCanonicalSpan(dst, s.Name, s.Source, s.SpanID, s.TraceID, false, s.StartMillis, s.DurationMillis)
 	if !ok {
 		return dst, false
 	}
@@ -307,8 +307,8 @@ func (d *Decoder) AppendCanonicalSpan(dst []byte, s *Span) ([]byte, bool) {
 // SpanLine is AppendCanonicalSpan for a producer that has no Span: it
 // writes the line as its parts arrive, so a converter can go from its own
 // representation to the line without building a Span first. Begin with
-// BeginCanonicalSpan, call Tag for each annotation in order, then End; a
-// false from either means the span is outside AppendCanonicalSpan's subset,
+// BeginCanonicalSpan, add the annotations in order with Tag or Tags, then
+// End; a false from any means the span is outside AppendCanonicalSpan's subset,
 // and Discard then returns the buffer without the partial line.
 type SpanLine struct {
 	d                           *Decoder
@@ -320,9 +320,11 @@ type SpanLine struct {
 }
 
 // BeginCanonicalSpan starts a span line on dst after the checks of
-// AppendCanonicalSpan that do not involve annotations. On false, dst is
-// unchanged.
-func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, startMillis, durationMillis int64) (SpanLine, bool) {
+// AppendCanonicalSpan that do not involve annotations. plainIDs says that
+// spanID and traceID are known to be non-empty ASCII without blanks, '"',
+// '\\' or '\n' (a converter's UUIDs of hex IDs), so they are copied without
+// being checked. On false, dst is unchanged.
+func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, plainIDs bool, startMillis, durationMillis int64) (SpanLine, bool) {
 	lim := d.limits()
 	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
 		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength ||
@@ -337,6 +339,14 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 	dst = append(dst, " source="...)
 	if dst, ok = appendPlainValue(dst, source); !ok {
 		return SpanLine{}, false
+	}
+	if plainIDs {
+		dst = append(dst, ` spanId="`...)
+		dst = append(dst, spanID...)
+		dst = append(dst, `" traceId="`...)
+		dst = append(dst, traceID...)
+		dst = append(dst, '"')
+		return SpanLine{d: d, lim: lim, dst: dst, start: start, startMillis: startMillis, durationMillis: durationMillis}, true
 	}
 	dst = append(dst, " spanId="...)
 	if dst, ok = appendPlainValue(dst, spanID); !ok {
@@ -374,50 +384,19 @@ func (l *SpanLine) value(at int, v []byte) bool {
 	return ok
 }
 
-// AppendSpanKey appends the text QuotedKeyTag takes for key k: ` "k"=`.
+// AppendSpanKey appends the text SpanTag.KeyText holds for key k: ` "k"=`.
 func AppendSpanKey(dst, k []byte) []byte {
 	dst = append(dst, ' ', '"')
 	dst = append(dst, k...)
 	return append(dst, '"', '=')
 }
 
-// QuotedKeyTag is Tag for a key of name bytes only ([,-./0-9A-Za-z_], as a
-// sanitiser's output is) written by AppendSpanKey, so that a producer that
-// sees the same keys on every span checks and quotes each only once.
-func (l *SpanLine) QuotedKeyTag(keyText, v []byte) bool {
-	k := len(keyText) - len(` ""=`)
-	if l.tags++; l.tags > l.lim.MaxSpanAnnotations ||
-		k <= 0 || k > l.lim.MaxSpanKeyLength || len(v) > l.lim.MaxSpanValueLength {
-		return false
-	}
-	at := len(l.dst)
-	l.dst = append(l.dst, keyText...)
-	return l.value(at, v)
-}
-
-// PlainQuotedKeyTag is QuotedKeyTag for a value the caller knows to be
-// ASCII without '"', '\\' or '\n' (its JSON decoder found none), so that
-// the value is copied without being checked again; its length and ends
-// still are.
-func (l *SpanLine) PlainQuotedKeyTag(keyText, v []byte) bool {
-	k, n := len(keyText)-len(` ""=`), len(v)
-	if l.tags++; l.tags > l.lim.MaxSpanAnnotations || k <= 0 || k > l.lim.MaxSpanKeyLength ||
-		n == 0 || n > l.lim.MaxSpanValueLength || isSpace(v[0]) || isSpace(v[n-1]) {
-		return false
-	}
-	l.dst = append(l.dst, keyText...)
-	l.dst = append(l.dst, '"')
-	l.dst = append(l.dst, v...)
-	l.dst = append(l.dst, '"')
-	return true
-}
-
 // End finishes the line and returns the buffer with it.
 func (l *SpanLine) End() []byte {
 	dst := append(l.dst, ' ')
-	dst = strconv.AppendInt(dst, l.startMillis, 10)
+	dst = AppendInt(dst, l.startMillis)
 	dst = append(dst, ' ')
-	dst = strconv.AppendInt(dst, l.durationMillis, 10)
+	dst = AppendInt(dst, l.durationMillis)
 	l.d.full = l.d.full[:0]
 	return append(dst, '\n')
 }
@@ -439,8 +418,7 @@ func hasZeroByte(x uint64) uint64 { return (x - 0x0101010101010101) &^ x }
 // appendPlainValue appends v between quotes if AppendSpan would copy it
 // verbatim and validation would accept it whole: non-empty ASCII with no
 // '"', '\\' or '\n', and no blank at either end (values are trimmed).
-// Otherwise it returns false and dst with its length unchanged. Each word
-// of v is checked as it is copied, the last one overlapping the one before.
+// Otherwise it returns false and dst with its length unchanged.
 func appendPlainValue(dst, v []byte) ([]byte, bool) {
 	n := len(v)
 	if n == 0 || isSpace(v[0]) || isSpace(v[n-1]) {
@@ -450,29 +428,41 @@ func appendPlainValue(dst, v []byte) ([]byte, bool) {
 	dst = slices.Grow(dst, n+2)
 	out := dst[at : at+n+2]
 	out[0] = '"'
-	if n < 8 {
-		for i, c := range v {
-			if c >= utf8.RuneSelf || quoteSpecial[c] {
-				return dst, false
-			}
-			out[1+i] = c
-		}
-	} else {
-		for i := 0; i+8 < n; i += 8 {
-			x := binary.LittleEndian.Uint64(v[i:])
-			if hasSpanSpecial(x) {
-				return dst, false
-			}
-			binary.LittleEndian.PutUint64(out[1+i:], x)
-		}
-		x := binary.LittleEndian.Uint64(v[n-8:])
-		if hasSpanSpecial(x) {
-			return dst, false
-		}
-		binary.LittleEndian.PutUint64(out[1+n-8:], x)
+	if !copyPlain(out[1:1+n], v) {
+		return dst, false
 	}
 	out[1+n] = '"'
 	return dst[:at+n+2], true
+}
+
+// copyPlain copies v to out[:len(v)] if it is ASCII with no '"', '\\' or
+// '\n', and otherwise reports false, having written some of out. Each word
+// of v is checked as it is copied, the last one overlapping the one before.
+func copyPlain(out, v []byte) bool {
+	n := len(v)
+	out = out[:n]
+	if n < 8 {
+		for i, c := range v {
+			if c >= utf8.RuneSelf || quoteSpecial[c] {
+				return false
+			}
+			out[i] = c
+		}
+		return true
+	}
+	for i := 0; i+8 < n; i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		if hasSpanSpecial(x) {
+			return false
+		}
+		binary.LittleEndian.PutUint64(out[i:], x)
+	}
+	x := binary.LittleEndian.Uint64(v[n-8:])
+	if hasSpanSpecial(x) {
+		return false
+	}
+	binary.LittleEndian.PutUint64(out[n-8:], x)
+	return true
 }
 
 // ValidateSpan applies the span checks of proxy.md §4.2 to a span built

@@ -2,8 +2,11 @@ package wavefront
 
 import (
 	"bytes"
+	"math"
+	"strconv"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // cloneSpan deep-copies s, so a test can tell whether a call modified it.
@@ -50,6 +53,45 @@ func checkCanonicalSpan(t *testing.T, lim *Limits, s *Span) bool {
 	return true
 }
 
+// checkSpanLineTags compares SpanLine.Tags with AppendCanonicalSpan for a
+// span whose keys it takes (name bytes, non-empty) and whose values are
+// all non-empty, with each value marked plain when it is.
+func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
+	t.Helper()
+	tags := make([]SpanTag, 0, len(s.Tags)+1)
+	for _, tag := range s.Tags {
+		if len(tag.Key) == 0 || len(tag.Value) == 0 {
+			return
+		}
+		for _, c := range tag.Key {
+			if !allowedNameByte[c] {
+				return
+			}
+		}
+		plain := true
+		for _, c := range tag.Value {
+			plain = plain && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '\n'
+		}
+		tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, tag.Key), Value: tag.Value, Plain: plain})
+	}
+	tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, []byte("left.out"))}) // an empty Value is skipped
+	now := func() time.Time { return time.UnixMilli(1712000000000) }
+	d := &Decoder{Limits: lim, Now: now}
+	a := cloneSpan(s)
+	want, wantOK := d.AppendCanonicalSpan([]byte("prefix "), &a)
+	got, gotOK := []byte("prefix "), false
+	if l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, s.StartMillis, s.DurationMillis); ok {
+		if gotOK = l.Tags(tags); gotOK {
+			got = l.End()
+		} else {
+			got = l.Discard()
+		}
+	}
+	if gotOK != wantOK || string(got) != string(want) {
+		t.Fatalf("Tags: ok=%v %q\nAppendCanonicalSpan: ok=%v %q", gotOK, got, wantOK, want)
+	}
+}
+
 func TestAppendCanonicalSpanZipkin(t *testing.T) {
 	// A converted Envoy span takes the fast path.
 	line := `"tracing-bdectujw.example.com" source="zipkin" spanId="00000000-0000-0000-dfdf-78be9f9802f3" traceId="00000000-0000-0000-dfdf-78be9f9802f3" ` +
@@ -65,6 +107,7 @@ func TestAppendCanonicalSpanZipkin(t *testing.T) {
 	if !checkCanonicalSpan(t, &lim, &s) {
 		t.Error("a converted Envoy span was declined")
 	}
+	checkSpanLineTags(t, &lim, &s)
 }
 
 // FuzzAppendCanonicalSpan parses span lines without validating them and
@@ -95,6 +138,8 @@ func FuzzAppendCanonicalSpan(f *testing.F) {
 		}
 		checkCanonicalSpan(t, &def, &s)
 		checkCanonicalSpan(t, &tight, &s)
+		checkSpanLineTags(t, &def, &s)
+		checkSpanLineTags(t, &tight, &s)
 	})
 }
 
@@ -137,4 +182,17 @@ func BenchmarkAppendCanonicalSpan(b *testing.B) {
 			buf = AppendSpan(buf[:0], &s)
 		}
 	})
+}
+
+func TestAppendInt(t *testing.T) {
+	vals := []int64{0, 7, 9, 10, 99, 100, 1234, 99999999, 1e8, 1e8 + 1, 123456789012, 1712000000123,
+		1712000000123456, 1e15, 1e16 - 1, 1e16, 1e17 + 3, -1, -1712000000123, math.MaxInt64, math.MinInt64}
+	for p := int64(1); p > 0 && p <= math.MaxInt64/10; p *= 10 {
+		vals = append(vals, p-1, p, p+1, 5*p)
+	}
+	for _, v := range vals {
+		if got, want := string(AppendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {
+			t.Errorf("AppendInt(%d) = %q, want %q", v, got, want)
+		}
+	}
 }
