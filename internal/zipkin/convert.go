@@ -67,13 +67,39 @@ type tagPlan struct {
 	seq    uint64 // the Span.keySeq planned for; 0 while being filled
 	source int    // index of the last tag keyed exactly "source", or -1
 	tags   []tagConv
-	text   []byte // the keyTexts, one after another
+	text   []byte // the keys' texts, one after another
+	// line is the span line's annotations with their keys filled in:
+	// the fixed ones (slot*) around one per tag (from slotTags on), so
+	// that a span only sets the values, nil for those it leaves out.
+	line []wavefront.SpanTag
 }
+
+// Slots of tagPlan.line. The fixed annotations come in the reference's
+// order (§5.3), the span's tags between service and application.
+const (
+	slotSpanID = iota
+	slotTraceID
+	slotParent
+	slotSpanKind
+	slotSecondaryID
+	slotService
+	slotTags
+)
+
+// Slots of the annotations after the tags, from len(z.Tags)+slotTags.
+const (
+	slotApplication = iota
+	slotCluster
+	slotShard
+	slotDebug
+	slotIPv4
+	slotSpanLogs
+	slotsAfterTags
+)
 
 // tagConv is the plan for one tag of a sorted tag list.
 type tagConv struct {
-	keyText []byte // ` "key"=` of the sanitised key, ready for SpanLine.QuotedKeyTag
-	at, n   int    // keyText's place in tagPlan.text while that may still grow
+	at, n   int // the ` "key"=` of the sanitised key, tagPlan.text[at:at+n]
 	role    tagRole
 	status  bool // the sanitised key is http.status_code, ignoring case
 	nameKey bool // the sanitised key has only name bytes: no '~' or delta prefix kept
@@ -153,9 +179,21 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 			nameKey: len(key) > 0 && keyByte[key[0]],
 		})
 	}
-	for i := range p.tags {
-		tc := &p.tags[i]
-		tc.keyText = p.text[tc.at : tc.at+tc.n : tc.at+tc.n]
+	q := &c.w.quoted
+	p.line = append(p.line[:0], make([]wavefront.SpanTag, slotTags+len(z.Tags)+slotsAfterTags)...)
+	for i, k := range [...][]byte{slotSpanID: q.zipkinSpanID, slotTraceID: q.zipkinTraceID, slotParent: q.parent,
+		slotSpanKind: q.spanKind, slotSecondaryID: q.secondaryID, slotService: q.service} {
+		p.line[i].KeyText = k
+	}
+	for i, tc := range p.tags {
+		if tc.role != roleSkip {
+			p.line[slotTags+i].KeyText = p.text[tc.at : tc.at+tc.n]
+		}
+	}
+	after := p.line[slotTags+len(z.Tags):]
+	for i, k := range [...][]byte{slotApplication: q.application, slotCluster: q.cluster, slotShard: q.shard,
+		slotDebug: q.debug, slotIPv4: q.ipv4, slotSpanLogs: q.spanLogs} {
+		after[i].KeyText = k
 	}
 	p.seq = seq
 }
@@ -201,8 +239,8 @@ type words struct {
 	zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
 	application, cluster, shard, debug, ipv4, spanLogs, true, none, zipkin []byte
 	kinds [5][]byte // lower-case names by Kind
-	// quoted holds the fixed annotation keys as SpanLine.QuotedKeyTag
-	// takes them.
+	// quoted holds the fixed annotation keys as wavefront.SpanTag takes
+	// them.
 	quoted struct {
 		zipkinSpanID, zipkinTraceID, parent, spanKind, secondaryID, service,
 		application, cluster, shard, debug, ipv4, spanLogs []byte
@@ -267,7 +305,7 @@ func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
 }
 
 // isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
-// SpanLine.PlainQuotedKeyTag takes.
+// a plain wavefront.SpanTag holds.
 func isPlain(b []byte) bool {
 	for _, c := range b {
 		if c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '\n' {
@@ -501,15 +539,6 @@ func (c *Converter) uuid(id []byte) []byte {
 	return b
 }
 
-// valueTag writes a tag with a fixed key, copying a value known to be
-// plain without checking it again.
-func valueTag(l *wavefront.SpanLine, keyText, v []byte, plain bool) bool {
-	if plain {
-		return l.PlainQuotedKeyTag(keyText, v)
-	}
-	return l.QuotedKeyTag(keyText, v)
-}
-
 // javaTrim trims like Java's String.trim: every byte ≤ ' '.
 func javaTrim(b []byte) []byte {
 	for len(b) > 0 && b[0] <= ' ' {
@@ -647,7 +676,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	out.StartMillis = z.Timestamp / 1000
 	out.DurationMillis = z.Duration / 1000
 	out.Tags = out.Tags[:0]
-	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, out.StartMillis, out.DurationMillis)
+	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, true, out.StartMillis, out.DurationMillis)
 	if !ok {
 		return dst, RED{}, false
 	}
@@ -657,47 +686,67 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs
 	// (lower-case hex from the Decoder, and so their UUID forms) are plain
 	// values, and so are the tag values the decoder marked; names and
-	// other values are checked.
-	ok = l.PlainQuotedKeyTag(w.quoted.zipkinSpanID, z.ID) && l.PlainQuotedKeyTag(w.quoted.zipkinTraceID, z.TraceID) &&
-		(z.ParentID == nil || l.PlainQuotedKeyTag(w.quoted.parent, c.uuid(z.ParentID)))
+	// other values are checked. Every slot is set: the plan's line keeps
+	// the previous span's values.
+	line := plan.line
+	head := line[:slotTags:slotTags]
+	head[slotSpanID].Value, head[slotSpanID].Plain = z.ID, true
+	head[slotTraceID].Value, head[slotTraceID].Plain = z.TraceID, true
+	head[slotParent].Value, head[slotParent].Plain = nil, true
+	if z.ParentID != nil {
+		head[slotParent].Value = c.uuid(z.ParentID)
+	}
+	head[slotSpanKind].Value, head[slotSecondaryID].Value = nil, nil
+	head[slotSpanKind].Plain, head[slotSecondaryID].Plain = true, true
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
-		ok = ok && l.PlainQuotedKeyTag(w.quoted.spanKind, red.SpanKind) &&
-			(len(z.Annotations) == 0 || l.PlainQuotedKeyTag(w.quoted.secondaryID, red.SpanKind))
+		head[slotSpanKind].Value = red.SpanKind
+		if len(z.Annotations) > 0 {
+			head[slotSecondaryID].Value = red.SpanKind
+		}
 	}
 	service := z.LocalEndpoint.ServiceName
 	if service == nil {
 		service = cached(&w.def.service, orDefault(c.DefaultService, "defaultService"))
 	}
 	red.Service = javaTrim(service)
-	ok = ok && l.QuotedKeyTag(w.quoted.service, red.Service)
+	// An empty service is declined by Tags; here it would read as absent.
+	head[slotService].Value, head[slotService].Plain = red.Service, false
+	if len(red.Service) == 0 {
+		return l.Discard(), RED{}, false
+	}
 
 	debugTagged := false
 	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
-	for i := 0; ok && i < len(z.Tags); i++ {
-		tc := &plan.tags[i]
-		if tc.role == roleSkip {
-			continue
+	tagSlots := line[slotTags : slotTags+len(z.Tags)]
+	for i := range z.Tags {
+		tc, t, out := &plan.tags[i], &z.Tags[i], &tagSlots[i]
+		v := t.Value
+		if len(v) == 0 || v[0] <= ' ' || v[len(v)-1] <= ' ' {
+			v = javaTrim(v) // a blank value is left out
 		}
-		v := javaTrim(z.Tags[i].Value)
-		if len(v) == 0 {
+		out.Value, out.Plain = v, t.plainValue
+		if len(v) == 0 || tc.role == roleAnnotation && !tc.status && tc.nameKey {
 			continue
 		}
 		// The roles are Convert's special keys and then what Refresh reads
 		// from the converted tags.
 		switch tc.role {
+		case roleSkip:
+			out.Value = nil
+			continue
 		case roleApplication:
-			red.Application, appPlain = v, z.Tags[i].plainValue
+			red.Application, appPlain, out.Value = v, t.plainValue, nil
 			continue
 		case roleCluster:
-			red.Cluster, clusterPlain = v, z.Tags[i].plainValue
+			red.Cluster, clusterPlain, out.Value = v, t.plainValue, nil
 			continue
 		case roleShard:
-			red.Shard, shardPlain = v, z.Tags[i].plainValue
+			red.Shard, shardPlain, out.Value = v, t.plainValue, nil
 			continue
 		case roleError:
 			red.IsError = true
-			v = w.true
+			out.Value = w.true
 		case roleComponent:
 			red.Component = v
 		case roleDebug:
@@ -708,30 +757,35 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 			red.SpanKind = v
 		}
 		if tc.status {
-			red.HTTPStatusCode = v
+			red.HTTPStatusCode = out.Value
 		}
-		switch {
-		case tc.nameKey && z.Tags[i].plainValue:
-			ok = l.PlainQuotedKeyTag(tc.keyText, v) // v, if not w.true, is part of a plain value
-		case tc.nameKey:
-			ok = l.QuotedKeyTag(tc.keyText, v)
-		default:
-			ok = l.Tag(tc.keyText[len(` "`):len(tc.keyText)-len(`"=`)], v)
+		if !tc.nameKey {
+			// A kept '~' or delta prefix is not a name byte: the general
+			// path writes and validates such a key.
+			return l.Discard(), RED{}, false
 		}
 	}
 	if red.Application == nil {
 		red.Application, appPlain = c.defaultApplication(w)
 	}
-	ok = ok && valueTag(&l, w.quoted.application, red.Application, appPlain) &&
-		valueTag(&l, w.quoted.cluster, red.Cluster, clusterPlain) && valueTag(&l, w.quoted.shard, red.Shard, shardPlain) &&
-		(!z.Debug || debugTagged || l.PlainQuotedKeyTag(w.quoted.debug, w.true))
-	if ip := z.LocalEndpoint.IPv4; ok && ip.IsValid() {
-		ok = l.PlainQuotedKeyTag(w.quoted.ipv4, c.ipText(ip))
+	after := line[slotTags+len(z.Tags):]
+	after = after[:slotsAfterTags:slotsAfterTags]
+	after[slotApplication].Value, after[slotApplication].Plain = red.Application, appPlain
+	after[slotCluster].Value, after[slotCluster].Plain = red.Cluster, clusterPlain
+	after[slotShard].Value, after[slotShard].Plain = red.Shard, shardPlain
+	after[slotDebug].Value, after[slotDebug].Plain = nil, true
+	if z.Debug && !debugTagged {
+		after[slotDebug].Value = w.true
 	}
-	if ok && len(z.Annotations) > 0 && c.SpanLogs {
-		ok = l.PlainQuotedKeyTag(w.quoted.spanLogs, w.true)
+	after[slotIPv4].Value, after[slotIPv4].Plain = nil, true
+	if ip := z.LocalEndpoint.IPv4; ip.IsValid() {
+		after[slotIPv4].Value = c.ipText(ip)
 	}
-	if !ok {
+	after[slotSpanLogs].Value, after[slotSpanLogs].Plain = nil, true
+	if len(z.Annotations) > 0 && c.SpanLogs {
+		after[slotSpanLogs].Value = w.true
+	}
+	if !l.Tags(line) {
 		return l.Discard(), RED{}, false
 	}
 	c.custom = c.custom[:0]
