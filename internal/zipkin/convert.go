@@ -3,7 +3,6 @@ package zipkin
 import (
 	"bytes"
 	"net/netip"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -49,6 +48,10 @@ type Converter struct {
 	// text: one sidecar's spans all carry its pod's address.
 	lastIP     netip.Addr
 	lastIPText []byte
+	// hexTraceID and hexSpanID are the UUIDs the last successful
+	// AppendCanonicalSpan wrote to its out, from a Decoder's hex IDs: hex
+	// and '-' only, which AppendLogs need not escape.
+	hexTraceID, hexSpanID []byte
 }
 
 // ipText returns ip's text, valid until the next call.
@@ -251,6 +254,11 @@ type words struct {
 	// Tag.plainValue); plainFor is the setting it was worked out for.
 	plainApplication bool
 	plainFor         []byte
+	// logsHead is the span logs' text from the span's secondary ID to the
+	// first annotation's timestamp, by Kind; logsTail their end, for the
+	// sampledBy marker in logsTailFor.
+	logsHead              [5][]byte
+	logsTail, logsTailFor []byte
 }
 
 // cached returns s as bytes from *cache, converting only when the setting
@@ -282,6 +290,15 @@ func newWords() *words {
 		{&q.debug, w.debug}, {&q.ipv4, w.ipv4}, {&q.spanLogs, w.spanLogs},
 	} {
 		*k.quoted = wavefront.AppendSpanKey(nil, k.key)
+	}
+	for kind, name := range w.kinds {
+		h := []byte(`,"spanSecondaryId":`)
+		if name == nil {
+			h = append(h, "null"...)
+		} else {
+			h = wavefront.AppendJSONString(h, name)
+		}
+		w.logsHead[kind] = append(h, `,"logs":[{"timestamp":`...)
 	}
 	return w
 }
@@ -329,6 +346,7 @@ func orDefault(v, def string) string {
 func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 	w := c.words()
 	c.arena.reset()
+	c.hexTraceID, c.hexSpanID = nil, nil
 	name := z.Name
 	if len(name) == 0 {
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
@@ -457,38 +475,50 @@ func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
 // _sampledByPolicy=<policy|NONE> marker. The line is written directly, equal
 // byte for byte to wavefront.AppendSpanLogs of the same SpanLogs, but
 // without building one: a map per annotation and encoding/json's
-// reflection cost more than the rest of a span's conversion.
+// reflection cost more than the rest of a span's conversion. The parts
+// that are the same for every span of a kind are written once per
+// Converter, and the IDs that AppendCanonicalSpan made from a Decoder's
+// hex are copied without escaping.
 func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampledBy string) []byte {
 	if len(z.Annotations) == 0 || !c.SpanLogs {
 		return dst
 	}
+	w := c.words()
 	dst = append(dst, `{"customer":"default","traceId":`...)
-	dst = wavefront.AppendJSONString(dst, out.TraceID)
+	dst = c.appendLogID(dst, out.TraceID, c.hexTraceID)
 	dst = append(dst, `,"spanId":`...)
-	dst = wavefront.AppendJSONString(dst, out.SpanID)
-	dst = append(dst, `,"spanSecondaryId":`...)
-	if z.Kind != KindUnset {
-		dst = wavefront.AppendJSONString(dst, c.words().kinds[z.Kind])
-	} else {
-		dst = append(dst, "null"...)
-	}
-	dst = append(dst, `,"logs":[`...)
+	dst = c.appendLogID(dst, out.SpanID, c.hexSpanID)
+	dst = append(dst, w.logsHead[z.Kind]...)
 	for i, a := range z.Annotations {
 		if i > 0 {
-			dst = append(dst, ',')
+			dst = append(dst, `},{"timestamp":`...)
 		}
-		dst = append(dst, `{"timestamp":`...)
-		dst = strconv.AppendInt(dst, a.Timestamp, 10)
+		dst = wavefront.AppendInt(dst, a.Timestamp)
 		dst = append(dst, `,"fields":{"annotation":`...)
 		dst = wavefront.AppendJSONString(dst, a.Value)
-		dst = append(dst, "}}"...)
+		dst = append(dst, '}')
 	}
-	dst = append(dst, ']')
-	if sampledBy != "" { // omitempty
-		dst = append(dst, `,"span":`...)
-		dst = wavefront.AppendJSONString(dst, []byte(sampledBy))
+	if string(w.logsTailFor) != sampledBy {
+		w.logsTailFor = append(w.logsTailFor[:0], sampledBy...)
+		w.logsTail = append(w.logsTail[:0], "}]"...)
+		if sampledBy != "" { // omitempty
+			w.logsTail = append(w.logsTail, `,"span":`...)
+			w.logsTail = wavefront.AppendJSONString(w.logsTail, w.logsTailFor)
+		}
+		w.logsTail = append(w.logsTail, "}\n"...)
 	}
-	return append(dst, "}\n"...)
+	return append(dst, w.logsTail...)
+}
+
+// appendLogID appends id as a JSON string; when it is hex, the UUID
+// AppendCanonicalSpan made from a Decoder's hex ID, it is copied as it is.
+func (c *Converter) appendLogID(dst, id, hex []byte) []byte {
+	if len(id) == 0 || len(id) != len(hex) || &id[0] != &hex[0] {
+		return wavefront.AppendJSONString(dst, id)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, id...)
+	return append(dst, '"')
 }
 
 // source is the span's source: its "source" tag (exact key), sanitised,
@@ -661,6 +691,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	}
 	w := c.words()
 	c.arena.reset()
+	c.hexTraceID, c.hexSpanID = nil, nil
 	name := z.Name
 	if len(name) == 0 {
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
@@ -790,5 +821,6 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	}
 	c.custom = c.custom[:0]
 	red.CustomTags = c.custom
+	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
 	return l.End(), red, true
 }

@@ -36,6 +36,12 @@ var fusedEdgeCases = []string{
 	`[{"traceId":"1","id":"2","tags":{"application":"\u00e9"}}]`,
 	`[{"traceId":"1","id":"2","tags":{"cluster":"c\"1"}}]`,
 	`[{"traceId":"1","id":"2","tags":{"shard":"s\n1"}}]`,
+	// Span logs of several annotations that need escaping, with and
+	// without a kind.
+	`[{"traceId":"1","id":"2","timestamp":1700000000000000,"annotations":[{"timestamp":1,"value":"a<b"},` +
+		`{"timestamp":1700000000000002,"value":"\u2028 \"q\" \u00e9"},{"timestamp":-5,"value":"x"}]}]`,
+	`[{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","kind":"CONSUMER","timestamp":1700000000000000,` +
+		`"annotations":[{"timestamp":12345678901234567,"value":"ws"},{"timestamp":99999999,"value":"wr"}]}]`,
 }
 
 func manyTags(n int) string {
@@ -94,10 +100,14 @@ func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
 		out.StartMillis != ref.StartMillis || out.DurationMillis != ref.DurationMillis):
 		t.Fatalf("fused span fields differ: %+v, want %+v", out, ref)
 	}
-	if gotOK {
-		// AppendLogs must write the same span logs from either span.
-		if a, b := c.AppendLogs(nil, z, &out, "x"), c.AppendLogs(nil, z, &ref, "x"); string(a) != string(b) {
-			t.Fatalf("span logs differ: %s vs %s", a, b)
+	if gotOK && c.SpanLogs {
+		// AppendLogs must write the same span logs from either span, and
+		// what wavefront.AppendSpanLogs writes.
+		for _, sampledBy := range []string{"_sampledByPolicy=NONE", "", "x"} {
+			want := appendSpanLogs(t, nil, z, &out, sampledBy)
+			if a, b := c.AppendLogs(nil, z, &out, sampledBy), c.AppendLogs(nil, z, &ref, sampledBy); string(a) != string(want) || string(b) != string(want) {
+				t.Fatalf("span logs differ: %s and %s, want %s", a, b, want)
+			}
 		}
 	}
 }

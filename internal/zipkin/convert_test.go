@@ -300,21 +300,7 @@ func TestAppendLogsMatchesAppendSpanLogs(t *testing.T) {
 		c.Convert(&z, &out)
 		sampledBy := []string{"", "_sampledByPolicy=NONE", "_sampledByPolicy=<p\"1>"}[r.IntN(3)]
 		got := c.AppendLogs([]byte("prefix"), &z, &out, sampledBy)
-		want := []byte("prefix")
-		if len(z.Annotations) > 0 {
-			sl := wavefront.SpanLogs{Customer: "default", TraceID: string(out.TraceID), SpanID: string(out.SpanID), Span: sampledBy}
-			if z.Kind != KindUnset {
-				id := strings.ToLower(z.Kind.String())
-				sl.SpanSecondaryID = &id
-			}
-			for _, a := range z.Annotations {
-				sl.Logs = append(sl.Logs, wavefront.SpanLog{Timestamp: a.Timestamp, Fields: wavefront.LogFields{"annotation": string(a.Value)}})
-			}
-			var err error
-			if want, err = wavefront.AppendSpanLogs(want, &sl); err != nil {
-				t.Fatal(err)
-			}
-		}
+		want := appendSpanLogs(t, []byte("prefix"), &z, &out, sampledBy)
 		if string(got) != string(want) {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
@@ -326,6 +312,27 @@ func TestAppendLogsMatchesAppendSpanLogs(t *testing.T) {
 	if got := c.AppendLogs(nil, &z, &out, "x"); len(got) > 0 {
 		t.Errorf("span logs while disabled: %s", got)
 	}
+}
+
+// appendSpanLogs is what AppendLogs must write, by wavefront.AppendSpanLogs.
+func appendSpanLogs(t *testing.T, dst []byte, z *Span, out *wavefront.Span, sampledBy string) []byte {
+	t.Helper()
+	if len(z.Annotations) == 0 {
+		return dst
+	}
+	sl := wavefront.SpanLogs{Customer: "default", TraceID: string(out.TraceID), SpanID: string(out.SpanID), Span: sampledBy}
+	if z.Kind != KindUnset {
+		id := strings.ToLower(z.Kind.String())
+		sl.SpanSecondaryID = &id
+	}
+	for _, a := range z.Annotations {
+		sl.Logs = append(sl.Logs, wavefront.SpanLog{Timestamp: a.Timestamp, Fields: wavefront.LogFields{"annotation": string(a.Value)}})
+	}
+	dst, err := wavefront.AppendSpanLogs(dst, &sl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // uuid against its definition (§5.4) at every length: left-padded with
