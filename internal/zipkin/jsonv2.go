@@ -17,7 +17,6 @@ func (d *Decoder) decodeJSONV2(body []byte) error {
 	if err := l.expect('['); err != nil {
 		return err
 	}
-	s := &d.cur
 	for n := 0; ; n++ {
 		ok, err := l.arrayNext(n == 0)
 		if err != nil {
@@ -26,6 +25,7 @@ func (d *Decoder) decodeJSONV2(body []byte) error {
 		if !ok {
 			break
 		}
+		s := d.nextSpan()
 		if err := d.readSpanV2(&l, s); err != nil {
 			return &SpanError{n, err}
 		}
@@ -207,7 +207,9 @@ func (d *Decoder) readPlainTags(l *lexer, first bool) bool {
 		case first:
 			j = skipWS(b, i)
 		case b[i] == ',':
-			if j = i + 1; j < len(b) && b[j] != '"' {
+			if j = i + 1; j+1 < len(b) && b[j] == ' ' && b[j+1] == '"' {
+				j++
+			} else if j < len(b) && b[j] != '"' {
 				j = skipWS(b, j)
 			}
 		default:

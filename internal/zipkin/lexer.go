@@ -114,7 +114,9 @@ func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 	case first:
 		j = skipWS(b, i)
 	case i < len(b) && b[i] == ',':
-		if j = i + 1; j < len(b) && b[j] != '"' {
+		if j = i + 1; j+1 < len(b) && b[j] == ' ' && b[j+1] == '"' {
+			j++
+		} else if j < len(b) && b[j] != '"' {
 			j = skipWS(b, j)
 		}
 	default:

@@ -3,6 +3,7 @@ package zipkin
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -189,11 +190,25 @@ func (d *Decoder) decode(body []byte, enc Encoding) error {
 	return d.decodeProto3(body)
 }
 
+// nextSpan returns where to decode the next span: while buffering, the
+// next element of spans, which emit then takes without copying it.
+func (d *Decoder) nextSpan() *Span {
+	if d.mode != modeBuffer {
+		return &d.cur
+	}
+	d.spans = slices.Grow(d.spans, 1)
+	return &d.spans[:len(d.spans)+1][len(d.spans)]
+}
+
 // emit hands over a finished span according to the current mode.
 func (d *Decoder) emit(s *Span) error {
 	switch d.mode {
 	case modeBuffer:
-		d.spans = append(d.spans, *s)
+		if n := len(d.spans); n < cap(d.spans) && s == &d.spans[:n+1][n] {
+			d.spans = d.spans[:n+1] // decoded in place (nextSpan)
+		} else {
+			d.spans = append(d.spans, *s)
+		}
 		if len(d.spans)+len(d.tags)+len(d.anns) <= d.limit {
 			return nil
 		}
@@ -349,7 +364,7 @@ func (d *Decoder) placePlainTags() (uint64, bool) {
 	out := d.tags[lo:]
 	for j, i := range e.perm {
 		p, t := in[i], &out[j]
-		t.Key, t.Value, t.plainValue = b[p.k0:p.k1], b[p.v0:p.v1], true
+		t.Key, t.Value, t.plainValue = b[p.k0:p.k1:p.k1], b[p.v0:p.v1:p.v1], true
 	}
 	return e.seq, true
 }
@@ -627,24 +642,39 @@ func (d *Decoder) parentID(id []byte) ([]byte, error) {
 }
 
 // lowerHexZeros reports the number of leading '0's and whether id is
-// entirely lower-case hex. After the zeros it checks eight bytes at a time.
+// entirely lower-case hex, both eight bytes at a time; an ID whose length
+// is not a multiple of eight has its last eight bytes checked as one word
+// that overlaps the previous one.
 func lowerHexZeros(id []byte) (zeros int, ok bool) {
+	for ; zeros+8 <= len(id); zeros += 8 {
+		if x := binary.LittleEndian.Uint64(id[zeros:]) ^ lowBits*'0'; x != 0 {
+			zeros += bits.TrailingZeros64(x) / 8
+			break
+		}
+	}
 	for zeros < len(id) && id[zeros] == '0' {
 		zeros++
 	}
-	rest := id[zeros:]
-	for ; len(rest) >= 8; rest = rest[8:] {
-		x := binary.LittleEndian.Uint64(rest)
-		if byteBetween(x, '0'-1, '9'+1)|byteBetween(x, 'a'-1, 'f'+1) != highBits {
+	n := len(id)
+	if n < 8 {
+		for _, c := range id {
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return zeros, false
+			}
+		}
+		return zeros, true
+	}
+	for i := 0; i < n-8; i += 8 {
+		if !lowerHexWord(binary.LittleEndian.Uint64(id[i:])) {
 			return zeros, false
 		}
 	}
-	for _, c := range rest {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return zeros, false
-		}
-	}
-	return zeros, true
+	return zeros, lowerHexWord(binary.LittleEndian.Uint64(id[n-8:]))
+}
+
+// lowerHexWord reports whether the eight bytes of x are lower-case hex.
+func lowerHexWord(x uint64) bool {
+	return byteBetween(x, '0'-1, '9'+1)|byteBetween(x, 'a'-1, 'f'+1) == highBits
 }
 
 const (
@@ -680,17 +710,24 @@ func (d *Decoder) lower(b []byte) []byte {
 		return nil
 	}
 	// Eight bytes at a time: any non-ASCII byte, and any upper-case one.
+	// The last eight bytes are one word, overlapping the previous one
+	// unless the length is a multiple of eight.
 	var nonASCII, upper uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
+	if n := len(b); n >= 8 {
+		for i := 0; i < n-8; i += 8 {
+			x := binary.LittleEndian.Uint64(b[i:])
+			nonASCII |= x
+			upper |= byteBetween(x, 'A'-1, 'Z'+1)
+		}
+		x := binary.LittleEndian.Uint64(b[n-8:])
 		nonASCII |= x
 		upper |= byteBetween(x, 'A'-1, 'Z'+1)
-	}
-	for _, c := range b[i:] {
-		nonASCII |= uint64(c)
-		if 'A' <= c && c <= 'Z' {
-			upper = 1
+	} else {
+		for _, c := range b {
+			nonASCII |= uint64(c)
+			if 'A' <= c && c <= 'Z' {
+				upper = 1
+			}
 		}
 	}
 	if nonASCII&highBits != 0 {
