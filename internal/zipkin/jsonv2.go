@@ -59,6 +59,9 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	return d.finishSpan(s)
 }
 
+// readFieldV2 reads the value of the member key into s. One switch on the
+// key serves every member: traceId and id must not be null, a null
+// elsewhere is ignored (skip consumes it for unknown members).
 func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 	var err error
 	var v []byte
@@ -67,26 +70,28 @@ func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 		if v, err = l.stringOrNumber(); err == nil {
 			s.TraceID, err = d.traceID(v)
 		}
-		return err
 	case "id":
 		if v, err = l.stringOrNumber(); err == nil {
 			s.ID, err = d.spanID(v)
 		}
-		return err
-	}
-	if l.isNull() {
-		return nil
-	}
-	switch string(key) {
 	case "parentId":
+		if l.isNull() {
+			return nil
+		}
 		if v, err = l.stringOrNumber(); err == nil {
 			s.ParentID, err = d.parentID(v)
 		}
 	case "name":
+		if l.isNull() {
+			return nil
+		}
 		if v, err = l.stringOrNumber(); err == nil {
 			s.Name = d.lower(v)
 		}
 	case "kind":
+		if l.isNull() {
+			return nil
+		}
 		if v, err = l.stringOrNumber(); err == nil {
 			var ok bool
 			if s.Kind, ok = parseKind(v); !ok {
@@ -94,24 +99,48 @@ func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 			}
 		}
 	case "timestamp":
+		if l.isNull() {
+			return nil
+		}
 		s.Timestamp, err = l.int64()
 		s.Timestamp = clampNonNegative(s.Timestamp)
 	case "duration":
+		if l.isNull() {
+			return nil
+		}
 		s.Duration, err = l.int64()
 		s.Duration = clampNonNegative(s.Duration)
 	case "localEndpoint":
+		if l.isNull() {
+			return nil
+		}
 		err = d.readEndpoint(l, &s.LocalEndpoint)
 	case "remoteEndpoint":
+		if l.isNull() {
+			return nil
+		}
 		err = d.readEndpoint(l, &s.RemoteEndpoint)
 	case "annotations":
+		if l.isNull() {
+			return nil
+		}
 		err = d.readAnnotations(l)
 	case "tags":
+		if l.isNull() {
+			return nil
+		}
 		err = d.readTags(l)
 	case "debug":
+		if l.isNull() {
+			return nil
+		}
 		var b bool
 		b, err = l.boolean()
 		s.Debug = s.Debug || b
 	case "shared":
+		if l.isNull() {
+			return nil
+		}
 		var b bool
 		b, err = l.boolean()
 		s.Shared = s.Shared || b
