@@ -744,7 +744,24 @@ type shapeKey struct {
 	keyLen     int32  // the key without quotes and '='
 	quoted     int8   // 1 if written in double quotes
 	maxValue   int    // the longest value the tag limits allow the key, -1 if none
+
+	// A tag with this key that the assembly loop accepted (not the
+	// source's, and only in shapes with one), as written (seen) and as it
+	// wrote it (seenOut): many tags repeat from line to line (namespaces,
+	// clusters, protocols), and such a tag is compared and copied whole.
+	// seenLen is 0 for none. The limits it was checked against are the
+	// keys' maxValue, so limitValues forgets it.
+	seenLen, seenOutLen int32
+	seenMask            uint64 // the low seenLen bits
+	seenMisses          uint32 // lines with another tag of the key since it was remembered
+	seen                [48]byte
+	seenOut             [64]byte
 }
+
+// seenMissesToForget is how many lines with another tag of a key make the
+// assembly loop remember a new one, so that keys with changing values cost
+// little and a value that changes for good is soon remembered.
+const seenMissesToForget = 4
 
 func (d *Decoder) tagShape(name []byte) *tagShape {
 	if d.shapes == nil {
@@ -761,7 +778,7 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		if line[t.k0-1] == '"' {
 			q = 1
 		}
-		k := shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q}
+		k := shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q, seenMisses: seenMissesToForget}
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
 		kn := int(k.raw1 - k.raw0)
@@ -783,6 +800,7 @@ func (s *tagShape) limitValues(lim *Limits) {
 	}
 	for i := range s.keys {
 		k := &s.keys[i]
+		k.seenLen, k.seenMisses = 0, seenMissesToForget
 		kl := int(k.keyLen)
 		if k.maxValue = -1; kl <= lim.MaxTagKeyLength && kl <= lim.MaxTagLength {
 			k.maxValue = min(lim.MaxTagValueLength, lim.MaxTagLength-kl)

@@ -10,7 +10,7 @@ import (
 // limitValues). It reads up to 16 bytes past the end of line and past
 // the last key in raw (tagShape pads raw), writes len(keys) tags at most to
 // tags if src < 0, and reports shapedPunt where out lacks room for its
-// overhanging stores.
+// overhanging stores. It writes the keys' seen fields.
 //
 //go:noescape
 func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, tags *fastTag, r *shapedRun)

@@ -12,9 +12,16 @@
 // (the first, which may have no space before it), it needs out to have
 // 2*(len(line)-i)+64 bytes from w, and reports shapedPunt if not.
 //
+// In a shape with a source tag, it remembers an accepted tag of each key
+// (but the source's) in the key's seen fields, and a tag that comes again
+// byte for byte, followed by a space or the end, is compared and copied
+// whole (see shapeKey.seen). Its stores overhang by up to 64 bytes then,
+// which the room above covers: such a tag is at least one byte long.
+//
 // Registers: SI the line position, DX its end, R13 16 bytes before it,
 // DI the output position, R8 the current key, R10 raw, R11 the tag count,
-// R15 src. X8-X14 hold the bytes the classification compares with.
+// R15 src. X8-X14 hold the bytes the classification compares with. The
+// frame holds where the current tag starts in line and in out.
 
 // BADVALUE sets X1 to 0xff for the bytes of X0 outside [lo, 0x7e] or
 // equal to the byte in X10 or X11: adding add moves [lo, 0x7e] onto the
@@ -25,7 +32,7 @@
 	MOVO X0, X2; PCMPEQB X10, X2; POR X2, X1; \
 	MOVO X0, X3; PCMPEQB X11, X3; POR X3, X1
 
-TEXT ·shapedTagsSSE2(SB), NOSPLIT, $0-120
+TEXT ·shapedTagsSSE2(SB), NOSPLIT, $16-120
 	MOVQ line_base+0(FP), SI
 	MOVQ line_len+8(FP), DX
 	ADDQ SI, DX
@@ -64,6 +71,14 @@ tag:
 key:
 	CMPQ R11, keys_len+72(FP)
 	JEQ  nofit
+	MOVL shapeKey_seenLen(R8), CX
+	TESTL CX, CX
+	JNZ  seen
+	INCL shapeKey_seenMisses(R8)
+
+checkkey:
+	MOVQ SI, tagIn-8(SP)
+	MOVQ DI, tagOut-16(SP)
 	MOVLQSX shapeKey_raw0(R8), AX
 	MOVLQSX shapeKey_raw1(R8), CX
 	SUBQ AX, CX // CX: the raw key's length, with quotes and '='
@@ -192,7 +207,7 @@ limits:
 	CMPQ CX, shapeKey_maxValue(R8)
 	JGT  bad
 	TESTQ R15, R15
-	JNS  next
+	JNS  remember
 	// No source key in the shape: record the tag for the custom source
 	// tags.
 	MOVQ R11, AX
@@ -214,6 +229,107 @@ next:
 	INCQ R11
 	ADDQ $shapeKey__size, R8
 	JMP  tag
+
+seen: // CX: the length of the key's remembered tag, which may be this one
+	LEAQ (SI)(CX*1), R14 // where this one would end
+	CMPQ R14, DX
+	JA   seenmiss
+	MOVQ R14, BX
+	JEQ  seenend
+	CMPB (R14), $0x20
+	JNE  seenmiss
+	INCQ BX
+
+seenend: // BX: where the next tag may start
+	MOVOU (SI), X0
+	MOVOU shapeKey_seen(R8), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, AX
+	CMPL CX, $16
+	JBE  seenmask
+	MOVOU 16(SI), X0 // only read within the line (and its 16 bytes after)
+	MOVOU shapeKey_seen+16(R8), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	SHLL $16, R9
+	ORL  R9, AX
+	CMPL CX, $32
+	JBE  seenmask
+	MOVOU 32(SI), X0
+	MOVOU shapeKey_seen+32(R8), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	SHLQ $32, R9
+	ORQ  R9, AX
+
+seenmask:
+	ANDQ shapeKey_seenMask(R8), AX
+	CMPQ AX, shapeKey_seenMask(R8)
+	JNE  seenmiss
+	MOVOU shapeKey_seenOut(R8), X0
+	MOVOU X0, (DI)
+	MOVOU shapeKey_seenOut+16(R8), X0
+	MOVOU X0, 16(DI)
+	MOVOU shapeKey_seenOut+32(R8), X0
+	MOVOU X0, 32(DI)
+	MOVOU shapeKey_seenOut+48(R8), X0
+	MOVOU X0, 48(DI)
+	MOVLQSX shapeKey_seenOutLen(R8), AX
+	ADDQ AX, DI
+	JMP  next
+
+seenmiss:
+	INCL shapeKey_seenMisses(R8)
+	JMP  checkkey
+
+remember: // a tag accepted, not the source, in a shape that has a source tag
+	CMPL shapeKey_seenMisses(R8), $const_seenMissesToForget
+	JB   next
+	MOVL $0, shapeKey_seenMisses(R8)
+	MOVQ R12, CX // the value's end, or its closing quote
+	CMPQ R12, DX
+	JEQ  tagend
+	CMPB (R12), $0x22
+	JNE  tagend
+	INCQ CX
+
+tagend:
+	MOVQ tagIn-8(SP), AX
+	SUBQ AX, CX // CX: the tag's length as written
+	CMPQ CX, $48
+	JA   next
+	MOVQ tagOut-16(SP), R14
+	MOVQ DI, R9
+	SUBQ R14, R9 // R9: the tag's length as written out
+	CMPQ R9, $64
+	JA   next
+	MOVL CX, shapeKey_seenLen(R8)
+	MOVL R9, shapeKey_seenOutLen(R8)
+	MOVQ $1, R9
+	SHLQ CX, R9
+	DECQ R9
+	MOVQ R9, shapeKey_seenMask(R8)
+	MOVOU (AX), X0
+	MOVOU X0, shapeKey_seen(R8)
+	CMPQ CX, $16
+	JBE  remembered
+	MOVOU 16(AX), X0 // only read within the line (and its 16 bytes after)
+	MOVOU X0, shapeKey_seen+16(R8)
+	CMPQ CX, $32
+	JBE  remembered
+	MOVOU 32(AX), X0
+	MOVOU X0, shapeKey_seen+32(R8)
+
+remembered:
+	MOVOU (R14), X0
+	MOVOU X0, shapeKey_seenOut(R8)
+	MOVOU 16(R14), X0
+	MOVOU X0, shapeKey_seenOut+16(R8)
+	MOVOU 32(R14), X0
+	MOVOU X0, shapeKey_seenOut+32(R8)
+	MOVOU 48(R14), X0
+	MOVOU X0, shapeKey_seenOut+48(R8)
+	JMP  next
 
 quoted:
 	INCQ SI

@@ -23,3 +23,41 @@ func TestShapedTagsSSE2Room(t *testing.T) {
 		}
 	}
 }
+
+// TestShapedTagsSSE2Remembers checks that the assembly remembers each tag
+// of an accepted line but the source, as written and as written out, and
+// copies the remembered tags when they come again: a loop that silently
+// stopped remembering would still be correct, only slower.
+func TestShapedTagsSSE2Remembers(t *testing.T) {
+	d := fuzzDecoder()
+	lim := d.limits()
+	line := []byte(` a=1 source=x "bb"="2 2" ccc=3`)
+	if _, ok := d.appendCheckedTags(make([]byte, 0, 128), line, line, 0, lim); !ok {
+		t.Fatal("declined")
+	}
+	var shape tagShape
+	shape.learn(line, d.fastTags, d.fastSrc)
+	seen := []string{`a=1`, ``, `"bb"="2 2"`, `ccc=3`}
+	seenOut := []string{` "a"="1"`, ``, ` "bb"="2 2"`, ` "ccc"="3"`}
+	var first []byte
+	for pass := range 2 {
+		out := make([]byte, 256)
+		r := d.shapedTagRun(line, 0, out, 0, &shape, lim)
+		if r.fits != shapedOK || r.n != 4 {
+			t.Fatalf("pass %d: outcome %+v", pass, r)
+		}
+		if pass == 0 {
+			first = out[:r.w]
+		} else if string(out[:r.w]) != string(first) {
+			t.Errorf("wrote %q with the remembered tags, %q before", out[:r.w], first)
+		}
+		for i, k := range shape.keys {
+			if got, gotOut := string(k.seen[:k.seenLen]), string(k.seenOut[:k.seenOutLen]); got != seen[i] || gotOut != seenOut[i] {
+				t.Errorf("key %d remembers %q, written out as %q; want %q and %q", i, got, gotOut, seen[i], seenOut[i])
+			}
+			if k.seenMask != 1<<k.seenLen-1 {
+				t.Errorf("key %d: mask %#x for %d bytes", i, k.seenMask, k.seenLen)
+			}
+		}
+	}
+}
