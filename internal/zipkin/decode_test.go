@@ -309,3 +309,26 @@ func TestTagKeysCollectedWhileReading(t *testing.T) {
 		}
 	}
 }
+
+// parseIP's dotted-quad path against netip.ParseAddr (parseIPSlow), on
+// strings of digits and dots around the limits: 255, leading zeros,
+// missing and extra parts.
+func TestParseIP(t *testing.T) {
+	r := rand.New(rand.NewPCG(4, 4))
+	alphabet := []byte("0123456789.0.1.2.25..5:a")
+	check := func(b []byte) {
+		if got, want := parseIP(b), parseIPSlow(b); got != want {
+			t.Fatalf("parseIP(%q) = %v, want %v", b, got, want)
+		}
+	}
+	for _, s := range []string{"10.244.1.3", "255.255.255.255", "256.1.1.1", "01.2.3.4", "0.0.0.0", "1.2.3", "1.2.3.4.", "1.2.3.4.5", "1..2.3", "1.2.3.04", "1.2.3.400", "::ffff:1.2.3.4"} {
+		check([]byte(s))
+	}
+	for range 100000 {
+		b := make([]byte, r.IntN(18))
+		for i := range b {
+			b[i] = alphabet[r.IntN(len(alphabet))]
+		}
+		check(b)
+	}
+}

@@ -3,7 +3,6 @@ package zipkin
 import (
 	"encoding/binary"
 	"math"
-	"math/bits"
 	"net/netip"
 	"strconv"
 	"unicode/utf16"
@@ -459,20 +458,9 @@ func (l *lexer) int64() (int64, error) {
 			return int64(eightDigits(hi)*100000000 + eightDigits(lo)), nil
 		}
 	}
+	// Anything shorter (durations, ports) digit by digit, up to the 18th.
 	var v int64
 	j := i
-	// Up to two words of eight digits at a time (16 digits cannot
-	// overflow), then digit by digit up to the 18th.
-	for range 2 {
-		if j+8 > len(b) {
-			break
-		}
-		n, d := leadingDigits(binary.LittleEndian.Uint64(b[j : j+8]))
-		v = v*pow10[n] + int64(d)
-		if j += n; n < 8 {
-			break
-		}
-	}
 	for ; j < len(b) && j-i < 18 && b[j]-'0' <= 9; j++ {
 		v = v*10 + int64(b[j]-'0')
 	}
@@ -496,24 +484,6 @@ func eightDigits(x uint64) uint64 {
 	x = (x*10 + x>>8) & 0x00ff00ff00ff00ff
 	x = (x*100 + x>>16) & 0x0000ffff0000ffff
 	return (x*10000 + x>>32) & 0xffffffff
-}
-
-// pow10[n] is 10ⁿ.
-var pow10 = [9]int64{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
-
-// leadingDigits returns how many of the eight bytes of x (the first in the
-// low byte) are ASCII digits before the first that is not, and their
-// value: the digits are moved to the top of the word, behind zeros, and
-// summed in pairs, fours and eights ("SIMD within a register").
-func leadingDigits(x uint64) (n int, value uint64) {
-	n = bits.TrailingZeros64(^byteBetween(x, '0'-1, '9'+1)&highBits) / 8
-	if n == 0 {
-		return 0, 0
-	}
-	x = (x - lowBits*'0') << (64 - 8*n)
-	x = (x*10 + x>>8) & 0x00ff00ff00ff00ff
-	x = (x*100 + x>>16) & 0x0000ffff0000ffff
-	return n, (x*10000 + x>>32) & 0xffffffff
 }
 
 // int64General is int64 for any number or quoted number.
@@ -652,31 +622,38 @@ func (l *lexer) skipStr() error {
 
 // parseIP parses a textual address like the reference's Endpoint.parseIp:
 // the result is invalid (and ignored by the caller) for anything else.
-// Dotted quads, which is what Envoy sends, are parsed without allocating.
+// Dotted quads, which is what Envoy sends, are parsed here without
+// allocating, part by part; anything else that is not one (more digits, a
+// leading zero, a fifth part) takes netip.ParseAddr.
 func parseIP(b []byte) netip.Addr {
 	var q [4]byte
-	part, digits := 0, 0
-	v := 0
-	for i, c := range b {
-		switch {
-		case '0' <= c && c <= '9' && !(digits == 1 && v == 0):
-			v = v*10 + int(c-'0')
-			digits++
-			if v > 255 {
-				return parseIPSlow(b)
-			}
-		case c == '.' && digits > 0 && part < 3 && i+1 < len(b):
-			q[part] = byte(v)
-			part++
-			v, digits = 0, 0
-		default:
+	i := 0
+	for part := range 4 {
+		if i >= len(b) || b[i]-'0' > 9 {
 			return parseIPSlow(b)
 		}
+		v := int(b[i] - '0')
+		i++
+		if v != 0 { // a part with a leading zero is "0"
+			for n := 1; n < 3 && i < len(b) && b[i]-'0' <= 9; n++ {
+				v = v*10 + int(b[i]-'0')
+				i++
+			}
+		}
+		if v > 255 {
+			return parseIPSlow(b)
+		}
+		q[part] = byte(v)
+		if part < 3 {
+			if i >= len(b) || b[i] != '.' {
+				return parseIPSlow(b)
+			}
+			i++
+		}
 	}
-	if part != 3 || digits == 0 {
+	if i != len(b) {
 		return parseIPSlow(b)
 	}
-	q[3] = byte(v)
 	return netip.AddrFrom4(q)
 }
 

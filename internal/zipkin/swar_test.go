@@ -123,26 +123,31 @@ func TestInt64FastPath(t *testing.T) {
 	}
 }
 
-// leadingDigits against the byte-wise definition, on words of digits
-// mixed with the bytes around them and their high-bit twins.
-func TestLeadingDigits(t *testing.T) {
+// allDigits and eightDigits against the byte-wise definition, on words of
+// digits mixed with the bytes around them and their high-bit twins.
+func TestEightDigits(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 9))
 	alphabet := []byte("0123456789/:.-e \xb0\xb9\x00\xff")
 	for range 100000 {
 		var w [8]byte
 		for i := range w {
-			w[i] = '0' + byte(r.IntN(10))
-			if r.IntN(5) == 0 {
-				w[i] = alphabet[r.IntN(len(alphabet))]
+			w[i] = alphabet[r.IntN(len(alphabet))]
+			if r.IntN(4) > 0 {
+				w[i] = '0' + byte(r.IntN(10))
 			}
 		}
-		wantN, wantV := 0, uint64(0)
-		for wantN < 8 && '0' <= w[wantN] && w[wantN] <= '9' {
-			wantV = wantV*10 + uint64(w[wantN]-'0')
-			wantN++
+		want := true
+		var wantV uint64
+		for _, c := range w {
+			want = want && '0' <= c && c <= '9'
+			wantV = wantV*10 + uint64(c-'0')
 		}
-		if n, v := leadingDigits(binary.LittleEndian.Uint64(w[:])); n != wantN || v != wantV {
-			t.Fatalf("leadingDigits(%q) = %d, %d; want %d, %d", w, n, v, wantN, wantV)
+		x := binary.LittleEndian.Uint64(w[:])
+		if got := allDigits(x); got != want {
+			t.Fatalf("allDigits(%q) = %v", w, got)
+		}
+		if v := eightDigits(x); want && v != wantV {
+			t.Fatalf("eightDigits(%q) = %d, want %d", w, v, wantV)
 		}
 	}
 }
