@@ -14,8 +14,9 @@
 // just written, and the writer copies nothing. Data whose sender gets no
 // acknowledgement (plaintext TCP lines) can be appended with
 // AppendFramesWrittenAsync, which is done once the record is written
-// (write(2) returned, so it is in the kernel's page cache) and leaves the
-// fsync to the queue's writer goroutine, within Options.WrittenSync
+// (write(2) returned, so it is in the kernel's page cache; the appender
+// writes it itself when no commit is in flight) and leaves the fsync to
+// the queue's writer goroutine, within Options.WrittenSync
 // (100 ms) or with the next durable Append, whichever is first. Data goes
 // to one forwarder, which calls Read for a batch, delivers it, then Ack
 // (delivered) or Nack (retry later). Several batches may be in flight;

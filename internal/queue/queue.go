@@ -97,10 +97,11 @@ type Queue struct {
 	reqPool  sync.Pool
 	writerOK chan struct{} // closed when the writer goroutine exits
 
-	pmu        sync.Mutex // guards pending, committing and closing
+	pmu        sync.Mutex // guards pending, committing, closing and syncArmed
 	pending    []*appendReq
 	committing bool // a goroutine holds the write state
 	closing    bool
+	syncArmed  bool // the writer goroutine's fsync timer for written records runs
 	wake       chan struct{}
 
 	mu        sync.Mutex
@@ -442,12 +443,11 @@ func (q *Queue) AppendFrames(frames ...[]byte) error {
 // frames are durable (or failed). A caller that keeps reading while its
 // frames are fsync'd needs no goroutine of its own to wait, so no
 // goroutine switch per append. then runs on the goroutine that commits
-// the frames (the queue's writer goroutine, or a durable Append's that
-// leads a group; the caller's, for a refused append): it must be quick
-// and must not wait for the queue (an Append, Read or Close would
-// deadlock). The
-// frames must not change until
-// then is called. Appends keep their order as with AppendFrames.
+// the frames (the queue's writer goroutine, or an Append's that leads a
+// group; the caller's, for a refused append): it must be quick and must
+// not wait for the queue (an Append, Read or Close would deadlock). The
+// frames must not change until then is called. Appends keep their order
+// as with AppendFrames.
 func (q *Queue) AppendFramesAsync(then func(error), frames ...[]byte) {
 	q.appendAsync(then, frames, false)
 }
@@ -455,6 +455,8 @@ func (q *Queue) AppendFramesAsync(then func(error), frames ...[]byte) {
 // AppendFramesWrittenAsync is AppendFramesAsync for data whose sender gets
 // no acknowledgement (plaintext TCP lines): then is called once the
 // frames are written to the segment file, without waiting for an fsync.
+// If no commit is in flight the caller writes them itself, and then runs
+// on its goroutine before AppendFramesWrittenAsync returns.
 // Written frames are in the kernel's page cache, so they survive the
 // process being killed (they are read back after Open) but not a power
 // failure or kernel crash before their fsync, which the writer does at
@@ -472,11 +474,26 @@ func (q *Queue) appendAsync(then func(error), frames [][]byte, written bool) {
 	}
 	req := q.reqPool.Get().(*appendReq)
 	req.recs, req.sealed, req.written, req.then = frames, true, written, then
-	if !q.enqueue(req) {
+	q.pmu.Lock()
+	if q.closing {
+		q.pmu.Unlock()
 		req.recs, req.then = nil, nil
 		q.reqPool.Put(req)
 		then(ErrClosed)
+		return
 	}
+	q.pending = append(q.pending, req)
+	// Written frames need no fsync, only a write(2): an append that finds
+	// no commit in flight writes them on its own goroutine rather than
+	// waking the writer goroutine for it.
+	lead := written && !q.committing
+	q.committing = q.committing || lead
+	q.pmu.Unlock()
+	if lead {
+		q.lead(nil)
+		return
+	}
+	q.poke()
 }
 
 func (q *Queue) checkFrames(frames [][]byte) error {
@@ -570,11 +587,12 @@ func (q *Queue) commitPending(self *appendReq) error {
 
 // handOff gives up the write state after a commit: to the first durable
 // Append that arrived meanwhile (it leads the next group, taking the
-// asynchronous ones before it along), or else to nobody. A durable
-// Append's leader then wakes the writer goroutine if anything is left
-// for it (asynchronous Appends, written records awaiting their fsync, or
-// Close); the writer goroutine itself (fromWriter) was woken for the
-// asynchronous Appends already and keeps its own fsync timer.
+// asynchronous ones before it along), or else to nobody. An Append's
+// leader then wakes the writer goroutine if anything is left for it
+// (asynchronous Appends, written records whose fsync it has not yet
+// scheduled, or Close); the writer goroutine itself (fromWriter) was
+// woken for the asynchronous Appends already and keeps its own fsync
+// timer.
 func (q *Queue) handOff(fromWriter bool) {
 	unsynced := q.unsynced
 	q.pmu.Lock()
@@ -586,7 +604,7 @@ func (q *Queue) handOff(fromWriter bool) {
 		}
 	}
 	q.committing = false
-	wake := !fromWriter && (len(q.pending) > 0 || unsynced || q.closing)
+	wake := !fromWriter && (len(q.pending) > 0 || unsynced && !q.syncArmed || q.closing)
 	q.pmu.Unlock()
 	if wake {
 		q.poke()
@@ -599,20 +617,6 @@ func (q *Queue) poke() {
 	case q.wake <- struct{}{}:
 	default:
 	}
-}
-
-// enqueue hands an asynchronous req to the writer goroutine; false once
-// the queue is closing.
-func (q *Queue) enqueue(req *appendReq) bool {
-	q.pmu.Lock()
-	if q.closing {
-		q.pmu.Unlock()
-		return false
-	}
-	q.pending = append(q.pending, req)
-	q.pmu.Unlock()
-	q.poke()
-	return true
 }
 
 // writeLoop commits what no durable Append leads: asynchronous Appends
@@ -632,6 +636,9 @@ func (q *Queue) writeLoop() {
 		case <-q.wake:
 		case <-syncDue:
 			syncDue, pastDue = nil, true
+			q.pmu.Lock()
+			q.syncArmed = false
+			q.pmu.Unlock()
 		}
 		q.pmu.Lock()
 		if q.committing {
@@ -662,6 +669,9 @@ func (q *Queue) writeLoop() {
 			syncTimer.Stop()
 			syncDue = nil
 		}
+		q.pmu.Lock()
+		q.syncArmed = syncDue != nil
+		q.pmu.Unlock()
 		q.handOff(true)
 	}
 }

@@ -587,6 +587,39 @@ func TestWrittenRecordsAreSynced(t *testing.T) {
 	}
 }
 
+// TestWrittenAfterDurableAreSynced checks the fsync of records written on
+// the appender's goroutine while the writer goroutine's timer runs from
+// earlier ones a durable Append has since fsync'd: they must not be left
+// unsynced.
+func TestWrittenAfterDurableAreSynced(t *testing.T) {
+	e := newEnv(t)
+	q := e.open(t, Options{WrittenSync: 20 * time.Millisecond})
+	defer q.Close()
+	fsyncs := func() float64 { return counter(e.m.syncs) }
+	frame := append(make([]byte, FrameHeader), rec(1, 100)...)
+	Seal(frame)
+	written := make(chan error, 1)
+	for range 5 {
+		q.AppendFramesWrittenAsync(func(err error) { written <- err }, frame)
+		if err := <-written; err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Append(rec(2, 10)); err != nil {
+			t.Fatal(err)
+		}
+		before := fsyncs()
+		q.AppendFramesWrittenAsync(func(err error) { written <- err }, frame)
+		if err := <-written; err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(5 * time.Second); fsyncs() == before; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a written record was not fsync'd within 5 s (WrittenSync 20 ms)")
+			}
+		}
+	}
+}
+
 // TestLeadersAndWriterCloseRacing has durable Appends (which lead group
 // commits on their own goroutines and hand them to each other) and
 // written asynchronous Appends (committed by the writer goroutine or taken
