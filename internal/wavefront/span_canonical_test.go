@@ -3,6 +3,7 @@ package wavefront
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -55,7 +56,8 @@ func checkCanonicalSpan(t *testing.T, lim *Limits, s *Span) bool {
 
 // checkSpanLineTags compares SpanLine.Tags with AppendCanonicalSpan for a
 // span whose keys it takes (name bytes, non-empty) and whose values are
-// all non-empty, with each value marked plain when it is.
+// all non-empty, with each value marked plain when it is and half the keys
+// given spare capacity.
 func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 	t.Helper()
 	tags := make([]SpanTag, 0, len(s.Tags)+1)
@@ -72,7 +74,11 @@ func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 		for _, c := range tag.Value {
 			plain = plain && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '\n'
 		}
-		tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, tag.Key), Value: tag.Value, Plain: plain})
+		var keyText []byte
+		if len(tag.Key)%2 == 1 { // with the spare capacity Tags copies words from
+			keyText = make([]byte, 0, len(` ""=`)+len(tag.Key)+SpanTagSpare)
+		}
+		tags = append(tags, SpanTag{KeyText: AppendSpanKey(keyText, tag.Key), Value: tag.Value, Plain: plain})
 	}
 	tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, []byte("left.out"))}) // an empty Value is skipped
 	now := func() time.Time { return time.UnixMilli(1712000000000) }
@@ -189,6 +195,10 @@ func TestAppendInt(t *testing.T) {
 		1712000000123456, 1e15, 1e16 - 1, 1e16, 1e17 + 3, -1, -1712000000123, math.MaxInt64, math.MinInt64}
 	for p := int64(1); p > 0 && p <= math.MaxInt64/10; p *= 10 {
 		vals = append(vals, p-1, p, p+1, 5*p)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		vals = append(vals, r.Int64N(1<<uint(r.IntN(62)+1)))
 	}
 	for _, v := range vals {
 		if got, want := string(AppendInt([]byte("x"), v)), "x"+strconv.FormatInt(v, 10); got != want {

@@ -1,9 +1,11 @@
 package wavefront
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"slices"
 	"strconv"
+	"unsafe"
 )
 
 // SpanTag is one annotation for SpanLine.Tags. KeyText is AppendSpanKey's
@@ -21,81 +23,127 @@ type SpanTag struct {
 // order, and reports false if any is outside AppendCanonicalSpan's subset;
 // the line must then be discarded. An empty Value leaves its entry out, so
 // a producer that drops blank annotations can keep one list per key
-// sequence and set only the values. The line grows once and the limits are
-// read once, which is most of what one call per annotation cost.
+// sequence and set only the values.
+//
+// The line grows once to what all entries need, the limits are read once,
+// and keys and values are copied by word loads and stores through unsafe
+// pointers instead of by calls to memmove, which would make the loop spill
+// and reload its state twice per annotation: a KeyText up to
+// SpanTagSpare bytes long with that much spare capacity as four words (give
+// key texts that), a Value of 8 bytes or more as words the last of which
+// overlaps the one before.
 func (l *SpanLine) Tags(tags []SpanTag) bool {
-	size := 0
+	size, n := SpanTagSpare, 0
 	for i := range tags {
-		size += len(tags[i].KeyText) + len(tags[i].Value) + len(`""`)
+		if len(tags[i].Value) > 0 {
+			size += len(tags[i].KeyText) + len(tags[i].Value) + len(`""`)
+			n++
+		}
 	}
 	lim := l.lim
-	maxKeyText, maxValue := lim.MaxSpanKeyLength+len(` ""=`), lim.MaxSpanValueLength
-	p := len(l.dst)
-	buf := slices.Grow(l.dst, size)
-	buf = buf[:cap(buf)]
-	n := 0
+	if l.tags += n; l.tags > lim.MaxSpanAnnotations {
+		return false
+	}
+	maxKey, maxValue := uint(lim.MaxSpanKeyLength), uint(lim.MaxSpanValueLength)
+	at := len(l.dst)
+	buf := slices.Grow(l.dst, size)[:at+size]
+	// Stores stay below at+size: each entry's end plus SpanTagSpare.
+	base := unsafe.Pointer(unsafe.SliceData(buf))
+	p := at
 	for i := range tags {
 		t := &tags[i]
-		k, v := t.KeyText, t.Value
+		v := t.Value
 		m := len(v)
 		if m == 0 {
 			continue
 		}
+		k := t.KeyText
 		// Values come trimmed, so a first and last byte above ' ' is the
 		// common case, decided by one comparison each.
-		if len(k) <= len(` ""=`) || len(k) > maxKeyText || m > maxValue ||
+		if uint(len(k)-len(` ""=`)-1) >= maxKey || uint(m) > maxValue ||
 			v[0] <= ' ' && isSpace(v[0]) || v[m-1] <= ' ' && isSpace(v[m-1]) {
 			return false
 		}
-		n++
-		out := buf[p : p+len(k)+1+m+1]
-		copy(out, k)
-		out[len(k)] = '"'
-		if t.Plain {
-			copy(out[len(k)+1:], v)
-		} else if !copyPlain(out[len(k)+1:], v) {
-			return false
+		if len(k) <= SpanTagSpare && cap(k) >= SpanTagSpare {
+			kp := unsafe.Pointer(unsafe.SliceData(k))
+			putWordAt(base, p, wordAt(kp, 0))
+			putWordAt(base, p+8, wordAt(kp, 8))
+			putWordAt(base, p+16, wordAt(kp, 16))
+			putWordAt(base, p+24, wordAt(kp, 24))
+		} else {
+			copy(buf[p:], k)
 		}
-		out[len(out)-1] = '"'
-		p += len(out)
-	}
-	if l.tags += n; l.tags > lim.MaxSpanAnnotations {
-		return false
+		p += len(k)
+		*(*byte)(unsafe.Add(base, p)) = '"'
+		p++
+		switch {
+		case !t.Plain:
+			if !copyPlain(buf[p:], v) {
+				return false
+			}
+		case m >= 8:
+			vp := unsafe.Pointer(unsafe.SliceData(v))
+			for j := 0; j < m-8; j += 8 {
+				putWordAt(base, p+j, wordAt(vp, j))
+			}
+			putWordAt(base, p+m-8, wordAt(vp, m-8))
+		case m >= 4:
+			le := binary.LittleEndian
+			out := buf[p : p+m]
+			le.PutUint32(out, le.Uint32(v))
+			le.PutUint32(out[m-4:], le.Uint32(v[m-4:]))
+		default:
+			buf[p], buf[p+m/2], buf[p+m-1] = v[0], v[m/2], v[m-1]
+		}
+		p += m
+		*(*byte)(unsafe.Add(base, p)) = '"'
+		p++
 	}
 	l.dst = buf[:p]
 	return true
 }
 
+// SpanTagSpare is the longest KeyText that SpanLine.Tags copies as whole
+// words, and the capacity from its start that it needs for that.
+const SpanTagSpare = 32
+
 // AppendInt is strconv.AppendInt(dst, v, 10), cheaper for what span lines
 // and span logs carry (millisecond and microsecond timestamps, durations):
-// below 10¹⁶ it writes two digits per table lookup from two 8-digit halves
-// instead of dividing the whole number by 100 for each pair.
+// below 10¹⁶ it converts each half of eight digits in one word (digits8)
+// and stores the digits as two words, shifted past the leading zeros,
+// instead of dividing by 100 for each pair of digits.
 func AppendInt(dst []byte, v int64) []byte {
 	if v < 0 || v >= 1e16 {
 		return strconv.AppendInt(dst, v, 10)
 	}
 	u := uint64(v)
-	var b [16]byte
-	put8Digits(b[8:], uint32(u%1e8))
-	if u >= 1e8 {
-		put8Digits(b[:8], uint32(u/1e8))
+	n := decimalLen(u)
+	at := len(dst)
+	dst = slices.Grow(dst, 16)
+	out := dst[at : at+16]
+	le := binary.LittleEndian
+	lo := digits8(uint32(u % 1e8))
+	if n <= 8 {
+		le.PutUint64(out[0:], lo>>(8*(8-n)))
+	} else {
+		le.PutUint64(out[0:], digits8(uint32(u/1e8))>>(8*(16-n)))
+		le.PutUint64(out[n-8:], lo)
 	}
-	return append(dst, b[16-decimalLen(u):]...)
+	return dst[:at+n]
 }
 
-// put8Digits writes x < 10⁸ as eight digits, zero-padded.
-func put8Digits(b []byte, x uint32) {
-	b = b[:8]
-	hi, lo := x/10000, x%10000
-	a, c := 2*(hi/100), 2*(hi%100)
-	b[0], b[1], b[2], b[3] = digitPairs[a], digitPairs[a+1], digitPairs[c], digitPairs[c+1]
-	a, c = 2*(lo/100), 2*(lo%100)
-	b[4], b[5], b[6], b[7] = digitPairs[a], digitPairs[a+1], digitPairs[c], digitPairs[c+1]
+// digits8 returns x < 10⁸ as eight ASCII digits, the first in the lowest
+// byte: the two halves of four digits, then the four pairs, then the eight
+// digits are split side by side in lanes of one word, dividing by
+// multiplying with a reciprocal that is exact for these ranges
+// (⌊n·10486/2²⁰⌋ = ⌊n/100⌋ for n < 10⁴, ⌊n·103/2¹⁰⌋ = ⌊n/10⌋ for n < 100).
+func digits8(x uint32) uint64 {
+	merged := uint64(x/10000) | uint64(x%10000)<<32
+	top := (merged * 10486 >> 20) & (0x7f | 0x7f<<32)
+	pairs := (merged-100*top)<<16 | top
+	tens := (pairs * 103 >> 10) & (0xf | 0xf<<16 | 0xf<<32 | 0xf<<48)
+	return (tens | (pairs-10*tens)<<8) + 0x3030303030303030
 }
-
-const digitPairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
-	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
-	"8081828384858687888990919293949596979899"
 
 // decimalLen is the number of decimal digits of u (1 for 0), from its bit
 // length: log10(2) ≈ 1233/4096.

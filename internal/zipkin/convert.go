@@ -70,7 +70,7 @@ type tagPlan struct {
 	seq    uint64 // the Span.keySeq planned for; 0 while being filled
 	source int    // index of the last tag keyed exactly "source", or -1
 	tags   []tagConv
-	text   []byte // the keys' texts, one after another
+	text   []byte // the keys' texts, one after another, and spare bytes
 	// line is the span line's annotations with their keys filled in:
 	// the fixed ones (slot*) around one per tag (from slotTags on), so
 	// that a span only sets the values, nil for those it leaves out.
@@ -182,6 +182,7 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 			nameKey: len(key) > 0 && keyByte[key[0]],
 		})
 	}
+	p.text = append(p.text, make([]byte, wavefront.SpanTagSpare)...) // for each key text
 	q := &c.w.quoted
 	p.line = append(p.line[:0], make([]wavefront.SpanTag, slotTags+len(z.Tags)+slotsAfterTags)...)
 	for i, k := range [...][]byte{slotSpanID: q.zipkinSpanID, slotTraceID: q.zipkinTraceID, slotParent: q.parent,
@@ -289,7 +290,7 @@ func newWords() *words {
 		{&q.application, w.application}, {&q.cluster, w.cluster}, {&q.shard, w.shard},
 		{&q.debug, w.debug}, {&q.ipv4, w.ipv4}, {&q.spanLogs, w.spanLogs},
 	} {
-		*k.quoted = wavefront.AppendSpanKey(nil, k.key)
+		*k.quoted = wavefront.AppendSpanKey(make([]byte, 0, len(` ""=`)+len(k.key)+wavefront.SpanTagSpare), k.key) // see SpanLine.Tags
 	}
 	for kind, name := range w.kinds {
 		h := []byte(`,"spanSecondaryId":`)
