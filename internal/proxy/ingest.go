@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/meshwave/meshwave/internal/preprocessor"
 	"github.com/meshwave/meshwave/internal/queue"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -111,7 +113,7 @@ func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
 	in.dec.DefaultSource = defaultSource
 	in.dec.CustomSourceTags = p.srcTags
 	in.dec.LenientNonFinite = true
-	in.staged = newStageSet(port)
+	in.staged = newStageSet(p.m, port)
 	return in
 }
 
@@ -326,14 +328,16 @@ func (in *ingester) full() bool { return in.staging >= stageLimit }
 // then the record), so the ingester can seal it while its bytes are still
 // in cache and the queue writes it without a copy.
 type stageSet [len(formats)]struct {
-	buf   []byte
-	lines int
+	buf      []byte
+	lines    int
+	received prometheus.Counter // proxy_received of the format and port, looked up once
 }
 
-func newStageSet(port string) *stageSet {
+func newStageSet(m *Metrics, port string) *stageSet {
 	s := new(stageSet)
 	for i := range s {
 		s[i].buf = recordHeader(make([]byte, queue.FrameHeader), formats[i], port)
+		s[i].received = m.received.WithLabelValues(formats[i].entity(), port)
 	}
 	return s
 }
@@ -360,10 +364,10 @@ func (s *stageSet) frames() [][]byte {
 
 // appended counts the set's lines received if err is nil (they are
 // durable, or written for TCP) and leaves the set empty for reuse.
-func (s *stageSet) appended(p *Proxy, port string, err error) {
+func (s *stageSet) appended(port string, err error) {
 	for i := range s {
 		if s[i].lines > 0 && err == nil {
-			p.m.received.WithLabelValues(formats[i].entity(), port).Add(float64(s[i].lines))
+			s[i].received.Add(float64(s[i].lines))
 		}
 		s[i].buf = recordHeader(s[i].buf[:queue.FrameHeader], formats[i], port)
 		s[i].lines = 0
@@ -377,7 +381,7 @@ func (s *stageSet) append(p *Proxy, port string) error {
 	if frames := s.frames(); len(frames) > 0 {
 		err = p.queue.AppendFrames(frames...)
 	}
-	s.appended(p, port, err)
+	s.appended(port, err)
 	return err
 }
 
@@ -416,7 +420,7 @@ func (in *ingester) commitAsync() error {
 	if in.async == nil {
 		in.async = &asyncCommitter{free: make(chan *stageSet, inFlight)}
 		for range inFlight {
-			in.async.free <- newStageSet(in.port)
+			in.async.free <- newStageSet(in.p.m, in.port)
 		}
 	}
 	a := in.async
@@ -431,7 +435,7 @@ func (in *ingester) commitAsync() error {
 	in.staged, in.staging = <-a.free, 0
 	p, port := in.p, in.port
 	p.queue.AppendFramesWrittenAsync(func(err error) {
-		s.appended(p, port, err)
+		s.appended(port, err)
 		if err != nil {
 			a.mu.Lock()
 			a.err = cmp.Or(a.err, err)

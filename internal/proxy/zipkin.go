@@ -52,13 +52,18 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 		st.in.dec.Now = func() time.Time { return st.now }
 		return st
 	}}
+	accepted := p.m.httpStatus.WithLabelValues(port, strconv.Itoa(http.StatusAccepted))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st := pool.Get().(*zipkinState)
 		code, msg := p.serveZipkin(port, st, r)
 		if st.in.staging == 0 && cap(st.body) <= maxPooledBody {
 			pool.Put(st)
 		}
-		p.m.httpStatus.WithLabelValues(port, strconv.Itoa(code)).Inc()
+		if code == http.StatusAccepted {
+			accepted.Inc() // looked up once: every body but a failed one
+		} else {
+			p.m.httpStatus.WithLabelValues(port, strconv.Itoa(code)).Inc()
+		}
 		if msg != "" {
 			http.Error(w, msg, code)
 			return
