@@ -2,6 +2,7 @@ package zipkin
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"unicode/utf8"
 
@@ -251,10 +252,12 @@ type words struct {
 	}
 	// The configured defaults as bytes; see cached.
 	def struct{ application, service, operation []byte }
-	// plainApplication is whether def.application is plain (see
-	// Tag.plainValue); plainFor is the setting it was worked out for.
+	// plainFor is the default application of the setting appSetting, as
+	// AppendCanonicalSpan writes it, and plainApplication whether it is
+	// plain (see Tag.plainValue).
 	plainApplication bool
 	plainFor         []byte
+	appSetting       string
 	// logsHead is the span logs' text from the span's secondary ID to the
 	// first annotation's timestamp, by Kind; logsTail their end, for the
 	// sampledBy marker in logsTailFor.
@@ -312,14 +315,15 @@ func (c *Converter) words() *words {
 }
 
 // defaultApplication is the configured default application, and whether
-// it is plain, which is worked out once per setting.
+// it is plain, which is worked out once per setting (compared as a string,
+// which is quick while it is the same string).
 func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
-	app := cached(&w.def.application, orDefault(c.DefaultApplication, "Zipkin"))
-	if string(w.plainFor) != string(app) {
-		w.plainFor = append(w.plainFor[:0], app...)
-		w.plainApplication = isPlain(app)
+	if w.plainFor == nil || c.DefaultApplication != w.appSetting {
+		w.appSetting = c.DefaultApplication
+		w.plainFor = []byte(orDefault(c.DefaultApplication, "Zipkin"))
+		w.plainApplication = isPlain(w.plainFor)
 	}
-	return app, w.plainApplication
+	return w.plainFor, w.plainApplication
 }
 
 // isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
@@ -540,12 +544,23 @@ func (c *Converter) uuid(id []byte) []byte {
 	if bytes.IndexByte(id, '-') >= 0 || len(id) > 32 {
 		return id
 	}
+	return c.hexUUID(id)
+}
+
+// hexUUID is uuid for an ID without '-' and at most 32 long, as a
+// Decoder's are. Its 16- and 32-character IDs are moved in words.
+func (c *Converter) hexUUID(id []byte) []byte {
+	le := binary.LittleEndian
 	b := c.arena.alloc(36)
 	if len(id) == 16 { // a span ID, or a 64-bit trace ID
-		copy(b, "00000000-0000-0000-")
-		copy(b[19:23], id[0:4])
-		b[23] = '-'
-		copy(b[24:36], id[4:16])
+		const zeros = 0x3030303030303030 // "00000000"
+		le.PutUint64(b[0:], zeros)
+		le.PutUint64(b[8:], zeros)
+		le.PutUint64(b[16:], zeros)
+		b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+		le.PutUint32(b[19:], le.Uint32(id[0:]))
+		le.PutUint64(b[24:], le.Uint64(id[4:]))
+		le.PutUint32(b[32:], le.Uint32(id[12:]))
 		return b
 	}
 	hex := id
@@ -558,15 +573,13 @@ func (c *Converter) uuid(id []byte) []byte {
 		copy(padded[p:], id)
 		hex = padded[:]
 	}
-	copy(b[0:8], hex[0:8])
-	b[8] = '-'
-	copy(b[9:13], hex[8:12])
-	b[13] = '-'
-	copy(b[14:18], hex[12:16])
-	b[18] = '-'
-	copy(b[19:23], hex[16:20])
-	b[23] = '-'
-	copy(b[24:36], hex[20:32])
+	le.PutUint64(b[0:], le.Uint64(hex[0:]))
+	le.PutUint32(b[9:], le.Uint32(hex[8:]))
+	le.PutUint32(b[14:], le.Uint32(hex[12:]))
+	le.PutUint32(b[19:], le.Uint32(hex[16:]))
+	le.PutUint64(b[24:], le.Uint64(hex[20:]))
+	le.PutUint32(b[32:], le.Uint32(hex[28:]))
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
 	return b
 }
 
@@ -703,8 +716,8 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	if plan.source >= 0 {
 		out.Source = c.sanitizeKey(z.Tags[plan.source].Value)
 	}
-	out.TraceID = c.uuid(z.TraceID)
-	out.SpanID = c.uuid(z.ID)
+	out.TraceID = c.hexUUID(z.TraceID)
+	out.SpanID = c.hexUUID(z.ID)
 	out.StartMillis = z.Timestamp / 1000
 	out.DurationMillis = z.Duration / 1000
 	out.Tags = out.Tags[:0]
@@ -726,7 +739,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	head[slotTraceID].Value, head[slotTraceID].Plain = z.TraceID, true
 	head[slotParent].Value, head[slotParent].Plain = nil, true
 	if z.ParentID != nil {
-		head[slotParent].Value = c.uuid(z.ParentID)
+		head[slotParent].Value = c.hexUUID(z.ParentID)
 	}
 	head[slotSpanKind].Value, head[slotSecondaryID].Value = nil, nil
 	head[slotSpanKind].Plain, head[slotSecondaryID].Plain = true, true
