@@ -94,6 +94,15 @@ func FuzzDecodeJSONV2(f *testing.F) {
 		err := d1.Decode(body, JSONV2, func(s *Span) error {
 			checkInvariants(t, s)
 			first = append(first, toJSONSpan(s))
+			// Normalisation is not idempotent for a 17- to 31-digit trace
+			// ID whose padding to 32 leaves the upper half zero: the
+			// reference keeps it at 32 digits, but decoding those 32
+			// shortens them to 16, as for any ID sent that way.
+			if id := s.TraceID; len(id) == 32 && string(id[:16]) == "0000000000000000" {
+				c := *s
+				c.TraceID = id[16:]
+				s = &c
+			}
 			firstStr = append(firstStr, spanString(s))
 			return nil
 		})
