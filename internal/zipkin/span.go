@@ -325,7 +325,8 @@ func (d *Decoder) placeTags() uint64 {
 	if len(in) >= 2 && len(in) <= maxInsertionSort {
 		if keys := encodeKeys(d.tagOrders.keys[:0], in); keys != nil {
 			d.tagOrders.keys = keys
-			e := d.tagOrders.entry(in, keys)
+			var ks [maxInsertionSort][]byte
+			e := d.tagOrders.entry(tagKeys(&ks, in), keys)
 			d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
 			out := d.tags[lo:]
 			for j, i := range e.perm {
@@ -354,10 +355,12 @@ func (d *Decoder) placePlainTags() (uint64, bool) {
 	d.tagOrders.keys = keys
 	e := d.tagOrders.find(len(in), keys)
 	if e.n != len(in) || string(e.keys) != string(keys) {
-		// Not cached: sort them as Tags once, in tagIn's buffer.
-		t := d.appendPlain(d.tagIn[:0])
-		e = d.tagOrders.entry(t, keys)
-		d.tagIn = t[:0]
+		// Not cached: sort the keys.
+		var ks [maxInsertionSort][]byte
+		for i, p := range in {
+			ks[i] = b[p.k0:p.k1]
+		}
+		e = d.tagOrders.entry(ks[:len(in)], keys)
 	}
 	lo := len(d.tags)
 	d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
@@ -427,31 +430,54 @@ func sortTags(t []Tag) int {
 	}
 	var perm [maxInsertionSort]uint8
 	var sorted [maxInsertionSort]Tag
-	return applyTagOrder(t, tagOrderOf(t, perm[:0]), sorted[:0])
+	var keys [maxInsertionSort][]byte
+	return applyTagOrder(t, tagOrderOf(tagKeys(&keys, t), perm[:0]), sorted[:0])
 }
 
-// tagOrderOf appends to perm the indices of t's tags in key order, one per
-// key, the last of equal keys. t has at most maxInsertionSort tags.
+// tagKeys returns t's keys in keys' storage; t has at most
+// maxInsertionSort tags.
+func tagKeys(keys *[maxInsertionSort][]byte, t []Tag) [][]byte {
+	for i := range t {
+		keys[i] = t[i].Key
+	}
+	return keys[:len(t)]
+}
+
+// tagOrderOf appends to perm the indices of keys in key order, one per
+// key, the last of equal keys. There are at most maxInsertionSort keys.
 //
 // An Envoy span has ~20 tags. Insertion sort is stable and fastest at that
-// size; it sorts pointer-free (key prefix, index) pairs on the stack, which
-// compare in one instruction and swap without GC write barriers.
-func tagOrderOf(t []Tag, perm []uint8) []uint8 {
-	var order [maxInsertionSort]tagOrder
-	for i := range t {
-		order[i] = tagOrder{keyPrefix(t[i].Key), i}
+// size; it sorts pointer-free words on the stack, a key's first seven
+// bytes (big-endian, zero-padded) above its index, which compare in one
+// instruction unless the seven bytes are equal and move without GC write
+// barriers.
+func tagOrderOf(keys [][]byte, perm []uint8) []uint8 {
+	var order [maxInsertionSort]uint64
+	for i, k := range keys {
+		order[i] = keyPrefix(k)&^0xff | uint64(i)
 	}
-	for i := 1; i < len(t); i++ {
-		for j := i; j > 0 && order[j-1].after(order[j], t); j-- {
-			order[j-1], order[j] = order[j], order[j-1]
+	for i := 1; i < len(keys); i++ {
+		x, j := order[i], i
+		for ; j > 0; j-- {
+			y := order[j-1]
+			if y>>8 != x>>8 {
+				if y < x {
+					break
+				}
+			} else if bytes.Compare(keys[y&0xff], keys[x&0xff]) <= 0 {
+				break // equal keys keep their order
+			}
+			order[j] = y
 		}
+		order[j] = x
 	}
-	for _, o := range order[:len(t)] {
-		if n := len(perm); n > 0 && bytes.Equal(t[perm[n-1]].Key, t[o.i].Key) {
-			perm[n-1] = uint8(o.i) // the later value wins
+	var prev uint64
+	for _, o := range order[:len(keys)] {
+		if n := len(perm); n > 0 && prev>>8 == o>>8 && bytes.Equal(keys[perm[n-1]], keys[o&0xff]) {
+			perm[n-1] = uint8(o) // the later value wins
 			continue
 		}
-		perm = append(perm, uint8(o.i))
+		perm, prev = append(perm, uint8(o)), o
 	}
 	return perm
 }
@@ -506,28 +532,23 @@ func slotOf(n int, keys []byte) uint64 {
 	return (h * 0x9E3779B97F4A7C15) >> 60
 }
 
-// entry returns the cache entry of t's keys, encoded as keys, after
-// working out their order (tagOrderOf) if it is not cached. t has 2 to
-// maxInsertionSort tags.
-func (c *tagOrderCache) entry(t []Tag, keys []byte) *tagOrderEntry {
-	slot := slotOf(len(t), keys)
+// entry returns the cache entry of tagKeys, encoded as keys, after
+// working out their order (tagOrderOf) if it is not cached. There are 2
+// to maxInsertionSort of them.
+func (c *tagOrderCache) entry(tagKeys [][]byte, keys []byte) *tagOrderEntry {
+	slot := slotOf(len(tagKeys), keys)
 	e := &c.slots[slot]
-	if e.n == len(t) && string(e.keys) == string(keys) {
+	if e.n == len(tagKeys) && string(e.keys) == string(keys) {
 		return e
 	}
 	e.keys = append(e.keys[:0], keys...)
-	e.perm = tagOrderOf(t, e.perm[:0])
-	e.n = len(t)
+	e.perm = tagOrderOf(tagKeys, e.perm[:0])
+	e.n = len(tagKeys)
 	e.seq = keySeqs.Add(1)<<4 | slot
 	return e
 }
 
 const maxInsertionSort = 32
-
-type tagOrder struct {
-	prefix uint64 // the key's first 8 bytes, big-endian, zero-padded
-	i      int
-}
 
 func keyPrefix(k []byte) uint64 {
 	if len(k) >= 8 {
@@ -538,15 +559,6 @@ func keyPrefix(k []byte) uint64 {
 		p |= uint64(c) << (56 - 8*i)
 	}
 	return p
-}
-
-// after reports whether o's key sorts after p's. Equal prefixes can still
-// be different keys ("a" and "a\x00", or longer keys).
-func (o tagOrder) after(p tagOrder, t []Tag) bool {
-	if o.prefix != p.prefix {
-		return o.prefix > p.prefix
-	}
-	return bytes.Compare(t[o.i].Key, t[p.i].Key) > 0
 }
 
 func compareAnnotations(a, b Annotation) int {
