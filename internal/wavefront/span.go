@@ -327,13 +327,12 @@ type SpanLine struct {
 func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, plainIDs bool, startMillis, durationMillis int64) (SpanLine, bool) {
 	lim := d.limits()
 	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
-		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength ||
-		bytes.IndexByte(name, '*') >= 0 {
+		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength {
 		return SpanLine{}, false
 	}
 	start := len(dst)
 	var ok bool
-	if dst, ok = appendPlainValue(dst, name); !ok {
+	if dst, ok = appendPlainName(dst, name); !ok {
 		return SpanLine{}, false
 	}
 	dst = append(dst, " source="...)
@@ -430,6 +429,40 @@ func appendPlainValue(dst, v []byte) ([]byte, bool) {
 	out[0] = '"'
 	if !copyPlain(out[1:1+n], v) {
 		return dst, false
+	}
+	out[1+n] = '"'
+	return dst[:at+n+2], true
+}
+
+// appendPlainName is appendPlainValue for a span name, which also must
+// not have a '*' (validation would replace it): checked in the same pass.
+func appendPlainName(dst, name []byte) ([]byte, bool) {
+	n := len(name)
+	if n < 8 {
+		if bytes.IndexByte(name, '*') >= 0 {
+			return dst, false
+		}
+		return appendPlainValue(dst, name)
+	}
+	if isSpace(name[0]) || isSpace(name[n-1]) {
+		return dst, false
+	}
+	at := len(dst)
+	dst = slices.Grow(dst, n+2)
+	out := dst[at : at+n+2]
+	out[0] = '"'
+	for i := 0; ; i += 8 {
+		if i+8 > n {
+			i = n - 8 // the last word overlaps the one before
+		}
+		x := binary.LittleEndian.Uint64(name[i:])
+		if hasSpanSpecial(x) || hasZeroByte(x^0x2a2a2a2a2a2a2a2a)&0x8080808080808080 != 0 {
+			return dst, false
+		}
+		binary.LittleEndian.PutUint64(out[1+i:], x)
+		if i+8 == n {
+			break
+		}
 	}
 	out[1+n] = '"'
 	return dst[:at+n+2], true

@@ -107,6 +107,9 @@ type tagConv struct {
 	role    tagRole
 	status  bool // the sanitised key is http.status_code, ignoring case
 	nameKey bool // the sanitised key has only name bytes: no '~' or delta prefix kept
+	// plain is a tag with nothing to do but write it: an ordinary
+	// annotation (no role, not the status code) with a name-byte key.
+	plain bool
 }
 
 // tagRole is what a tag key means to the converter besides an annotation.
@@ -177,11 +180,13 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 		}
 		at := len(p.text)
 		p.text = wavefront.AppendSpanKey(p.text, key)
-		p.tags = append(p.tags, tagConv{
+		tc := tagConv{
 			at: at, n: len(p.text) - at, role: role,
 			status:  len(key) == len("http.status_code") && bytes.EqualFold(key, []byte("http.status_code")),
 			nameKey: len(key) > 0 && keyByte[key[0]],
-		})
+		}
+		tc.plain = role == roleAnnotation && !tc.status && tc.nameKey
+		p.tags = append(p.tags, tc)
 	}
 	p.text = append(p.text, make([]byte, wavefront.SpanTagSpare)...) // for each key text
 	q := &c.w.quoted
@@ -763,15 +768,16 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 
 	debugTagged := false
 	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
-	tagSlots := line[slotTags : slotTags+len(z.Tags)]
-	for i := range z.Tags {
-		tc, t, out := &plan.tags[i], &z.Tags[i], &tagSlots[i]
+	zt := z.Tags
+	tagSlots, convs := line[slotTags:slotTags+len(zt)], plan.tags[:len(zt)]
+	for i := range zt {
+		tc, t, out := &convs[i], &zt[i], &tagSlots[i]
 		v := t.Value
 		if len(v) == 0 || v[0] <= ' ' || v[len(v)-1] <= ' ' {
 			v = javaTrim(v) // a blank value is left out
 		}
 		out.Value, out.Plain = v, t.plainValue
-		if len(v) == 0 || tc.role == roleAnnotation && !tc.status && tc.nameKey {
+		if len(v) == 0 || tc.plain {
 			continue
 		}
 		// The roles are Convert's special keys and then what Refresh reads
