@@ -292,7 +292,7 @@ func (d *Decoder) AppendCanonicalSpan(dst []byte, s *Span) ([]byte, bool) {
 	if len(s.Tags) > d.limits().MaxSpanAnnotations {
 		return dst, false
 	}
-	l, ok := d.BeginCanonicalSpan(dst, s.Name, s.Source, s.SpanID, s.TraceID, false, s.StartMillis, s.DurationMillis)
+	l, ok := d.BeginCanonicalSpan(dst, s.Name, s.Source, s.SpanID, s.TraceID, false, false, s.StartMillis, s.DurationMillis)
 	if !ok {
 		return dst, false
 	}
@@ -320,11 +320,12 @@ type SpanLine struct {
 }
 
 // BeginCanonicalSpan starts a span line on dst after the checks of
-// AppendCanonicalSpan that do not involve annotations. plainIDs says that
-// spanID and traceID are known to be non-empty ASCII without blanks, '"',
-// '\\' or '\n' (a converter's UUIDs of hex IDs), so they are copied without
-// being checked. On false, dst is unchanged.
-func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, plainIDs bool, startMillis, durationMillis int64) (SpanLine, bool) {
+// AppendCanonicalSpan that do not involve annotations. plainSource and
+// plainIDs say that source, and spanID and traceID, are known to be
+// non-empty ASCII without blanks, '"', '\\' or '\n' (a converter's constant
+// source, its UUIDs of hex IDs), so they are copied without being checked
+// (but for the source's length). On false, dst is unchanged.
+func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, plainSource, plainIDs bool, startMillis, durationMillis int64) (SpanLine, bool) {
 	lim := d.limits()
 	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
 		len(name) > lim.MaxSpanNameLength || len(source) > lim.MaxSourceLength {
@@ -335,8 +336,11 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 	if dst, ok = appendPlainName(dst, name); !ok {
 		return SpanLine{}, false
 	}
-	dst = append(dst, " source="...)
-	if dst, ok = appendPlainValue(dst, source); !ok {
+	if plainSource {
+		dst = append(dst, ` source="`...)
+		dst = append(dst, source...)
+		dst = append(dst, '"')
+	} else if dst, ok = appendPlainValue(append(dst, " source="...), source); !ok {
 		return SpanLine{}, false
 	}
 	if plainIDs {

@@ -86,7 +86,7 @@ func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 	a := cloneSpan(s)
 	want, wantOK := d.AppendCanonicalSpan([]byte("prefix "), &a)
 	got, gotOK := []byte("prefix "), false
-	if l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, s.StartMillis, s.DurationMillis); ok {
+	if l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, false, s.StartMillis, s.DurationMillis); ok {
 		if gotOK = l.Tags(tags); gotOK {
 			got = l.End()
 		} else {
@@ -123,6 +123,8 @@ func FuzzAppendCanonicalSpan(f *testing.F) {
 	for _, s := range []string{
 		`"op" source="zipkin" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
 		`"op*x" source="h" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
+		`"a.longer.operation*name" source="h" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
+		`"a.longer.operation.name*" source="h" spanId="s" traceId="t" "k"="v" 1712000000123 7`,
 		`" op" source="h " spanId="s" traceId="t" "k"=" v" 1712000000123 7`,
 		`"op" source="h" spanId="s" traceId="t" "a:b"="v" "~k"="v" "∆k"="v" 1712000000123 7`,
 		`"op" source="h" spanId="s" traceId="t" "k"="say \"hi\"\\n" "é"="ü" 1712000000123 7`,

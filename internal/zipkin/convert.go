@@ -726,7 +726,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	out.StartMillis = z.Timestamp / 1000
 	out.DurationMillis = z.Duration / 1000
 	out.Tags = out.Tags[:0]
-	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, true, out.StartMillis, out.DurationMillis)
+	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, plan.source < 0, true, out.StartMillis, out.DurationMillis)
 	if !ok {
 		return dst, RED{}, false
 	}
