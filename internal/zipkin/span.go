@@ -367,7 +367,7 @@ func (d *Decoder) placePlainTags() (uint64, bool) {
 	out := d.tags[lo:]
 	for j, i := range e.perm {
 		p, t := in[i], &out[j]
-		t.Key, t.Value, t.plainValue = b[p.k0:p.k1:p.k1], b[p.v0:p.v1:p.v1], true
+		t.Key, t.Value, t.plainValue = b[p.k0:p.k1], b[p.v0:p.v1], true // capacity to the body's end, for copies by whole words
 	}
 	return e.seq, true
 }
