@@ -76,11 +76,10 @@ func (p *Proxy) serveZipkin(port string, st *zipkinState, r *http.Request) (int,
 	if r.Method == http.MethodOptions {
 		return http.StatusNoContent, ""
 	}
-	path := r.URL.Path
-	if !strings.HasSuffix(path, "/") {
-		path += "/"
-	}
-	if path != "/api/v1/spans/" && path != "/api/v2/spans/" {
+	// Either spelling, with or without the trailing slash, and without
+	// building a string per request.
+	path := strings.TrimSuffix(r.URL.Path, "/")
+	if path != "/api/v1/spans" && path != "/api/v2/spans" {
 		return http.StatusBadRequest, "Unsupported URL path."
 	}
 	if r.Method != http.MethodPost {
