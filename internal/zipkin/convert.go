@@ -263,9 +263,9 @@ type words struct {
 	plainApplication bool
 	plainFor         []byte
 	appSetting       string
-	// logsHead is the span logs' text from the span's secondary ID to the
-	// first annotation's timestamp, by Kind; logsTail their end, for the
-	// sampledBy marker in logsTailFor.
+	// logsHead is the span logs' text up to the first annotation's
+	// timestamp, by Kind, with the IDs' places blank (see logsTraceIDAt);
+	// logsTail their end, for the sampledBy marker in logsTailFor.
 	logsHead              [5][]byte
 	logsTail, logsTailFor []byte
 }
@@ -300,8 +300,10 @@ func newWords() *words {
 	} {
 		*k.quoted = wavefront.AppendSpanKey(make([]byte, 0, len(` ""=`)+len(k.key)+wavefront.SpanTagSpare), k.key) // see SpanLine.Tags
 	}
+	blank := make([]byte, uuidLen)
 	for kind, name := range w.kinds {
-		h := []byte(`,"spanSecondaryId":`)
+		h := append([]byte(`{"customer":"default","traceId":"`), blank...)
+		h = append(append(append(h, `","spanId":"`...), blank...), `","spanSecondaryId":`...)
 		if name == nil {
 			h = append(h, "null"...)
 		} else {
@@ -488,17 +490,25 @@ func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
 // reflection cost more than the rest of a span's conversion. The parts
 // that are the same for every span of a kind are written once per
 // Converter, and the IDs that AppendCanonicalSpan made from a Decoder's
-// hex are copied without escaping.
+// hex are put into them without escaping.
 func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampledBy string) []byte {
 	if len(z.Annotations) == 0 || !c.SpanLogs {
 		return dst
 	}
 	w := c.words()
-	dst = append(dst, `{"customer":"default","traceId":`...)
-	dst = c.appendLogID(dst, out.TraceID, c.hexTraceID)
-	dst = append(dst, `,"spanId":`...)
-	dst = c.appendLogID(dst, out.SpanID, c.hexSpanID)
-	dst = append(dst, w.logsHead[z.Kind]...)
+	if c.isHexUUID(out.TraceID, c.hexTraceID) && c.isHexUUID(out.SpanID, c.hexSpanID) {
+		// The head with the IDs' places blank, then the IDs put in.
+		at := len(dst)
+		dst = append(dst, w.logsHead[z.Kind]...)
+		copy(dst[at+logsTraceIDAt:at+logsTraceIDAt+uuidLen], out.TraceID)
+		copy(dst[at+logsSpanIDAt:at+logsSpanIDAt+uuidLen], out.SpanID)
+	} else {
+		dst = append(dst, `{"customer":"default","traceId":`...)
+		dst = wavefront.AppendJSONString(dst, out.TraceID)
+		dst = append(dst, `,"spanId":`...)
+		dst = wavefront.AppendJSONString(dst, out.SpanID)
+		dst = append(dst, w.logsHead[z.Kind][logsKindAt:]...)
+	}
 	for i, a := range z.Annotations {
 		if i > 0 {
 			dst = append(dst, `},{"timestamp":`...)
@@ -520,16 +530,20 @@ func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampled
 	return append(dst, w.logsTail...)
 }
 
-// appendLogID appends id as a JSON string; when it is hex, the UUID
-// AppendCanonicalSpan made from a Decoder's hex ID, it is copied as it is.
-func (c *Converter) appendLogID(dst, id, hex []byte) []byte {
-	if len(id) == 0 || len(id) != len(hex) || &id[0] != &hex[0] {
-		return wavefront.AppendJSONString(dst, id)
-	}
-	dst = append(dst, '"')
-	dst = append(dst, id...)
-	return append(dst, '"')
+// isHexUUID reports whether id is hex, the 36-character UUID that
+// AppendCanonicalSpan made from a Decoder's hex ID and copied to its out.
+func (c *Converter) isHexUUID(id, hex []byte) bool {
+	return len(id) == uuidLen && len(hex) == uuidLen && &id[0] == &hex[0]
 }
+
+// The span logs' head as words.logsHead holds it: the IDs' places and
+// where the text from the secondary ID on starts.
+const (
+	uuidLen       = len("00000000-0000-0000-0000-000000000000")
+	logsTraceIDAt = len(`{"customer":"default","traceId":"`)
+	logsSpanIDAt  = logsTraceIDAt + uuidLen + len(`","spanId":"`)
+	logsKindAt    = logsSpanIDAt + uuidLen + len(`"`)
+)
 
 // source is the span's source: its "source" tag (exact key), sanitised,
 // or "zipkin".
