@@ -24,7 +24,14 @@
 // The JSON v2 path, which carries all Istio/Envoy traffic, is a hand-written
 // tokenizer that allocates nothing per span once the Decoder is warm. It
 // first indexes the body (a bit per byte at which a plain string must
-// stop, SSE2 on amd64), so that a string's end is found by a bit search.
+// stop, AVX2 or SSE2 on amd64), so that a string's end is found by a bit
+// search. The common shapes, a plain key after "," or ", ", a plain
+// string or a 16-digit timestamp right after the colon, are read by fast
+// paths that accept only what the general reader would read the same way
+// and otherwise leave it to that reader, which reports every error. Tags
+// of plain strings are recorded as offsets into the body and written to
+// the span once, in key order, which a cache of recent key sequences
+// supplies without sorting.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
 // Thrift cheaply, and Envoy/Istio never send it.
 package zipkin
