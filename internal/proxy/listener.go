@@ -177,7 +177,10 @@ func (l *pushListener) plaintext(c net.Conn, r io.Reader) {
 		// What the sniffing reader holds comes first; then the socket
 		// is read straight into buf.
 		n, _ := br.Read(buf[:lineWindow])
-		buf, r = buf[:n], c
+		buf = buf[:n]
+		if br.Buffered() == 0 {
+			r = c
+		}
 	}
 	var long bool // dropping a line longer than lineWindow
 	for {

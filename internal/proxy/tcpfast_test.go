@@ -197,7 +197,7 @@ func counters(t *testing.T, p *Proxy) string {
 // TestTCPStreamCommitsInBatches streams more lines than one queue record
 // may hold over a connection that stays open, in writes that end inside
 // lines: the connection commits each batch once it is full, and every line
-// arrives.
+// arrives, as do those of a gzipped connection.
 func TestTCPStreamCommitsInBatches(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t)
@@ -219,8 +219,10 @@ func TestTCPStreamCommitsInBatches(t *testing.T) {
 			rest = rest[n:]
 		}
 	}
+	// And a gzipped connection, whose reads come from the decompressor.
+	sendTCP(t, addr, gz(t, lines))
 	received := p.m.received.WithLabelValues(entityPoints, portOf(addr.String()))
-	waitFor(t, "every line", 30*time.Second, func() bool { return value(received) == rounds*5000 })
+	waitFor(t, "every line", 30*time.Second, func() bool { return value(received) == (rounds+1)*5000 })
 	if strings.Contains(logs.String(), "level=ERROR") {
 		t.Errorf("errors logged:\n%s", logs.String())
 	}
