@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Span is one Wavefront span (proxy.md §4.1). Tags are the span's
@@ -452,24 +453,25 @@ func appendPlainName(dst, name []byte) ([]byte, bool) {
 		return dst, false
 	}
 	at := len(dst)
-	dst = slices.Grow(dst, n+2)
-	out := dst[at : at+n+2]
-	out[0] = '"'
+	dst = slices.Grow(dst, n+2)[:at+n+2]
+	dst[at] = '"'
+	// Words are loaded and stored within name and dst[at+1:at+1+n].
+	src, out := unsafe.Pointer(unsafe.SliceData(name)), unsafe.Pointer(unsafe.SliceData(dst[at+1:]))
 	for i := 0; ; i += 8 {
 		if i+8 > n {
 			i = n - 8 // the last word overlaps the one before
 		}
-		x := binary.LittleEndian.Uint64(name[i:])
+		x := wordAt(src, i)
 		if hasSpanSpecial(x) || hasZeroByte(x^0x2a2a2a2a2a2a2a2a)&0x8080808080808080 != 0 {
-			return dst, false
+			return dst[:at], false
 		}
-		binary.LittleEndian.PutUint64(out[1+i:], x)
+		putWordAt(out, i, x)
 		if i+8 == n {
 			break
 		}
 	}
-	out[1+n] = '"'
-	return dst[:at+n+2], true
+	dst[at+1+n] = '"'
+	return dst, true
 }
 
 // copyPlain copies v to out[:len(v)] if it is ASCII with no '"', '\\' or
