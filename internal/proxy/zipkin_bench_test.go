@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
-	"strings"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -21,48 +22,95 @@ import (
 
 const zipkinSpansPerBody = 100
 
-var (
-	reTraceID = regexp.MustCompile(`"traceId":\s*"[0-9a-f]+"`)
-	reSpanID  = regexp.MustCompile(`"id":\s*"[0-9a-f]+"`)
-	reTS      = regexp.MustCompile(`"timestamp":\s*\d+`)
-)
-
 // envoyBodies builds POST bodies of zipkinSpansPerBody spans cycled from the
-// Envoy captures in testdata, with fresh IDs and current timestamps.
+// Envoy captures in testdata, with fresh IDs and current timestamps. Envoy
+// writes every object's members in a fresh order (its JSON comes from
+// protobuf maps; the captures show it), so each span here gets its own
+// random order at every level, with Envoy's ", " separators.
 func envoyBodies(tb testing.TB, n int) [][]byte {
 	paths, _ := filepath.Glob("../../testdata/fixtures/zipkin/*.json")
 	if len(paths) == 0 {
 		tb.Fatal("no Zipkin fixtures")
 	}
-	var templates []string
+	var templates []map[string]any
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		s := strings.TrimSpace(string(data))
-		templates = append(templates, strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var spans []map[string]any
+		if err := dec.Decode(&spans); err != nil {
+			tb.Fatalf("%s: %v", p, err)
+		}
+		templates = append(templates, spans...)
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	now := time.Now().UnixMicro()
 	bodies := make([][]byte, n)
 	for i := range bodies {
-		var sb strings.Builder
-		sb.WriteByte('[')
+		var b bytes.Buffer
+		b.WriteByte('[')
 		for j := range zipkinSpansPerBody {
-			s := templates[j%len(templates)]
-			s = reTraceID.ReplaceAllString(s, fmt.Sprintf(`"traceId":"%016x%016x"`, r.Uint64(), r.Uint64()))
-			s = reSpanID.ReplaceAllString(s, fmt.Sprintf(`"id":"%016x"`, r.Uint64()))
-			s = reTS.ReplaceAllString(s, fmt.Sprintf(`"timestamp":%d`, now-int64(r.IntN(1e6))))
-			if j > 0 {
-				sb.WriteString(", ")
+			span := maps.Clone(templates[j%len(templates)])
+			ts := now - int64(r.IntN(1e6))
+			span["traceId"] = fmt.Sprintf("%016x%016x", r.Uint64(), r.Uint64())
+			span["id"] = fmt.Sprintf("%016x", r.Uint64())
+			span["timestamp"] = json.Number(strconv.FormatInt(ts, 10))
+			if anns, ok := span["annotations"].([]any); ok {
+				for k, a := range anns {
+					a := maps.Clone(a.(map[string]any))
+					a["timestamp"] = json.Number(strconv.FormatInt(ts+int64(r.IntN(1e4)), 10))
+					anns[k] = a
+				}
 			}
-			sb.WriteString(s)
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			writeShuffled(&b, r, span)
 		}
-		sb.WriteByte(']')
-		bodies[i] = []byte(sb.String())
+		b.WriteByte(']')
+		bodies[i] = b.Bytes()
 	}
 	return bodies
+}
+
+// writeShuffled writes v as Envoy does (no spaces but after a member's or
+// element's comma), with every object's members in a random order.
+func writeShuffled(b *bytes.Buffer, r *rand.Rand, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := slices.Collect(maps.Keys(v))
+		slices.Sort(keys) // a deterministic start for the seeded shuffle
+		r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeShuffled(b, r, k)
+			b.WriteByte(':')
+			writeShuffled(b, r, v[k])
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeShuffled(b, r, e)
+		}
+		b.WriteByte(']')
+	default:
+		enc := json.NewEncoder(b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			panic(err)
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+	}
 }
 
 // BenchmarkZipkinIngest: parallel clients POST Envoy JSON v2 bodies of 100
