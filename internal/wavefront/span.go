@@ -2,7 +2,6 @@ package wavefront
 
 import (
 	"bytes"
-	"encoding/binary"
 	"math"
 	"slices"
 	"strconv"
@@ -489,18 +488,20 @@ func copyPlain(out, v []byte) bool {
 		}
 		return true
 	}
+	// Words are loaded and stored within v and out[:n].
+	src, dst := unsafe.Pointer(unsafe.SliceData(v)), unsafe.Pointer(unsafe.SliceData(out))
 	for i := 0; i+8 < n; i += 8 {
-		x := binary.LittleEndian.Uint64(v[i:])
+		x := wordAt(src, i)
 		if hasSpanSpecial(x) {
 			return false
 		}
-		binary.LittleEndian.PutUint64(out[i:], x)
+		putWordAt(dst, i, x)
 	}
-	x := binary.LittleEndian.Uint64(v[n-8:])
+	x := wordAt(src, n-8)
 	if hasSpanSpecial(x) {
 		return false
 	}
-	binary.LittleEndian.PutUint64(out[n-8:], x)
+	putWordAt(dst, n-8, x)
 	return true
 }
 
