@@ -113,6 +113,9 @@ const SpanTagSpare = 32
 // and stores the digits as two words, shifted past the leading zeros,
 // instead of dividing by 100 for each pair of digits.
 func AppendInt(dst []byte, v int64) []byte {
+	if uint64(v) < 10 { // a short span's duration in milliseconds
+		return append(dst, byte('0'+v))
+	}
 	if v < 0 || v >= 1e16 {
 		return strconv.AppendInt(dst, v, 10)
 	}
