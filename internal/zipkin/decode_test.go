@@ -332,3 +332,24 @@ func TestParseIP(t *testing.T) {
 		check(b)
 	}
 }
+
+// A key longer than 24 bytes takes more of encodePlainKeys' room than the
+// 25 bytes a short key copies as words, so a short key after it must not
+// copy past the room (this body crashed the decoder).
+func TestLongTagKeyBeforeShortOnes(t *testing.T) {
+	for _, n := range []int{25, 39, 100, maxCachedKey} {
+		long := strings.Repeat("0", n)
+		body := `[{"traceId":"1","id":"1","tags":{"` + long + `":"0","0000000000000000":"1","b":"2"}}]`
+		var got []string
+		err := (&Decoder{}).Decode([]byte(body), JSONV2, func(s *Span) error {
+			for _, tag := range s.Tags {
+				got = append(got, string(tag.Key)+"="+string(tag.Value))
+			}
+			return nil
+		})
+		want := []string{"0000000000000000=1", long + "=0", "b=2"}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("key of %d bytes: tags %q, %v; want %q", n, got, err, want)
+		}
+	}
+}

@@ -387,12 +387,13 @@ func encodeKeys(dst []byte, t []Tag) []byte {
 // encodePlainKeys is encodeKeys for plainIn's tags of body b. A key of up
 // to 24 bytes with 24 bytes of body from its start is copied as three
 // words rather than by a copy call; the bytes copied past its end are
-// overwritten by the next key or cut off.
+// overwritten by the next key or cut off. A longer key before it may have
+// used the room grown for it, hence the check of the capacity.
 func encodePlainKeys(dst, b []byte, t []plainTag) []byte {
 	dst = slices.Grow(dst, 25*len(t))
 	for _, p := range t {
 		switch m := p.k1 - p.k0; {
-		case m <= 24 && p.k0+24 <= len(b):
+		case m <= 24 && p.k0+24 <= len(b) && len(dst)+25 <= cap(dst):
 			n := len(dst)
 			w, k := dst[n:n+25], b[p.k0:p.k0+24]
 			w[0] = byte(m)
