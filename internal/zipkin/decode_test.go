@@ -263,7 +263,9 @@ func TestSortTags(t *testing.T) {
 // The JSON v2 reader encodes the tag keys for the cache as it reads them:
 // spans whose tags need the slow path (escapes, numbers), come in two
 // "tags" members, or have a key too long to encode must sort as the
-// keys' sequence says, and the same shape twice must hit the cache.
+// keys' sequence says, and the same shape twice must hit the cache. The
+// same sorted keys in any order, or with duplicates, share a key sequence
+// number.
 func TestTagKeysCollectedWhileReading(t *testing.T) {
 	long := strings.Repeat("x", maxCachedKey+1)
 	spans := []string{
@@ -273,6 +275,8 @@ func TestTagKeysCollectedWhileReading(t *testing.T) {
 		`{"traceId":"1","id":"5","tags":{"z":"1","a":"2"},"tags":{"m":"3","a":"4"}}`,
 		`{"traceId":"1","id":"6","tags":{"` + long + `":"1","a":"2"}}`,
 		`{"traceId":"1","id":"7","tags":{"` + long + `":"1","a":"2"}}`,
+		`{"traceId":"1","id":"8","tags":{"c":"3","b":"1","a":"2"}}`,
+		`{"traceId":"1","id":"9","tags":{"a":"2","c":"3","b":"1","d":"4"}}`,
 	}
 	want := [][]string{
 		{"a=2", "b=1", "c=3"},
@@ -281,6 +285,8 @@ func TestTagKeysCollectedWhileReading(t *testing.T) {
 		{"a=4", "m=3", "z=1"},
 		{"a=2", long + "=1"},
 		{"a=2", long + "=1"},
+		{"a=2", "b=1", "c=3"},
+		{"a=2", "b=1", "c=3", "d=4"},
 	}
 	body := []byte("[" + strings.Join(spans, ",") + "]")
 	var d Decoder
@@ -302,9 +308,10 @@ func TestTagKeysCollectedWhileReading(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Equal key sequences share a number, others do not, and keys the
+		// Equal sorted keys share a number, others do not, and keys the
 		// cache cannot hold have none.
-		if seqs[0] == 0 || seqs[1] != seqs[0] || seqs[2] == 0 || seqs[2] == seqs[0] || seqs[3] == 0 || seqs[4] != 0 || seqs[5] != 0 {
+		if seqs[0] == 0 || seqs[1] != seqs[0] || seqs[2] != seqs[0] || seqs[3] == 0 || seqs[3] == seqs[0] ||
+			seqs[4] != 0 || seqs[5] != 0 || seqs[6] != seqs[0] || seqs[7] == 0 || seqs[7] == seqs[0] || seqs[7] == seqs[3] {
 			t.Errorf("round %d: key sequence numbers %v", round, seqs)
 		}
 	}

@@ -2,6 +2,7 @@ package zipkin
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -87,12 +88,32 @@ func checkInvariants(t *testing.T, s *Span) {
 func FuzzDecodeJSONV2(f *testing.F) {
 	f.Add([]byte(istioBody))
 	f.Add([]byte(`[{"traceId":"1","id":"2","name":"\u00c9\ud83d\ude00","tags":{"a":1e3,"b":"\\"},"localEndpoint":{"ipv6":"::1"}}]`))
+	// The same sorted keys in other orders, with a duplicate, with a key
+	// missing: the key-set cache's ranks, after the sort that fills it.
+	f.Add([]byte(`[{"traceId":"1","id":"2","tags":{"b":"1","a":"2","c":"3"}},{"traceId":"1","id":"3","tags":{"c":"1", "a":"2", "b":"3"}},` +
+		`{"traceId":"1","id":"4","tags":{"c":"1","a":"2","c":"4"}},{"traceId":"1","id":"5","tags":{"c":"1","b":"2","a":"4","a":"5"}},{"traceId":"1","id":"6","tags":{"a":"1","b":"2"}}]`))
 	var d1, d2 Decoder
+	// seqKeys remembers the keys each key sequence number of d1 named:
+	// d1 keeps its caches across inputs, and a number must never name two.
+	seqKeys := map[uint64]string{}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		first := []jsonSpan{} // "[]", not "null", for an empty list
-		var firstStr []string
+		var firstStr, raw []string
 		err := d1.Decode(body, JSONV2, func(s *Span) error {
 			checkInvariants(t, s)
+			var keys strings.Builder
+			for _, tag := range s.Tags {
+				keys.Write(tag.Key)
+				keys.WriteByte(0)
+			}
+			if k, ok := seqKeys[s.keySeq]; ok && s.keySeq != 0 && k != keys.String() {
+				t.Fatalf("key sequence %d names %q and %q", s.keySeq, k, keys.String())
+			}
+			if len(seqKeys) >= 1<<16 {
+				clear(seqKeys) // bounded memory over a long run
+			}
+			seqKeys[s.keySeq] = keys.String()
+			raw = append(raw, spanString(s))
 			first = append(first, toJSONSpan(s))
 			// Normalisation is not idempotent for a 17- to 31-digit trace
 			// ID whose padding to 32 leaves the upper half zero: the
@@ -123,6 +144,19 @@ func FuzzDecodeJSONV2(f *testing.F) {
 		})
 		if err != nil || i != len(firstStr) {
 			t.Fatalf("re-decode of %s: %d spans, %v", enc, i, err)
+		}
+		// A Decoder that has seen no other input, so its caches differ,
+		// decodes the same spans and tags.
+		i = 0
+		err = (&Decoder{}).Decode(body, JSONV2, func(s *Span) error {
+			if got := spanString(s); i >= len(raw) || got != raw[i] {
+				t.Fatalf("span %d differs in a fresh Decoder: %s", i, got)
+			}
+			i++
+			return nil
+		})
+		if err != nil || i != len(raw) {
+			t.Fatalf("fresh Decoder: %d spans, %v", i, err)
 		}
 	})
 }

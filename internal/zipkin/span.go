@@ -100,10 +100,10 @@ type Span struct {
 	// Ranges into the Decoder's pools while a batch is buffered; the pools
 	// may be reallocated until the batch is complete.
 	annLo, annHi, tagLo, tagHi int
-	// keySeq names the sequence of tag keys the span arrived with, when the
-	// Decoder's tag-order cache holds it (0 otherwise): spans with equal
-	// keySeq have equal Tags keys, so the Converter can reuse what it
-	// derived from them (see tagPlan).
+	// keySeq names the span's sorted tag keys when the Decoder's tag-order
+	// cache holds them (0 otherwise): spans with equal keySeq have equal
+	// Tags keys, whatever order they arrived in, so the Converter can reuse
+	// what it derived from them (see tagPlan).
 	keySeq uint64
 }
 
@@ -355,7 +355,10 @@ func (d *Decoder) placePlainTags() (uint64, bool) {
 	d.tagOrders.keys = keys
 	e := d.tagOrders.find(len(in), keys)
 	if e.n != len(in) || string(e.keys) != string(keys) {
-		// Not cached: sort the keys.
+		if seq, ok := d.placeRanked(in, b); ok {
+			return seq, true
+		}
+		// Not cached in any order: sort the keys.
 		var ks [maxInsertionSort][]byte
 		for i, p := range in {
 			ks[i] = b[p.k0:p.k1]
@@ -500,13 +503,17 @@ func applyTagOrder(t []Tag, perm []uint8, scratch []Tag) int {
 type tagOrderCache struct {
 	slots [16]tagOrderEntry
 	keys  []byte // the current span's keys, as encodeKeys encodes them
+	// sets holds the sorted keys of recent spans (see keySet); a pointer,
+	// allocated on first use, so that a Decoder stays small.
+	sets     *[16]keySet
+	spanKeys [maxInsertionSort]mixedKey // the current span's keys, for placeRanked
 }
 
 type tagOrderEntry struct {
 	keys []byte // each key with a length byte before it, in arrival order
 	n    int    // number of tags
 	perm []uint8
-	seq  uint64 // the Span.keySeq of these keys; its low four bits are the slot
+	seq  uint64 // the Span.keySeq of these keys (setSeq)
 }
 
 // maxCachedKey is the longest key the cache's encoding holds.
@@ -545,7 +552,7 @@ func (c *tagOrderCache) entry(tagKeys [][]byte, keys []byte) *tagOrderEntry {
 	e.keys = append(e.keys[:0], keys...)
 	e.perm = tagOrderOf(tagKeys, e.perm[:0])
 	e.n = len(tagKeys)
-	e.seq = keySeqs.Add(1)<<4 | slot
+	e.seq = c.setSeq(tagKeys, e.perm, slot)
 	return e
 }
 
