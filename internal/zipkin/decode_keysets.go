@@ -84,45 +84,62 @@ func setSlots(n int, hash uint64) (uint64, uint64) {
 }
 
 // placeRanked places the current span's plain tags in, of body b, through
-// the key-set cache, and reports whether it could: every key must be in
-// the cached set of as many keys that their mixes' sum selects, each once.
-// Each tag is written once, at its key's rank.
+// the key-set cache, and reports whether it could. It tries the set that
+// the last span with as many tags hit first, as a tracer's spans of one
+// kind follow each other, and otherwise the sets that the sum of the
+// keys' mixes selects.
 func (d *Decoder) placeRanked(in []plainTag, b []byte) (uint64, bool) {
 	c := &d.tagOrders
-	if c.sets == nil || len(in) > maxInsertionSort {
+	n := len(in)
+	if c.sets == nil || n > maxInsertionSort {
 		return 0, false
 	}
-	// The keys' words go to the Decoder, not the stack, which would
-	// clear them first.
-	ks := c.spanKeys[:len(in)]
-	var hash uint64
-	for i, p := range in {
-		k := &ks[i]
-		if n := p.k1 - p.k0; n >= 8 && n <= maxRankedKey {
-			key := b[p.k0:p.k1]
-			k.keyWords = keyWords{binary.LittleEndian.Uint64(key), binary.LittleEndian.Uint64(key[min(8, n-8):]), binary.LittleEndian.Uint64(key[n-8:]), n}
-		} else {
-			var ok bool
-			if k.keyWords, ok = plainKeyWords(b, p.k0, p.k1); !ok {
-				return 0, false
-			}
+	if s := &c.sets[c.lastSet[n]]; s.n == n {
+		if seq, ok := d.placeInSet(s, in, b); ok {
+			return seq, true
 		}
-		k.mix = k.keyWords.mix()
-		hash += k.mix
 	}
-	a, a2 := setSlots(len(in), hash)
-	s := &c.sets[a]
-	if s.n != len(in) || s.hash != hash {
-		if s = &c.sets[a2]; s.n != len(in) || s.hash != hash {
+	var hash uint64
+	for _, p := range in {
+		k, ok := plainKeyWords(b, p.k0, p.k1)
+		if !ok {
 			return 0, false
 		}
+		hash += k.mix()
 	}
+	a, a2 := setSlots(n, hash)
+	for _, slot := range [2]uint64{a, a2} {
+		if s := &c.sets[slot]; s.n == n && s.hash == hash && slot != uint64(c.lastSet[n]) {
+			if seq, ok := d.placeInSet(s, in, b); ok {
+				c.lastSet[n] = uint8(slot)
+				return seq, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// placeInSet places in's tags, of body b, at their keys' ranks in s, and
+// reports whether s holds each of the keys once: as s has as many keys,
+// each of its ranks then gets one tag.
+func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) {
 	lo := len(d.tags)
 	d.tags = slices.Grow(d.tags, len(in))[:lo+len(in)]
 	out := d.tags[lo:]
 	var placed uint32
-	for i, p := range in {
-		r := s.rankOf(&ks[i])
+	for _, p := range in {
+		var k keyWords
+		if m := p.k1 - p.k0; m >= 8 && m <= maxRankedKey {
+			key := b[p.k0:p.k1]
+			k = keyWords{binary.LittleEndian.Uint64(key), binary.LittleEndian.Uint64(key[min(8, m-8):]), binary.LittleEndian.Uint64(key[m-8:]), m}
+		} else {
+			var ok bool
+			if k, ok = plainKeyWords(b, p.k0, p.k1); !ok {
+				d.tags = d.tags[:lo]
+				return 0, false
+			}
+		}
+		r := s.rankOf(k)
 		if r < 0 || placed&(1<<r) != 0 { // not in the set, or a duplicate key
 			d.tags = d.tags[:lo]
 			return 0, false
@@ -134,17 +151,11 @@ func (d *Decoder) placeRanked(in []plainTag, b []byte) (uint64, bool) {
 	return s.seq, true
 }
 
-// mixedKey is a key's words and their mix().
-type mixedKey struct {
-	keyWords
-	mix uint64
-}
-
 // rankOf returns k's rank in s, or -1 if s does not hold k.
-func (s *keySet) rankOf(k *mixedKey) int {
-	for j := k.mix >> 58; ; j = (j + 1) & 63 {
+func (s *keySet) rankOf(k keyWords) int {
+	for j := k.mix() >> 58; ; j = (j + 1) & 63 {
 		r := int(s.ranks[j]) - 1
-		if r < 0 || s.keys[r] == k.keyWords {
+		if r < 0 || s.keys[r] == k {
 			return r
 		}
 	}
@@ -172,6 +183,7 @@ func (c *tagOrderCache) setSeq(keys [][]byte, perm []uint8, arrivalSlot uint64) 
 	a, b := setSlots(len(perm), hash)
 	for _, slot := range [2]uint64{a, b} {
 		if s := &c.sets[slot]; s.n == len(perm) && s.hash == hash && s.keys == ks {
+			c.lastSet[len(perm)] = uint8(slot)
 			return s.seq
 		}
 	}
@@ -191,5 +203,6 @@ func (c *tagOrderCache) setSeq(keys [][]byte, perm []uint8, arrivalSlot uint64) 
 		s.ranks[j] = uint8(r + 1)
 	}
 	s.seq = keySeqs.Add(1)<<4 | slot
+	c.lastSet[len(perm)] = uint8(slot)
 	return s.seq
 }

@@ -348,22 +348,34 @@ func (d *Decoder) placePlainTags() (uint64, bool) {
 	if len(in) < 2 || len(in) > maxInsertionSort {
 		return 0, false
 	}
-	keys := encodePlainKeys(d.tagOrders.keys[:0], b, in)
+	c := &d.tagOrders
+	rankedFirst := c.rankedFirst[len(in)]
+	if rankedFirst {
+		if seq, ok := d.placeRanked(in, b); ok {
+			return seq, true
+		}
+	}
+	keys := encodePlainKeys(c.keys[:0], b, in)
 	if keys == nil {
 		return 0, false
 	}
-	d.tagOrders.keys = keys
-	e := d.tagOrders.find(len(in), keys)
-	if e.n != len(in) || string(e.keys) != string(keys) {
-		if seq, ok := d.placeRanked(in, b); ok {
-			return seq, true
+	c.keys = keys
+	e := c.find(len(in), keys)
+	if hit := e.n == len(in) && string(e.keys) == string(keys); hit {
+		c.rankedFirst[len(in)] = false
+	} else {
+		if !rankedFirst {
+			if seq, ok := d.placeRanked(in, b); ok {
+				c.rankedFirst[len(in)] = true
+				return seq, true
+			}
 		}
 		// Not cached in any order: sort the keys.
 		var ks [maxInsertionSort][]byte
 		for i, p := range in {
 			ks[i] = b[p.k0:p.k1]
 		}
-		e = d.tagOrders.entry(ks[:len(in)], keys)
+		e = c.entry(ks[:len(in)], keys)
 	}
 	lo := len(d.tags)
 	d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
@@ -505,8 +517,15 @@ type tagOrderCache struct {
 	keys  []byte // the current span's keys, as encodeKeys encodes them
 	// sets holds the sorted keys of recent spans (see keySet); a pointer,
 	// allocated on first use, so that a Decoder stays small.
-	sets     *[16]keySet
-	spanKeys [maxInsertionSort]mixedKey // the current span's keys, for placeRanked
+	sets *[16]keySet
+	// lastSet is the slot in sets of the set last used for each number
+	// of keys.
+	lastSet [maxInsertionSort + 1]uint8
+	// rankedFirst records, for each number of keys, that the last span
+	// found its keys' order uncached but their set cached, as all of
+	// Envoy's do: the next tries the set first, without encoding the keys
+	// for the order it would most likely not find.
+	rankedFirst [maxInsertionSort + 1]bool
 }
 
 type tagOrderEntry struct {
