@@ -129,8 +129,8 @@ func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) 
 	var placed uint32
 	for _, p := range in {
 		var k keyWords
-		if m := p.k1 - p.k0; m >= 8 && m <= maxRankedKey {
-			key := b[p.k0:p.k1]
+		key := b[p.k0:p.k1] // capacity to the body's end, for copies by whole words
+		if m := len(key); m >= 8 && m <= maxRankedKey {
 			k = keyWords{binary.LittleEndian.Uint64(key), binary.LittleEndian.Uint64(key[min(8, m-8):]), binary.LittleEndian.Uint64(key[m-8:]), m}
 		} else {
 			var ok bool
@@ -146,7 +146,7 @@ func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) 
 		}
 		placed |= 1 << r
 		t := &out[r]
-		t.Key, t.Value, t.plainValue = b[p.k0:p.k1], b[p.v0:p.v1], true // capacity to the body's end, for copies by whole words
+		t.Key, t.Value, t.plainValue = key, b[p.v0:p.v1], true
 	}
 	return s.seq, true
 }
