@@ -140,11 +140,12 @@ func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) 
 			}
 		}
 		r := s.rankOf(k)
-		if r < 0 || placed&(1<<r) != 0 { // not in the set, or a duplicate key
+		bit := uint32(1) << (r & (maxInsertionSort - 1))
+		if r < 0 || placed&bit != 0 { // not in the set, or a duplicate key
 			d.tags = d.tags[:lo]
 			return 0, false
 		}
-		placed |= 1 << r
+		placed |= bit
 		t := &out[r]
 		t.Key, t.Value, t.plainValue = key, b[p.v0:p.v1], true
 	}
@@ -155,7 +156,7 @@ func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) 
 func (s *keySet) rankOf(k keyWords) int {
 	for j := k.mix() >> 58; ; j = (j + 1) & 63 {
 		r := int(s.ranks[j]) - 1
-		if r < 0 || s.keys[r] == k {
+		if r < 0 || s.keys[r&(maxInsertionSort-1)] == k { // ranks are below maxInsertionSort: no bounds check
 			return r
 		}
 	}
