@@ -31,7 +31,11 @@
 // and otherwise leave it to that reader, which reports every error. Tags
 // of plain strings are recorded as offsets into the body and written to
 // the span once, in key order, which a cache of recent key sequences
-// supplies without sorting.
+// supplies without sorting. Envoy writes every object's members in a fresh
+// order, so a second cache (decode_keysets.go) knows recent sorted key
+// sets: a span whose tags are a known set in any order is placed by each
+// key's rank and gets the set's key-sequence number, which keeps the
+// Converter's per-sequence plans hitting.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
 // Thrift cheaply, and Envoy/Istio never send it.
 package zipkin
