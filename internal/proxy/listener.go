@@ -40,7 +40,7 @@ var httpMethodPrefixes = []string{"GE", "PO", "PU", "HE", "OP", "PA", "DE", "TR"
 func (p *Proxy) newPushListener(ln net.Listener, port string) *pushListener {
 	l := &pushListener{p: p, port: port, ln: ln, slots: make(chan struct{}, p.cfg.MaxConnections), conns: map[net.Conn]struct{}{}}
 	l.httpLn = newChanListener(ln.Addr())
-	l.srv = &http.Server{Handler: http.HandlerFunc(l.serveHTTP), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: p.cfg.IdleTimeout}
+	l.srv = &http.Server{Handler: p.surviveHTTP(port, http.HandlerFunc(l.serveHTTP)), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: p.cfg.IdleTimeout}
 	return l
 }
 
@@ -67,7 +67,7 @@ func (l *pushListener) serve() {
 		l.p.m.connections.WithLabelValues(l.port).Inc()
 		l.wg.Go(func() {
 			defer func() { <-l.slots; l.p.m.connections.WithLabelValues(l.port).Dec() }()
-			l.handle(c)
+			l.serveConn(c)
 		})
 	}
 }
@@ -108,6 +108,12 @@ func (l *pushListener) track(c net.Conn, add bool) {
 	} else {
 		delete(l.conns, c)
 	}
+}
+
+// serveConn serves one connection; a panic ends it alone (see survive).
+func (l *pushListener) serveConn(c net.Conn) {
+	defer l.p.survive(l.port, c)
+	l.handle(c)
 }
 
 // handle sniffs a connection and serves it as HTTP or as plaintext lines.

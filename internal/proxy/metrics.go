@@ -15,19 +15,20 @@ import (
 // Metrics are the proxy's self-metrics. On /metrics they carry entity and
 // port labels; upstream they are sent as the reference's ~proxy.<entity>.<port>.<name>.
 type Metrics struct {
-	reg         *prometheus.Registry
-	received    *prometheus.CounterVec // {entity, port}: accepted and durable
-	rejected    *prometheus.CounterVec // {entity, port, code}
-	blocked     *prometheus.CounterVec // {entity, port}: filtered by a preprocessor rule
-	discarded   *prometheus.CounterVec // {entity, port}: delta ≤ 0, unsupported kinds, non-finite values
-	delivered   *prometheus.CounterVec // {entity, port}
-	dropped     *prometheus.CounterVec // {entity}: given up by the forwarder (4xx) or the full queue
-	batchFailed *prometheus.CounterVec // {port}: Zipkin bodies that failed to decode
-	httpStatus  *prometheus.CounterVec // {port, code}
-	connections *prometheus.GaugeVec   // {port}
-	refused     *prometheus.CounterVec // {port}: connections over maxConnections
-	retries     prometheus.Counter
-	forwardLag  prometheus.Gauge // seconds the oldest undelivered batch has waited
+	reg            *prometheus.Registry
+	received       *prometheus.CounterVec // {entity, port}: accepted and durable
+	rejected       *prometheus.CounterVec // {entity, port, code}
+	blocked        *prometheus.CounterVec // {entity, port}: filtered by a preprocessor rule
+	discarded      *prometheus.CounterVec // {entity, port}: delta ≤ 0, unsupported kinds, non-finite values
+	delivered      *prometheus.CounterVec // {entity, port}
+	dropped        *prometheus.CounterVec // {entity}: given up by the forwarder (4xx) or the full queue
+	batchFailed    *prometheus.CounterVec // {port}: Zipkin bodies that failed to decode
+	httpStatus     *prometheus.CounterVec // {port, code}
+	connections    *prometheus.GaugeVec   // {port}
+	refused        *prometheus.CounterVec // {port}: connections over maxConnections
+	internalErrors *prometheus.CounterVec // {port}: connections and requests a recovered panic ended
+	retries        prometheus.Counter
+	forwardLag     prometheus.Gauge // seconds the oldest undelivered batch has waited
 }
 
 // entities are the kinds of data the proxy carries, named as the reference does.
@@ -46,19 +47,20 @@ func newMetrics() *Metrics {
 		return c
 	}
 	m := &Metrics{
-		reg:         reg,
-		received:    cv("received", "Items accepted and durably queued.", "entity", "port"),
-		rejected:    cv("rejected", "Items refused by parsing or validation, per error code.", "entity", "port", "code"),
-		blocked:     cv("blocked", "Items filtered by preprocessor rules.", "entity", "port"),
-		discarded:   cv("discarded", "Items dropped by rule: non-positive deltas, non-finite values, unsupported kinds.", "entity", "port"),
-		delivered:   cv("delivered", "Items the backend acknowledged.", "entity", "port"),
-		dropped:     cv("dropped", "Items given up after a permanent backend error (a full queue counts in meshwave_queue_dropped_records_total).", "entity"),
-		batchFailed: cv("batches_failed", "Zipkin request bodies that could not be decoded.", "port"),
-		httpStatus:  cv("http_requests", "HTTP responses, per port and status code.", "port", "code"),
-		refused:     cv("connections_refused", "Connections refused over --maxConnections.", "port"),
-		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "proxy", Name: "connections", Help: "Open TCP connections."}, []string{"port"}),
-		retries:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "proxy", Name: "forward_retries", Help: "Backend posts retried."}),
-		forwardLag:  prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "proxy", Name: "buffer_oldest_age_seconds", Help: "Age of the oldest undelivered batch."}),
+		reg:            reg,
+		received:       cv("received", "Items accepted and durably queued.", "entity", "port"),
+		rejected:       cv("rejected", "Items refused by parsing or validation, per error code.", "entity", "port", "code"),
+		blocked:        cv("blocked", "Items filtered by preprocessor rules.", "entity", "port"),
+		discarded:      cv("discarded", "Items dropped by rule: non-positive deltas, non-finite values, unsupported kinds.", "entity", "port"),
+		delivered:      cv("delivered", "Items the backend acknowledged.", "entity", "port"),
+		dropped:        cv("dropped", "Items given up after a permanent backend error (a full queue counts in meshwave_queue_dropped_records_total).", "entity"),
+		batchFailed:    cv("batches_failed", "Zipkin request bodies that could not be decoded.", "port"),
+		httpStatus:     cv("http_requests", "HTTP responses, per port and status code.", "port", "code"),
+		refused:        cv("connections_refused", "Connections refused over --maxConnections.", "port"),
+		internalErrors: cv("internal_errors", "Connections and requests ended by a proxy bug (a recovered panic, logged with its stack).", "port"),
+		connections:    prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "proxy", Name: "connections", Help: "Open TCP connections."}, []string{"port"}),
+		retries:        prometheus.NewCounter(prometheus.CounterOpts{Namespace: "proxy", Name: "forward_retries", Help: "Backend posts retried."}),
+		forwardLag:     prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "proxy", Name: "buffer_oldest_age_seconds", Help: "Age of the oldest undelivered batch."}),
 	}
 	reg.MustRegister(m.connections, m.retries, m.forwardLag)
 	return m

@@ -92,7 +92,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 			p.Close()
 			return err
 		}
-		p.serveHTTP(ln, p.zipkinHandler(ctx, label))
+		p.serveHTTP(ln, p.surviveHTTP(label, p.zipkinHandler(ctx, label)))
 	}
 	if p.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", p.cfg.MetricsAddr)
