@@ -2,9 +2,7 @@ package wavefront
 
 import (
 	"encoding/binary"
-	"math/bits"
 	"slices"
-	"strconv"
 	"unsafe"
 )
 
@@ -106,56 +104,3 @@ func (l *SpanLine) Tags(tags []SpanTag) bool {
 // SpanTagSpare is the longest KeyText that SpanLine.Tags copies as whole
 // words, and the capacity from its start that it needs for that.
 const SpanTagSpare = 32
-
-// AppendInt is strconv.AppendInt(dst, v, 10), cheaper for what span lines
-// and span logs carry (millisecond and microsecond timestamps, durations):
-// below 10¹⁶ it converts each half of eight digits in one word (digits8)
-// and stores the digits as two words, shifted past the leading zeros,
-// instead of dividing by 100 for each pair of digits.
-func AppendInt(dst []byte, v int64) []byte {
-	if uint64(v) < 10 { // a short span's duration in milliseconds
-		return append(dst, byte('0'+v))
-	}
-	if v < 0 || v >= 1e16 {
-		return strconv.AppendInt(dst, v, 10)
-	}
-	u := uint64(v)
-	n := decimalLen(u)
-	at := len(dst)
-	dst = slices.Grow(dst, 16)
-	out := dst[at : at+16]
-	le := binary.LittleEndian
-	lo := digits8(uint32(u % 1e8))
-	if n <= 8 {
-		le.PutUint64(out[0:], lo>>(8*(8-n)))
-	} else {
-		le.PutUint64(out[0:], digits8(uint32(u/1e8))>>(8*(16-n)))
-		le.PutUint64(out[n-8:], lo)
-	}
-	return dst[:at+n]
-}
-
-// digits8 returns x < 10⁸ as eight ASCII digits, the first in the lowest
-// byte: the two halves of four digits, then the four pairs, then the eight
-// digits are split side by side in lanes of one word, dividing by
-// multiplying with a reciprocal that is exact for these ranges
-// (⌊n·10486/2²⁰⌋ = ⌊n/100⌋ for n < 10⁴, ⌊n·103/2¹⁰⌋ = ⌊n/10⌋ for n < 100).
-func digits8(x uint32) uint64 {
-	merged := uint64(x/10000) | uint64(x%10000)<<32
-	top := (merged * 10486 >> 20) & (0x7f | 0x7f<<32)
-	pairs := (merged-100*top)<<16 | top
-	tens := (pairs * 103 >> 10) & (0xf | 0xf<<16 | 0xf<<32 | 0xf<<48)
-	return (tens | (pairs-10*tens)<<8) + 0x3030303030303030
-}
-
-// decimalLen is the number of decimal digits of u (1 for 0), from its bit
-// length: log10(2) ≈ 1233/4096.
-func decimalLen(u uint64) int {
-	n := bits.Len64(u) * 1233 >> 12
-	if u >= pow10[n] {
-		n++
-	}
-	return max(n, 1)
-}
-
-var pow10 = [...]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19}
