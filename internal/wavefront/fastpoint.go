@@ -121,37 +121,54 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	// rest goes through the Java-syntax parser and AppendValue. A token is
 	// a run of plainValueByte ended by a space or the end: a value or
 	// timestamp with '"' or '\\' in it would not parse either.
-	vs := i
-	if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
-		return dst, false
-	}
-	valTok := line[vs:i]
-	if plainInteger(valTok) {
-		dst = append(dst, valTok...)
-	} else if out, ok := appendPlainDecimal(dst, valTok); ok {
-		dst = out
+	// Digits alone without a leading zero (most values) are read in two
+	// words and need no other check.
+	if x0, x1, n := digitToken(line, i); n > 0 && (n == 1 || line[i] != '0') && cap(dst)-len(dst) >= 16 {
+		dst = appendWords(dst, x0, x1, n)
+		i += n
 	} else {
-		v, ok := parseJavaDouble(valTok)
-		if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
+		vs := i
+		if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
 			return dst, false
 		}
-		dst = AppendValue(dst, v)
+		valTok := line[vs:i]
+		if plainInteger(valTok) {
+			dst = append(dst, valTok...)
+		} else if out, ok := appendPlainDecimal(dst, valTok); ok {
+			dst = out
+		} else {
+			v, ok := parseJavaDouble(valTok)
+			if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
+				return dst, false
+			}
+			dst = AppendValue(dst, v)
+		}
 	}
 
 	// An optional timestamp: the next token, if it starts with a digit.
-	var secTok []byte // the token, if it is whole seconds without leading zeros
+	var secTok []byte       // the token, if it is whole seconds without leading zeros
+	var secX0, secX1 uint64 // and its words, if digitToken read it
 	i = skipSpaces(line, i)
 	if i < len(line) && line[i] == '"' && i+1 < len(line) && isDigit(line[i+1]) {
 		return dst, false // a quoted token starting with a digit is a timestamp too; rare
 	}
 	if i < len(line) && isDigit(line[i]) {
 		ts := i
-		if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
-			return dst, false
-		}
-		ms, seconds, ok := fastTimestampMillis(line[ts:i])
-		if !ok {
-			return dst, false
+		var ms int64
+		var seconds bool
+		if x0, x1, n := digitToken(line, i); n > 0 {
+			// fastTimestampMillis for the usual 1–15 digits, from words.
+			ms, seconds = timestampDigitsMillis(digitsValue(x0, x1, n), line[i] != '0')
+			secX0, secX1 = x0, x1
+			i += n
+		} else {
+			if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
+				return dst, false
+			}
+			var ok bool
+			if ms, seconds, ok = fastTimestampMillis(line[ts:i]); !ok {
+				return dst, false
+			}
 		}
 		if seconds {
 			secTok = line[ts:i]
@@ -166,7 +183,11 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	if secTok != nil {
 		// Whole seconds as they came: what AppendInt would print.
 		dst = append(dst, ' ')
-		dst = append(dst, secTok...)
+		if secX0 != 0 && cap(dst)-len(dst) >= 16 {
+			dst = appendWords(dst, secX0, secX1, len(secTok))
+		} else {
+			dst = append(dst, secTok...)
+		}
 	} else if ts := d.millis / 1000; ts != 0 {
 		dst = append(dst, ' ')
 		dst = strconv.AppendInt(dst, ts, 10)
@@ -344,10 +365,8 @@ func fastTimestampMillis(b []byte) (ms int64, seconds, ok bool) {
 			}
 			n = n*10 + int64(c-'0')
 		}
-		if n < 1e12 {
-			return n * 1000, b[0] != '0', true // timestampMillis, exact below 2^53
-		}
-		return timestampMillis(float64(n)), false, true
+		ms, seconds = timestampDigitsMillis(uint64(n), b[0] != '0')
+		return ms, seconds, true
 	}
 general:
 	ts, ok := parseJavaDouble(b)
@@ -357,18 +376,25 @@ general:
 	return timestampMillis(ts), false, true
 }
 
+// timestampDigitsMillis is timestampMillis for a timestamp of up to 15
+// digits whose value is n, exact in a float64; seconds reports a value
+// read as seconds (below 1e12) whose digits had no leading zero
+// (noLeadingZero), so that its canonical form is the token itself.
+func timestampDigitsMillis(n uint64, noLeadingZero bool) (ms int64, seconds bool) {
+	if n < 1e12 {
+		return int64(n) * 1000, noLeadingZero // timestampMillis, exact below 2^53
+	}
+	return timestampMillis(float64(n)), false
+}
+
 // eightDigits reads the 8 bytes of x (little-endian, so the first digit
-// is the low byte) as a decimal number, if they are all digits: each step
-// joins neighbouring lanes (x*(10<<8+1))>>8 pairs digits, and so on.
+// is the low byte) as a decimal number, if they are all digits.
 func eightDigits(x uint64) (uint64, bool) {
 	const zeros, nibbles = lanes1 * '0', lanes1 * 0xf0
 	if x&nibbles != zeros || (x+lanes1*6)&nibbles != zeros {
 		return 0, false // a byte outside '0'–'9' (0x30–0x39)
 	}
-	x &= lanes1 * 0x0f
-	x = (x * (10<<8 + 1)) >> 8 & 0x00ff00ff00ff00ff
-	x = (x * (100<<16 + 1)) >> 16 & 0x0000ffff0000ffff
-	return (x * (10000<<32 + 1)) >> 32, true
+	return digitLanes(x & (lanes1 * 0x0f)), true
 }
 
 // fastTag is a tag as offsets into the line: recording one stores no

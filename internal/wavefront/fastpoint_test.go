@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -583,4 +584,89 @@ func FuzzValueWrittenAsIs(f *testing.F) {
 			t.Fatalf("%q accepted but prints as %q", b, out)
 		}
 	})
+}
+
+// TestDigitToken checks digitToken and digitsValue against a byte loop
+// and strconv on random tokens of digits around the 8-, 15- and 16-digit
+// edges, ended by a space, another byte or the line's end, with digits
+// or other bytes in the spare capacity (which must never count) and with
+// too little capacity for the loads.
+func TestDigitToken(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	others := []byte{' ', '.', '-', '/', ':', 'e', '"', '\n', 0, 0x80, 0xb0, 0xb9, 0xff}
+	for range 300000 {
+		at := r.IntN(4)
+		b := make([]byte, at, at+40)
+		for range at {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		for range r.IntN(18) {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		for range r.IntN(3) {
+			if r.IntN(2) == 0 {
+				b = append(b, others[r.IntN(len(others))])
+			} else {
+				b = append(b, byte('0'+r.IntN(10)))
+			}
+		}
+		full := b[:cap(b)]
+		for j := len(b); j < len(full); j++ {
+			full[j] = byte('0' + r.IntN(10))
+			if r.IntN(8) == 0 {
+				full[j] = others[r.IntN(len(others))]
+			}
+		}
+		if r.IntN(4) == 0 {
+			b = b[:len(b):min(cap(b), len(b)+r.IntN(20))]
+		}
+		want := at
+		for want < len(b) && isDigit(b[want]) {
+			want++
+		}
+		n := want - at
+		if n == 0 || n > 15 || (want < len(b) && b[want] != ' ') || cap(b)-at < 16 {
+			n = 0
+		}
+		x0, x1, got := digitToken(b, at)
+		if got != n {
+			t.Fatalf("%q (capacity %d) at %d: got %d digits, want %d", b, cap(b), at, got, n)
+		}
+		if n == 0 {
+			continue
+		}
+		wantV, err := strconv.ParseUint(string(b[at:at+n]), 10, 64)
+		if v := digitsValue(x0, x1, n); err != nil || v != wantV {
+			t.Fatalf("%q at %d: value %d, want %d (%v)", b, at, v, wantV, err)
+		}
+		out := appendWords(make([]byte, 3, 3+16), x0, x1, n)
+		if string(out[3:]) != string(b[at:at+n]) {
+			t.Fatalf("%q at %d: appendWords wrote %q", b, at, out[3:])
+		}
+	}
+}
+
+// TestAppendCanonicalPointDigitTokens runs values and timestamps at and
+// around digitToken's edges (leading zeros, 8, 15 and 16 digits, signs,
+// fractions, a token at the line's end) through both paths, each line
+// alone and followed in its spare capacity by digits, which the word
+// loads read and must ignore.
+func TestAppendCanonicalPointDigitTokens(t *testing.T) {
+	var lines []string
+	for _, v := range []string{"0", "7", "00", "07", "12345678", "123456789", "123456789012345", "1234567890123456", "-5", "5.", "5.25", "5e3", "5x"} {
+		for _, ts := range []string{"", " 1712000000", " 1712000000123", " 171200000012345", " 1712000000123456", " 01712000000", " 1712000000x", " 17120000.5"} {
+			lines = append(lines, "m "+v+ts, "m "+v+ts+" source=a k=v", "m "+v+ts+"  source=a")
+		}
+	}
+	for _, line := range lines {
+		for _, spare := range []string{"", "0123456789012345678", " 1712000000 x"} {
+			b := append(make([]byte, 0, len(line)+len(spare)), line...)
+			copy(b[len(b):cap(b)], spare)
+			accepted := checkFastAgrees(t, fuzzDecoder(), fuzzDecoder(), b)
+			if _, err := generalCanonical(fuzzDecoder(), b); err == nil && !accepted &&
+				!strings.Contains(line, "x") && !strings.Contains(line, "5e3") {
+				t.Errorf("declined %q", line)
+			}
+		}
+	}
 }

@@ -131,3 +131,74 @@ func quotedValueRunCopy(b []byte, i int, out []byte, w int) int {
 func wordsAt(b []byte, i int) unsafe.Pointer {
 	return unsafe.Add(unsafe.Pointer(unsafe.SliceData(b)), i)
 }
+
+// digitToken reads the token at b[i:] from its words if it is 1–15 ASCII
+// digits ended by a space or b's end, the usual value and timestamp of a
+// point line: d is their count (0 for any other token, or if b lacks the
+// 16 bytes of capacity from i that the loads may read), x0 and x1 the
+// words as read (x1 is 0 if d ≤ 8), for the caller to store the digits
+// whole. Lanes past len(b) are never digits, so bytes in the spare
+// capacity cannot extend the token.
+func digitToken(b []byte, i int) (x0, x1 uint64, d int) {
+	rest := len(b) - i
+	if i < 0 || rest <= 0 || cap(b)-i < 16 {
+		return 0, 0, 0
+	}
+	p := wordsAt(b[:cap(b)], i)
+	x0 = wordAt(p, 0)
+	nd := nonDigits(x0)
+	if rest < 8 {
+		nd |= highs << (8 * uint(rest&7))
+	}
+	if nd != 0 {
+		d = bits.TrailingZeros64(nd) / 8
+	} else {
+		x1 = wordAt(p, 8)
+		nd = nonDigits(x1)
+		if rest < 16 {
+			nd |= highs << (8 * uint(rest&7))
+		}
+		d = 8 + bits.TrailingZeros64(nd)/8
+	}
+	if d == 0 || d > 15 || (i+d < len(b) && b[i+d] != ' ') {
+		return 0, 0, 0
+	}
+	return x0, x1, d
+}
+
+// nonDigits marks the lanes of x that are not '0'–'9': x^'0' puts the
+// digits on 0–9, and adding 0x76 carries the rest (or those with the high
+// bit) into the high bit.
+func nonDigits(x uint64) uint64 {
+	v := x ^ lanes1*'0'
+	return (v&^highs + lanes1*0x76 | v) & highs
+}
+
+// digitsValue is the value of the d (1–15) digits that digitToken read
+// into x0 and x1, by eightDigits' pairing steps: the digits are shifted to
+// the top lanes so that the lanes below read as leading zeros.
+func digitsValue(x0, x1 uint64, d int) uint64 {
+	if d <= 8 {
+		return digitLanes((x0 - lanes1*'0') << ((64 - 8*uint(d)) & 63))
+	}
+	return digitLanes(x0-lanes1*'0')*pow10[(d-8)&15] + digitLanes((x1-lanes1*'0')<<((128-8*uint(d))&63))
+}
+
+// appendWords appends the first n (≤ 16) bytes of the words x0 and x1 to
+// dst, which must have 16 bytes of spare capacity.
+func appendWords(dst []byte, x0, x1 uint64, n int) []byte {
+	p := wordsAt(dst[:cap(dst)], len(dst))
+	putWordAt(p, 0, x0)
+	putWordAt(p, 8, x1)
+	return dst[:len(dst)+n]
+}
+
+// digitLanes is the number that lanes of 0–9 spell, the low lane first:
+// each step joins neighbouring lanes ((x*(10<<8+1))>>8 pairs digits, and
+// so on). In digitsValue, subtracting '0' from a word of digits and then
+// other bytes borrows only in the lanes above the digits, shifted out.
+func digitLanes(x uint64) uint64 {
+	x = (x * (10<<8 + 1)) >> 8 & 0x00ff00ff00ff00ff
+	x = (x * (100<<16 + 1)) >> 16 & 0x0000ffff0000ffff
+	return (x * (10000<<32 + 1)) >> 32
+}
