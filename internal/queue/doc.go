@@ -11,7 +11,9 @@
 // of them leads the next group. A handler that builds its record behind
 // FrameHeader bytes of room can Seal it itself and call AppendFrames
 // (same guarantees): the checksum is then computed where the record was
-// just written, and the writer copies nothing. Data whose sender gets no
+// just written, and the writer copies nothing; SealCompressed instead
+// builds a frame holding the record compressed (S2), and Read gives back
+// the original. Data whose sender gets no
 // acknowledgement (plaintext TCP lines) can be appended with
 // AppendFramesWrittenAsync, which is done once the record is written
 // (write(2) returned, so it is in the kernel's page cache; the appender
@@ -24,8 +26,9 @@
 //
 // On disk, dir holds numbered segment files (<20-digit seq>.seg: an 8-byte
 // magic, then records framed as len uint32 LE | crc32c(len, payload)
-// uint32 LE | payload), a two-slot cursor file holding the position of the
-// oldest unacknowledged record, and a lock file (flock) that keeps a second
+// uint32 LE | payload, where len's top bit marks a payload stored as an S2
+// block by SealCompressed, which Read decodes), a two-slot cursor file
+// holding the position of the oldest unacknowledged record, and a lock file (flock) that keeps a second
 // process out. Segments are sealed at Options.SegmentBytes; a segment is
 // deleted once all its records are acknowledged, or, oldest first, when
 // Options.MaxBytes would be exceeded (counted and logged: a backend outage

@@ -8,8 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/klauspost/compress/s2"
 )
 
 // On-disk layout of one segment file (<seq zero-padded to 20 digits>.seg):
@@ -18,13 +21,18 @@ import (
 //	record*  where record = len uint32 LE | crc32c uint32 LE | payload[len]
 //
 // The CRC covers the 4 length bytes and the payload, so a zeroed or torn
-// header is detected as well as a torn payload.
+// header is detected as well as a torn payload. The length's top bit
+// (compressedFlag) marks a payload stored as an S2 block (SealCompressed);
+// the record read back is the block decoded.
 const (
 	segMagic    = "MWQSEG\x00\x01"
 	segHdrSize  = int64(len(segMagic))
 	recHdrSize  = 8
 	segSuffix   = ".seg"
 	readBufSize = 64 << 10
+
+	compressedFlag = 1 << 31
+	lenMask        = compressedFlag - 1
 )
 
 // errCorrupt marks a record that fails validation; everything from it to
@@ -54,6 +62,49 @@ func putRecHeader(h []byte, payload []byte) {
 	binary.LittleEndian.PutUint32(h[4:8], checksum(h[0:4], payload))
 }
 
+// SealCompressed is Seal for a frame whose payload is worth compressing:
+// it builds in dst (reused, grown as needed) a sealed frame holding the
+// payload as an S2 block and returns it, leaving frame untouched. Read
+// gives back the original payload. When compression would save less than
+// an eighth, it seals frame itself and returns that instead, so either
+// result goes to AppendFrames as it is.
+//
+// Istio's lines and Envoy's spans compress 5-10×: the queue then copies,
+// checksums and writes back to disk that much less, and a disk budget
+// holds that much more backlog. S2 at ~2 GB/s per core costs less than
+// the page-cache copy and writeback it saves.
+func SealCompressed(dst, frame []byte) []byte {
+	payload := frame[recHdrSize:]
+	bound := s2.MaxEncodedLen(len(payload))
+	if bound < 0 || len(payload) < minCompress {
+		Seal(frame)
+		return frame
+	}
+	dst = slices.Grow(dst[:0], recHdrSize+bound)[:recHdrSize+bound]
+	block := s2.Encode(dst[recHdrSize:], payload)
+	if len(block) > len(payload)-len(payload)/8 {
+		Seal(frame)
+		return frame
+	}
+	dst = dst[:recHdrSize+len(block)]
+	binary.LittleEndian.PutUint32(dst[0:4], uint32(len(block))|compressedFlag)
+	binary.LittleEndian.PutUint32(dst[4:8], checksum(dst[0:4], block))
+	return dst
+}
+
+// decodedLen is the size of an S2 block once decoded, from its header.
+func decodedLen(block []byte) (int64, error) {
+	n, err := s2.DecodedLen(block)
+	if err != nil {
+		return 0, fmt.Errorf("queue: compressed frame: %w", err)
+	}
+	return int64(n), nil
+}
+
+// minCompress is the smallest payload SealCompressed compresses: below it
+// S2 saves a few bytes for a fixed cost.
+const minCompress = 256
+
 // segReader reads a segment with positioned reads through one fixed
 // buffer, so scanning or reading never loads more than readBufSize plus one
 // record into memory. It keeps no file offset, so rewinding is free.
@@ -64,6 +115,7 @@ type segReader struct {
 	base int64 // file offset of buf[0]
 	n    int   // valid bytes in buf
 	hdr  [recHdrSize]byte
+	zbuf []byte // a compressed payload being read, before decoding
 }
 
 func newSegReader() *segReader { return &segReader{buf: make([]byte, readBufSize)} }
@@ -103,8 +155,9 @@ func noEOF(err error) error {
 }
 
 // readRecord reads the record at off, which must end at or before limit,
-// appending its payload to dst. A record that does not fit, fails its CRC
-// or cannot be read in full is errCorrupt; other errors are I/O errors.
+// appending its payload (decoded, if stored compressed) to dst. A record
+// that does not fit, fails its CRC, does not decode or cannot be read in
+// full is errCorrupt; other errors are I/O errors.
 func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out []byte, next int64, err error) {
 	h := r.hdr[:] // a field, not a local: a local would escape through ReadAt
 	if off+recHdrSize > limit {
@@ -113,7 +166,8 @@ func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out [
 	if err := r.readAt(h, off); err != nil {
 		return dst, off, corruptIfShort(err)
 	}
-	n := int64(binary.LittleEndian.Uint32(h[0:4]))
+	word := binary.LittleEndian.Uint32(h[0:4])
+	n := int64(word & lenMask)
 	next = off + recHdrSize + n
 	if next > limit {
 		return dst, off, errCorrupt
@@ -121,12 +175,30 @@ func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out [
 	if !verify {
 		return dst, next, nil
 	}
+	compressed := word&compressedFlag != 0
 	start := len(dst)
-	dst = grow(dst, int(n))
-	if err := r.readAt(dst[start:], off+recHdrSize); err != nil {
+	stored := dst
+	if compressed {
+		stored = r.zbuf[:0]
+	}
+	stored = grow(stored, int(n))
+	payload := stored[len(stored)-int(n):]
+	if err := r.readAt(payload, off+recHdrSize); err != nil {
 		return dst[:start], off, corruptIfShort(err)
 	}
-	if checksum(h[0:4], dst[start:]) != binary.LittleEndian.Uint32(h[4:8]) {
+	if checksum(h[0:4], payload) != binary.LittleEndian.Uint32(h[4:8]) {
+		return dst[:start], off, errCorrupt
+	}
+	if !compressed {
+		return stored, next, nil
+	}
+	r.zbuf = stored
+	size, err := decodedLen(payload)
+	if err != nil || size > lenMask {
+		return dst[:start], off, errCorrupt
+	}
+	dst = grow(dst, int(size))
+	if _, err := s2.Decode(dst[start:], payload); err != nil {
 		return dst[:start], off, errCorrupt
 	}
 	return dst, next, nil

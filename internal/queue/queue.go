@@ -200,7 +200,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 		log:      opt.Logger.With("queue", dir),
 		m:        opt.Metrics,
 		lockFile: lf,
-		maxRec:   min(opt.SegmentBytes-segHdrSize-recHdrSize, 1<<32-1),
+		maxRec:   min(opt.SegmentBytes-segHdrSize-recHdrSize, lenMask),
 		wake:     make(chan struct{}, 1),
 		writerOK: make(chan struct{}),
 		notify:   make(chan struct{}),
@@ -503,10 +503,23 @@ func (q *Queue) appendAsync(then func(error), frames [][]byte, written bool) {
 
 func (q *Queue) checkFrames(frames [][]byte) error {
 	for _, f := range frames {
-		if len(f) < recHdrSize || int64(binary.LittleEndian.Uint32(f)) != int64(len(f)-recHdrSize) {
+		if len(f) < recHdrSize {
 			return ErrNotSealed
 		}
-		if n := int64(len(f) - recHdrSize); n > q.maxRec {
+		word := binary.LittleEndian.Uint32(f)
+		n := int64(len(f) - recHdrSize)
+		if int64(word&lenMask) != n {
+			return ErrNotSealed
+		}
+		if word&compressedFlag != 0 {
+			// A record must fit in a segment as it was appended, so that
+			// reading it back never needs more than a segment's memory.
+			var err error
+			if n, err = decodedLen(f[recHdrSize:]); err != nil {
+				return err
+			}
+		}
+		if n > q.maxRec {
 			return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, q.maxRec)
 		}
 	}
