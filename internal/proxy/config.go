@@ -31,6 +31,7 @@ type Config struct {
 	Hostname                      string        `opt:"hostname" help:"source of the proxy's own metrics"`
 	Buffer                        string        `opt:"buffer" help:"directory of the durable queue"`
 	BufferMaxBytes                int64         `opt:"bufferMaxBytes" help:"disk bound of the queue; beyond it the oldest data is dropped and counted"`
+	BufferCompression             bool          `opt:"bufferCompression" help:"compress queued data (S2): 5-10x less disk per point, so more backlog within --bufferMaxBytes and less written; false stores lines as received (meshwave extension)"`
 	PushRateLimit                 float64       `opt:"pushRateLimit" help:"maximum points per second forwarded; 0 is unlimited"`
 	PushFlushInterval             time.Duration `opt:"pushFlushInterval" help:"how long the forwarder waits to fill a batch"`
 	PushFlushMaxPoints            int           `opt:"pushFlushMaxPoints" help:"maximum lines per request to the backend"`
@@ -59,6 +60,7 @@ func DefaultConfig() Config {
 		Hostname:                      host,
 		Buffer:                        "/var/spool/meshwave/buffer",
 		BufferMaxBytes:                8 << 30,
+		BufferCompression:             true,
 		PushFlushInterval:             time.Second,
 		PushFlushMaxPoints:            40000,
 		PushListenerMaxReceivedLength: 32768,

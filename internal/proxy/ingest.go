@@ -113,7 +113,7 @@ func (p *Proxy) newIngester(port string, defaultSource []byte) *ingester {
 	in.dec.DefaultSource = defaultSource
 	in.dec.CustomSourceTags = p.srcTags
 	in.dec.LenientNonFinite = true
-	in.staged = newStageSet(p.m, port)
+	in.staged = newStageSet(p.m, port, p.cfg.BufferCompression)
 	return in
 }
 
@@ -176,7 +176,7 @@ func (in *ingester) fastPoint(line []byte) bool {
 	if in.p.cfg.Prefix != "" || !in.p.portRules(in.port).Empty() {
 		return false
 	}
-	s := &in.staged[formatIndex(fmtWavefront)]
+	s := &in.staged.recs[formatIndex(fmtWavefront)]
 	before := len(s.buf)
 	out, ok := in.dec.AppendCanonicalPoint(s.buf, line)
 	if !ok {
@@ -311,7 +311,7 @@ func (in *ingester) stageSpanLogs(sl *wavefront.SpanLogs) error {
 
 // stage appends one encoded line for f.
 func (in *ingester) stage(f format, encode func([]byte) []byte) {
-	s := &in.staged[formatIndex(f)]
+	s := &in.staged.recs[formatIndex(f)]
 	before := len(s.buf)
 	s.buf = encode(s.buf)
 	if len(s.buf) > before {
@@ -326,37 +326,53 @@ func (in *ingester) full() bool { return in.staging >= stageLimit }
 // stageSet holds one batch of encoded lines, a queue record per format.
 // Each record is built as a queue frame (queue.FrameHeader bytes of room,
 // then the record), so the ingester can seal it while its bytes are still
-// in cache and the queue writes it without a copy.
-type stageSet [len(formats)]struct {
-	buf      []byte
-	lines    int
-	received prometheus.Counter // proxy_received of the format and port, looked up once
+// in cache and the queue writes it without a copy (or, with compression,
+// writes the compressed copy seal made of it).
+type stageSet struct {
+	compress bool
+	recs     [len(formats)]struct {
+		buf      []byte
+		lines    int
+		received prometheus.Counter // proxy_received of the format and port, looked up once
+		sealed   []byte             // buf sealed: buf itself, or its compressed frame in zbuf
+		zbuf     []byte
+	}
 }
 
-func newStageSet(m *Metrics, port string) *stageSet {
-	s := new(stageSet)
-	for i := range s {
-		s[i].buf = recordHeader(make([]byte, queue.FrameHeader), formats[i], port)
-		s[i].received = m.received.WithLabelValues(formats[i].entity(), port)
+func newStageSet(m *Metrics, port string, compress bool) *stageSet {
+	s := &stageSet{compress: compress}
+	for i := range s.recs {
+		r := &s.recs[i]
+		r.buf = recordHeader(make([]byte, queue.FrameHeader), formats[i], port)
+		r.received = m.received.WithLabelValues(formats[i].entity(), port)
 	}
 	return s
 }
 
-// seal writes the frame headers of the records that hold lines.
+// seal makes the frames of the records that hold lines.
 func (s *stageSet) seal() {
-	for i := range s {
-		if s[i].lines > 0 {
-			queue.Seal(s[i].buf)
+	for i := range s.recs {
+		r := &s.recs[i]
+		switch {
+		case r.lines == 0:
+		case s.compress:
+			r.sealed = queue.SealCompressed(r.zbuf, r.buf)
+			if &r.sealed[0] != &r.buf[0] {
+				r.zbuf = r.sealed
+			}
+		default:
+			queue.Seal(r.buf)
+			r.sealed = r.buf
 		}
 	}
 }
 
-// frames are the set's records that hold lines.
+// frames are the set's sealed records that hold lines.
 func (s *stageSet) frames() [][]byte {
 	var frames [][]byte
-	for i := range s {
-		if s[i].lines > 0 {
-			frames = append(frames, s[i].buf)
+	for i := range s.recs {
+		if s.recs[i].lines > 0 {
+			frames = append(frames, s.recs[i].sealed)
 		}
 	}
 	return frames
@@ -365,12 +381,13 @@ func (s *stageSet) frames() [][]byte {
 // appended counts the set's lines received if err is nil (they are
 // durable, or written for TCP) and leaves the set empty for reuse.
 func (s *stageSet) appended(port string, err error) {
-	for i := range s {
-		if s[i].lines > 0 && err == nil {
-			s[i].received.Add(float64(s[i].lines))
+	for i := range s.recs {
+		r := &s.recs[i]
+		if r.lines > 0 && err == nil {
+			r.received.Add(float64(r.lines))
 		}
-		s[i].buf = recordHeader(s[i].buf[:queue.FrameHeader], formats[i], port)
-		s[i].lines = 0
+		r.buf = recordHeader(r.buf[:queue.FrameHeader], formats[i], port)
+		r.lines, r.sealed = 0, nil
 	}
 }
 
@@ -420,7 +437,7 @@ func (in *ingester) commitAsync() error {
 	if in.async == nil {
 		in.async = &asyncCommitter{free: make(chan *stageSet, inFlight)}
 		for range inFlight {
-			in.async.free <- newStageSet(in.p.m, in.port)
+			in.async.free <- newStageSet(in.p.m, in.port, in.p.cfg.BufferCompression)
 		}
 	}
 	a := in.async

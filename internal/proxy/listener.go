@@ -270,7 +270,7 @@ func (l *pushListener) lines(in *ingester, buf []byte, long *bool) (used int, ok
 // length limit, and returns the bytes they fill.
 func (l *pushListener) fastLines(in *ingester, buf []byte) int {
 	maxLine := l.p.cfg.PushListenerMaxReceivedLength + 1 // with the newline
-	s := &in.staged[formatIndex(fmtWavefront)]
+	s := &in.staged.recs[formatIndex(fmtWavefront)]
 	before := len(s.buf)
 	out, n, used := in.dec.AppendCanonicalLines(s.buf, buf, maxLine)
 	s.buf = out

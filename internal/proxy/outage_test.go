@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -167,12 +168,14 @@ func TestBufferFullDropsOldest(t *testing.T) {
 	b := newBackend(t)
 	down := answer503(b)
 	p, logs := startProxyLog(t, b.srv.URL, func(c *Config) { c.BufferMaxBytes = 64 << 10 })
-	const posts, perPost = 100, 50 // ~3.5 KB per record, ~350 KB in all
+	const posts, perPost = 100, 50 // ~4.5 KB per record, ~450 KB in all
 	ts := time.Now().Unix()
+	r := rand.New(rand.NewPCG(1, 1))
 	for i := range posts {
 		var body strings.Builder
 		for j := range perPost {
-			fmt.Fprintf(&body, "full.m 1 %d source=s pad=xxxxxxxxxxxxxxxxxxxxxxxx seq=%d\n", ts, i*perPost+j)
+			// Random pads, so the queue's compression cannot fit it all.
+			fmt.Fprintf(&body, "full.m 1 %d source=s pad=%016x%016x%016x seq=%d\n", ts, r.Uint64(), r.Uint64(), r.Uint64(), i*perPost+j)
 		}
 		if code := postLines(t, p, "?f=wavefront", body.String()); code != http.StatusAccepted {
 			t.Fatalf("post %d: %d", i, code)

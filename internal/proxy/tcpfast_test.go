@@ -42,12 +42,12 @@ func TestFastPointMatchesGeneral(t *testing.T) {
 		if len(l) == 0 {
 			continue
 		}
-		before := general.staged[0].lines
+		before := general.staged.recs[0].lines
 		fast.line(l, 0)
-		if err := general.point(l); err == nil && general.staged[0].lines == before+1 && fast.staged[0].lines == before+1 {
+		if err := general.point(l); err == nil && general.staged.recs[0].lines == before+1 && fast.staged.recs[0].lines == before+1 {
 			took++
 		}
-		if fb, gb := fast.staged[0].buf, general.staged[0].buf; !bytes.Equal(fb, gb) {
+		if fb, gb := fast.staged.recs[0].buf, general.staged.recs[0].buf; !bytes.Equal(fb, gb) {
 			t.Fatalf("after %q the staged bytes differ:\n fast    %q\n general %q", l, tail(fb), tail(gb))
 		}
 	}
@@ -63,7 +63,7 @@ func TestFastPointStepsAside(t *testing.T) {
 	cfg.Prefix = "pre"
 	in := testIngester(cfg)
 	in.line([]byte(`cpu.load 1 source=a`), 0)
-	if got := string(in.staged[0].buf); !bytes.Contains(in.staged[0].buf, []byte(`"pre.cpu.load"`)) {
+	if got := string(in.staged.recs[0].buf); !bytes.Contains(in.staged.recs[0].buf, []byte(`"pre.cpu.load"`)) {
 		t.Errorf("prefix not applied: %q", got)
 	}
 }
@@ -90,8 +90,8 @@ func TestFastPointWithOtherPortsRules(t *testing.T) {
 	if allocs := testing.AllocsPerRun(100, func() { in.line(line, 0) }); allocs != 0 {
 		t.Errorf("%v allocations per line", allocs)
 	}
-	if in.staged[0].lines != 101 {
-		t.Errorf("%d lines staged, want 101", in.staged[0].lines)
+	if in.staged.recs[0].lines != 101 {
+		t.Errorf("%d lines staged, want 101", in.staged.recs[0].lines)
 	}
 }
 
@@ -143,13 +143,13 @@ func TestReadLoopMatchesLineByLine(t *testing.T) {
 	for _, line := range bytes.SplitAfter(stream[:used], []byte("\n")) {
 		lr.oneLine(ref, line, false)
 	}
-	for f := range loop.staged {
-		if got, want := loop.staged[f], ref.staged[f]; !bytes.Equal(got.buf, want.buf) || got.lines != want.lines {
+	for f := range loop.staged.recs {
+		if got, want := loop.staged.recs[f], ref.staged.recs[f]; !bytes.Equal(got.buf, want.buf) || got.lines != want.lines {
 			t.Errorf("format %c: %d lines staged, want %d; bytes equal: %v", formats[f], got.lines, want.lines, bytes.Equal(got.buf, want.buf))
 		}
 	}
-	if loop.staged[0].lines < 300 {
-		t.Errorf("only %d points staged", loop.staged[0].lines)
+	if loop.staged.recs[0].lines < 300 {
+		t.Errorf("only %d points staged", loop.staged.recs[0].lines)
 	}
 	if got, want := counters(t, loop.p), counters(t, ref.p); got != want {
 		t.Errorf("counters differ:\n loop %s\n ref  %s", got, want)
