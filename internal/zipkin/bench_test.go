@@ -1,12 +1,15 @@
 package zipkin
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,6 +76,12 @@ func BenchmarkDecodeV2(b *testing.B) { benchDecodeV2(b, envoyBody(b)) }
 // map): the tag-order cache, keyed by arrival order, then mostly misses.
 func BenchmarkDecodeV2ShuffledTags(b *testing.B) { benchDecodeV2(b, shuffleTags(envoyBody(b), 7)) }
 
+// BenchmarkDecodeV2Envoy is BenchmarkDecodeV2 with bodies as real Envoy
+// writes them: every object's members (span, tags, endpoints,
+// annotations) in a fresh order per span, as the proxy's
+// BenchmarkZipkinProcess sends them.
+func BenchmarkDecodeV2Envoy(b *testing.B) { benchDecodeV2(b, shuffleAll(b, envoyBody(b), 7)) }
+
 func benchDecodeV2(b *testing.B, body []byte) {
 	var d Decoder
 	n := 0
@@ -114,6 +123,58 @@ func shuffleTags(body []byte, seed uint64) []byte {
 		}
 		return append(out, '}')
 	})
+}
+
+// shuffleAll rewrites body with every object's members in a random order
+// per span, written as Envoy writes them: ", " between members and
+// elements, no other spaces.
+func shuffleAll(tb testing.TB, body []byte, seed uint64) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var spans []any
+	if err := dec.Decode(&spans); err != nil {
+		tb.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, seed))
+	var out bytes.Buffer
+	writeShuffled(&out, r, spans)
+	return out.Bytes()
+}
+
+// writeShuffled writes v with every object's members in a random order
+// (as the proxy's benchmark bodies do).
+func writeShuffled(b *bytes.Buffer, r *rand.Rand, v any) {
+	switch v := v.(type) {
+	case map[string]any:
+		keys := slices.Sorted(maps.Keys(v)) // a deterministic start for the seeded shuffle
+		r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
+		b.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeShuffled(b, r, k)
+			b.WriteByte(':')
+			writeShuffled(b, r, v[k])
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for i, e := range v {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			writeShuffled(b, r, e)
+		}
+		b.WriteByte(']')
+	default:
+		enc := json.NewEncoder(b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			panic(err)
+		}
+		b.Truncate(b.Len() - 1) // Encode's newline
+	}
 }
 
 // BenchmarkDecodeV2EncodingJSON is the baseline: encoding/json into
