@@ -49,6 +49,7 @@ type Decoder struct {
 	fastSrc  int       // the index of its source tag in fastTags, or -1
 	shapes   *[shapes]tagShape
 	padded   []byte // a line copied for shapedTagRun's overhanging loads
+	run      shapedRun
 }
 
 var (

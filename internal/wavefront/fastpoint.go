@@ -438,7 +438,24 @@ func (d *Decoder) appendFastTags(dst, orig, line []byte, i int, lim *Limits, sha
 	// one-byte keys and values) plus 2 (the first may have no space before
 	// it), and the stores overhang by up to 8 bytes (16 in assembly).
 	dst = slices.Grow(dst, 2*(len(line)-i)+64)
-	if len(shape.keys) > 0 {
+	if len(shape.keys) > 0 && shape.src >= 0 {
+		// appendShapedTags written out for a shape with a source tag (most
+		// lines), and finishFastTags' checks for a line whose source is
+		// its first tag: calls and their arguments cost as much here as
+		// the checks.
+		tagsAt := len(dst)
+		out := dst[:cap(dst)]
+		r := d.shapedTagRun(line, i, out, tagsAt, shape, lim)
+		if r.fits == shapedBad {
+			return dst, false
+		}
+		if r.fits == shapedOK && r.n > shape.src {
+			if r.srcFrom == tagsAt && r.n-1 <= lim.MaxTags && r.srcLen <= lim.MaxSourceLength {
+				return out[:r.w], true
+			}
+			return d.finishFastTags(dst, out[:r.w], orig, line, tagsAt, r.n-1, true, r.srcLen, r.srcFrom, r.srcTo, lim)
+		}
+	} else if len(shape.keys) > 0 {
 		if out, ok, fits := d.appendShapedTags(dst, orig, line, i, lim, shape); fits {
 			return out, ok
 		}
@@ -514,29 +531,20 @@ func (d *Decoder) appendCheckedTags(dst, orig, line []byte, i int, lim *Limits) 
 }
 
 // appendShapedTags is appendFastTags for a line whose keys are a prefix of
-// shape's, as written: each key is compared with the shape's instead of
-// checked, and its output form is copied from the shape. fits is false,
-// with nothing appended, when the line's keys are not such a prefix (or it
-// names no source while shape does); the caller then checks every key.
+// shape's, as written, in a shape without a source key (appendFastTags
+// does this itself for one with): each key is compared with the shape's
+// instead of checked, and its output form is copied from the shape. fits
+// is false, with nothing appended, when the line's keys are not such a
+// prefix; the caller then checks every key.
 func (d *Decoder) appendShapedTags(dst, orig, line []byte, i int, lim *Limits, shape *tagShape) (_ []byte, ok, fits bool) {
 	tagsAt := len(dst)
 	out := dst[:cap(dst)]
-	if shape.src < 0 {
-		d.fastTags = d.fastTags[:0] // for the custom source tags
-	}
+	d.fastTags = d.fastTags[:0] // for the custom source tags
 	r := d.shapedTagRun(line, i, out, tagsAt, shape, lim)
 	if r.fits != shapedOK {
 		return dst, false, r.fits == shapedBad
 	}
-	n := r.n
-	hasSrc := shape.src >= 0 && n > shape.src
-	if shape.src >= 0 && !hasSrc {
-		return dst, false, false // the custom source tags are looked up in d.fastTags
-	}
-	if hasSrc {
-		n--
-	}
-	res, accepted := d.finishFastTags(dst, out[:r.w], orig, line, tagsAt, n, hasSrc, r.srcLen, r.srcFrom, r.srcTo, lim)
+	res, accepted := d.finishFastTags(dst, out[:r.w], orig, line, tagsAt, r.n, false, 0, 0, 0, lim)
 	return res, accepted, true
 }
 

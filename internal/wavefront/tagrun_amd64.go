@@ -16,8 +16,9 @@ import (
 func shapedTagsSSE2(line []byte, i int, out []byte, w int, keys []shapeKey, raw *byte, src int, tags *fastTag, r *shapedRun)
 
 // shapedTagRun runs shapedTagsSSE2 and falls back to shapedTagRunGo where
-// the assembly punts.
-func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) shapedRun {
+// the assembly punts. Its result is d.run, which the assembly writes in
+// place: a copy of it per line costs more than reading it there.
+func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) *shapedRun {
 	if cap(line)-len(line) < 16 {
 		// The loop's loads overhang the line: they may run into its
 		// capacity, else they read a copy.
@@ -30,11 +31,12 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 		tags = unsafe.SliceData(d.fastTags[:len(shape.keys)])
 	}
 	shape.limitValues(lim)
-	var r shapedRun
-	shapedTagsSSE2(line, i, out, w, shape.keys, unsafe.SliceData(shape.raw), shape.src, tags, &r)
+	r := &d.run
+	*r = shapedRun{} // the source's fields stay 0 in a line without it
+	shapedTagsSSE2(line, i, out, w, shape.keys, unsafe.SliceData(shape.raw), shape.src, tags, r)
 	switch {
 	case r.fits == shapedPunt:
-		return d.shapedTagRunGo(line, i, out, w, shape, lim)
+		*r = d.shapedTagRunGo(line, i, out, w, shape, lim)
 	case r.fits == shapedOK && shape.src < 0:
 		d.fastTags = d.fastTags[:r.n]
 	}

@@ -2,8 +2,9 @@
 
 package wavefront
 
-func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) shapedRun {
-	return d.shapedTagRunGo(line, i, out, w, shape, lim)
+func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) *shapedRun {
+	d.run = d.shapedTagRunGo(line, i, out, w, shape, lim)
+	return &d.run
 }
 
 func nameRunCopy(b []byte, i int, out []byte, w int) int { return nameRunCopyGo(b, i, out, w) }

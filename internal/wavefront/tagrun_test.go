@@ -45,7 +45,9 @@ func shapedRunsAgree(t *testing.T, lim *Limits, shapeLine, line []byte) (fits in
 			}
 			return r, out[:r.w], tags
 		}
-		got, gotOut, gotTags := run(d.shapedTagRun)
+		got, gotOut, gotTags := run(func(line []byte, i int, out []byte, w int, shape *tagShape, lim *Limits) shapedRun {
+			return *d.shapedTagRun(line, i, out, w, shape, lim)
+		})
 		want, wantOut, wantTags := run(d.shapedTagRunGo)
 		if got != want || !bytes.Equal(gotOut, wantOut) || !slices.Equal(gotTags, wantTags) {
 			t.Fatalf("shape from %q, line %q:\n got %+v %q %v\nwant %+v %q %v", shapeLine, l, got, gotOut, gotTags, want, wantOut, wantTags)
