@@ -50,6 +50,7 @@ type Decoder struct {
 	shapes   *[shapes]tagShape
 	padded   []byte // a line copied for shapedTagRun's overhanging loads
 	run      shapedRun
+	lastName lastName
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"slices"
 	"strconv"
+	"unsafe"
 )
 
 // This file is the single-pass path for the metric lines that SDKs,
@@ -103,16 +104,28 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	}
 	lim := d.limits()
 
-	// The name, copied while it is checked (room for the 16-byte stores).
+	// The name: the last one again (most lines), compared and copied
+	// whole, or copied while it is checked (room for the 16-byte stores).
 	w := len(dst)
 	dst = slices.Grow(dst, len(line)+32)
-	out := dst[:cap(dst)]
-	out[w] = '"'
-	k0, k1, i, ok := copyFastName(line, skipSpaces(line, 0), out, w+1)
-	if !ok || k1-k0 > lim.MaxNameLength {
-		return dst, false
+	var shape *tagShape
+	i := skipSpaces(line, 0)
+	if m := &d.lastName; m.rawLen > 0 && m.nameLen <= lim.MaxNameLength && m.matches(line, i) && cap(dst)-w >= m.outLen+8 {
+		dst = m.appendTo(dst)
+		shape = m.shape
+		i += m.rawLen
+	} else {
+		out := dst[:cap(dst)]
+		out[w] = '"'
+		k0, k1, next, ok := copyFastName(line, i, out, w+1)
+		if !ok || k1-k0 > lim.MaxNameLength {
+			return dst, false
+		}
+		dst = append(out[:w+1+k1-k0], '"', ' ')
+		shape = d.tagShape(line[k0:k1])
+		m.remember(line[i:next], dst[w:], k1-k0, shape)
+		i = next
 	}
-	dst = append(out[:w+1+k1-k0], '"', ' ')
 	if i = skipSpaces(line, i); i >= len(line) {
 		return dst, false
 	}
@@ -193,7 +206,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 		dst = strconv.AppendInt(dst, ts, 10)
 	}
 
-	dst, ok = d.appendFastTags(dst, orig, line, i, lim, d.tagShape(line[k0:k1]))
+	dst, ok := d.appendFastTags(dst, orig, line, i, lim, shape)
 	if !ok {
 		return dst, false
 	}
@@ -395,6 +408,58 @@ func eightDigits(x uint64) (uint64, bool) {
 		return 0, false // a byte outside '0'–'9' (0x30–0x39)
 	}
 	return digitLanes(x & (lanes1 * 0x0f)), true
+}
+
+// lastName is the name token the fast path took last, as written (up to
+// 40 bytes, with its quotes if quoted), and what it wrote for it (`"name" `):
+// a sender's lines mostly repeat the name of the line before, which is
+// then compared and copied a word at a time, and its tagShape kept.
+type lastName struct {
+	raw     [40]byte
+	out     [48]byte
+	rawLen  int // 0 for none
+	outLen  int
+	tail    uint64 // the bytes of raw's last word that are the token's
+	nameLen int    // without quotes, for MaxNameLength
+	shape   *tagShape
+}
+
+// matches reports whether line[i:] starts with the remembered token and a
+// space; it needs 40 bytes of line's capacity from i for its word loads.
+func (m *lastName) matches(line []byte, i int) bool {
+	n := m.rawLen
+	if i+n >= len(line) || line[i+n] != ' ' || cap(line)-i < len(m.raw) {
+		return false
+	}
+	lp, rp := wordsAt(line[:cap(line)], i), unsafe.Pointer(&m.raw)
+	var diff uint64
+	j := 0
+	for ; j+8 < n; j += 8 {
+		diff |= wordAt(lp, j) ^ wordAt(rp, j)
+	}
+	return diff|(wordAt(lp, j)^wordAt(rp, j))&m.tail == 0
+}
+
+// appendTo appends the remembered output to dst, which must have room for
+// it plus 8 bytes.
+func (m *lastName) appendTo(dst []byte) []byte {
+	to, from := wordsAt(dst[:cap(dst)], len(dst)), unsafe.Pointer(&m.out)
+	for j := 0; j < m.outLen; j += 8 {
+		putWordAt(to, j, wordAt(from, j))
+	}
+	return dst[:len(dst)+m.outLen]
+}
+
+// remember makes raw, written out as out, the remembered name, if it fits.
+func (m *lastName) remember(raw, out []byte, nameLen int, shape *tagShape) {
+	m.rawLen = 0
+	if len(raw) == 0 || len(raw) > len(m.raw) || len(out) > len(m.out)-8 {
+		return
+	}
+	copy(m.raw[:], raw)
+	copy(m.out[:], out)
+	m.rawLen, m.outLen, m.nameLen, m.shape = len(raw), len(out), nameLen, shape
+	m.tail = ^uint64(0) >> (64 - 8*((len(raw)-1)%8+1))
 }
 
 // fastTag is a tag as offsets into the line: recording one stores no

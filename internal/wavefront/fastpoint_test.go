@@ -670,3 +670,38 @@ func TestAppendCanonicalPointDigitTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendCanonicalPointNames runs lines through one decoder in turn so
+// that each meets the name remembered from the line before (see
+// lastName): the same name, quoted or not, longer, shorter, sharing a
+// prefix, at 39-41 bytes, followed by '=' or by the line's end, and with
+// a name limit that changes between two lines with the same name.
+func TestAppendCanonicalPointNames(t *testing.T) {
+	long := strings.Repeat("n", 38)
+	for name, p := range decoderPairs() {
+		for _, seq := range [][]string{
+			{`m 1 1712000000 k=v`, `m 2 1712000000 k=w`, `"m" 2 1712000000 k=w`, `"m" 3 k=w`, `m 3 k=w`, `mm 3 k=w`, `m 3 k=w`, `m`, `m `, `m 1`, `m=1 2`, `m 1 k=v`},
+			{`istio_requests_total 1 source=a`, `istio_requests_totalx 1 source=a`, `istio_requests_tota 1 source=a`, `istio_requests_total 1 source=a`,
+				`istio_requests_total 1 source=a`, `istio_requests_totaL 1 source=a`, `istio_requests_total 1 source=a`},
+			{long + ` 1 a=b`, long + ` 2 a=b`, long + `x 1 a=b`, long + `x 2 a=b`, long + `xy 1 a=b`, long + `xy 2 a=b`, `"` + long + `" 1 a=b`, `"` + long + `" 2 a=b`,
+				`"` + long + `x" 1 a=b`, `"` + long + `x" 1 a=b`, long + `x 3 a=b`},
+			{`~proxy.a 1 k=v`, `~proxy.a 1 k=v`, `~proxy.b 1 k=v`, `~ 1 k=v`, `~proxy.b 1 k=v`, `"~proxy.b" 1 k=v`},
+		} {
+			for _, line := range seq {
+				t.Run(name, func(t *testing.T) { checkFastAgrees(t, p[0], p[1], []byte(line)) })
+			}
+		}
+	}
+	// A limit lowered between two lines with the same name.
+	d, g := fuzzDecoder(), fuzzDecoder()
+	line := []byte(`abcdefghij 1 1712000000 source=a`)
+	if !checkFastAgrees(t, d, g, line) {
+		t.Fatalf("declined %q", line)
+	}
+	lim := defaultLimits
+	lim.MaxNameLength = 9
+	d.Limits, g.Limits = &lim, &lim
+	if checkFastAgrees(t, d, g, line) {
+		t.Fatalf("took %q with a name over MaxNameLength", line)
+	}
+}
