@@ -374,7 +374,7 @@ func (l *SpanLine) Tag(k, v []byte) bool {
 		return false
 	}
 	at := len(l.dst)
-	l.dst = AppendSpanKey(l.dst, k)
+	l.dst = append(append(append(l.dst, ' ', '"'), k...), '"', '=')
 	return l.value(at, v)
 }
 
@@ -387,11 +387,12 @@ func (l *SpanLine) value(at int, v []byte) bool {
 	return ok
 }
 
-// AppendSpanKey appends the text SpanTag.KeyText holds for key k: ` "k"=`.
+// AppendSpanKey appends the text SpanTag.KeyText holds for key k: ` "k"="`,
+// up to the value's opening quote.
 func AppendSpanKey(dst, k []byte) []byte {
 	dst = append(dst, ' ', '"')
 	dst = append(dst, k...)
-	return append(dst, '"', '=')
+	return append(dst, '"', '=', '"')
 }
 
 // End finishes the line and returns the buffer with it.

@@ -76,26 +76,47 @@ func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 		}
 		var keyText []byte
 		if len(tag.Key)%2 == 1 { // with the spare capacity Tags copies words from
-			keyText = make([]byte, 0, len(` ""=`)+len(tag.Key)+SpanTagSpare)
+			keyText = make([]byte, 0, len(` ""="`)+len(tag.Key)+SpanTagSpare)
 		}
 		tags = append(tags, SpanTag{KeyText: AppendSpanKey(keyText, tag.Key), Value: tag.Value, Plain: plain})
 	}
 	tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, []byte("left.out"))}) // an empty Value is skipped
+	room := 0
+	for _, tag := range tags {
+		if len(tag.Value) > 0 {
+			room += len(tag.KeyText) + len(tag.Value) + len(`"`)
+		}
+	}
 	now := func() time.Time { return time.UnixMilli(1712000000000) }
 	d := &Decoder{Limits: lim, Now: now}
 	a := cloneSpan(s)
 	want, wantOK := d.AppendCanonicalSpan([]byte("prefix "), &a)
-	got, gotOK := []byte("prefix "), false
-	if l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, false, s.StartMillis, s.DurationMillis); ok {
-		if gotOK = l.Tags(tags); gotOK {
-			got = l.End()
-		} else {
-			got = l.Discard()
+	// The exact room and more give the same line; less must fail, not
+	// write past it.
+	for _, extra := range []int{0, 1, 100} {
+		got, gotOK := spanLineTags(d, s, tags, room+extra)
+		if gotOK != wantOK || string(got) != string(want) {
+			t.Fatalf("Tags (room %d+%d): ok=%v %q\nAppendCanonicalSpan: ok=%v %q", room, extra, gotOK, got, wantOK, want)
 		}
 	}
-	if gotOK != wantOK || string(got) != string(want) {
-		t.Fatalf("Tags: ok=%v %q\nAppendCanonicalSpan: ok=%v %q", gotOK, got, wantOK, want)
+	if room > 0 {
+		if got, ok := spanLineTags(d, s, tags, room-1); ok || string(got) != "prefix " {
+			t.Fatalf("Tags with room %d, one short: ok=%v %q", room-1, ok, got)
+		}
 	}
+}
+
+// spanLineTags writes s's line through BeginCanonicalSpan and Tags(tags, room).
+func spanLineTags(d *Decoder, s *Span, tags []SpanTag, room int) ([]byte, bool) {
+	got := []byte("prefix ")
+	l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, false, s.StartMillis, s.DurationMillis)
+	if !ok {
+		return got, false
+	}
+	if !l.Tags(tags, room) {
+		return l.Discard(), false
+	}
+	return l.End(), true
 }
 
 func TestAppendCanonicalSpanZipkin(t *testing.T) {

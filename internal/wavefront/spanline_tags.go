@@ -23,31 +23,28 @@ type SpanTag struct {
 // a producer that drops blank annotations can keep one list per key
 // sequence and set only the values.
 //
-// The line grows once to what all entries need, the limits are read once,
-// and keys and values are copied by word loads and stores through unsafe
-// pointers instead of by calls to memmove, which would make the loop spill
-// and reload its state twice per annotation: a KeyText up to
-// SpanTagSpare bytes long with that much spare capacity as four words (give
-// key texts that), a Value of 8 bytes or more as words the last of which
-// overlaps the one before.
-func (l *SpanLine) Tags(tags []SpanTag) bool {
-	size, n := SpanTagSpare, 0
-	for i := range tags {
-		if len(tags[i].Value) > 0 {
-			size += len(tags[i].KeyText) + len(tags[i].Value) + len(`""`)
-			n++
-		}
-	}
+// room must be at least the sum of len(KeyText)+len(Value)+1 over the
+// entries with a Value (a producer knows it as it sets the values, so
+// Tags need not add it up in a pass of its own); with less, Tags reports
+// false. The line grows once by room, the limits are read once, and keys
+// and values are copied by word loads and stores through unsafe pointers
+// instead of by calls to memmove, which would make the loop spill and
+// reload its state twice per annotation: a KeyText up to SpanTagSpare
+// bytes long with that much spare capacity as four words (give key texts
+// that), a Value of 8 bytes or more as words the last of which overlaps
+// the one before, shorter ones as two overlapping halves.
+func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 	lim := l.lim
-	if l.tags += n; l.tags > lim.MaxSpanAnnotations {
-		return false
-	}
 	maxKey, maxValue := uint(lim.MaxSpanKeyLength), uint(lim.MaxSpanValueLength)
 	at := len(l.dst)
-	buf := slices.Grow(l.dst, size)[:at+size]
-	// Stores stay below at+size: each entry's end plus SpanTagSpare.
+	if room < 0 || room > maxSpanTagsRoom {
+		return false
+	}
+	buf := slices.Grow(l.dst, room+SpanTagSpare)[:at+room+SpanTagSpare]
+	// Every store is below p+SpanTagSpare for a p ≤ end, or within the
+	// entry, which ends at or before end.
 	base := unsafe.Pointer(unsafe.SliceData(buf))
-	p := at
+	p, end, n := at, at+room, 0
 	for i := range tags {
 		t := &tags[i]
 		v := t.Value
@@ -56,46 +53,76 @@ func (l *SpanLine) Tags(tags []SpanTag) bool {
 			continue
 		}
 		k := t.KeyText
-		// Values come trimmed, so a first and last byte above ' ' is the
-		// common case, decided by one comparison each.
-		if uint(len(k)-len(` ""=`)-1) >= maxKey || uint(m) > maxValue ||
-			v[0] <= ' ' && isSpace(v[0]) || v[m-1] <= ' ' && isSpace(v[m-1]) {
+		nk := len(k)
+		if uint(nk-len(` ""="`)-1) >= maxKey || uint(m) > maxValue || end-p < nk+m+1 {
 			return false
 		}
-		if len(k) <= SpanTagSpare && cap(k) >= SpanTagSpare {
-			kp := unsafe.Pointer(unsafe.SliceData(k))
+		vp := unsafe.Pointer(unsafe.SliceData(v))
+		// Values come trimmed, so a first and last byte above ' ' is the
+		// common case, decided by one comparison each.
+		if c := *(*byte)(vp); c <= ' ' && isSpace(c) {
+			return false
+		}
+		if c := *(*byte)(unsafe.Add(vp, m-1)); c <= ' ' && isSpace(c) {
+			return false
+		}
+		kp := unsafe.Pointer(unsafe.SliceData(k))
+		if nk <= SpanTagSpare && cap(k) >= SpanTagSpare {
 			putWordAt(base, p, wordAt(kp, 0))
 			putWordAt(base, p+8, wordAt(kp, 8))
 			putWordAt(base, p+16, wordAt(kp, 16))
 			putWordAt(base, p+24, wordAt(kp, 24))
+		} else if nk >= 8 { // the last word overlaps the one before
+			for j := 0; j < nk-8; j += 8 {
+				putWordAt(base, p+j, wordAt(kp, j))
+			}
+			putWordAt(base, p+nk-8, wordAt(kp, nk-8))
 		} else {
-			copy(buf[p:], k)
+			for j := range nk {
+				*(*byte)(unsafe.Add(base, p+j)) = *(*byte)(unsafe.Add(kp, j))
+			}
 		}
-		p += len(k)
-		*(*byte)(unsafe.Add(base, p)) = '"'
-		p++
+		p += nk
+		// No calls in this loop, so that its state stays in registers.
+		plain := t.Plain
 		switch {
-		case !t.Plain:
-			if !copyPlain(buf[p:], v) {
+		case m >= 8:
+			for j := 0; j < m-8; j += 8 {
+				x := wordAt(vp, j)
+				if !plain && hasSpanSpecial(x) {
+					return false
+				}
+				putWordAt(base, p+j, x)
+			}
+			x := wordAt(vp, m-8)
+			if !plain && hasSpanSpecial(x) {
 				return false
 			}
-		case m >= 8:
-			vp := unsafe.Pointer(unsafe.SliceData(v))
-			for j := 0; j < m-8; j += 8 {
-				putWordAt(base, p+j, wordAt(vp, j))
-			}
-			putWordAt(base, p+m-8, wordAt(vp, m-8))
+			putWordAt(base, p+m-8, x)
 		case m >= 4:
 			le := binary.LittleEndian
-			out := buf[p : p+m]
-			le.PutUint32(out, le.Uint32(v))
-			le.PutUint32(out[m-4:], le.Uint32(v[m-4:]))
+			lo, hi := le.Uint32((*[4]byte)(vp)[:]), le.Uint32((*[4]byte)(unsafe.Add(vp, m-4))[:])
+			if !plain && hasSpanSpecial(uint64(lo)|uint64(hi)<<32) {
+				return false
+			}
+			le.PutUint32((*[4]byte)(unsafe.Add(base, p))[:], lo)
+			le.PutUint32((*[4]byte)(unsafe.Add(base, p+m-4))[:], hi)
 		default:
-			buf[p], buf[p+m/2], buf[p+m-1] = v[0], v[m/2], v[m-1]
+			a, b, c := *(*byte)(vp), *(*byte)(unsafe.Add(vp, m/2)), *(*byte)(unsafe.Add(vp, m-1))
+			if !plain && hasSpanSpecial(uint64(a)|uint64(b)<<8|uint64(c)<<16|0x202020<<24) {
+				return false
+			}
+			*(*byte)(unsafe.Add(base, p)) = a
+			*(*byte)(unsafe.Add(base, p+m/2)) = b
+			*(*byte)(unsafe.Add(base, p+m-1)) = c
 		}
 		p += m
 		*(*byte)(unsafe.Add(base, p)) = '"'
 		p++
+		n++
+	}
+	if l.tags += n; l.tags > lim.MaxSpanAnnotations {
+		return false
 	}
 	l.dst = buf[:p]
 	return true
@@ -104,3 +131,7 @@ func (l *SpanLine) Tags(tags []SpanTag) bool {
 // SpanTagSpare is the longest KeyText that SpanLine.Tags copies as whole
 // words, and the capacity from its start that it needs for that.
 const SpanTagSpare = 32
+
+// maxSpanTagsRoom bounds SpanLine.Tags' room: far more than any span line
+// takes, and small enough that positions within it cannot overflow.
+const maxSpanTagsRoom = 1 << 30

@@ -72,6 +72,9 @@ type tagPlan struct {
 	source int    // index of the last tag keyed exactly "source", or -1
 	tags   []tagConv
 	text   []byte // the keys' texts, one after another, and spare bytes
+	// keysRoom is what line's keys take in SpanLine.Tags' room: the
+	// sum of their texts' lengths and closing quotes.
+	keysRoom int
 	// line is the span line's annotations with their keys filled in:
 	// the fixed ones (slot*) around one per tag (from slotTags on), so
 	// that a span only sets the values, nil for those it leaves out.
@@ -103,7 +106,7 @@ const (
 
 // tagConv is the plan for one tag of a sorted tag list.
 type tagConv struct {
-	at, n   int // the ` "key"=` of the sanitised key, tagPlan.text[at:at+n]
+	at, n   int // the ` "key"="` of the sanitised key, tagPlan.text[at:at+n]
 	role    tagRole
 	status  bool // the sanitised key is http.status_code, ignoring case
 	nameKey bool // the sanitised key has only name bytes: no '~' or delta prefix kept
@@ -205,6 +208,10 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 		slotDebug: q.debug, slotIPv4: q.ipv4, slotSpanLogs: q.spanLogs} {
 		after[i].KeyText = k
 	}
+	p.keysRoom = 0
+	for _, t := range p.line {
+		p.keysRoom += len(t.KeyText) + len(`"`)
+	}
 	p.seq = seq
 }
 
@@ -298,7 +305,7 @@ func newWords() *words {
 		{&q.application, w.application}, {&q.cluster, w.cluster}, {&q.shard, w.shard},
 		{&q.debug, w.debug}, {&q.ipv4, w.ipv4}, {&q.spanLogs, w.spanLogs},
 	} {
-		*k.quoted = wavefront.AppendSpanKey(make([]byte, 0, len(` ""=`)+len(k.key)+wavefront.SpanTagSpare), k.key) // see SpanLine.Tags
+		*k.quoted = wavefront.AppendSpanKey(make([]byte, 0, len(` ""="`)+len(k.key)+wavefront.SpanTagSpare), k.key) // see SpanLine.Tags
 	}
 	blank := make([]byte, uuidLen)
 	for kind, name := range w.kinds {
@@ -780,6 +787,10 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		return l.Discard(), RED{}, false
 	}
 
+	// An upper bound of the values' bytes, for SpanLine.Tags' room: the
+	// fixed annotations' longest values, then each tag's.
+	values := len(z.ID) + len(z.TraceID) + uuidLen + 2*len("consumer") + len(red.Service) +
+		len(w.none) + len(w.none) + len(w.true) + len(w.true) + len("255.255.255.255")
 	debugTagged := false
 	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
 	zt := z.Tags
@@ -791,6 +802,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 			v = javaTrim(v) // a blank value is left out
 		}
 		out.Value, out.Plain = v, t.plainValue
+		values += len(v)
 		if len(v) == 0 || tc.plain {
 			continue
 		}
@@ -812,6 +824,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		case roleError:
 			red.IsError = true
 			out.Value = w.true
+			values += len(w.true)
 		case roleComponent:
 			red.Component = v
 		case roleDebug:
@@ -832,6 +845,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	}
 	if red.Application == nil {
 		red.Application, appPlain = c.defaultApplication(w)
+		values += len(red.Application)
 	}
 	after := line[slotTags+len(z.Tags):]
 	after = after[:slotsAfterTags:slotsAfterTags]
@@ -850,7 +864,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	if len(z.Annotations) > 0 && c.SpanLogs {
 		after[slotSpanLogs].Value = w.true
 	}
-	if !l.Tags(line) {
+	if !l.Tags(line, plan.keysRoom+values) {
 		return l.Discard(), RED{}, false
 	}
 	c.custom = c.custom[:0]
