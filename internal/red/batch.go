@@ -18,18 +18,14 @@ type Batch struct {
 	d       *Deriver
 	keys    []byte // the series' encoded keys, back to back
 	series  []batchSeries
-	index   map[uint64]int32 // key hash → its last series; collisions chain via prev
+	table   []int32 // series by key hash, open addressing: index+1, 0 is empty
 	samples []batchSample
-	// last is the series of the previous span, or -1: a service's spans
-	// come in runs of one series, which compare equal to it without
-	// hashing the key and looking it up.
-	last int32
 }
 
 type batchSeries struct {
 	h                uint64
 	start, end, hbAt int   // key is keys[start:end]; keys[start:hbAt] is the heartbeat key
-	prev             int32 // previous series with the same hash, or -1
+	slot             int32 // its place in table
 	first, last      int32 // the series' samples in arrival order, linked by next
 }
 
@@ -44,8 +40,12 @@ type batchSample struct {
 // Add commits when it is reached.
 const batchLimit = 4096
 
+// minBatchTable is the table's first size: a body's spans are of a few
+// series.
+const minBatchTable = 16
+
 // NewBatch returns an empty Batch feeding d.
-func (d *Deriver) NewBatch() *Batch { return &Batch{d: d, index: make(map[uint64]int32), last: -1} }
+func (d *Deriver) NewBatch() *Batch { return &Batch{d: d, table: make([]int32, minBatchTable)} }
 
 // Add records s for the next Commit. Like Observe it copies what it keeps:
 // s may be reused as soon as Add returns.
@@ -54,27 +54,25 @@ func (b *Batch) Add(s *Span) {
 	var hbAt int
 	b.keys, hbAt = appendKey(b.keys, s)
 	key := b.keys[start:]
-	i := b.last
-	if i < 0 || string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
-		h := maphash.Bytes(b.d.seed, key)
-		head, ok := b.index[h]
-		if !ok {
-			head = -1
+	h := maphash.Bytes(b.d.seed, key)
+	// A table of its own rather than a map: a probe or two and no
+	// hashing of the hash.
+	mask := uint64(len(b.table) - 1)
+	j := h & mask
+	var i int32
+	for {
+		x := b.table[j]
+		if x == 0 {
+			i = b.newSeries(h, start, hbAt, j)
+			break
 		}
-		i = head
-		for i >= 0 && string(b.keys[b.series[i].start:b.series[i].end]) != string(key) {
-			i = b.series[i].prev
+		if bs := &b.series[x-1]; bs.h == h && string(b.keys[bs.start:bs.end]) == string(key) {
+			i = x - 1
+			b.keys = b.keys[:start] // a known series: its key is already kept
+			break
 		}
-		if i < 0 {
-			i = int32(len(b.series))
-			b.index[h] = i
-			b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, prev: head, first: -1})
-		}
+		j = (j + 1) & mask
 	}
-	if b.series[i].start != start {
-		b.keys = b.keys[:start] // a known series: its key is already kept
-	}
-	b.last = i
 	sample, millis := b.d.measure(s)
 	n := int32(len(b.samples))
 	b.samples = append(b.samples, batchSample{sample: sample, millis: millis, isError: s.IsError, next: -1})
@@ -87,6 +85,27 @@ func (b *Batch) Add(s *Span) {
 	if len(b.samples) >= batchLimit {
 		b.Commit()
 	}
+}
+
+// newSeries adds the series whose key was just appended at start, placed
+// at the empty slot j of the table, which doubles once half full.
+func (b *Batch) newSeries(h uint64, start, hbAt int, j uint64) int32 {
+	i := int32(len(b.series))
+	b.series = append(b.series, batchSeries{h: h, start: start, end: len(b.keys), hbAt: hbAt, slot: int32(j), first: -1})
+	b.table[j] = i + 1
+	if 2*len(b.series) > len(b.table) {
+		b.table = make([]int32, 2*len(b.table))
+		mask := uint64(len(b.table) - 1)
+		for k := range b.series {
+			bs := &b.series[k]
+			j := bs.h & mask
+			for b.table[j] != 0 {
+				j = (j + 1) & mask
+			}
+			b.table[j], bs.slot = int32(k)+1, int32(j)
+		}
+	}
+	return i
 }
 
 // Commit observes the spans added since the last Commit, stamped with the
@@ -117,10 +136,9 @@ func (b *Batch) Commit() {
 		if dropped > 0 {
 			d.dropped.Add(dropped)
 		}
+		b.table[bs.slot] = 0
 	}
 	b.keys, b.series, b.samples = b.keys[:0], b.series[:0], b.samples[:0]
-	b.last = -1
-	clear(b.index)
 }
 
 // decodeKey rebuilds the fields of a span from its key (see appendKey),

@@ -45,8 +45,8 @@ func TestBatchMatchesObserve(t *testing.T) {
 		batch := batched.NewBatch()
 		r := rand.New(rand.NewPCG(1, 2))
 		for i := range 2*batchLimit + 500 { // crosses the automatic commit
-			// Runs of one series, as a service's spans come, take
-			// Add's shortcut to the previous span's series.
+			// Runs of one series, as a service's spans come, and
+			// enough series per commit to grow Add's table.
 			series := uint64(r.IntN(1 << 30))
 			for range 1 + r.IntN(3) {
 				s := randomSpan(rand.New(rand.NewPCG(series, 3)))
