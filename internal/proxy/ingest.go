@@ -356,8 +356,8 @@ func (s *stageSet) seal() {
 		switch {
 		case r.lines == 0:
 		case s.compress:
-			r.sealed = queue.SealCompressed(r.zbuf, r.buf)
-			if &r.sealed[0] != &r.buf[0] {
+			var compressed bool
+			if r.sealed, compressed = queue.SealCompressed(r.zbuf, r.buf); compressed {
 				r.zbuf = r.sealed
 			}
 		default:

@@ -33,7 +33,8 @@ func randomRecord(i, size int, r *rand.Rand) []byte {
 }
 
 func sealedCompressed(r []byte) []byte {
-	return SealCompressed(nil, append(make([]byte, FrameHeader), r...))
+	frame, _ := SealCompressed(nil, append(make([]byte, FrameHeader), r...))
+	return frame
 }
 
 func isCompressed(frame []byte) bool {
@@ -131,8 +132,8 @@ func TestSealCompressedFallsBackToPlain(t *testing.T) {
 		"empty":  {},
 	} {
 		frame := append(make([]byte, FrameHeader), rec...)
-		got := SealCompressed(make([]byte, 0, 10), frame)
-		if isCompressed(got) || &got[0] != &frame[0] {
+		got, compressed := SealCompressed(make([]byte, 0, 10), frame)
+		if compressed || isCompressed(got) || &got[0] != &frame[0] {
 			t.Errorf("%s: SealCompressed compressed it or did not return the frame", name)
 		}
 		if binary.LittleEndian.Uint32(got) != uint32(len(rec)) {
@@ -140,8 +141,8 @@ func TestSealCompressedFallsBackToPlain(t *testing.T) {
 		}
 	}
 	dst := make([]byte, 0, 64<<10)
-	got := SealCompressed(dst, append(make([]byte, FrameHeader), lineRecord(1, 100)...))
-	if !isCompressed(got) || &got[0] != &dst[:1][0] {
+	got, compressed := SealCompressed(dst, append(make([]byte, FrameHeader), lineRecord(1, 100)...))
+	if !compressed || !isCompressed(got) || &got[0] != &dst[:1][0] {
 		t.Errorf("a compressible frame was not compressed into dst")
 	}
 }

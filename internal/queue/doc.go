@@ -66,6 +66,7 @@
 //
 // The package must not interpret records, retry deliveries or talk to the
 // network (that is the forwarder's job), and keeps no package-level
-// mutable state: each Queue owns its files, goroutine and buffers and
-// reports through the Metrics it is given.
+// mutable state but a pool of scratch buffers for compression: each Queue
+// owns its files, goroutine and buffers and reports through the Metrics
+// it is given.
 package queue

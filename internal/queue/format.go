@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/s2"
 )
@@ -64,33 +65,43 @@ func putRecHeader(h []byte, payload []byte) {
 
 // SealCompressed is Seal for a frame whose payload is worth compressing:
 // it builds in dst (reused, grown as needed) a sealed frame holding the
-// payload as an S2 block and returns it, leaving frame untouched. Read
-// gives back the original payload. When compression would save less than
-// an eighth, it seals frame itself and returns that instead, so either
-// result goes to AppendFrames as it is.
+// payload as an S2 block and returns it with compressed true, leaving
+// frame untouched. Read gives back the original payload. When compression
+// would save less than an eighth, it seals frame itself and returns that
+// (compressed false), so either result goes to AppendFrames as it is.
 //
 // Istio's lines and Envoy's spans compress 5-10×: the queue then copies,
 // checksums and writes back to disk that much less, and a disk budget
-// holds that much more backlog. S2 at ~2 GB/s per core costs less than
-// the page-cache copy and writeback it saves.
-func SealCompressed(dst, frame []byte) []byte {
+// holds that much more backlog. S2 at ~1.5-2 GB/s per core costs about
+// what the page-cache copy it saves costs on a quiet host, and much less
+// where fresh page-cache pages are expensive (BENCHMARKS.md).
+func SealCompressed(dst, frame []byte) (sealed []byte, compressed bool) {
 	payload := frame[recHdrSize:]
 	bound := s2.MaxEncodedLen(len(payload))
 	if bound < 0 || len(payload) < minCompress {
 		Seal(frame)
-		return frame
+		return frame, false
 	}
-	dst = slices.Grow(dst[:0], recHdrSize+bound)[:recHdrSize+bound]
-	block := s2.Encode(dst[recHdrSize:], payload)
+	// S2 wants room for its worst case, ~1.2× the payload; the block is
+	// then copied into dst at its own size, so a caller holding frames
+	// in flight keeps ~1/5 of the payload per frame, not 1.2×.
+	scratch := encodeScratch.Get().(*[]byte)
+	defer encodeScratch.Put(scratch)
+	*scratch = slices.Grow((*scratch)[:0], bound)[:bound]
+	block := s2.Encode(*scratch, payload)
 	if len(block) > len(payload)-len(payload)/8 {
 		Seal(frame)
-		return frame
+		return frame, false
 	}
-	dst = dst[:recHdrSize+len(block)]
+	dst = append(slices.Grow(dst[:0], recHdrSize+len(block))[:recHdrSize], block...)
 	binary.LittleEndian.PutUint32(dst[0:4], uint32(len(block))|compressedFlag)
 	binary.LittleEndian.PutUint32(dst[4:8], checksum(dst[0:4], block))
-	return dst
+	return dst, true
 }
+
+// encodeScratch holds S2's worst-case output buffers, one per
+// concurrent SealCompressed.
+var encodeScratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // decodedLen is the size of an S2 block once decoded, from its header.
 func decodedLen(block []byte) (int64, error) {

@@ -26,8 +26,8 @@ func FuzzRecover(f *testing.F) {
 		valid = append(append(valid, h[:]...), r...)
 	}
 	f.Add(valid)
-	compressed := append([]byte(segMagic), SealCompressed(nil, append(make([]byte, FrameHeader), lineRecord(1, 30)...))...)
-	compressed = append(compressed, SealCompressed(nil, append(make([]byte, FrameHeader), rec(2, 20)...))...)
+	compressed := append([]byte(segMagic), sealedCompressed(lineRecord(1, 30))...)
+	compressed = append(compressed, sealedCompressed(rec(2, 20))...)
 	f.Add(compressed)
 	f.Add(compressed[:len(compressed)-30])
 	f.Add(valid[:len(valid)-7])
