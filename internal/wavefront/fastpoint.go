@@ -839,28 +839,51 @@ type tagShape struct {
 type shapeKey struct {
 	tail       uint64 // the bytes of the key's last word in raw that are the key's
 	raw0, raw1 int32  // the key in raw
+	rawLen     int32  // raw1 - raw0
 	words      int32  // the key's length in raw, in words rounded up
 	keyLen     int32  // the key without quotes and '='
 	quoted     int8   // 1 if written in double quotes
 	maxValue   int    // the longest value the tag limits allow the key, -1 if none
 
-	// A tag with this key that the assembly loop accepted (not the
-	// source's, and only in shapes with one), as written (seen) and as it
-	// wrote it (seenOut): many tags repeat from line to line (namespaces,
-	// clusters, protocols), and such a tag is compared and copied whole.
-	// seenLen is 0 for none. The limits it was checked against are the
-	// keys' maxValue, so limitValues forgets it.
-	seenLen, seenOutLen int32
-	seenMask            uint64 // the low seenLen bits
-	seenMisses          uint32 // lines with another tag of the key since it was remembered
-	seen                [48]byte
-	seenOut             [64]byte
+	// Tags with this key that the assembly loop accepted (not the
+	// source's, and only in shapes with one): many tags repeat from line
+	// to line (namespaces, clusters, protocols), and a key's values mostly
+	// come from a small set (workloads, services, codes), so such a tag is
+	// compared and copied whole. A tag's slot is picked by a hash of the
+	// four bytes after its key: the start of its value, or of what
+	// follows a shorter one (the next key, or the next line's name). The limits they
+	// were checked against are the keys' maxValue, so limitValues forgets
+	// them.
+	seen [seenSlots]seenTag
 }
 
-// seenMissesToForget is how many lines with another tag of a key make the
-// assembly loop remember a new one, so that keys with changing values cost
-// little and a value that changes for good is soon remembered.
+// seenSlots is how many remembered tags a key has: enough for the
+// workloads or codes one sidecar's lines name, at 128 bytes each.
+const seenSlots = 8
+
+// seenTag is a remembered tag: as written (in, the low inLen bytes of
+// mask) and as the loop wrote it (out). inLen is 0 for none. Its size is
+// 128 bytes, so that the assembly finds a slot with a shift.
+type seenTag struct {
+	in            [48]byte
+	out           [64]byte
+	mask          uint64 // the low inLen bits
+	inLen, outLen uint16
+	misses        uint32 // lines with another tag in this slot since it was remembered
+}
+
+// seenMissesToForget is how many lines with another tag in a slot make
+// the assembly loop remember a new one there, so that a value met now
+// and then does not push out a common one, and a value that changes for
+// good is soon remembered.
 const seenMissesToForget = 4
+
+// forgetSeen empties k's slots.
+func (k *shapeKey) forgetSeen() {
+	for i := range k.seen {
+		k.seen[i].inLen, k.seen[i].misses = 0, seenMissesToForget
+	}
+}
 
 func (d *Decoder) tagShape(name []byte) *tagShape {
 	if d.shapes == nil {
@@ -877,12 +900,14 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		if line[t.k0-1] == '"' {
 			q = 1
 		}
-		k := shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q, seenMisses: seenMissesToForget}
+		s.keys = append(s.keys, shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q})
+		k := &s.keys[len(s.keys)-1]
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
-		kn := int(k.raw1 - k.raw0)
+		k.rawLen = k.raw1 - k.raw0
+		kn := int(k.rawLen)
 		k.words, k.tail = int32((kn+7)/8), ^uint64(0)>>(64-8*((kn-1)%8+1))
-		s.keys = append(s.keys, k)
+		k.forgetSeen()
 	}
 	s.raw = append(s.raw, make([]byte, 16)...)
 }
@@ -899,7 +924,7 @@ func (s *tagShape) limitValues(lim *Limits) {
 	}
 	for i := range s.keys {
 		k := &s.keys[i]
-		k.seenLen, k.seenMisses = 0, seenMissesToForget
+		k.forgetSeen()
 		kl := int(k.keyLen)
 		if k.maxValue = -1; kl <= lim.MaxTagKeyLength && kl <= lim.MaxTagLength {
 			k.maxValue = min(lim.MaxTagValueLength, lim.MaxTagLength-kl)

@@ -43,6 +43,15 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 	return r
 }
 
+// shapedTagsSSE2 finds a key's slot (shapeKey.seen) with a shift: there
+// are 8, of 128 bytes each. These fail to compile otherwise.
+var (
+	_ [seenSlots - 8]struct{}
+	_ [8 - seenSlots]struct{}
+	_ [unsafe.Sizeof(seenTag{}) - 128]struct{}
+	_ [128 - unsafe.Sizeof(seenTag{})]struct{}
+)
+
 // nameRunSSE2 and plainValueEndSSE2 are nameRunCopyGo and plainValueEndGo
 // for the n bytes at p, 16 at a time (tagrun_amd64.s); they return the
 // run's length. Their loads overhang p+n by up to 16 bytes, as do

@@ -12,8 +12,9 @@
 // (the first, which may have no space before it), it needs out to have
 // 2*(len(line)-i)+64 bytes from w, and reports shapedPunt if not.
 //
-// In a shape with a source tag, it remembers an accepted tag of each key
-// (but the source's) in the key's seen fields, and a tag that comes again
+// In a shape with a source tag, it remembers accepted tags of each key
+// (but the source's) in the key's seen slots, one per slot, the slot
+// picked by a hash of the four bytes after the key; a tag that comes again
 // byte for byte, followed by a space or the end, is compared and copied
 // whole (see shapeKey.seen). Its stores overhang by up to 64 bytes then,
 // which the room above covers: such a tag is at least one byte long.
@@ -21,7 +22,8 @@
 // Registers: SI the line position, DX its end, R13 16 bytes before it,
 // DI the output position, R8 the current key, R10 raw, R11 the tag count,
 // R15 src. X8-X14 hold the bytes the classification compares with. The
-// frame holds where the current tag starts in line and in out.
+// frame holds where the current tag starts in line and in out, and its
+// key's slot.
 
 // BADVALUE sets X1 to 0xff for the bytes of X0 outside [lo, 0x7e] or
 // equal to the byte in X10 or X11: adding add moves [lo, 0x7e] onto the
@@ -32,7 +34,7 @@
 	MOVO X0, X2; PCMPEQB X10, X2; POR X2, X1; \
 	MOVO X0, X3; PCMPEQB X11, X3; POR X3, X1
 
-TEXT ·shapedTagsSSE2(SB), NOSPLIT, $16-120
+TEXT ·shapedTagsSSE2(SB), NOSPLIT, $24-120
 	MOVQ line_base+0(FP), SI
 	MOVQ line_len+8(FP), DX
 	ADDQ SI, DX
@@ -71,17 +73,26 @@ tag:
 key:
 	CMPQ R11, keys_len+72(FP)
 	JEQ  nofit
-	MOVL shapeKey_seenLen(R8), CX
+	MOVLQSX shapeKey_rawLen(R8), CX
+	ADDQ SI, CX // CX: where the value would start
+	CMPQ CX, DX
+	JAE  checkkey // no value: checkkey finds out why
+	MOVL (CX), AX // the value's first four bytes, or what follows it (within the line's 16 bytes after)
+	IMUL3L $-1640531535, AX, AX // 0x9e3779b1
+	SHRL $29, AX // 8 slots…
+	SHLQ $7, AX  // …of 128 bytes (tagrun_amd64.go checks both)
+	LEAQ shapeKey_seen(R8)(AX*1), R12 // R12: the slot (the source's stay empty)
+	MOVWLZX seenTag_inLen(R12), CX
 	TESTL CX, CX
 	JNZ  seen
-	INCL shapeKey_seenMisses(R8)
+	MOVQ R12, slot-24(SP)
+	INCL seenTag_misses(R12)
 
 checkkey:
 	MOVQ SI, tagIn-8(SP)
 	MOVQ DI, tagOut-16(SP)
 	MOVLQSX shapeKey_raw0(R8), AX
-	MOVLQSX shapeKey_raw1(R8), CX
-	SUBQ AX, CX // CX: the raw key's length, with quotes and '='
+	MOVLQSX shapeKey_rawLen(R8), CX // CX: the raw key's length, with quotes and '='
 	ADDQ R10, AX // AX: the raw key
 	MOVBQSX shapeKey_quoted(R8), BX
 	LEAQ (SI)(CX*1), R14
@@ -230,7 +241,7 @@ next:
 	ADDQ $shapeKey__size, R8
 	JMP  tag
 
-seen: // CX: the length of the key's remembered tag, which may be this one
+seen: // CX: the length of the slot's tag, which may be this one; R12: the slot
 	LEAQ (SI)(CX*1), R14 // where this one would end
 	CMPQ R14, DX
 	JA   seenmiss
@@ -242,13 +253,13 @@ seen: // CX: the length of the key's remembered tag, which may be this one
 
 seenend: // BX: where the next tag may start
 	MOVOU (SI), X0
-	MOVOU shapeKey_seen(R8), X1
+	MOVOU seenTag_in(R12), X1
 	PCMPEQB X0, X1
 	PMOVMSKB X1, AX
 	CMPL CX, $16
 	JBE  seenmask
 	MOVOU 16(SI), X0 // only read within the line (and its 16 bytes after)
-	MOVOU shapeKey_seen+16(R8), X1
+	MOVOU seenTag_in+16(R12), X1
 	PCMPEQB X0, X1
 	PMOVMSKB X1, R9
 	SHLL $16, R9
@@ -256,36 +267,38 @@ seenend: // BX: where the next tag may start
 	CMPL CX, $32
 	JBE  seenmask
 	MOVOU 32(SI), X0
-	MOVOU shapeKey_seen+32(R8), X1
+	MOVOU seenTag_in+32(R12), X1
 	PCMPEQB X0, X1
 	PMOVMSKB X1, R9
 	SHLQ $32, R9
 	ORQ  R9, AX
 
 seenmask:
-	ANDQ shapeKey_seenMask(R8), AX
-	CMPQ AX, shapeKey_seenMask(R8)
+	ANDQ seenTag_mask(R12), AX
+	CMPQ AX, seenTag_mask(R12)
 	JNE  seenmiss
-	MOVOU shapeKey_seenOut(R8), X0
+	MOVOU seenTag_out(R12), X0
 	MOVOU X0, (DI)
-	MOVOU shapeKey_seenOut+16(R8), X0
+	MOVOU seenTag_out+16(R12), X0
 	MOVOU X0, 16(DI)
-	MOVOU shapeKey_seenOut+32(R8), X0
+	MOVOU seenTag_out+32(R12), X0
 	MOVOU X0, 32(DI)
-	MOVOU shapeKey_seenOut+48(R8), X0
+	MOVOU seenTag_out+48(R12), X0
 	MOVOU X0, 48(DI)
-	MOVLQSX shapeKey_seenOutLen(R8), AX
+	MOVWLZX seenTag_outLen(R12), AX
 	ADDQ AX, DI
 	JMP  next
 
 seenmiss:
-	INCL shapeKey_seenMisses(R8)
+	MOVQ R12, slot-24(SP)
+	INCL seenTag_misses(R12)
 	JMP  checkkey
 
 remember: // a tag accepted, not the source, in a shape that has a source tag
-	CMPL shapeKey_seenMisses(R8), $const_seenMissesToForget
+	MOVQ slot-24(SP), AX
+	CMPL seenTag_misses(AX), $const_seenMissesToForget
 	JB   next
-	MOVL $0, shapeKey_seenMisses(R8)
+	MOVL $0, seenTag_misses(AX)
 	MOVQ R12, CX // the value's end, or its closing quote
 	CMPQ R12, DX
 	JEQ  tagend
@@ -294,6 +307,7 @@ remember: // a tag accepted, not the source, in a shape that has a source tag
 	INCQ CX
 
 tagend:
+	MOVQ AX, R12 // R12: the slot
 	MOVQ tagIn-8(SP), AX
 	SUBQ AX, CX // CX: the tag's length as written
 	CMPQ CX, $48
@@ -303,32 +317,32 @@ tagend:
 	SUBQ R14, R9 // R9: the tag's length as written out
 	CMPQ R9, $64
 	JA   next
-	MOVL CX, shapeKey_seenLen(R8)
-	MOVL R9, shapeKey_seenOutLen(R8)
+	MOVW CX, seenTag_inLen(R12)
+	MOVW R9, seenTag_outLen(R12)
 	MOVQ $1, R9
 	SHLQ CX, R9
 	DECQ R9
-	MOVQ R9, shapeKey_seenMask(R8)
+	MOVQ R9, seenTag_mask(R12)
 	MOVOU (AX), X0
-	MOVOU X0, shapeKey_seen(R8)
+	MOVOU X0, seenTag_in(R12)
 	CMPQ CX, $16
 	JBE  remembered
 	MOVOU 16(AX), X0 // only read within the line (and its 16 bytes after)
-	MOVOU X0, shapeKey_seen+16(R8)
+	MOVOU X0, seenTag_in+16(R12)
 	CMPQ CX, $32
 	JBE  remembered
 	MOVOU 32(AX), X0
-	MOVOU X0, shapeKey_seen+32(R8)
+	MOVOU X0, seenTag_in+32(R12)
 
 remembered:
 	MOVOU (R14), X0
-	MOVOU X0, shapeKey_seenOut(R8)
+	MOVOU X0, seenTag_out(R12)
 	MOVOU 16(R14), X0
-	MOVOU X0, shapeKey_seenOut+16(R8)
+	MOVOU X0, seenTag_out+16(R12)
 	MOVOU 32(R14), X0
-	MOVOU X0, shapeKey_seenOut+32(R8)
+	MOVOU X0, seenTag_out+32(R12)
 	MOVOU 48(R14), X0
-	MOVOU X0, shapeKey_seenOut+48(R8)
+	MOVOU X0, seenTag_out+48(R12)
 	JMP  next
 
 quoted:

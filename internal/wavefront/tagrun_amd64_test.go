@@ -1,6 +1,10 @@
 package wavefront
 
-import "testing"
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
 
 // TestShapedTagsSSE2Room checks the assembly runs with the room
 // appendFastTags gives it, and punts with a byte less.
@@ -26,8 +30,9 @@ func TestShapedTagsSSE2Room(t *testing.T) {
 
 // TestShapedTagsSSE2Remembers checks that the assembly remembers each tag
 // of an accepted line but the source, as written and as written out, and
-// copies the remembered tags when they come again: a loop that silently
-// stopped remembering would still be correct, only slower.
+// copies the remembered tags when they come again, and that a key whose
+// values take turns keeps several of them: a loop that silently stopped
+// remembering would still be correct, only slower.
 func TestShapedTagsSSE2Remembers(t *testing.T) {
 	d := fuzzDecoder()
 	lim := d.limits()
@@ -51,13 +56,42 @@ func TestShapedTagsSSE2Remembers(t *testing.T) {
 		} else if string(out[:r.w]) != string(first) {
 			t.Errorf("wrote %q with the remembered tags, %q before", out[:r.w], first)
 		}
-		for i, k := range shape.keys {
-			if got, gotOut := string(k.seen[:k.seenLen]), string(k.seenOut[:k.seenOutLen]); got != seen[i] || gotOut != seenOut[i] {
-				t.Errorf("key %d remembers %q, written out as %q; want %q and %q", i, got, gotOut, seen[i], seenOut[i])
+		for i := range shape.keys {
+			got, gotOut := remembered(&shape.keys[i])
+			want, wantOut := []string{seen[i]}, []string{seenOut[i]}
+			if seen[i] == "" {
+				want, wantOut = nil, nil
 			}
-			if k.seenMask != 1<<k.seenLen-1 {
-				t.Errorf("key %d: mask %#x for %d bytes", i, k.seenMask, k.seenLen)
+			if !slices.Equal(got, want) || !slices.Equal(gotOut, wantOut) {
+				t.Errorf("key %d remembers %q, written out as %q; want %q and %q", i, got, gotOut, want, wantOut)
 			}
 		}
 	}
+
+	apps := []string{"productpage", "reviews", "ratings", "details", "frontend", "cart", "checkout", "payments"}
+	for pass := range 3 {
+		for _, app := range apps {
+			line := []byte(` a=1 source=x "bb"="2 2" ccc=` + app)
+			if r := d.shapedTagRun(line, 0, make([]byte, 256), 0, &shape, lim); r.fits != shapedOK || r.n != 4 {
+				t.Fatalf("pass %d, %s: outcome %+v", pass, app, r)
+			}
+		}
+	}
+	if got, _ := remembered(&shape.keys[3]); len(got) < 4 {
+		t.Errorf("remembers %q of 8 values taking turns", got)
+	}
+}
+
+// remembered lists the tags in k's slots, as written and as written out,
+// and checks each slot's mask.
+func remembered(k *shapeKey) (in, out []string) {
+	for _, s := range k.seen {
+		if s.inLen > 0 {
+			in, out = append(in, string(s.in[:s.inLen])), append(out, string(s.out[:s.outLen]))
+			if s.mask != 1<<s.inLen-1 {
+				panic(fmt.Sprintf("mask %#x for %d bytes", s.mask, s.inLen))
+			}
+		}
+	}
+	return in, out
 }
