@@ -900,8 +900,15 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		if line[t.k0-1] == '"' {
 			q = 1
 		}
-		s.keys = append(s.keys, shapeKey{raw0: int32(len(s.raw)), keyLen: int32(t.k1 - t.k0), quoted: q})
+		// A key reused in place keeps its slots' bytes, which forgetSeen
+		// makes unreadable: zeroing them costs more than the rest of learn.
+		if len(s.keys) < cap(s.keys) {
+			s.keys = s.keys[:len(s.keys)+1]
+		} else {
+			s.keys = append(s.keys, shapeKey{})
+		}
 		k := &s.keys[len(s.keys)-1]
+		k.raw0, k.keyLen, k.quoted, k.maxValue = int32(len(s.raw)), int32(t.k1-t.k0), q, 0
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
 		k.rawLen = k.raw1 - k.raw0

@@ -323,6 +323,10 @@ func TestAppendCanonicalPointShapes(t *testing.T) {
 			{`m 1 kkkk=1 k=v`, `m 1 kkkk=1 k=vvvvvvv`, `m 1 kkkk=1 k=v`, `m 1 kkkk=11111111 k=v`},
 			{`m 1 source=a verylongkeyname_x=1`, `m 1 source=a verylongkeyname_x=`, `m 1 source=a verylongkeyname_x`, `m 1 source=a verylongkeyname_`},
 			{`a 1 k=v`, `b 1 j=w`, `a 1 k=w`, `b 1 j=x`, `a 1 j=w`},
+			// Remembered tags must not outlive their key sequence: after
+			// the keys swap places, b=2 in a's place is a duplicate.
+			{`m 1 source=s a=1 b=2`, `m 1 source=s a=1 b=2`, `m 1 source=s b=2 a=1`, `m 1 source=s b=2 b=2`, `m 1 source=s a=1 a=1`,
+				`m 1 source=s b=2 a=1`, `m 1 source=s b=2 a=1`, `m 1 source=s a=1 b=2`, `m 1 source=s a=1 a=1`, `m 1 source=s b=2 b=2`},
 			// Tags the assembly remembers, met again, changed, longer,
 			// shorter, last in the line or not, and with bytes of an
 			// earlier, longer line after the end of a shorter one.
