@@ -1,209 +1,382 @@
 package zipkin
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"slices"
+	"unsafe"
 )
 
 // Envoy writes a span's tags in a fresh order every time (they come from a
-// protobuf map), so the tag-order cache, keyed by arrival order, misses on
-// real traffic. The key-set cache remembers the sorted keys of recent spans
-// instead, each with its rank, so tags in any order of a known set are
-// placed by rank without sorting, and every order of a set gets the set's
-// Span.keySeq, which the Converter's plans are cached by.
+// protobuf map), so a cache keyed by arrival order misses on real traffic.
+// The JSON v2 decoder therefore interns tag keys: each key gets a small id
+// the first time it is seen (keyTable), a tag is stored in its key's slot
+// as it is read, and the span's keys are a bit set of ids. The sorted
+// order of a bit set's keys is cached (idSet), so the tags are written
+// once, in key order, in any arrival order, and every order of a set gets
+// the set's Span.keySeq, which the Converter's plans are cached by. A
+// repeated key keeps its last value, as sorting would.
 
-// keySet is a sorted set of unique tag keys of up to maxRankedKey bytes.
-type keySet struct {
-	n    int
-	hash uint64 // the sum of the keys' mix, which no order changes
-	seq  uint64 // the Span.keySeq of these keys; its low four bits are the slot
-	keys [maxInsertionSort]keyWords
-	// ranks holds rank+1 of each key at slot mix>>58, or the next free
+// maxKeyIDs bounds the keys a keyTable holds; when it is full, it is
+// cleared at the next span (a tracer's keys are few, so only keys that
+// keep changing fill it).
+const maxKeyIDs = 128
+
+// keyTable interns tag keys and caches the sorted order of key sets.
+type keyTable struct {
+	n     int // keys interned, ids 0 to n-1
+	full  bool
+	words [maxKeyIDs]keyWords
+	keys  [maxKeyIDs][]byte // copies, for sorting and for long keys
+	// index holds id+1 of each key at slot mix>>56, or of the next free
 	// slot after it (linear probing); 0 is free. At most half is used.
-	ranks [64]uint8
+	index [2 * maxKeyIDs]uint8
+	sets  [16]idSet
+	// slots holds the current span's tag of each key id in its bit set
+	// (Decoder.tagBits): a plain tag's offsets into the body, or, when k0
+	// is negative, -1-k0 is the tag's index in Decoder.tagIn.
+	slots [maxKeyIDs]plainTag
 }
 
-// keyWords is a key of up to maxRankedKey bytes as its length and three
-// words that together hold all of it: equal keyWords are equal keys.
+// idSet is a set of key ids with its keys' sorted order.
+type idSet struct {
+	bits  [2]uint64
+	seq   uint64 // the Span.keySeq of these keys; its low four bits are the slot
+	n     int
+	order [maxKeyIDs]uint8 // ids by key
+}
+
+// keyWords is a key as its length and three words that hold its first
+// eight bytes, the eight from min(8, n-8) and its last eight (the bytes of
+// a shorter key, zero-padded, in w0): equal keyWords of keys of up to
+// maxWordKey bytes are equal keys.
 type keyWords struct {
 	w0, w1, w2 uint64
 	n          int
 }
 
-const maxRankedKey = 24
+const maxWordKey = 24
 
-// plainKeyWords returns the keyWords of b[k0:k1]. A key of 8 to 24 bytes
-// is read as its first eight bytes, the eight from min(8, n-8) and its last
-// eight, which overlap rather than read past it; a shorter one as a word
-// from the body when the body is long enough, with the bytes past the key
-// cleared.
-func plainKeyWords(b []byte, k0, k1 int) (keyWords, bool) {
-	n := k1 - k0
-	switch {
-	case n >= 8 && n <= maxRankedKey:
-		k := b[k0:k1]
-		return keyWords{binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[min(8, n-8):]), binary.LittleEndian.Uint64(k[n-8:]), n}, true
-	case n < 8 && k0 >= 0 && k0+8 <= len(b):
-		return keyWords{w0: binary.LittleEndian.Uint64(b[k0:]) & (1<<(8*n) - 1), n: n}, true
-	}
-	return keysWordsOf(b[k0:k1])
-}
-
-// keysWordsOf is plainKeyWords for a key with nothing readable past it.
-func keysWordsOf(k []byte) (keyWords, bool) {
+// keysWordsOf returns k's keyWords.
+func keysWordsOf(k []byte) keyWords {
 	n := len(k)
-	switch {
-	case n >= 8 && n <= maxRankedKey:
-		return keyWords{binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[min(8, n-8):]), binary.LittleEndian.Uint64(k[n-8:]), n}, true
-	case n < 8:
-		var w uint64
-		for i, c := range k {
-			w |= uint64(c) << (8 * i)
-		}
-		return keyWords{w0: w, n: n}, true
+	if n >= 8 {
+		return keyWords{binary.LittleEndian.Uint64(k), binary.LittleEndian.Uint64(k[min(8, n-8):]), binary.LittleEndian.Uint64(k[n-8:]), n}
 	}
-	return keyWords{}, false
+	var w uint64
+	for i, c := range k {
+		w |= uint64(c) << (8 * i)
+	}
+	return keyWords{w0: w, n: n}
 }
 
-// mix hashes k; its top six bits are k's slot in keySet.ranks.
+// mix hashes k; its top eight bits are k's slot in keyTable.index.
 func (k keyWords) mix() uint64 {
 	return (k.w0 ^ bits.RotateLeft64(k.w1, 21) ^ bits.RotateLeft64(k.w2, 42) ^ uint64(k.n)) * 0x9E3779B97F4A7C15
 }
 
-// setSlots are the two slots in tagOrderCache.sets that may hold n keys
-// whose mixes sum to hash: two, so that a few sets that share one slot
-// do not keep evicting each other.
-func setSlots(n int, hash uint64) (uint64, uint64) {
-	h := (hash + uint64(n)) * 0x9E3779B97F4A7C15
-	a, b := h>>60, h>>56&15
-	if a == b {
-		b ^= 1
+// find returns the index entry for w: id+1 if the table holds w's key
+// (for a key longer than maxWordKey, one with the same words), else 0.
+func (t *keyTable) find(w keyWords) uint8 {
+	h := w.mix() >> 56
+	for {
+		x := t.index[h]
+		if x == 0 || t.words[(x-1)&(maxKeyIDs-1)] == w {
+			return x
+		}
+		h = (h + 1) & (2*maxKeyIDs - 1)
 	}
-	return a, b
 }
 
-// placeRanked places the current span's plain tags in, of body b, through
-// the key-set cache, and reports whether it could. It tries the set that
-// the last span with as many tags hit first, as a tracer's spans of one
-// kind follow each other, and otherwise the sets that the sum of the
-// keys' mixes selects.
-func (d *Decoder) placeRanked(in []plainTag, b []byte) (uint64, bool) {
-	c := &d.tagOrders
-	n := len(in)
-	if c.sets == nil || n > maxInsertionSort {
+// idOf returns key's id, interning it if it is new, or false if the table
+// is full.
+func (t *keyTable) idOf(key []byte) (int, bool) {
+	w := keysWordsOf(key)
+	h := w.mix() >> 56
+	for {
+		x := int(t.index[h])
+		if x == 0 {
+			break
+		}
+		if id := x - 1; t.words[id] == w && (w.n <= maxWordKey || bytes.Equal(t.keys[id], key)) {
+			return id, true
+		}
+		h = (h + 1) & (2*maxKeyIDs - 1)
+	}
+	if t.n == maxKeyIDs {
+		t.full = true
 		return 0, false
 	}
-	if s := &c.sets[c.lastSet[n]]; s.n == n {
-		if seq, ok := d.placeInSet(s, in, b); ok {
-			return seq, true
-		}
-	}
-	var hash uint64
-	for _, p := range in {
-		k, ok := plainKeyWords(b, p.k0, p.k1)
-		if !ok {
-			return 0, false
-		}
-		hash += k.mix()
-	}
-	a, a2 := setSlots(n, hash)
-	for _, slot := range [2]uint64{a, a2} {
-		if s := &c.sets[slot]; s.n == n && s.hash == hash && slot != uint64(c.lastSet[n]) {
-			if seq, ok := d.placeInSet(s, in, b); ok {
-				c.lastSet[n] = uint8(slot)
-				return seq, true
-			}
-		}
-	}
-	return 0, false
+	id := t.n
+	t.n++
+	t.words[id] = w
+	t.keys[id] = append(t.keys[id][:0], key...)
+	t.index[h] = uint8(id + 1)
+	return id, true
 }
 
-// placeInSet places in's tags, of body b, at their keys' ranks in s, and
-// reports whether s holds each of the keys once: as s has as many keys,
-// each of its ranks then gets one tag.
-func (d *Decoder) placeInSet(s *keySet, in []plainTag, b []byte) (uint64, bool) {
-	lo := len(d.tags)
-	d.tags = slices.Grow(d.tags, len(in))[:lo+len(in)]
-	out := d.tags[lo:]
-	var placed uint32
-	for _, p := range in {
-		var k keyWords
-		key := b[p.k0:p.k1] // capacity to the body's end, for copies by whole words
-		if m := len(key); m >= 8 && m <= maxRankedKey {
-			k = keyWords{binary.LittleEndian.Uint64(key), binary.LittleEndian.Uint64(key[min(8, m-8):]), binary.LittleEndian.Uint64(key[m-8:]), m}
-		} else {
-			var ok bool
-			if k, ok = plainKeyWords(b, p.k0, p.k1); !ok {
-				d.tags = d.tags[:lo]
-				return 0, false
-			}
-		}
-		r := s.rankOf(k)
-		bit := uint32(1) << (r & (maxInsertionSort - 1))
-		if r < 0 || placed&bit != 0 { // not in the set, or a duplicate key
-			d.tags = d.tags[:lo]
-			return 0, false
-		}
-		placed |= bit
-		t := &out[r]
-		t.Key, t.Value, t.plainValue = key, b[p.v0:p.v1], true
-	}
-	return s.seq, true
+// reset forgets every key and set.
+func (t *keyTable) reset() {
+	t.n, t.full = 0, false
+	t.index = [2 * maxKeyIDs]uint8{}
+	t.sets = [16]idSet{}
 }
 
-// rankOf returns k's rank in s, or -1 if s does not hold k.
-func (s *keySet) rankOf(k keyWords) int {
-	for j := k.mix() >> 58; ; j = (j + 1) & 63 {
-		r := int(s.ranks[j]) - 1
-		if r < 0 || s.keys[r&(maxInsertionSort-1)] == k { // ranks are below maxInsertionSort: no bounds check
-			return r
+// setSlots are the two slots in keyTable.sets that may hold the set of
+// ids b: two, so that a few sets that share one slot do not keep
+// evicting each other.
+func setSlots(b [2]uint64) (uint64, uint64) {
+	h := (b[0]*0x9E3779B97F4A7C15 ^ b[1]) * 0xD6E8FEB86659FD93
+	x, y := h>>60, h>>56&15
+	if x == y {
+		y ^= 1
+	}
+	return x, y
+}
+
+// set returns the cached set of ids b, after sorting its keys if it is
+// not cached.
+func (t *keyTable) set(b [2]uint64) *idSet {
+	x, y := setSlots(b)
+	if s := &t.sets[x]; s.bits == b {
+		return s
+	}
+	if s := &t.sets[y]; s.bits == b {
+		return s
+	}
+	// Replace the set cached earlier of the two.
+	slot := x
+	if t.sets[y].seq < t.sets[x].seq {
+		slot = y
+	}
+	s := &t.sets[slot]
+	s.bits, s.n = b, 0
+	for w, word := range b {
+		for ; word != 0; word &= word - 1 {
+			s.order[s.n] = uint8(w*64 + bits.TrailingZeros64(word))
+			s.n++
 		}
 	}
+	slices.SortFunc(s.order[:s.n], func(i, j uint8) int { return bytes.Compare(t.keys[i], t.keys[j]) })
+	s.seq = keySeqs.Add(1)<<4 | slot
+	return s
 }
 
 // setSeq returns the key sequence number of keys[perm[0]], keys[perm[1]],
-// …, which are sorted and unique: the cached set's if it holds them, else
-// a new one, which the set then holds if all its keys are short enough.
-// arrivalSlot is the tag-order cache's slot of the keys, the low bits of a
-// number no set holds.
-func (c *tagOrderCache) setSeq(keys [][]byte, perm []uint8, arrivalSlot uint64) uint64 {
-	var ks [maxInsertionSort]keyWords
-	var hash uint64
-	for j, i := range perm {
-		k, ok := keysWordsOf(keys[i])
+// …, which are sorted and unique: the cached set's, or a new one if the
+// key table is full. arrivalSlot is the tag-order cache's slot of the
+// keys, the low bits of a number no set holds.
+func (c *tagOrderCache) setSeq(t *keyTable, keys [][]byte, perm []uint8, arrivalSlot uint64) uint64 {
+	if t.full {
+		t.reset() // no span is placing tags by id here
+	}
+	var b [2]uint64
+	for _, i := range perm {
+		id, ok := t.idOf(keys[i])
 		if !ok {
 			return keySeqs.Add(1)<<4 | arrivalSlot
 		}
-		ks[j] = k
-		hash += k.mix()
+		b[id>>6] |= 1 << (id & 63)
 	}
-	if c.sets == nil {
-		c.sets = new([16]keySet)
+	return t.set(b).seq
+}
+
+// beginIDTags starts placing the current span's tags by key id.
+func (d *Decoder) beginIDTags() {
+	if d.ids == nil {
+		d.ids = new(keyTable)
+	} else if d.ids.full {
+		d.ids.reset()
 	}
-	a, b := setSlots(len(perm), hash)
-	for _, slot := range [2]uint64{a, b} {
-		if s := &c.sets[slot]; s.n == len(perm) && s.hash == hash && s.keys == ks {
-			c.lastSet[len(perm)] = uint8(slot)
-			return s.seq
+	d.tagBits = [2]uint64{}
+	d.byID = true
+}
+
+// readIDTags is readPlainTags for the forms tracers write, without
+// whitespace but a space after a member's comma ({"k":"v", "k":"v"} or
+// {"k":"v","k":"v"}), while the span's tags are placed by id: each tag
+// goes straight to its key's slot. It stops before anything else, which
+// readPlainTags and objectNext then read.
+//
+// It reads the body through load64 and friends, without bounds checks:
+// every read is of bytes at or after l.i that a check before it has
+// found in the body.
+func (d *Decoder) readIDTags(l *lexer, first bool) bool {
+	b, stops, t := l.b, l.stops, d.ids
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
+	i := l.i
+	start := i
+	for {
+		j := i
+		if !first {
+			if j+2 > n {
+				break
+			}
+			switch load16(p, j) {
+			case ',' | ' '<<8:
+				j += 2
+			case ',' | '"'<<8:
+				j++
+			default:
+				j = n
+			}
+		}
+		first = false
+		if j >= n || load8(p, j) != '"' {
+			break
+		}
+		k0 := j + 1
+		k := k0
+		if x := stops[k>>6] >> (k & 63); x != 0 {
+			k += bits.TrailingZeros64(x)
+		} else {
+			k = l.nextStopAfter(k)
+		}
+		// `":"` and at least the value's closing quote.
+		if k+4 > n || load32(p, k)&0xffffff != '"'|':'<<8|'"'<<16 {
+			break
+		}
+		e := k + 3
+		if x := stops[e>>6] >> (e & 63); x != 0 {
+			e += bits.TrailingZeros64(x)
+		} else {
+			e = l.nextStopAfter(e)
+		}
+		if e >= n || load8(p, e) != '"' {
+			break
+		}
+		i = e + 1
+		var x uint8
+		switch kn := k - k0; { // wordsAt, inlined
+		case kn >= 8 && kn <= maxWordKey:
+			x = t.find(keyWords{load64(p, k0), load64(p, k0+min(8, kn-8)), load64(p, k-8), kn})
+		case kn < 8 && k0+8 <= n:
+			x = t.find(keyWords{w0: load64(p, k0) & (1<<(8*kn) - 1), n: kn})
+		}
+		if x == 0 { // a new or longer key, or one at the body's end
+			if !d.addTagByID(b, plainTag{k0, k, k + 3, e}) {
+				d.plainIn = append(d.plainIn, plainTag{k0, k, k + 3, e})
+				break
+			}
+			continue
+		}
+		id := int(x-1) & (maxKeyIDs - 1)
+		d.tagBits[id>>6] |= 1 << (id & 63)
+		s := &t.slots[id]
+		s.k0, s.k1, s.v0, s.v1 = k0, k, k+3, e
+	}
+	l.i = i
+	return i != start
+}
+
+// load64, load32, load16 and load8 read the little-endian word at p+i,
+// which the caller has checked is in its slice: one instruction each on
+// amd64, where slicing and bounds checks cost more than the load.
+func load64(p unsafe.Pointer, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:])
+}
+
+func load32(p unsafe.Pointer, i int) uint32 {
+	return binary.LittleEndian.Uint32((*[4]byte)(unsafe.Add(p, i))[:])
+}
+
+func load16(p unsafe.Pointer, i int) uint16 {
+	return binary.LittleEndian.Uint16((*[2]byte)(unsafe.Add(p, i))[:])
+}
+
+func load8(p unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(p, i)) }
+
+// addTagByID records the plain tag p of body b in its key's slot, and
+// reports whether it could: false if the span's tags have left the slots
+// (leaveIDTags) because the key table is full.
+func (d *Decoder) addTagByID(b []byte, p plainTag) bool {
+	if w, ok := wordsAt(unsafe.Pointer(unsafe.SliceData(b)), len(b), p.k0, p.k1); ok {
+		if x := d.ids.find(w); x != 0 {
+			d.addIDTag(int(x-1), p)
+			return true
 		}
 	}
-	// Replace the set cached earlier of the two.
-	slot := a
-	if c.sets[b].seq < c.sets[a].seq {
-		slot = b
+	// New, longer or at the body's end.
+	if id, ok := d.ids.idOf(b[p.k0:p.k1]); ok {
+		d.addIDTag(id, p)
+		return true
 	}
-	s := &c.sets[slot]
-	s.n, s.hash, s.keys = len(perm), hash, ks
-	s.ranks = [64]uint8{}
-	for r, k := range ks[:len(perm)] {
-		j := k.mix() >> 58
-		for s.ranks[j] != 0 {
-			j = (j + 1) & 63
+	d.leaveIDTags()
+	return false
+}
+
+// wordsAt returns the keyWords of the key at [k0, k1) of the n bytes at
+// p, 0 ≤ k0 ≤ k1 ≤ n: read in the key if it has 8 to maxWordKey bytes,
+// or for a shorter one as the word at k0 with the bytes past the key
+// cleared. ok is false for a longer key, or a shorter one within eight
+// bytes of the end.
+func wordsAt(p unsafe.Pointer, n, k0, k1 int) (w keyWords, ok bool) {
+	switch kn := k1 - k0; {
+	case kn >= 8 && kn <= maxWordKey:
+		return keyWords{load64(p, k0), load64(p, k0+min(8, kn-8)), load64(p, k1-8), kn}, true
+	case kn < 8 && k0+8 <= n:
+		return keyWords{w0: load64(p, k0) & (1<<(8*kn) - 1), n: kn}, true
+	}
+	return keyWords{}, false
+}
+
+// addIDTag records the current span's tag of key id: p, or tagIn[-1-p.k0].
+func (d *Decoder) addIDTag(id int, p plainTag) {
+	d.tagBits[id>>6&1] |= 1 << (id & 63)
+	d.ids.slots[id&(maxKeyIDs-1)] = p
+}
+
+// slotTag returns the current span's tag in slot p (see keyTable.slots).
+func (d *Decoder) slotTag(p plainTag) Tag {
+	if p.k0 < 0 {
+		return d.tagIn[-1-p.k0]
+	}
+	return Tag{Key: d.body[p.k0:p.k1], Value: d.body[p.v0:p.v1], plainValue: true}
+}
+
+// leaveIDTags moves the current span's tags placed by id to tagIn, for
+// the general path, when a key cannot get an id.
+func (d *Decoder) leaveIDTags() {
+	d.byID = false
+	lo := len(d.tagIn)
+	for w, word := range d.tagBits {
+		for ; word != 0; word &= word - 1 {
+			d.tagIn = append(d.tagIn, d.slotTag(d.ids.slots[w*64+bits.TrailingZeros64(word)]))
 		}
-		s.ranks[j] = uint8(r + 1)
 	}
-	s.seq = keySeqs.Add(1)<<4 | slot
-	c.lastSet[len(perm)] = uint8(slot)
+	// Earlier tagIn entries are all in slots, or were replaced by a
+	// later tag of their key.
+	d.tagIn = append(d.tagIn[:0], d.tagIn[lo:]...)
+}
+
+// placeIDTags is placeTags for a span whose tags were placed by id.
+func (d *Decoder) placeIDTags() uint64 {
+	b, t, body := d.tagBits, d.ids, d.body
+	n := bits.OnesCount64(b[0]) + bits.OnesCount64(b[1])
+	if n == 0 {
+		return 0
+	}
+	lo := len(d.tags)
+	d.tags = slices.Grow(d.tags, n)[:lo+n]
+	out := d.tags[lo:]
+	if n == 1 {
+		id := bits.TrailingZeros64(b[0])
+		if b[0] == 0 {
+			id = 64 + bits.TrailingZeros64(b[1])
+		}
+		out[0] = d.slotTag(t.slots[id&(maxKeyIDs-1)])
+		return 0
+	}
+	s := t.set(b)
+	for j, id := range s.order[:len(out)] {
+		p := t.slots[id&(maxKeyIDs-1)]
+		if p.k0 < 0 {
+			out[j] = d.tagIn[-1-p.k0]
+			continue
+		}
+		o := &out[j]
+		o.Key, o.Value, o.plainValue = body[p.k0:p.k1], body[p.v0:p.v1], true // capacity to the body's end, for copies by whole words
+	}
 	return s.seq
 }

@@ -1,7 +1,9 @@
 package zipkin
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -144,5 +146,108 @@ func TestShuffledTagsHitConverterPlans(t *testing.T) {
 	// One build per kind of span: the body's spans have four sets of keys.
 	if builds != len(seqs) || len(seqs) != 4 {
 		t.Errorf("%d plans built for %d spans with %d key sequence numbers", builds, spans, len(seqs))
+	}
+}
+
+// Tags placed by key id (readIDTags, readPlainTags, addTag) against
+// encoding/json, in one Decoder over many bodies: separators with and
+// without spaces and other whitespace, duplicate keys (the last value
+// wins), escaped keys and values, numbers, empty and long keys, keys at
+// the body's end, and more keys than the key table holds, so that spans
+// leave the slots half way and the table is cleared.
+func TestTagsByIDMatchEncodingJSON(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var pool []string
+	for i := range 300 {
+		switch i % 10 {
+		case 0:
+			pool = append(pool, strings.Repeat("k", i%40)) // "" and keys of up to 39 bytes
+		case 1:
+			pool = append(pool, fmt.Sprintf("esc\\u00e9%d", i)) // escaped in the body
+		default:
+			pool = append(pool, fmt.Sprintf("%s.%d", []string{"http", "istio.canonical", "upstream_cluster", "a"}[i%4], i))
+		}
+	}
+	seps := []string{", ", ",", " , ", ",\n "}
+	seqKeys := map[uint64]string{}
+	var d Decoder
+	for round := range 300 {
+		keys := pool[:20+r.IntN(len(pool)-20)] // a small key set in most rounds, all of it in some
+		if round%3 != 0 {
+			keys = keys[:20]
+		}
+		var body strings.Builder
+		body.WriteString("[")
+		nSpans := 1 + r.IntN(8)
+		for s := range nSpans {
+			if s > 0 {
+				body.WriteString(", ")
+			}
+			fmt.Fprintf(&body, `{"traceId":"%x","id":"%x","tags":{`, s+1, s+1)
+			sep := seps[0]
+			if r.IntN(4) == 0 {
+				sep = seps[r.IntN(len(seps))]
+			}
+			for i := range r.IntN(40) {
+				if i > 0 {
+					body.WriteString(sep)
+				}
+				k := keys[r.IntN(len(keys))]
+				if r.IntN(3) == 0 {
+					k = keys[r.IntN(min(len(keys), 5))] // duplicates
+				}
+				switch r.IntN(12) {
+				case 0:
+					fmt.Fprintf(&body, `"%s":%d`, k, r.IntN(1000))
+				case 1:
+					fmt.Fprintf(&body, `"%s":"v\"%d"`, k, i)
+				case 2:
+					fmt.Fprintf(&body, `"%s" : "v%d"`, k, i)
+				default:
+					fmt.Fprintf(&body, `"%s":"v%d"`, k, i)
+				}
+			}
+			body.WriteString("}}")
+		}
+		if r.IntN(4) == 0 { // a short key as the body's last bytes
+			fmt.Fprintf(&body, `, {"traceId":"1","id":"2","tags":{"ab":"1", "a":"2"}}`)
+			nSpans++
+		}
+		body.WriteString("]")
+
+		var ref []map[string]any
+		dec := json.NewDecoder(strings.NewReader(body.String()))
+		dec.UseNumber()
+		var raw []struct{ Tags map[string]any }
+		if err := dec.Decode(&raw); err != nil {
+			t.Fatalf("round %d: %v\n%s", round, err, body.String())
+		}
+		for _, s := range raw {
+			ref = append(ref, s.Tags)
+		}
+		i := 0
+		err := d.Decode([]byte(body.String()), JSONV2, func(s *Span) error {
+			var got, exp, keys []string
+			for _, tag := range s.Tags {
+				got = append(got, string(tag.Key)+"="+string(tag.Value))
+				keys = append(keys, string(tag.Key))
+			}
+			for _, k := range slices.Sorted(maps.Keys(ref[i])) {
+				exp = append(exp, fmt.Sprintf("%s=%v", k, ref[i][k]))
+			}
+			if !slices.Equal(got, exp) {
+				t.Fatalf("round %d, span %d: tags\n%q\nwant\n%q\nbody %s", round, i, got, exp, body.String())
+			}
+			ks := strings.Join(keys, "\x00")
+			if old, ok := seqKeys[s.keySeq]; ok && s.keySeq != 0 && old != ks {
+				t.Fatalf("key sequence %d names %q and %q", s.keySeq, old, ks)
+			}
+			seqKeys[s.keySeq] = ks
+			i++
+			return nil
+		})
+		if err != nil || i != nSpans {
+			t.Fatalf("round %d: %d spans, %v", round, i, err)
+		}
 	}
 }

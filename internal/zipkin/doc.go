@@ -28,14 +28,16 @@
 // search. The common shapes, a plain key after "," or ", ", a plain
 // string or a 16-digit timestamp right after the colon, are read by fast
 // paths that accept only what the general reader would read the same way
-// and otherwise leave it to that reader, which reports every error. Tags
-// of plain strings are recorded as offsets into the body and written to
-// the span once, in key order, which a cache of recent key sequences
-// supplies without sorting. Envoy writes every object's members in a fresh
-// order, so a second cache (decode_keysets.go) knows recent sorted key
-// sets: a span whose tags are a known set in any order is placed by each
-// key's rank and gets the set's key-sequence number, which keeps the
-// Converter's per-sequence plans hitting.
+// and otherwise leave it to that reader, which reports every error.
+// Envoy writes every object's members in a fresh order, so tags are not
+// kept in arrival order: each tag key gets a small id the first time it
+// is seen (decode_keysets.go), a tag goes to its key's slot as it is
+// read, and the span's keys are a bit set of ids whose sorted order is
+// cached, so the tags are written once, in key order, and every order of
+// a set of keys gets the set's key-sequence number, which keeps the
+// Converter's per-sequence plans hitting. JSON v1 and proto3 tags, and a
+// span whose keys overflow the id table, are sorted, through a cache of
+// recent key sequences in arrival order.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
 // Thrift cheaply, and Envoy/Istio never send it.
 package zipkin

@@ -38,6 +38,7 @@ func (d *Decoder) decodeJSONV2(body []byte) error {
 
 func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	d.beginSpan(s)
+	d.beginIDTags()
 	if err := l.expect('{'); err != nil {
 		return err
 	}
@@ -200,6 +201,9 @@ func (d *Decoder) readTags(l *lexer) error {
 		return err
 	}
 	for first := true; ; first = false {
+		if d.byID && d.readIDTags(l, first) {
+			first = false
+		}
 		if d.readPlainTags(l, first) {
 			first = false
 		}
@@ -226,10 +230,11 @@ func (d *Decoder) readTags(l *lexer) error {
 // brace, bad input), which objectNext then reads and reports, so it
 // accepts nothing objectNext would not. String ends come from the index;
 // whitespace is looked for only where the usual "," ", " and ":" are not
-// found.
+// found. While the span's tags are placed by id, each goes to its key's
+// slot (addTagByID).
 func (d *Decoder) readPlainTags(l *lexer, first bool) bool {
 	b, stops := l.b, l.stops
-	i, n0 := l.i, len(d.plainIn)
+	i, read := l.i, false
 	for ; i < len(b); first = false {
 		j := i
 		switch {
@@ -277,11 +282,15 @@ func (d *Decoder) readPlainTags(l *lexer, first bool) bool {
 		if e >= len(b) || b[e] != '"' {
 			break
 		}
-		d.plainIn = append(d.plainIn, plainTag{j + 1, k, v + 1, e})
-		i = e + 1
+		i, read = e+1, true
+		p := plainTag{j + 1, k, v + 1, e}
+		if d.byID && d.addTagByID(b, p) {
+			continue
+		}
+		d.plainIn = append(d.plainIn, p)
 	}
 	l.i = i
-	return len(d.plainIn) > n0
+	return read
 }
 
 func isValueStart(c byte) bool {

@@ -118,6 +118,12 @@ type Decoder struct {
 	scratch   []byte   // a string being unescaped
 	stops     []uint64 // the body's structural index (buildStops)
 	tagOrders tagOrderCache
+	// ids interns the JSON v2 tag keys (see keyTable); allocated on first
+	// use, so that a Decoder stays small. While byID, the current span's
+	// tags are in ids.slots, tagBits holding their keys' ids.
+	ids     *keyTable
+	tagBits [2]uint64
+	byID    bool
 	// The current span's tags in arrival order, which finishSpan writes
 	// to tags sorted: first tagIn, then plainIn. plainIn holds those the
 	// JSON v2 fast path read, as offsets into body, so recording one is
@@ -257,6 +263,7 @@ func (a *arena) reset() { a.b = a.b[:0] }
 func (d *Decoder) beginSpan(s *Span) {
 	*s = Span{annLo: len(d.anns), tagLo: len(d.tags)}
 	d.tagIn, d.plainIn = d.tagIn[:0], d.plainIn[:0]
+	d.byID = false
 }
 
 // plainTag is a tag of plain key and value strings (see Tag.plainValue),
@@ -265,6 +272,14 @@ type plainTag struct{ k0, k1, v0, v1 int }
 
 // addTag appends a tag of the current span after those read so far.
 func (d *Decoder) addTag(t Tag) {
+	if d.byID {
+		if id, ok := d.ids.idOf(t.Key); ok {
+			d.tagIn = append(d.tagIn, t)
+			d.addIDTag(id, plainTag{k0: -len(d.tagIn)})
+			return
+		}
+		d.leaveIDTags()
+	}
 	d.flushPlain()
 	d.tagIn = append(d.tagIn, t)
 }
@@ -315,18 +330,19 @@ func (d *Decoder) finishSpan(s *Span) error {
 // unique keys, and returns their key sequence number (0 when they are not
 // cached).
 func (d *Decoder) placeTags() uint64 {
-	if len(d.tagIn) == 0 {
-		if seq, ok := d.placePlainTags(); ok {
-			return seq
-		}
+	if d.byID {
+		return d.placeIDTags()
 	}
 	d.flushPlain()
 	in, lo := d.tagIn, len(d.tags)
 	if len(in) >= 2 && len(in) <= maxInsertionSort {
 		if keys := encodeKeys(d.tagOrders.keys[:0], in); keys != nil {
 			d.tagOrders.keys = keys
+			if d.ids == nil {
+				d.ids = new(keyTable)
+			}
 			var ks [maxInsertionSort][]byte
-			e := d.tagOrders.entry(tagKeys(&ks, in), keys)
+			e := d.tagOrders.entry(d.ids, tagKeys(&ks, in), keys)
 			d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
 			out := d.tags[lo:]
 			for j, i := range e.perm {
@@ -340,53 +356,6 @@ func (d *Decoder) placeTags() uint64 {
 	return 0
 }
 
-// placePlainTags is placeTags for a span whose tags are all in plainIn,
-// and reports whether it could place them through the cache. Each tag is
-// written once, in its sorted place, field by field.
-func (d *Decoder) placePlainTags() (uint64, bool) {
-	in, b := d.plainIn, d.body
-	if len(in) < 2 || len(in) > maxInsertionSort {
-		return 0, false
-	}
-	c := &d.tagOrders
-	rankedFirst := c.rankedFirst[len(in)]
-	if rankedFirst {
-		if seq, ok := d.placeRanked(in, b); ok {
-			return seq, true
-		}
-	}
-	keys := encodePlainKeys(c.keys[:0], b, in)
-	if keys == nil {
-		return 0, false
-	}
-	c.keys = keys
-	e := c.find(len(in), keys)
-	if hit := e.n == len(in) && string(e.keys) == string(keys); hit {
-		c.rankedFirst[len(in)] = false
-	} else {
-		if !rankedFirst {
-			if seq, ok := d.placeRanked(in, b); ok {
-				c.rankedFirst[len(in)] = true
-				return seq, true
-			}
-		}
-		// Not cached in any order: sort the keys.
-		var ks [maxInsertionSort][]byte
-		for i, p := range in {
-			ks[i] = b[p.k0:p.k1]
-		}
-		e = c.entry(ks[:len(in)], keys)
-	}
-	lo := len(d.tags)
-	d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
-	out := d.tags[lo:]
-	for j, i := range e.perm {
-		p, t := in[i], &out[j]
-		t.Key, t.Value, t.plainValue = b[p.k0:p.k1], b[p.v0:p.v1], true // capacity to the body's end, for copies by whole words
-	}
-	return e.seq, true
-}
-
 // encodeKeys appends t's keys to dst as tagOrderCache encodes them, each
 // with a length byte before it, or returns nil if a key is too long.
 func encodeKeys(dst []byte, t []Tag) []byte {
@@ -395,32 +364,6 @@ func encodeKeys(dst []byte, t []Tag) []byte {
 			return nil
 		}
 		dst = append(append(dst, byte(len(tag.Key))), tag.Key...)
-	}
-	return dst
-}
-
-// encodePlainKeys is encodeKeys for plainIn's tags of body b. A key of up
-// to 24 bytes with 24 bytes of body from its start is copied as three
-// words rather than by a copy call; the bytes copied past its end are
-// overwritten by the next key or cut off. A longer key before it may have
-// used the room grown for it, hence the check of the capacity.
-func encodePlainKeys(dst, b []byte, t []plainTag) []byte {
-	dst = slices.Grow(dst, 25*len(t))
-	for _, p := range t {
-		switch m := p.k1 - p.k0; {
-		case m <= 24 && p.k0+24 <= len(b) && len(dst)+25 <= cap(dst):
-			n := len(dst)
-			w, k := dst[n:n+25], b[p.k0:p.k0+24]
-			w[0] = byte(m)
-			binary.LittleEndian.PutUint64(w[1:], binary.LittleEndian.Uint64(k))
-			binary.LittleEndian.PutUint64(w[9:], binary.LittleEndian.Uint64(k[8:]))
-			binary.LittleEndian.PutUint64(w[17:], binary.LittleEndian.Uint64(k[16:]))
-			dst = dst[:n+1+m]
-		case m <= maxCachedKey:
-			dst = append(append(dst, byte(m)), b[p.k0:p.k1]...)
-		default:
-			return nil
-		}
 	}
 	return dst
 }
@@ -515,17 +458,6 @@ func applyTagOrder(t []Tag, perm []uint8, scratch []Tag) int {
 type tagOrderCache struct {
 	slots [16]tagOrderEntry
 	keys  []byte // the current span's keys, as encodeKeys encodes them
-	// sets holds the sorted keys of recent spans (see keySet); a pointer,
-	// allocated on first use, so that a Decoder stays small.
-	sets *[16]keySet
-	// lastSet is the slot in sets of the set last used for each number
-	// of keys.
-	lastSet [maxInsertionSort + 1]uint8
-	// rankedFirst records, for each number of keys, that the last span
-	// found its keys' order uncached but their set cached, as all of
-	// Envoy's do: the next tries the set first, without encoding the keys
-	// for the order it would most likely not find.
-	rankedFirst [maxInsertionSort + 1]bool
 }
 
 type tagOrderEntry struct {
@@ -542,15 +474,11 @@ const maxCachedKey = 255
 // never names two different sequences, even across Decoders.
 var keySeqs atomic.Uint64
 
-// find returns the slot for n tags with the encoded keys, which holds
-// them if they are cached. The slot is a hash of the number of tags, the
-// encoding's length and its first and last eight bytes, which tells a
-// tracer's few kinds of span apart without reading every key; finding
-// that a slot holds the keys takes one comparison of the whole encoding.
-func (c *tagOrderCache) find(n int, keys []byte) *tagOrderEntry {
-	return &c.slots[slotOf(n, keys)]
-}
-
+// slotOf is the slot of n tags with the encoded keys: a hash of the
+// number of tags, the encoding's length and its first and last eight
+// bytes, which tells a tracer's few kinds of span apart without reading
+// every key; finding that a slot holds the keys takes one comparison of
+// the whole encoding.
 func slotOf(n int, keys []byte) uint64 {
 	h := uint64(n)<<32 | uint64(len(keys))
 	if len(keys) >= 8 {
@@ -562,7 +490,7 @@ func slotOf(n int, keys []byte) uint64 {
 // entry returns the cache entry of tagKeys, encoded as keys, after
 // working out their order (tagOrderOf) if it is not cached. There are 2
 // to maxInsertionSort of them.
-func (c *tagOrderCache) entry(tagKeys [][]byte, keys []byte) *tagOrderEntry {
+func (c *tagOrderCache) entry(t *keyTable, tagKeys [][]byte, keys []byte) *tagOrderEntry {
 	slot := slotOf(len(tagKeys), keys)
 	e := &c.slots[slot]
 	if e.n == len(tagKeys) && string(e.keys) == string(keys) {
@@ -571,7 +499,7 @@ func (c *tagOrderCache) entry(tagKeys [][]byte, keys []byte) *tagOrderEntry {
 	e.keys = append(e.keys[:0], keys...)
 	e.perm = tagOrderOf(tagKeys, e.perm[:0])
 	e.n = len(tagKeys)
-	e.seq = c.setSeq(tagKeys, e.perm, slot)
+	e.seq = c.setSeq(t, tagKeys, e.perm, slot)
 	return e
 }
 
