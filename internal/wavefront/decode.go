@@ -45,12 +45,13 @@ type Decoder struct {
 	full    []Tag
 	millis  int64
 
-	fastTags []fastTag // AppendCanonicalPoint's tags
-	fastSrc  int       // the index of its source tag in fastTags, or -1
-	shapes   *[shapes]tagShape
-	padded   []byte // a line copied for shapedTagRun's overhanging loads
-	run      shapedRun
-	lastName lastName
+	fastTags  []fastTag // AppendCanonicalPoint's tags
+	fastSrc   int       // the index of its source tag in fastTags, or -1
+	shapes    *[shapes]tagShape
+	padded    []byte // a line copied for shapedTagRun's overhanging loads
+	run       shapedRun
+	lastName  lastName
+	lineFloor int // AppendCanonicalLines: the shortest line it took, without its '\n'
 }
 
 var (

@@ -57,15 +57,33 @@ func (d *Decoder) AppendCanonicalPoint(dst, line []byte) ([]byte, bool) {
 func (d *Decoder) AppendCanonicalLines(dst, buf []byte, maxLine int) (out []byte, lines, used int) {
 	win := d.window()
 	for {
+		// The newline is looked for from the shortest line's end on: a
+		// line the fast path takes holds no newline, so if the one found
+		// ends a later line, the fast path declines the two, and only
+		// then is the start searched (and the floor lowered).
 		rest := buf[used:]
-		nl := bytes.IndexByte(rest, '\n')
+		floor := min(d.lineFloor, len(rest))
+		nl := bytes.IndexByte(rest[floor:], '\n')
+		if nl >= 0 {
+			nl += floor
+		}
+		if (nl < 0 || nl >= maxLine) && floor > 0 {
+			nl, floor = bytes.IndexByte(rest, '\n'), 0
+		}
 		if nl < 0 || nl >= maxLine {
 			return dst, lines, used
 		}
 		start := len(dst)
 		out, ok := d.appendFastPoint(dst, rest[:nl+1], &win)
 		if !ok {
+			if e := bytes.IndexByte(rest[:floor], '\n'); e >= 0 {
+				d.lineFloor = e // a shorter line: take it alone
+				continue
+			}
 			return out[:start], lines, used
+		}
+		if nl < d.lineFloor || d.lineFloor == 0 {
+			d.lineFloor = nl
 		}
 		dst = out
 		lines++
@@ -925,10 +943,13 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 // MaxTagKeyLength allows none. So the loop checks a tag's limits with one
 // comparison.
 func (s *tagShape) limitValues(lim *Limits) {
-	limits := [3]int{lim.MaxTagKeyLength, lim.MaxTagValueLength, lim.MaxTagLength}
-	if s.limited && s.limits == limits {
-		return
+	if !s.limited || s.limits != [3]int{lim.MaxTagKeyLength, lim.MaxTagValueLength, lim.MaxTagLength} {
+		s.setLimitValues(lim)
 	}
+}
+
+func (s *tagShape) setLimitValues(lim *Limits) {
+	limits := [3]int{lim.MaxTagKeyLength, lim.MaxTagValueLength, lim.MaxTagLength}
 	for i := range s.keys {
 		k := &s.keys[i]
 		k.forgetSeen()

@@ -709,3 +709,25 @@ func TestAppendCanonicalPointNames(t *testing.T) {
 		t.Fatalf("took %q with a name over MaxNameLength", line)
 	}
 }
+
+// TestAppendCanonicalLinesFloor runs buffers of lines far shorter and
+// longer than those before them (AppendCanonicalLines looks for a newline
+// from the shortest line's end on, see lineFloor), valid and not, with
+// and without tags, through AppendCanonicalLines and line by line.
+func TestAppendCanonicalLinesFloor(t *testing.T) {
+	long := "m 1 1712000000 source=s k=" + strings.Repeat("v", 60) + " j=w\n"
+	for _, input := range []string{
+		long + long + "m 1\n" + long + "m 2 1712000000\n" + long,
+		long + "m 1 source=s\n" + "m 1 source=s k=v\n" + long + "m 1 source=s \n" + long,
+		long + "m x\n" + long + "m 1 k=v\n\n" + long + "m\n" + long + "m 1 source=s\r\n" + long,
+		"m 1 source=s\n" + long + "m 1 k=\"a b\"\n" + long + "m 1 k=" + strings.Repeat("v", 70) + "\n" + long,
+	} {
+		batches := decoderPairs()
+		for name, p := range decoderPairs() {
+			t.Run(name, func(t *testing.T) {
+				checkLinesAgree(t, batches[name][0], p[0], []byte(input+input), 1<<20)
+				checkLinesAgree(t, batches[name][1], p[1], []byte(input), 80)
+			})
+		}
+	}
+}
