@@ -270,23 +270,6 @@ func (d *Decoder) readIDTags(l *lexer, first bool) bool {
 	return i != start
 }
 
-// load64, load32, load16 and load8 read the little-endian word at p+i,
-// which the caller has checked is in its slice: one instruction each on
-// amd64, where slicing and bounds checks cost more than the load.
-func load64(p unsafe.Pointer, i int) uint64 {
-	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:])
-}
-
-func load32(p unsafe.Pointer, i int) uint32 {
-	return binary.LittleEndian.Uint32((*[4]byte)(unsafe.Add(p, i))[:])
-}
-
-func load16(p unsafe.Pointer, i int) uint16 {
-	return binary.LittleEndian.Uint16((*[2]byte)(unsafe.Add(p, i))[:])
-}
-
-func load8(p unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(p, i)) }
-
 // addTagByID records the plain tag p of body b in its key's slot, and
 // reports whether it could: false if the span's tags have left the slots
 // (leaveIDTags) because the key table is full.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // lexer is a pull tokenizer over one JSON document. Strings without escapes,
@@ -27,6 +28,25 @@ func newLexer(b []byte, d *Decoder) lexer {
 	d.stops = buildStops(d.stops, b)
 	return lexer{b: b, d: d, stops: d.stops}
 }
+
+// load64, load32, load16 and load8 read the little-endian word at p+i,
+// which the caller has checked is in its slice (0 ≤ i and i+size ≤ its
+// length): one instruction each on amd64, where slicing and bounds checks
+// cost more than the load. The hot loops use them after one explicit
+// check for several loads.
+func load64(p unsafe.Pointer, i int) uint64 {
+	return binary.LittleEndian.Uint64((*[8]byte)(unsafe.Add(p, i))[:])
+}
+
+func load32(p unsafe.Pointer, i int) uint32 {
+	return binary.LittleEndian.Uint32((*[4]byte)(unsafe.Add(p, i))[:])
+}
+
+func load16(p unsafe.Pointer, i int) uint16 {
+	return binary.LittleEndian.Uint16((*[2]byte)(unsafe.Add(p, i))[:])
+}
+
+func load8(p unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(p, i)) }
 
 // maxDepth bounds nesting inside skipped values so hostile input cannot
 // exhaust the stack.
@@ -103,32 +123,33 @@ func (l *lexer) end() error {
 
 // objectNext advances to the next member of an object whose '{' has been
 // consumed and returns its key, positioned at the value; ok is false after
-// the closing '}'. A plain key is read here, looking for whitespace only
-// where the usual "," ", " and ":" are not found; other keys, the end of
-// the object and every error are left to objectNextSlow.
+// the closing '}'. A plain key after the usual "," or ", " (or first,
+// after whitespace), right before its ':', and a '}' right at l.i are read
+// here, through the index and word loads after explicit checks; anything
+// else and every error are left to objectNextSlow.
 func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 	b, i := l.b, l.i
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
 	j := i
-	switch {
-	case first:
+	if first {
 		j = skipWS(b, i)
-	case i < len(b) && b[i] == ',':
-		if j = i + 1; j+1 < len(b) && b[j] == ' ' && b[j+1] == '"' {
-			j++
-		} else if j < len(b) && b[j] != '"' {
-			j = skipWS(b, j)
+	} else if i+2 <= n {
+		switch load16(p, i) {
+		case ',' | ' '<<8:
+			j = i + 2
+		case ',' | '"'<<8:
+			j = i + 1
 		}
-	default:
-		return l.objectNextSlow(first)
 	}
-	if j < len(b) && b[j] == '"' {
-		if k := l.nextStop(j + 1); k < len(b) && b[k] == '"' {
-			v := k + 1
-			if v >= len(b) || b[v] != ':' {
-				v = skipWS(b, v)
-			}
-			if v < len(b) && b[v] == ':' {
-				if v++; v < len(b) && b[v] <= ' ' {
+	if i < n && load8(p, i) == '}' { // the object's end, after a value or '{'
+		l.i = i + 1
+		return nil, false, nil
+	}
+	if j != i || first {
+		if j < n && load8(p, j) == '"' {
+			if k := l.nextStop(j + 1); k+2 <= n && load16(p, k) == '"'|':'<<8 {
+				v := k + 2
+				if v < n && load8(p, v) <= ' ' {
 					v = skipWS(b, v)
 				}
 				l.i = v
@@ -180,7 +201,12 @@ func (l *lexer) objectNextSlow(first bool) (key []byte, ok bool, err error) {
 // follows.
 func (l *lexer) arrayNext(first bool) (ok bool, err error) {
 	b := l.b
-	i := skipWS(b, l.i)
+	i := l.i
+	if !first && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] > ' ' { // the usual ", " before an element
+		l.i = i + 2
+		return true, nil
+	}
+	i = skipWS(b, i)
 	if i < len(b) && b[i] == ']' {
 		l.i = i + 1
 		return false, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -150,4 +151,60 @@ func TestEightDigits(t *testing.T) {
 			t.Fatalf("eightDigits(%q) = %d, want %d", w, v, wantV)
 		}
 	}
+}
+
+// objectNext's and arrayNext's fast paths against the general readers
+// they short-cut (objectNextSlow, and arrayNext from a position that the
+// fast path does not take): the same key, result, error and position,
+// on short random runs of separators, quotes, colons, whitespace and
+// escapes, cut anywhere, so that every check before a word load is
+// exercised at the body's end.
+func TestMemberFastPaths(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 10))
+	pieces := []string{",", ", ", ",  ", ",\n", "\"", "k", "key", "\\\"", ":", " :", ": ", "}", " }", "]", " ", "\t", "{", "1", "\"v\""}
+	for range 200000 {
+		var sb strings.Builder
+		for range 1 + r.IntN(8) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		b := []byte(sb.String())
+		first := r.IntN(3) == 0
+		got, want := newLexer(b, &Decoder{}), newLexer(b, &Decoder{})
+		k, ok, err := got.objectNext(first)
+		wk, wok, werr := want.objectNextSlow(first)
+		if !bytes.Equal(k, wk) || ok != wok || (err == nil) != (werr == nil) || err == nil && got.i != want.i {
+			t.Fatalf("objectNext(%q, %v) = %q, %v, %v at %d; objectNextSlow gives %q, %v, %v at %d", b, first, k, ok, err, got.i, wk, wok, werr, want.i)
+		}
+		got, want = newLexer(b, &Decoder{}), newLexer(b, &Decoder{})
+		ok, err = got.arrayNext(first)
+		want.i = 0
+		if len(b) > 0 && b[0] == ',' {
+			// The general path: as arrayNext read it before its fast path.
+			wok, werr = arrayNextGeneral(&want, first)
+		} else {
+			wok, werr = want.arrayNext(first)
+		}
+		if ok != wok || (err == nil) != (werr == nil) || err == nil && got.i != want.i {
+			t.Fatalf("arrayNext(%q, %v) = %v, %v at %d; want %v, %v at %d", b, first, ok, err, got.i, wok, werr, want.i)
+		}
+	}
+}
+
+// arrayNextGeneral is arrayNext without its fast path.
+func arrayNextGeneral(l *lexer, first bool) (bool, error) {
+	b := l.b
+	i := skipWS(b, l.i)
+	if i < len(b) && b[i] == ']' {
+		l.i = i + 1
+		return false, nil
+	}
+	if !first {
+		if i >= len(b) || b[i] != ',' {
+			l.i = i
+			return false, l.expected("',' or ']'")
+		}
+		i = skipWS(b, i+1)
+	}
+	l.i = i
+	return true, nil
 }
