@@ -229,3 +229,35 @@ func TestAppendInt(t *testing.T) {
 		}
 	}
 }
+
+// Annotations writes what Tag writes for the same annotations, and
+// declines exactly when a limit would.
+func TestSpanLineAnnotations(t *testing.T) {
+	tags := []Tag{{[]byte("zipkinSpanId"), []byte("0123456789abcdef")}, {[]byte("parent"), []byte("00000000-0000-0000-0123-456789abcdef")},
+		{[]byte("_spanSecondaryId"), []byte("server")}}
+	var text []byte
+	for _, tag := range tags {
+		text = append(append(AppendSpanKey(text, tag.Key), tag.Value...), '"')
+	}
+	for _, lim := range []struct{ n, key, value int }{{100, 100, 100}, {3, 16, 36}, {2, 16, 36}, {3, 15, 36}, {3, 16, 35}} {
+		l := DefaultLimits()
+		l.MaxSpanAnnotations, l.MaxSpanKeyLength, l.MaxSpanValueLength = lim.n, lim.key, lim.value
+		d := &Decoder{Limits: &l}
+		begin := func() SpanLine {
+			sl, ok := d.BeginCanonicalSpan([]byte("prefix "), []byte("op"), []byte("src"), []byte("id"), []byte("tid"), false, false, 1712000000000, 1)
+			if !ok {
+				t.Fatal("BeginCanonicalSpan declined")
+			}
+			return sl
+		}
+		want, wantOK := begin(), true
+		for _, tag := range tags {
+			wantOK = wantOK && want.Tag(tag.Key, tag.Value)
+		}
+		got := begin()
+		gotOK := got.Annotations(text, len(tags), len("_spanSecondaryId"), len("00000000-0000-0000-0123-456789abcdef"))
+		if gotOK != wantOK || gotOK && string(got.End()) != string(want.End()) {
+			t.Errorf("limits %+v: Annotations ok=%v, Tag ok=%v", lim, gotOK, wantOK)
+		}
+	}
+}

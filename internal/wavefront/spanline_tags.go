@@ -128,6 +128,24 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 	return true
 }
 
+// Annotations appends text, n whole annotations as Tags writes them
+// (` "k"="v"` each), and reports false, having appended nothing, if they
+// would break a limit. It checks nothing else: the caller vouches for
+// the rest of AppendCanonicalSpan's subset (keys of name bytes; values
+// ASCII without '"', '\\' or '\n', non-empty and without blanks at either
+// end), as a converter can for the annotations it makes itself from
+// constants and hex IDs. longestKey and longestValue are the lengths of
+// text's longest key and value (ASCII, so also their UTF-16 lengths).
+func (l *SpanLine) Annotations(text []byte, n, longestKey, longestValue int) bool {
+	lim := l.lim
+	if l.tags+n > lim.MaxSpanAnnotations || longestKey > lim.MaxSpanKeyLength || longestValue > lim.MaxSpanValueLength {
+		return false
+	}
+	l.tags += n
+	l.dst = append(l.dst, text...)
+	return true
+}
+
 // SpanTagSpare is the longest KeyText that SpanLine.Tags copies as whole
 // words, and the capacity from its start that it needs for that.
 const SpanTagSpare = 32

@@ -53,14 +53,80 @@ type Converter struct {
 	// AppendCanonicalSpan wrote to its out, from a Decoder's hex IDs: hex
 	// and '-' only, which AppendLogs need not escape.
 	hexTraceID, hexSpanID []byte
+	// after is AppendCanonicalSpan's annotations after the tags for a
+	// span without application, cluster or shard tags.
+	after fixedAfter
+}
+
+// fixedAfter is the text of a span's annotations after its tags
+// (application, cluster, shard, debug, ipv4, _spanLogs) when the first
+// three are the defaults, for the span described by key.
+type fixedAfter struct {
+	key             afterKey
+	text            []byte
+	n, longestValue int // as SpanLine.Annotations takes them
+}
+
+// afterKey is what fixedAfter's text depends on.
+type afterKey struct {
+	ip          netip.Addr // invalid: none
+	debug, logs bool       // whether it has the debug and _spanLogs annotations
+	fixed       *byte      // the words.fixedAfter it starts with
+}
+
+// fill makes a's text for k; ip is k.ip's text.
+func (a *fixedAfter) fill(w *words, k afterKey, ip []byte) {
+	t := append(a.text[:0], w.fixedAfter...)
+	a.n, a.longestValue = 3, w.fixedAfterValue
+	if k.debug {
+		t = append(append(wavefront.AppendSpanKey(t, w.debug), w.true...), '"')
+		a.n++
+	}
+	if k.ip.IsValid() {
+		t = append(append(wavefront.AppendSpanKey(t, w.ipv4), ip...), '"')
+		a.n, a.longestValue = a.n+1, max(a.longestValue, len(ip))
+	}
+	if k.logs {
+		t = append(append(wavefront.AppendSpanKey(t, w.spanLogs), w.true...), '"')
+		a.n++
+	}
+	a.text, a.key = t, k
 }
 
 // ipText returns ip's text, valid until the next call.
 func (c *Converter) ipText(ip netip.Addr) []byte {
 	if ip != c.lastIP || c.lastIPText == nil {
-		c.lastIPText, c.lastIP = ip.AppendTo(c.lastIPText[:0]), ip
+		if ip.Is4() {
+			c.lastIPText = appendIPv4(c.lastIPText[:0], ip.As4())
+		} else {
+			c.lastIPText = ip.AppendTo(c.lastIPText[:0])
+		}
+		c.lastIP = ip
 	}
 	return c.lastIPText
+}
+
+// appendIPv4 appends a's dotted decimal text, as netip.Addr.AppendTo
+// does for an IPv4 address, without its general formatter.
+func appendIPv4(dst []byte, a [4]byte) []byte {
+	var text [len("255.255.255.255.")]byte
+	n := 0
+	for _, b := range a {
+		switch {
+		case b >= 100:
+			text[n], text[n+1], text[n+2] = '0'+b/100, '0'+b/10%10, '0'+b%10
+			n += 3
+		case b >= 10:
+			text[n], text[n+1] = '0'+b/10, '0'+b%10
+			n += 2
+		default:
+			text[n] = '0' + b
+			n++
+		}
+		text[n] = '.'
+		n++
+	}
+	return append(dst, text[:n-1]...)
 }
 
 // tagPlan is what AppendCanonicalSpan derives from a span's tag keys alone:
@@ -270,6 +336,14 @@ type words struct {
 	plainApplication bool
 	plainFor         []byte
 	appSetting       string
+	// fixedAfter is the annotations application, cluster and shard as a
+	// span without those tags has them, with the default application
+	// (see Converter.fixedAfter), or nil if that is not plain, non-empty
+	// and without blanks at its ends; fixedAfterValue is its longest value.
+	fixedAfter      []byte
+	fixedAfterValue int
+	// heads are the fixed annotations before service by headShape.
+	heads [5 * 8]*fixedHead
 	// logsHead is the span logs' text up to the first annotation's
 	// timestamp, by Kind, with the IDs' places blank (see logsTraceIDAt);
 	// logsTail their end, for the sampledBy marker in logsTailFor.
@@ -334,10 +408,94 @@ func (c *Converter) words() *words {
 func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
 	if w.plainFor == nil || c.DefaultApplication != w.appSetting {
 		w.appSetting = c.DefaultApplication
-		w.plainFor = []byte(orDefault(c.DefaultApplication, "Zipkin"))
-		w.plainApplication = isPlain(w.plainFor)
+		app := []byte(orDefault(c.DefaultApplication, "Zipkin"))
+		w.plainFor, w.plainApplication = app, isPlain(app)
+		w.fixedAfter = nil
+		if w.plainApplication && app[0] > ' ' && app[len(app)-1] > ' ' {
+			w.fixedAfter = wavefront.AppendSpanKey(nil, w.application)
+			w.fixedAfter = append(append(w.fixedAfter, app...), '"')
+			w.fixedAfter = append(append(wavefront.AppendSpanKey(w.fixedAfter, w.cluster), w.none...), '"')
+			w.fixedAfter = append(append(wavefront.AppendSpanKey(w.fixedAfter, w.shard), w.none...), '"')
+			w.fixedAfterValue = max(len(app), len(w.none))
+		}
 	}
 	return w.plainFor, w.plainApplication
+}
+
+// fixedHead is the text of a span's annotations before service
+// (zipkinSpanId, zipkinTraceId, parent, span.kind, _spanSecondaryId) for
+// one shape of span, with the IDs' places to be filled in: for Envoy's
+// spans they are what most of a span line's annotations are, and their
+// keys and the span kind need no checks per span.
+type fixedHead struct {
+	text                          []byte
+	spanIDAt, traceIDAt, parentAt int // parentAt is 0 without a parent
+	n, longestKey, longestValue   int // as SpanLine.Annotations takes them
+}
+
+// headFor returns the fixedHead of z's shape: its trace ID's length, its
+// parent, kind and whether it has annotations. It returns nil for IDs of
+// other lengths than a Decoder's (16 or 32 hex digits, parent 16).
+func (c *Converter) headFor(z *Span, w *words) *fixedHead {
+	if len(z.ID) != 16 || len(z.TraceID) != 16 && len(z.TraceID) != 32 ||
+		z.ParentID != nil && len(z.ParentID) != 16 || int(z.Kind) >= len(w.kinds) {
+		return nil
+	}
+	shape := int(z.Kind) * 8
+	if len(z.TraceID) == 32 {
+		shape |= 1
+	}
+	if z.ParentID != nil {
+		shape |= 2
+	}
+	if len(z.Annotations) > 0 {
+		shape |= 4
+	}
+	if h := w.heads[shape]; h != nil {
+		return h
+	}
+	h := &fixedHead{n: 2, longestKey: len(w.zipkinTraceID), longestValue: len(z.TraceID)}
+	t := wavefront.AppendSpanKey(nil, w.zipkinSpanID)
+	h.spanIDAt = len(t)
+	t = wavefront.AppendSpanKey(append(append(t, z.ID...), '"'), w.zipkinTraceID)
+	h.traceIDAt = len(t)
+	t = append(append(t, z.TraceID...), '"')
+	if z.ParentID != nil {
+		// hexUUID's form of a 16-digit ID: zeros, then the ID from [19:].
+		t = append(wavefront.AppendSpanKey(t, w.parent), "00000000-0000-0000-"...)
+		h.parentAt = len(t)
+		t = append(append(t, c.hexUUID(z.ParentID)[19:]...), '"')
+		h.n, h.longestValue = h.n+1, uuidLen
+	}
+	if z.Kind != KindUnset {
+		t = append(append(wavefront.AppendSpanKey(t, w.spanKind), w.kinds[z.Kind]...), '"')
+		h.n++
+		if len(z.Annotations) > 0 {
+			t = append(append(wavefront.AppendSpanKey(t, w.secondaryID), w.kinds[z.Kind]...), '"')
+			h.n, h.longestKey = h.n+1, len(w.secondaryID)
+		}
+	}
+	h.text = t
+	w.heads[shape] = h
+	return h
+}
+
+// fill puts z's IDs into h.text, which headFor made for z's shape, by
+// array copies: 16 bytes in one move.
+func (h *fixedHead) fill(z *Span) {
+	t := h.text
+	*(*[16]byte)(t[h.spanIDAt:]) = [16]byte(z.ID)
+	at := h.traceIDAt
+	if len(z.TraceID) == 32 {
+		*(*[32]byte)(t[at:]) = [32]byte(z.TraceID)
+	} else {
+		*(*[16]byte)(t[at:]) = [16]byte(z.TraceID)
+	}
+	if at = h.parentAt; at > 0 {
+		id := z.ParentID
+		*(*[4]byte)(t[at:]) = [4]byte(id)
+		*(*[12]byte)(t[at+5:]) = [12]byte(id[4:])
+	}
 }
 
 // isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
@@ -757,21 +915,31 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs
 	// (lower-case hex from the Decoder, and so their UUID forms) are plain
 	// values, and so are the tag values the decoder marked; names and
-	// other values are checked. Every slot is set: the plan's line keeps
-	// the previous span's values.
+	// other values are checked. Every slot handed to Tags is set: the
+	// plan's line keeps the previous span's values.
 	line := plan.line
-	head := line[:slotTags:slotTags]
-	head[slotSpanID].Value, head[slotSpanID].Plain = z.ID, true
-	head[slotTraceID].Value, head[slotTraceID].Plain = z.TraceID, true
-	head[slotParent].Value, head[slotParent].Plain = nil, true
-	if z.ParentID != nil {
-		head[slotParent].Value = c.hexUUID(z.ParentID)
-	}
-	head[slotSpanKind].Value, head[slotSecondaryID].Value = nil, nil
-	head[slotSpanKind].Plain, head[slotSecondaryID].Plain = true, true
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
-		head[slotSpanKind].Value = red.SpanKind
+	}
+	// The annotations before service come from the span's shape's text,
+	// else from the plan's line like the others.
+	first := 0
+	if h := c.headFor(z, w); h != nil {
+		h.fill(z)
+		if !l.Annotations(h.text, h.n, h.longestKey, h.longestValue) {
+			return l.Discard(), RED{}, false
+		}
+		first = slotService
+	} else {
+		head := line[:slotTags:slotTags]
+		head[slotSpanID].Value, head[slotSpanID].Plain = z.ID, true
+		head[slotTraceID].Value, head[slotTraceID].Plain = z.TraceID, true
+		head[slotParent].Value, head[slotParent].Plain = nil, true
+		if z.ParentID != nil {
+			head[slotParent].Value = c.hexUUID(z.ParentID)
+		}
+		head[slotSpanKind].Value, head[slotSecondaryID].Value = red.SpanKind, nil
+		head[slotSpanKind].Plain, head[slotSecondaryID].Plain = true, true
 		if len(z.Annotations) > 0 {
 			head[slotSecondaryID].Value = red.SpanKind
 		}
@@ -782,7 +950,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	}
 	red.Service = javaTrim(service)
 	// An empty service is declined by Tags; here it would read as absent.
-	head[slotService].Value, head[slotService].Plain = red.Service, false
+	line[slotService].Value, line[slotService].Plain = red.Service, false
 	if len(red.Service) == 0 {
 		return l.Discard(), RED{}, false
 	}
@@ -791,7 +959,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	// fixed annotations' longest values, then each tag's.
 	values := len(z.ID) + len(z.TraceID) + uuidLen + 2*len("consumer") + len(red.Service) +
 		len(w.none) + len(w.none) + len(w.true) + len(w.true) + len("255.255.255.255")
-	debugTagged := false
+	debugTagged, tagged := false, false                     // tagged: application, cluster or shard came from a tag
 	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
 	zt := z.Tags
 	tagSlots, convs := line[slotTags:slotTags+len(zt)], plan.tags[:len(zt)]
@@ -813,13 +981,13 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 			out.Value = nil
 			continue
 		case roleApplication:
-			red.Application, appPlain, out.Value = v, t.plainValue, nil
+			red.Application, appPlain, out.Value, tagged = v, t.plainValue, nil, true
 			continue
 		case roleCluster:
-			red.Cluster, clusterPlain, out.Value = v, t.plainValue, nil
+			red.Cluster, clusterPlain, out.Value, tagged = v, t.plainValue, nil, true
 			continue
 		case roleShard:
-			red.Shard, shardPlain, out.Value = v, t.plainValue, nil
+			red.Shard, shardPlain, out.Value, tagged = v, t.plainValue, nil, true
 			continue
 		case roleError:
 			red.IsError = true
@@ -847,8 +1015,39 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		red.Application, appPlain = c.defaultApplication(w)
 		values += len(red.Application)
 	}
-	after := line[slotTags+len(z.Tags):]
-	after = after[:slotsAfterTags:slotsAfterTags]
+	if !tagged && w.fixedAfter != nil {
+		// The annotations after the tags as a text, the default
+		// application's and "none"s made once, the rest when it differs
+		// from the previous span's: a sidecar's spans share its address.
+		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
+			return l.Discard(), RED{}, false
+		}
+		a := &c.after
+		if k := (afterKey{z.LocalEndpoint.IPv4, z.Debug && !debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]}); k != a.key {
+			var ip []byte
+			if k.ip.IsValid() {
+				ip = c.ipText(k.ip)
+			}
+			a.fill(w, k, ip)
+		}
+		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
+			return l.Discard(), RED{}, false
+		}
+	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, &red, appPlain, clusterPlain, shardPlain, debugTagged) {
+		return l.Discard(), RED{}, false
+	}
+	c.custom = c.custom[:0]
+	red.CustomTags = c.custom
+	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
+	return l.End(), red, true
+}
+
+// tagsAfter writes line, the tags and the annotations after them from the
+// plan's slots, the general way for the spans whose application, cluster
+// or shard came from their tags.
+func (c *Converter) tagsAfter(l *wavefront.SpanLine, z *Span, line []wavefront.SpanTag, room int, red *RED, appPlain, clusterPlain, shardPlain, debugTagged bool) bool {
+	w := c.w
+	after := line[len(line)-slotsAfterTags:]
 	after[slotApplication].Value, after[slotApplication].Plain = red.Application, appPlain
 	after[slotCluster].Value, after[slotCluster].Plain = red.Cluster, clusterPlain
 	after[slotShard].Value, after[slotShard].Plain = red.Shard, shardPlain
@@ -864,11 +1063,5 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	if len(z.Annotations) > 0 && c.SpanLogs {
 		after[slotSpanLogs].Value = w.true
 	}
-	if !l.Tags(line, plan.keysRoom+values) {
-		return l.Discard(), RED{}, false
-	}
-	c.custom = c.custom[:0]
-	red.CustomTags = c.custom
-	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
-	return l.End(), red, true
+	return l.Tags(line, room)
 }

@@ -42,6 +42,24 @@ var fusedEdgeCases = []string{
 		`{"timestamp":1700000000000002,"value":"\u2028 \"q\" \u00e9"},{"timestamp":-5,"value":"x"}]}]`,
 	`[{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","kind":"CONSUMER","timestamp":1700000000000000,` +
 		`"annotations":[{"timestamp":12345678901234567,"value":"ws"},{"timestamp":99999999,"value":"wr"}]}]`,
+	// The shapes of the fixed annotations before service (trace ID
+	// length, parent, kind, annotations) and after the tags (debug,
+	// ipv4, span logs), one span after the other so that each follows
+	// another shape, and again.
+	`[{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
+		`"timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"s","ipv4":"10.1.2.3"},` +
+		`"annotations":[{"timestamp":1700000000000001,"value":"ss"}],"tags":{"component":"proxy"}},` +
+		`{"traceId":"0000000000000000a2fb4a1d1a96d312","id":"0000000000000001","parentId":"fedcba9876543210","debug":true,` +
+		`"timestamp":1700000000000000,"localEndpoint":{"serviceName":"s","ipv4":"192.168.100.254"},"tags":{"x":"y"}},` +
+		`{"traceId":"a2fb4a1d1a96d312","id":"a2fb4a1d1a96d313","kind":"CLIENT","timestamp":1700000000000000,` +
+		`"annotations":[{"timestamp":1,"value":"cs"}],"localEndpoint":{"serviceName":"s","ipv4":"1.0.0.9"}},` +
+		`{"traceId":"a2fb4a1d1a96d312","id":"a2fb4a1d1a96d314","kind":"PRODUCER","timestamp":1700000000000000,` +
+		`"localEndpoint":{"serviceName":"s","ipv4":"1.0.0.9"},"tags":{"application":"tagged"}},` +
+		`{"traceId":"a2fb4a1d1a96d312","id":"a2fb4a1d1a96d315","parentId":"a2fb4a1d1a96d312","timestamp":1700000000000000,` +
+		`"annotations":[{"timestamp":1,"value":"x"}],"localEndpoint":{"serviceName":"s","ipv4":"1.0.0.9"},"tags":{"shard":"s2"}},` +
+		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
+		`"timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"s","ipv4":"10.1.2.3"},` +
+		`"annotations":[{"timestamp":1700000000000001,"value":"ss"}],"tags":{"component":"proxy","cluster":" "}}]`,
 }
 
 func manyTags(n int) string {
@@ -59,14 +77,18 @@ func manyTags(n int) string {
 // checks run under.
 func fusedConfigs() (convs []Converter, decs []*wavefront.Decoder) {
 	convs = []Converter{{}, {SpanLogs: true}, {SpanLogs: true, DefaultApplication: "app", DefaultService: "svc", DefaultOperation: "op"},
-		{DefaultApplication: `a"pp`}}
+		{DefaultApplication: `a"pp`}, {SpanLogs: true, DefaultApplication: " app"}, {DefaultApplication: "\x01"}}
 	tight := wavefront.DefaultLimits()
 	tight.MaxSpanAnnotations, tight.MaxSpanKeyLength, tight.MaxSpanValueLength = 12, 10, 20
 	tight.MaxSpanNameLength, tight.MaxSourceLength = 8, 8
 	window := wavefront.DefaultLimits()
 	window.SpanDropDelay, window.Prefill = time.Hour, time.Hour
 	now := func() time.Time { return time.UnixMilli(1700000000000) }
-	decs = []*wavefront.Decoder{meshDecoder(), {}, {Limits: &tight}, {Limits: &window, Now: now}}
+	// At the edges of the fixed annotations: zipkinTraceId's key and a
+	// span ID fit, _spanSecondaryId and a parent's UUID do not.
+	edge := wavefront.DefaultLimits()
+	edge.MaxSpanAnnotations, edge.MaxSpanKeyLength, edge.MaxSpanValueLength = 9, 13, 16
+	decs = []*wavefront.Decoder{meshDecoder(), {}, {Limits: &tight}, {Limits: &window, Now: now}, {Limits: &edge}}
 	return convs, decs
 }
 
@@ -154,6 +176,28 @@ func TestAppendCanonicalSpanMatchesConvert(t *testing.T) {
 	z := mustDecode(t, fusedEdgeCases[0])[0]
 	if _, _, ok := c.AppendCanonicalSpan(nil, &z, &out, d); ok {
 		t.Fatal("fused path accepted a span with CustomTagKeys set")
+	}
+}
+
+// Spans not from a Decoder may have IDs of other lengths, which take the
+// general way through the plan's line instead of the fixed texts.
+func TestAppendCanonicalSpanOtherIDLengths(t *testing.T) {
+	convs, decs := fusedConfigs()
+	for _, body := range append([]string{string(fixtures(t)["envoy-kourier-zipkin-v2-post-1.json"]), istioBody}, fusedEdgeCases[len(fusedEdgeCases)-1]) {
+		for _, z := range mustDecode(t, body) {
+			for _, ids := range [][3]string{{"abc", "1", "2"}, {"0123456789abcdef01", "a", "b"}, {"12345", "123456789", "0123456789abcdef0"}} {
+				z := z
+				z.TraceID, z.ID = []byte(ids[0]), []byte(ids[1])
+				if z.ParentID != nil {
+					z.ParentID = []byte(ids[2])
+				}
+				for i := range convs {
+					for _, d := range decs {
+						checkFused(t, &convs[i], d, &z)
+					}
+				}
+			}
+		}
 	}
 }
 
