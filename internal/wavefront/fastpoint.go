@@ -918,14 +918,7 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		if line[t.k0-1] == '"' {
 			q = 1
 		}
-		// A key reused in place keeps its slots' bytes, which forgetSeen
-		// makes unreadable: zeroing them costs more than the rest of learn.
-		if len(s.keys) < cap(s.keys) {
-			s.keys = s.keys[:len(s.keys)+1]
-		} else {
-			s.keys = append(s.keys, shapeKey{})
-		}
-		k := &s.keys[len(s.keys)-1]
+		k := s.addKey()
 		k.raw0, k.keyLen, k.quoted, k.maxValue = int32(len(s.raw)), int32(t.k1-t.k0), q, 0
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
@@ -935,6 +928,23 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		k.forgetSeen()
 	}
 	s.raw = append(s.raw, make([]byte, 16)...)
+	// Past the keys, one that no tag fits, so that shapedTagsSSE2 needs
+	// no count of them: its value would start beyond any line's end.
+	end := s.addKey()
+	end.raw0, end.rawLen, end.quoted = 0, 1<<30, 0
+	s.keys = s.keys[:len(s.keys)-1]
+}
+
+// addKey appends a key to s.keys, reusing one in place if it can: a key
+// keeps its slots' bytes, which forgetSeen makes unreadable, since zeroing
+// them costs more than the rest of learn.
+func (s *tagShape) addKey() *shapeKey {
+	if len(s.keys) < cap(s.keys) {
+		s.keys = s.keys[:len(s.keys)+1]
+	} else {
+		s.keys = append(s.keys, shapeKey{})
+	}
+	return &s.keys[len(s.keys)-1]
 }
 
 // limitValues sets each key's maxValue for lim, unless they are set for

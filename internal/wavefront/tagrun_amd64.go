@@ -8,7 +8,8 @@ import (
 // shapedTagsSSE2 is shapedTagRunGo in assembly (tagrun_amd64.s), writing
 // its result to r. It checks the tag limits with the keys' maxValue (see
 // limitValues). It reads up to 16 bytes past the end of line and past
-// the last key in raw (tagShape pads raw), writes len(keys) tags at most to
+// the last key in raw (tagShape pads raw), and the key learn puts past
+// the end of keys, writes len(keys) tags at most to
 // tags if src < 0, and reports shapedPunt where out lacks room for its
 // overhanging stores. It writes the keys' seen fields.
 //

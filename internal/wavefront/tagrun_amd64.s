@@ -70,9 +70,7 @@ tag:
 	INCQ SI
 	JMP  tag
 
-key:
-	CMPQ R11, keys_len+72(FP)
-	JEQ  nofit
+key: // past the last key, R8 is the one learn puts there, whose rawLen leads to nofit
 	MOVLQSX shapeKey_rawLen(R8), CX
 	ADDQ SI, CX // CX: where the value would start
 	CMPQ CX, DX
@@ -83,8 +81,57 @@ key:
 	SHLQ $7, AX  // …of 128 bytes (tagrun_amd64.go checks both)
 	LEAQ shapeKey_seen(R8)(AX*1), R12 // R12: the slot (the source's stay empty)
 	MOVWLZX seenTag_inLen(R12), CX
-	TESTL CX, CX
-	JNZ  seen
+	// An empty slot (CX 0) misses below: a tag does not start with a space.
+
+seen: // CX: the length of the slot's tag, which may be this one; R12: the slot
+	LEAQ (SI)(CX*1), R14 // where this one would end
+	CMPQ R14, DX
+	JA   seenmiss
+	MOVQ R14, BX
+	JEQ  seenend
+	CMPB (R14), $0x20
+	JNE  seenmiss
+	INCQ BX
+
+seenend: // BX: where the next tag may start
+	MOVOU (SI), X0
+	MOVOU seenTag_in(R12), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, AX
+	CMPL CX, $16
+	JBE  seenmask
+	MOVOU 16(SI), X0 // only read within the line (and its 16 bytes after)
+	MOVOU seenTag_in+16(R12), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	SHLL $16, R9
+	ORL  R9, AX
+	CMPL CX, $32
+	JBE  seenmask
+	MOVOU 32(SI), X0
+	MOVOU seenTag_in+32(R12), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	SHLQ $32, R9
+	ORQ  R9, AX
+
+seenmask:
+	ANDQ seenTag_mask(R12), AX
+	CMPQ AX, seenTag_mask(R12)
+	JNE  seenmiss
+	MOVOU seenTag_out(R12), X0
+	MOVOU X0, (DI)
+	MOVOU seenTag_out+16(R12), X0
+	MOVOU X0, 16(DI)
+	MOVOU seenTag_out+32(R12), X0
+	MOVOU X0, 32(DI)
+	MOVOU seenTag_out+48(R12), X0
+	MOVOU X0, 48(DI)
+	MOVWLZX seenTag_outLen(R12), AX
+	ADDQ AX, DI
+	JMP  next
+
+seenmiss:
 	MOVQ R12, slot-24(SP)
 	INCL seenTag_misses(R12)
 
@@ -240,59 +287,6 @@ next:
 	INCQ R11
 	ADDQ $shapeKey__size, R8
 	JMP  tag
-
-seen: // CX: the length of the slot's tag, which may be this one; R12: the slot
-	LEAQ (SI)(CX*1), R14 // where this one would end
-	CMPQ R14, DX
-	JA   seenmiss
-	MOVQ R14, BX
-	JEQ  seenend
-	CMPB (R14), $0x20
-	JNE  seenmiss
-	INCQ BX
-
-seenend: // BX: where the next tag may start
-	MOVOU (SI), X0
-	MOVOU seenTag_in(R12), X1
-	PCMPEQB X0, X1
-	PMOVMSKB X1, AX
-	CMPL CX, $16
-	JBE  seenmask
-	MOVOU 16(SI), X0 // only read within the line (and its 16 bytes after)
-	MOVOU seenTag_in+16(R12), X1
-	PCMPEQB X0, X1
-	PMOVMSKB X1, R9
-	SHLL $16, R9
-	ORL  R9, AX
-	CMPL CX, $32
-	JBE  seenmask
-	MOVOU 32(SI), X0
-	MOVOU seenTag_in+32(R12), X1
-	PCMPEQB X0, X1
-	PMOVMSKB X1, R9
-	SHLQ $32, R9
-	ORQ  R9, AX
-
-seenmask:
-	ANDQ seenTag_mask(R12), AX
-	CMPQ AX, seenTag_mask(R12)
-	JNE  seenmiss
-	MOVOU seenTag_out(R12), X0
-	MOVOU X0, (DI)
-	MOVOU seenTag_out+16(R12), X0
-	MOVOU X0, 16(DI)
-	MOVOU seenTag_out+32(R12), X0
-	MOVOU X0, 32(DI)
-	MOVOU seenTag_out+48(R12), X0
-	MOVOU X0, 48(DI)
-	MOVWLZX seenTag_outLen(R12), AX
-	ADDQ AX, DI
-	JMP  next
-
-seenmiss:
-	MOVQ R12, slot-24(SP)
-	INCL seenTag_misses(R12)
-	JMP  checkkey
 
 remember: // a tag accepted, not the source, in a shape that has a source tag
 	MOVQ slot-24(SP), AX
