@@ -198,22 +198,39 @@ func (d *Decoder) beginIDTags() {
 // {"k":"v","k":"v"}), while the span's tags are placed by id: each tag
 // goes straight to its key's slot. It stops before anything else, which
 // readPlainTags and objectNext then read.
+func (d *Decoder) readIDTags(l *lexer, first bool) bool {
+	start := l.i
+	for {
+		i, p, missed := d.ids.readKnownTags(&d.tagBits, l.b, l.stops, l.i, first)
+		l.i, first = i, false
+		if !missed {
+			break
+		}
+		// A new or longer key, or one at the body's end.
+		if !d.addTagByID(l.b, p) {
+			d.plainIn = append(d.plainIn, p)
+			break
+		}
+	}
+	return l.i != start
+}
+
+// readKnownTags is readIDTags' loop, from i, without calls: it places
+// the tags whose keys t holds and returns the index after the last tag
+// read, which is the plain tag p, left unplaced, if missed.
 //
 // It reads the body through load64 and friends, without bounds checks:
-// every read is of bytes at or after l.i that a check before it has
-// found in the body.
-func (d *Decoder) readIDTags(l *lexer, first bool) bool {
-	b, stops, t := l.b, l.stops, d.ids
-	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
-	i := l.i
-	start := i
-	for {
+// every read is of bytes at or after i that a check before it has found
+// in the body.
+func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next int, p plainTag, missed bool) {
+	n, ptr := len(b), unsafe.Pointer(unsafe.SliceData(b))
+	for ; ; first = false {
 		j := i
 		if !first {
 			if j+2 > n {
 				break
 			}
-			switch load16(p, j) {
+			switch load16(ptr, j) {
 			case ',' | ' '<<8:
 				j += 2
 			case ',' | '"'<<8:
@@ -222,52 +239,52 @@ func (d *Decoder) readIDTags(l *lexer, first bool) bool {
 				j = n
 			}
 		}
-		first = false
-		if j >= n || load8(p, j) != '"' {
+		if j >= n || load8(ptr, j) != '"' {
 			break
 		}
 		k0 := j + 1
-		k := k0
-		if x := stops[k>>6] >> (k & 63); x != 0 {
-			k += bits.TrailingZeros64(x)
-		} else {
-			k = l.nextStopAfter(k)
-		}
+		k := nextStopIn(stops, k0, n)
 		// `":"` and at least the value's closing quote.
-		if k+4 > n || load32(p, k)&0xffffff != '"'|':'<<8|'"'<<16 {
+		if k+4 > n || load32(ptr, k)&0xffffff != '"'|':'<<8|'"'<<16 {
 			break
 		}
-		e := k + 3
-		if x := stops[e>>6] >> (e & 63); x != 0 {
-			e += bits.TrailingZeros64(x)
-		} else {
-			e = l.nextStopAfter(e)
-		}
-		if e >= n || load8(p, e) != '"' {
+		e := nextStopIn(stops, k+3, n)
+		if e >= n || load8(ptr, e) != '"' {
 			break
 		}
 		i = e + 1
 		var x uint8
 		switch kn := k - k0; { // wordsAt, inlined
 		case kn >= 8 && kn <= maxWordKey:
-			x = t.find(keyWords{load64(p, k0), load64(p, k0+min(8, kn-8)), load64(p, k-8), kn})
+			x = t.find(keyWords{load64(ptr, k0), load64(ptr, k0+min(8, kn-8)), load64(ptr, k-8), kn})
 		case kn < 8 && k0+8 <= n:
-			x = t.find(keyWords{w0: load64(p, k0) & (1<<(8*kn) - 1), n: kn})
+			x = t.find(keyWords{w0: load64(ptr, k0) & (1<<(8*kn) - 1), n: kn})
 		}
-		if x == 0 { // a new or longer key, or one at the body's end
-			if !d.addTagByID(b, plainTag{k0, k, k + 3, e}) {
-				d.plainIn = append(d.plainIn, plainTag{k0, k, k + 3, e})
-				break
-			}
-			continue
+		if x == 0 {
+			return i, plainTag{k0, k, k + 3, e}, true
 		}
 		id := int(x-1) & (maxKeyIDs - 1)
-		d.tagBits[id>>6] |= 1 << (id & 63)
+		tagBits[id>>6] |= 1 << (id & 63)
 		s := &t.slots[id]
 		s.k0, s.k1, s.v0, s.v1 = k0, k, k+3, e
 	}
-	l.i = i
-	return i != start
+	return i, plainTag{}, false
+}
+
+// nextStopIn is lexer.nextStop without a call: the first index at or
+// after i (at most n, the body's length) that stops marks, or n.
+func nextStopIn(stops []uint64, i, n int) int {
+	w := i >> 6
+	x := stops[w] >> (i & 63)
+	if x != 0 {
+		return i + bits.TrailingZeros64(x)
+	}
+	for w++; w < len(stops); w++ {
+		if x = stops[w]; x != 0 {
+			return w<<6 + bits.TrailingZeros64(x)
+		}
+	}
+	return n
 }
 
 // addTagByID records the plain tag p of body b in its key's slot, and
@@ -333,6 +350,12 @@ func (d *Decoder) leaveIDTags() {
 	d.tagIn = append(d.tagIn[:0], d.tagIn[lo:]...)
 }
 
+// sliceHeader is the layout of a []byte.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
 // placeIDTags is placeTags for a span whose tags were placed by id.
 func (d *Decoder) placeIDTags() uint64 {
 	b, t, body := d.tagBits, d.ids, d.body
@@ -352,14 +375,20 @@ func (d *Decoder) placeIDTags() uint64 {
 		return 0
 	}
 	s := t.set(b)
+	bp, bn := unsafe.Pointer(unsafe.SliceData(body)), len(body)
 	for j, id := range s.order[:len(out)] {
-		p := t.slots[id&(maxKeyIDs-1)]
+		p := &t.slots[id&(maxKeyIDs-1)]
 		if p.k0 < 0 {
 			out[j] = d.tagIn[-1-p.k0]
 			continue
 		}
 		o := &out[j]
-		o.Key, o.Value, o.plainValue = body[p.k0:p.k1], body[p.v0:p.v1], true // capacity to the body's end, for copies by whole words
+		// body[p.k0:p.k1] and body[p.v0:p.v1], which readKnownTags and
+		// readPlainTags found in the body, without checking them again;
+		// capacity to the body's end, for copies by whole words.
+		*(*sliceHeader)(unsafe.Pointer(&o.Key)) = sliceHeader{unsafe.Add(bp, p.k0), p.k1 - p.k0, bn - p.k0}
+		*(*sliceHeader)(unsafe.Pointer(&o.Value)) = sliceHeader{unsafe.Add(bp, p.v0), p.v1 - p.v0, bn - p.v0}
+		o.plainValue = true
 	}
 	return s.seq
 }
