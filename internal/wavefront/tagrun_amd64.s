@@ -129,7 +129,15 @@ seenmask:
 	MOVOU X0, 48(DI)
 	MOVWLZX seenTag_outLen(R12), AX
 	ADDQ AX, DI
-	JMP  next
+	MOVQ BX, SI // next's work, in place
+	INCQ R11
+	ADDQ $shapeKey__size, R8
+	CMPQ SI, DX
+	JAE  done
+	CMPB (SI), $0x20
+	JNE  key
+	INCQ SI
+	JMP  tag
 
 seenmiss:
 	MOVQ R12, slot-24(SP)
@@ -282,10 +290,15 @@ limits:
 	SUBQ R14, R12
 	MOVQ R12, fastTag_v1(AX)
 
-next:
+next: // the tag loop's test, repeated here to save a jump per tag
 	MOVQ BX, SI
 	INCQ R11
 	ADDQ $shapeKey__size, R8
+	CMPQ SI, DX
+	JAE  done
+	CMPB (SI), $0x20
+	JNE  key
+	INCQ SI
 	JMP  tag
 
 remember: // a tag accepted, not the source, in a shape that has a source tag
