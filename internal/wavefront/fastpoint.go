@@ -858,6 +858,7 @@ type shapeKey struct {
 	tail       uint64 // the bytes of the key's last word in raw that are the key's
 	raw0, raw1 int32  // the key in raw
 	rawLen     int32  // raw1 - raw0
+	keyMask    uint32 // the low rawLen bits, if rawLen ≤ 32
 	words      int32  // the key's length in raw, in words rounded up
 	keyLen     int32  // the key without quotes and '='
 	quoted     int8   // 1 if written in double quotes
@@ -923,6 +924,7 @@ func (s *tagShape) learn(line []byte, tags []fastTag, src int) {
 		s.raw = append(s.raw, line[t.k0-int(q):t.k1+int(q)+1]...) // with the quotes and '='
 		k.raw1 = int32(len(s.raw))
 		k.rawLen = k.raw1 - k.raw0
+		k.keyMask = uint32(uint64(1)<<min(k.rawLen, 32) - 1)
 		kn := int(k.rawLen)
 		k.words, k.tail = int32((kn+7)/8), ^uint64(0)>>(64-8*((kn-1)%8+1))
 		k.forgetSeen()

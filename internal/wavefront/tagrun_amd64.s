@@ -156,6 +156,31 @@ checkkey:
 	MOVW $0x2220, (DI) // ` "`
 	LEAQ 2(DI), R14
 	SUBQ BX, R14 // R14: where the raw key goes (its quote over ours)
+	CMPQ CX, $32
+	JA   klong
+	// A key of up to 32 bytes: one or two chunks, and the key's mask.
+	MOVOU (SI), X0
+	MOVOU X0, (R14)
+	MOVOU (AX), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	CMPQ CX, $16
+	JBE  kmask
+	MOVOU 16(SI), X0 // only read within the line (and its 16 bytes after)
+	MOVOU X0, 16(R14)
+	MOVOU 16(AX), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, AX
+	SHLL $16, AX
+	ORL  AX, R9
+
+kmask:
+	ANDL shapeKey_keyMask(R8), R9
+	CMPL R9, shapeKey_keyMask(R8)
+	JNE  nofit
+	JMP  kchecked
+
+klong:
 	XORQ R9, R9
 
 kloop:
@@ -185,6 +210,7 @@ klast: // R12: the 1-16 key bytes left
 	CMPQ R9, R12
 	JB   nofit
 
+kchecked:
 	LEAQ (SI)(BX*1), R9 // R9: the key without its quote, for tags
 	CMPQ R11, R15
 	JNE  knotsrc
