@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -107,27 +108,33 @@ func (c *Converter) ipText(ip netip.Addr) []byte {
 }
 
 // appendIPv4 appends a's dotted decimal text, as netip.Addr.AppendTo
-// does for an IPv4 address, without its general formatter.
+// does for an IPv4 address, without its general formatter: each byte's
+// text is stored whole from a table, and the next one or the '.' stored
+// over what is past its end.
 func appendIPv4(dst []byte, a [4]byte) []byte {
-	var text [len("255.255.255.255.")]byte
+	var text [4 * len("255.")]byte
 	n := 0
-	for _, b := range a {
-		switch {
-		case b >= 100:
-			text[n], text[n+1], text[n+2] = '0'+b/100, '0'+b/10%10, '0'+b%10
-			n += 3
-		case b >= 10:
-			text[n], text[n+1] = '0'+b/10, '0'+b%10
-			n += 2
-		default:
-			text[n] = '0' + b
-			n++
-		}
+	for _, b := range a[:3] {
+		o := octets[b]
+		*(*[4]byte)(text[n:]) = o
+		n += int(o[3])
 		text[n] = '.'
 		n++
 	}
-	return append(dst, text[:n-1]...)
+	o := octets[a[3]]
+	*(*[4]byte)(text[n:]) = o
+	return append(dst, text[:n+int(o[3])]...)
 }
+
+// octets holds each byte's decimal text and, in its last byte, the
+// text's length.
+var octets = func() (t [256][4]byte) {
+	for i := range t {
+		n := copy(t[i][:3], strconv.Itoa(i))
+		t[i][3] = byte(n)
+	}
+	return t
+}()
 
 // tagPlan is what AppendCanonicalSpan derives from a span's tag keys alone:
 // which to skip, which feed RED and how each is written. Envoy sends the

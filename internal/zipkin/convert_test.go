@@ -2,6 +2,7 @@ package zipkin
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -355,5 +356,16 @@ func TestUUID(t *testing.T) {
 	}
 	if got := string(c.uuid([]byte("ab-cd"))); got != "ab-cd" {
 		t.Errorf("uuid(ab-cd) = %q", got)
+	}
+}
+
+// appendIPv4 writes what netip does, for every byte value in each place.
+func TestAppendIPv4(t *testing.T) {
+	for i := range 256 {
+		for _, a := range [][4]byte{{byte(i), 0, 0, 0}, {255, byte(i), 9, 10}, {1, 99, byte(i), 100}, {0, 200, 7, byte(i)}, {byte(i), byte(i), byte(i), byte(i)}} {
+			if got, want := string(appendIPv4([]byte("x"), a)), "x"+netip.AddrFrom4(a).String(); got != want {
+				t.Fatalf("appendIPv4(%v) = %q, want %q", a, got, want)
+			}
+		}
 	}
 }
