@@ -83,6 +83,11 @@ func TestDecodeV2Normalisation(t *testing.T) {
 			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0} a1="z" a2="a" a2="b"`},
 		{`{"traceId":"1","id":"1","tags":{"b":"1","a":2.50,"b":"3","\u0063":"\ud83d\ude00\t\"","d":"\udc00x"}}`,
 			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0} "a"="2.50" "b"="3" "c"="😀\t\"" "d"="�x"`},
+		// Every optional member null, right after the colon or after
+		// whitespace: ignored, as an unknown member's null is skipped.
+		{`{"traceId":"1", "id":"2", "parentId":null, "name": null, "kind":null, "timestamp":null, "duration":` + "\n" + `null, "localEndpoint":null,` +
+			`"remoteEndpoint":{"serviceName":null, "ipv4": null, "ipv6":null, "port":null}, "annotations":null, "tags":null, "debug":null, "shared":null, "x":null}`,
+			`t=0000000000000001 id=0000000000000002 p= n="" k= ts=0 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
 		{` { "traceId" : "1" , "id" : "1" , "timestamp" : 1.5e3 , "unknown" : [ true , false , null , -0.1e-2 , "\/" ] } `,
 			`t=0000000000000001 id=0000000000000001 p= n="" k= ts=1500 d=0 ep{ invalid IP invalid IP 0} ep{ invalid IP invalid IP 0}`},
 	} {

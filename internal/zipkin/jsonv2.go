@@ -66,6 +66,7 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 	var err error
 	var v []byte
+	maybeNull := !l.nonNullAt() // isNull, inlined
 	switch string(key) {
 	case "traceId":
 		if v, err = l.stringOrNumber(); err == nil {
@@ -76,21 +77,21 @@ func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 			s.ID, err = d.spanID(v)
 		}
 	case "parentId":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		if v, err = l.stringOrNumber(); err == nil {
 			s.ParentID, err = d.parentID(v)
 		}
 	case "name":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		if v, err = l.stringOrNumber(); err == nil {
 			s.Name = d.lower(v)
 		}
 	case "kind":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		if v, err = l.stringOrNumber(); err == nil {
@@ -100,46 +101,46 @@ func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
 			}
 		}
 	case "timestamp":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		s.Timestamp, err = l.int64()
 		s.Timestamp = clampNonNegative(s.Timestamp)
 	case "duration":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		s.Duration, err = l.int64()
 		s.Duration = clampNonNegative(s.Duration)
 	case "localEndpoint":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		err = d.readEndpoint(l, &s.LocalEndpoint)
 	case "remoteEndpoint":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		err = d.readEndpoint(l, &s.RemoteEndpoint)
 	case "annotations":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		err = d.readAnnotations(l)
 	case "tags":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		err = d.readTags(l)
 	case "debug":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		var b bool
 		b, err = l.boolean()
 		s.Debug = s.Debug || b
 	case "shared":
-		if l.isNull() {
+		if maybeNull && l.isNullSlow() {
 			return nil
 		}
 		var b bool
@@ -307,7 +308,7 @@ func (d *Decoder) readEndpoint(l *lexer, e *Endpoint) error {
 		if err != nil || !ok {
 			return err
 		}
-		if l.isNull() {
+		if !l.nonNullAt() && l.isNullSlow() {
 			continue
 		}
 		var v []byte
