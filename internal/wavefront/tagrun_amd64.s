@@ -77,7 +77,7 @@ key: // past the last key, R8 is the one learn puts there, whose rawLen leads to
 	JAE  checkkey // no value: checkkey finds out why
 	MOVL (CX), AX // the value's first four bytes, or what follows it (within the line's 16 bytes after)
 	IMUL3L $-1640531535, AX, AX // 0x9e3779b1
-	SHRL $29, AX // 8 slots…
+	SHRL $28, AX // 16 slots…
 	SHLQ $7, AX  // …of 128 bytes (tagrun_amd64.go checks both)
 	LEAQ shapeKey_seen(R8)(AX*1), R12 // R12: the slot (the source's stay empty)
 	MOVWLZX seenTag_inLen(R12), CX
