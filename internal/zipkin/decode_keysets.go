@@ -350,12 +350,6 @@ func (d *Decoder) leaveIDTags() {
 	d.tagIn = append(d.tagIn[:0], d.tagIn[lo:]...)
 }
 
-// sliceHeader is the layout of a []byte.
-type sliceHeader struct {
-	data     unsafe.Pointer
-	len, cap int
-}
-
 // placeIDTags is placeTags for a span whose tags were placed by id.
 func (d *Decoder) placeIDTags() uint64 {
 	b, t, body := d.tagBits, d.ids, d.body
@@ -386,6 +380,7 @@ func (d *Decoder) placeIDTags() uint64 {
 		// body[p.k0:p.k1] and body[p.v0:p.v1], which readKnownTags and
 		// readPlainTags found in the body, without checking them again;
 		// capacity to the body's end, for copies by whole words.
+		// (bodySlice, written in place: the copy of its result costs more).
 		*(*sliceHeader)(unsafe.Pointer(&o.Key)) = sliceHeader{unsafe.Add(bp, p.k0), p.k1 - p.k0, bn - p.k0}
 		*(*sliceHeader)(unsafe.Pointer(&o.Value)) = sliceHeader{unsafe.Add(bp, p.v0), p.v1 - p.v0, bn - p.v0}
 		o.plainValue = true

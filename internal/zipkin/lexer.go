@@ -48,6 +48,20 @@ func load16(p unsafe.Pointer, i int) uint16 {
 
 func load8(p unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(p, i)) }
 
+// bodySlice is b[lo:hi] of the slice b of length n at p, with the
+// capacity to b's end, for 0 ≤ lo ≤ hi ≤ n, which the caller has checked:
+// the slice header is written without checking them again.
+func bodySlice(p unsafe.Pointer, n, lo, hi int) (s []byte) {
+	*(*sliceHeader)(unsafe.Pointer(&s)) = sliceHeader{unsafe.Add(p, lo), hi - lo, n - lo}
+	return s
+}
+
+// sliceHeader is the layout of a []byte.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
 // maxDepth bounds nesting inside skipped values so hostile input cannot
 // exhaust the stack.
 const maxDepth = 1000
@@ -153,7 +167,7 @@ func (l *lexer) objectNext(first bool) (key []byte, ok bool, err error) {
 					v = skipWS(b, v)
 				}
 				l.i = v
-				return b[j+1 : k], true, nil
+				return bodySlice(p, n, j+1, k), true, nil
 			}
 		}
 	}
@@ -458,10 +472,11 @@ func (l *lexer) num() (text []byte, integer bool, err error) {
 // read here, its end found through the index.
 func (l *lexer) stringOrNumber() ([]byte, error) {
 	b, i := l.b, l.i
-	if i < len(b) && b[i] == '"' {
-		if j := l.nextStop(i + 1); j < len(b) && b[j] == '"' {
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
+	if i < n && load8(p, i) == '"' {
+		if j := l.nextStop(i + 1); j < n && load8(p, j) == '"' {
 			l.i = j + 1
-			return b[i+1 : j], nil
+			return bodySlice(p, n, i+1, j), nil
 		}
 	}
 	return l.stringOrNumberSlow()
