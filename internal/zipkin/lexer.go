@@ -505,9 +505,10 @@ func (l *lexer) int64() (int64, error) {
 	// a leading zero or a digit after the 18th, takes num and parseInt.
 	b := l.b
 	i := skipWS(b, l.i)
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
 	// A µs timestamp: 16 digits, checked and summed eight at a time.
-	if i+16 < len(b) && b[i] != '0' && !isNumberByte(b[i+16]) {
-		hi, lo := binary.LittleEndian.Uint64(b[i:]), binary.LittleEndian.Uint64(b[i+8:])
+	if i+16 < n && load8(p, i) != '0' && !numberByte[load8(p, i+16)] {
+		hi, lo := load64(p, i), load64(p, i+8)
 		if allDigits(hi) && allDigits(lo) {
 			l.i = i + 16
 			return int64(eightDigits(hi)*100000000 + eightDigits(lo)), nil
@@ -516,10 +517,10 @@ func (l *lexer) int64() (int64, error) {
 	// Anything shorter (durations, ports) digit by digit, up to the 18th.
 	var v int64
 	j := i
-	for ; j < len(b) && j-i < 18 && b[j]-'0' <= 9; j++ {
-		v = v*10 + int64(b[j]-'0')
+	for ; j < n && j-i < 18 && load8(p, j)-'0' <= 9; j++ {
+		v = v*10 + int64(load8(p, j)-'0')
 	}
-	if j > i && (b[i] != '0' || j == i+1) && (j == len(b) || !isNumberByte(b[j])) {
+	if j > i && (load8(p, i) != '0' || j == i+1) && (j == n || !numberByte[load8(p, j)]) {
 		l.i = j
 		return v, nil
 	}
@@ -566,10 +567,13 @@ func (l *lexer) int64General() (int64, error) {
 	return 0, l.errorf("expected a 64-bit integer, found " + strconv.Quote(string(t)))
 }
 
-// isNumberByte reports whether c can continue a JSON number.
-func isNumberByte(c byte) bool {
-	return c-'0' <= 9 || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
-}
+// numberByte marks the bytes that can continue a JSON number.
+var numberByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = '0' <= c && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
+	}
+	return t
+}()
 
 // parseInt parses an optionally negative decimal integer without overflow.
 func parseInt(t []byte) (int64, bool) {

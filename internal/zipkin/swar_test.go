@@ -208,3 +208,16 @@ func arrayNextGeneral(l *lexer, first bool) (bool, error) {
 	l.i = i
 	return true, nil
 }
+
+// The byte tables against their definitions, for every byte.
+func TestByteTables(t *testing.T) {
+	for i := range 256 {
+		c := byte(i)
+		if want := c-'0' <= 9 || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'; numberByte[c] != want {
+			t.Errorf("numberByte[%q] = %v", c, numberByte[c])
+		}
+		if want := c > ' ' && c != 'n'; notNull[c] != want {
+			t.Errorf("notNull[%q] = %v", c, notNull[c])
+		}
+	}
+}
