@@ -205,7 +205,8 @@ func (d *Decoder) readTags(l *lexer) error {
 		if d.byID && d.readIDTags(l, first) {
 			first = false
 		}
-		if d.readPlainTags(l, first) {
+		// readPlainTags is for other forms; not at the object's end.
+		if (l.i >= len(l.b) || l.b[l.i] != '}') && d.readPlainTags(l, first) {
 			first = false
 		}
 		key, ok, err := l.objectNext(first)
