@@ -131,7 +131,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	if m := &d.lastName; m.rawLen > 0 && m.nameLen <= lim.MaxNameLength && m.matches(line, i) && cap(dst)-w >= m.outLen+8 {
 		dst = m.appendTo(dst)
 		shape = m.shape
-		i += m.rawLen
+		i += m.rawLen + 1 // and the space that matches found
 	} else {
 		out := dst[:cap(dst)]
 		out[w] = '"'
@@ -177,7 +177,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	}
 
 	// An optional timestamp: the next token, if it starts with a digit.
-	var secTok []byte       // the token, if it is whole seconds without leading zeros
+	secFrom, secTo := 0, 0  // the token, if it is whole seconds without leading zeros
 	var secX0, secX1 uint64 // and its words, if digitToken read it
 	i = skipSpaces(line, i)
 	if i < len(line) && line[i] == '"' && i+1 < len(line) && isDigit(line[i+1]) {
@@ -202,7 +202,7 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 			}
 		}
 		if seconds {
-			secTok = line[ts:i]
+			secFrom, secTo = ts, i
 		}
 		d.millis = ms
 	} else {
@@ -211,13 +211,13 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 	if !win.admits(d.millis) {
 		return dst, false
 	}
-	if secTok != nil {
+	if secTo > 0 {
 		// Whole seconds as they came: what AppendInt would print.
 		dst = append(dst, ' ')
 		if secX0 != 0 && cap(dst)-len(dst) >= 16 {
-			dst = appendWords(dst, secX0, secX1, len(secTok))
+			dst = appendWords(dst, secX0, secX1, secTo-secFrom)
 		} else {
-			dst = append(dst, secTok...)
+			dst = append(dst, line[secFrom:secTo]...)
 		}
 	} else if ts := d.millis / 1000; ts != 0 {
 		dst = append(dst, ' ')
