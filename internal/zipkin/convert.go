@@ -353,9 +353,17 @@ type words struct {
 	heads [5 * 8]*fixedHead
 	// logsHead is the span logs' text up to the first annotation's
 	// timestamp, by Kind, with the IDs' places blank (see logsTraceIDAt);
-	// logsTail their end, for the sampledBy marker in logsTailFor.
-	logsHead              [5][]byte
-	logsTail, logsTailFor []byte
+	// logsTail their end, for the sampledBy marker logsTailFor.
+	logsHead    [5][]byte
+	logsTail    []byte
+	logsTailFor string
+	// logsEnd is, by Kind, the text after the timestamp of a span with
+	// one annotation: the last such span's value and marker, and text.
+	logsEnd [5]struct {
+		value     []byte
+		sampledBy string
+		text      []byte
+	}
 }
 
 // cached returns s as bytes from *cache, converting only when the setting
@@ -681,25 +689,50 @@ func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampled
 		dst = wavefront.AppendJSONString(dst, out.SpanID)
 		dst = append(dst, w.logsHead[z.Kind][logsKindAt:]...)
 	}
+	if anns := z.Annotations; len(anns) == 1 {
+		// Envoy's span: one annotation, whose text after the timestamp
+		// is the same for most spans of a kind ("ss", "cs").
+		dst = wavefront.AppendInt(dst, anns[0].Timestamp)
+		e := &w.logsEnd[z.Kind]
+		if e.text == nil || string(e.value) != string(anns[0].Value) || e.sampledBy != sampledBy {
+			e.value = append(e.value[:0], anns[0].Value...)
+			e.sampledBy = sampledBy
+			e.text = appendLogField(e.text[:0], anns[0].Value)
+			e.text = append(e.text, w.tail(sampledBy)...)
+		}
+		return append(dst, e.text...)
+	}
 	for i, a := range z.Annotations {
 		if i > 0 {
 			dst = append(dst, `},{"timestamp":`...)
 		}
 		dst = wavefront.AppendInt(dst, a.Timestamp)
-		dst = append(dst, `,"fields":{"annotation":`...)
-		dst = wavefront.AppendJSONString(dst, a.Value)
-		dst = append(dst, '}')
+		dst = appendLogField(dst, a.Value)
 	}
-	if string(w.logsTailFor) != sampledBy {
-		w.logsTailFor = append(w.logsTailFor[:0], sampledBy...)
+	return append(dst, w.tail(sampledBy)...)
+}
+
+// appendLogField appends a span log's fields after its timestamp.
+func appendLogField(dst, annotation []byte) []byte {
+	dst = append(dst, `,"fields":{"annotation":`...)
+	return append(wavefront.AppendJSONString(dst, annotation), '}')
+}
+
+// tail returns the span logs' end after the last log's fields, with the
+// sampledBy marker.
+func (w *words) tail(sampledBy string) []byte {
+	if w.logsTail == nil || w.logsTailFor != sampledBy {
+		// Kept as the caller's string, not a copy: the next call's
+		// constant compares equal by its pointer.
+		w.logsTailFor = sampledBy
 		w.logsTail = append(w.logsTail[:0], "}]"...)
 		if sampledBy != "" { // omitempty
 			w.logsTail = append(w.logsTail, `,"span":`...)
-			w.logsTail = wavefront.AppendJSONString(w.logsTail, w.logsTailFor)
+			w.logsTail = wavefront.AppendJSONString(w.logsTail, []byte(sampledBy))
 		}
 		w.logsTail = append(w.logsTail, "}\n"...)
 	}
-	return append(dst, w.logsTail...)
+	return w.logsTail
 }
 
 // isHexUUID reports whether id is hex, the 36-character UUID that

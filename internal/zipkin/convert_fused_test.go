@@ -60,6 +60,13 @@ var fusedEdgeCases = []string{
 		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
 		`"timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"s","ipv4":"10.1.2.3"},` +
 		`"annotations":[{"timestamp":1700000000000001,"value":"ss"}],"tags":{"component":"proxy","cluster":" "}}]`,
+	// One annotation per span, the span logs' end kept by kind: an empty
+	// value first, then values that change within a kind.
+	`[{"traceId":"1","id":"2","kind":"SERVER","annotations":[{"timestamp":1,"value":""}]},` +
+		`{"traceId":"1","id":"3","kind":"SERVER","annotations":[{"timestamp":2,"value":"ss"}]},` +
+		`{"traceId":"1","id":"4","kind":"SERVER","annotations":[{"timestamp":3,"value":"s\"s"}]},` +
+		`{"traceId":"1","id":"5","annotations":[{"timestamp":4,"value":"ss"}]},` +
+		`{"traceId":"1","id":"6","kind":"SERVER","annotations":[{"timestamp":5,"value":"sr"},{"timestamp":6,"value":"ss"}]}]`,
 }
 
 func manyTags(n int) string {
