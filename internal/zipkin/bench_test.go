@@ -73,7 +73,7 @@ func BenchmarkDecodeV2(b *testing.B) { benchDecodeV2(b, envoyBody(b)) }
 
 // BenchmarkDecodeV2ShuffledTags is BenchmarkDecodeV2 with every span's
 // tags in a fresh order, as Envoy sends them (its tags come from a hash
-// map): the tag-order cache, keyed by arrival order, then mostly misses.
+// map), and the other members in order.
 func BenchmarkDecodeV2ShuffledTags(b *testing.B) { benchDecodeV2(b, shuffleTags(envoyBody(b), 7)) }
 
 // BenchmarkDecodeV2Envoy is BenchmarkDecodeV2 with bodies as real Envoy

@@ -165,23 +165,22 @@ func (t *keyTable) set(b [2]uint64) *idSet {
 	return s
 }
 
-// setSeq returns the key sequence number of keys[perm[0]], keys[perm[1]],
-// …, which are sorted and unique: the cached set's, or a new one if the
-// key table is full. arrivalSlot is the tag-order cache's slot of the
-// keys, the low bits of a number no set holds.
-func (c *tagOrderCache) setSeq(t *keyTable, keys [][]byte, perm []uint8, arrivalSlot uint64) uint64 {
-	if t.full {
-		t.reset() // no span is placing tags by id here
-	}
-	var b [2]uint64
-	for _, i := range perm {
-		id, ok := t.idOf(keys[i])
+// tagInByID puts the current span's tags, all in tagIn, in the slots of
+// their keys' ids, as beginIDTags and addTag would have, and reports
+// whether it could: false if they have more different keys than the
+// table holds. No span is placing tags by id meanwhile, so a full table
+// is cleared first.
+func (d *Decoder) tagInByID() bool {
+	d.beginIDTags()
+	for i, t := range d.tagIn {
+		id, ok := d.ids.idOf(t.Key)
 		if !ok {
-			return keySeqs.Add(1)<<4 | arrivalSlot
+			d.byID = false
+			return false
 		}
-		b[id>>6] |= 1 << (id & 63)
+		d.addIDTag(id, plainTag{k0: -1 - i})
 	}
-	return t.set(b).seq
+	return true
 }
 
 // beginIDTags starts placing the current span's tags by key id.

@@ -210,12 +210,17 @@ func TestDecodeV2ZeroAllocs(t *testing.T) {
 	}
 }
 
-// sortTags, and placeTags through its tagOrderCache, against a map and a
-// sort, with keys that share long prefixes or differ only by trailing NULs,
-// on both sides of the insertion-sort size.
+// sortTags, and placeTags through the key ids (as JSON v1 and proto3
+// tags take it), against a map and a sort, with keys that share long
+// prefixes or differ only by trailing NULs, on both sides of the
+// insertion-sort size, and with more different keys in a span than the
+// key table holds, which placeTags sorts.
 func TestSortTags(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 3))
-	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff", strings.Repeat("k", maxCachedKey), strings.Repeat("k", maxCachedKey+1)}
+	keys := []string{"", "a", "a\x00", "a\x00\x00", "abcdefgh", "abcdefghi", "abcdefghj", "abcdefgh\x00", "b", "upstream_cluster", "upstream_cluster.name", "\xff", strings.Repeat("k", 255), strings.Repeat("k", 256)}
+	for i := range 2 * maxKeyIDs {
+		keys = append(keys, "many."+strconv.Itoa(i))
+	}
 	var d Decoder
 	seqKeys := map[uint64]string{}
 	var prev []string
@@ -223,8 +228,15 @@ func TestSortTags(t *testing.T) {
 		// Half the time the previous key sequence again, as tracers send.
 		var ks []string
 		if n%2 == 0 {
+			pool := keys[:14] // the keys above
+			if n%20 == 0 {
+				pool = keys
+			}
 			for range r.IntN(2 * maxInsertionSort) {
-				ks = append(ks, keys[r.IntN(len(keys))])
+				ks = append(ks, pool[r.IntN(len(pool))])
+			}
+			if n%40 == 0 {
+				ks = append(ks, keys[14:]...) // all of the many keys
 			}
 			prev = ks
 		} else {
@@ -265,14 +277,13 @@ func TestSortTags(t *testing.T) {
 	}
 }
 
-// The JSON v2 reader encodes the tag keys for the cache as it reads them:
+// The JSON v2 reader places tags by their keys' ids as it reads them:
 // spans whose tags need the slow path (escapes, numbers), come in two
-// "tags" members, or have a key too long to encode must sort as the
-// keys' sequence says, and the same shape twice must hit the cache. The
-// same sorted keys in any order, or with duplicates, share a key sequence
-// number.
+// "tags" members, or have long keys must come out sorted, with the last
+// value of a key. The same sorted keys in any order, or with duplicates,
+// share a key sequence number.
 func TestTagKeysCollectedWhileReading(t *testing.T) {
-	long := strings.Repeat("x", maxCachedKey+1)
+	long := strings.Repeat("x", 256)
 	spans := []string{
 		`{"traceId":"1","id":"2","tags":{"b":"1","a":"2","c":"3"}}`,
 		`{"traceId":"1","id":"3","tags":{"b":"1","a":"2","c":"3"}}`,
@@ -351,7 +362,7 @@ func TestParseIP(t *testing.T) {
 // short keys, which then copied past it (this body crashed the decoder);
 // such keys now get an id of their own, compared byte by byte.
 func TestLongTagKeyBeforeShortOnes(t *testing.T) {
-	for _, n := range []int{25, 39, 100, maxCachedKey} {
+	for _, n := range []int{25, 39, 100, 255} {
 		long := strings.Repeat("0", n)
 		body := `[{"traceId":"1","id":"1","tags":{"` + long + `":"0","0000000000000000":"1","b":"2"}}]`
 		var got []string

@@ -35,9 +35,9 @@
 // read, and the span's keys are a bit set of ids whose sorted order is
 // cached, so the tags are written once, in key order, and every order of
 // a set of keys gets the set's key-sequence number, which keeps the
-// Converter's per-sequence plans hitting. JSON v1 and proto3 tags, and a
-// span whose keys overflow the id table, are sorted, through a cache of
-// recent key sequences in arrival order.
+// Converter's per-sequence plans hitting. JSON v1 and proto3 tags go to
+// their slots once the span is read; only a span with more different keys
+// than the id table holds is sorted.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
 // Thrift cheaply, and Envoy/Istio never send it.
 package zipkin

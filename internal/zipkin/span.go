@@ -110,25 +110,25 @@ type Span struct {
 // Decoder decodes Zipkin span lists, reusing its buffers across calls.
 // The zero value is ready to use.
 type Decoder struct {
-	spans     []Span
-	cur       Span // the span being decoded
-	anns      []Annotation
-	tags      []Tag
-	arena     arena    // unescaped or rewritten strings
-	scratch   []byte   // a string being unescaped
-	stops     []uint64 // the body's structural index (buildStops)
-	tagOrders tagOrderCache
-	// ids interns the JSON v2 tag keys (see keyTable); allocated on first
-	// use, so that a Decoder stays small. While byID, the current span's
-	// tags are in ids.slots, tagBits holding their keys' ids.
+	spans   []Span
+	cur     Span // the span being decoded
+	anns    []Annotation
+	tags    []Tag
+	arena   arena    // unescaped or rewritten strings
+	scratch []byte   // a string being unescaped
+	stops   []uint64 // the body's structural index (buildStops)
+	// ids interns tag keys (see keyTable); allocated on first use, so
+	// that a Decoder stays small. While byID, the current span's tags are
+	// in ids.slots, tagBits holding their keys' ids.
 	ids     *keyTable
 	tagBits [2]uint64
 	byID    bool
-	// The current span's tags in arrival order, which finishSpan writes
-	// to tags sorted: first tagIn, then plainIn. plainIn holds those the
-	// JSON v2 fast path read, as offsets into body, so recording one is
-	// pointer-free (no write barrier, a quarter of the stores); anything
-	// added to tagIn first takes plainIn's tags along (flushPlain).
+	// The current span's tags in arrival order when not byID, which
+	// finishSpan places: first tagIn, then plainIn. plainIn holds those
+	// the JSON v2 readers read, as offsets into body, so recording one is
+	// pointer-free; anything added to tagIn first takes plainIn's tags
+	// along (flushPlain). While byID, tagIn holds the tags that are not
+	// plain, which slots point to.
 	tagIn   []Tag
 	plainIn []plainTag
 	body    []byte // the JSON v2 body being decoded, for plainIn
@@ -327,45 +327,21 @@ func (d *Decoder) finishSpan(s *Span) error {
 }
 
 // placeTags appends the current span's tags to the pool sorted by key with
-// unique keys, and returns their key sequence number (0 when they are not
-// cached).
+// unique keys, and returns their key sequence number (0 for fewer than two
+// tags, or more different keys than the key table holds, which are
+// sorted). Tags that were not placed by id while read (JSON v1, proto3,
+// a JSON v2 span whose keys overflowed the table) are placed by id here.
 func (d *Decoder) placeTags() uint64 {
-	if d.byID {
-		return d.placeIDTags()
-	}
-	d.flushPlain()
-	in, lo := d.tagIn, len(d.tags)
-	if len(in) >= 2 && len(in) <= maxInsertionSort {
-		if keys := encodeKeys(d.tagOrders.keys[:0], in); keys != nil {
-			d.tagOrders.keys = keys
-			if d.ids == nil {
-				d.ids = new(keyTable)
-			}
-			var ks [maxInsertionSort][]byte
-			e := d.tagOrders.entry(d.ids, tagKeys(&ks, in), keys)
-			d.tags = slices.Grow(d.tags, len(e.perm))[:lo+len(e.perm)]
-			out := d.tags[lo:]
-			for j, i := range e.perm {
-				out[j] = in[i]
-			}
-			return e.seq
+	if !d.byID {
+		d.flushPlain()
+		if !d.tagInByID() {
+			lo := len(d.tags)
+			d.tags = append(d.tags, d.tagIn...)
+			d.tags = d.tags[:lo+sortTags(d.tags[lo:])]
+			return 0
 		}
 	}
-	d.tags = append(d.tags, in...)
-	d.tags = d.tags[:lo+sortTags(d.tags[lo:])]
-	return 0
-}
-
-// encodeKeys appends t's keys to dst as tagOrderCache encodes them, each
-// with a length byte before it, or returns nil if a key is too long.
-func encodeKeys(dst []byte, t []Tag) []byte {
-	for _, tag := range t {
-		if len(tag.Key) > maxCachedKey {
-			return nil
-		}
-		dst = append(append(dst, byte(len(tag.Key))), tag.Key...)
-	}
-	return dst
+	return d.placeIDTags()
 }
 
 // sortTags sorts by key and keeps the last value of each key, as the
@@ -451,57 +427,9 @@ func applyTagOrder(t []Tag, perm []uint8, scratch []Tag) int {
 	return len(perm)
 }
 
-// tagOrderCache remembers how the tag keys of recent spans sort. A tracer
-// writes the tags of one kind of span in the same order every time, so most
-// spans repeat a recent key sequence, and checking the keys for equality
-// costs a fraction of sorting them.
-type tagOrderCache struct {
-	slots [16]tagOrderEntry
-	keys  []byte // the current span's keys, as encodeKeys encodes them
-}
-
-type tagOrderEntry struct {
-	keys []byte // each key with a length byte before it, in arrival order
-	n    int    // number of tags
-	perm []uint8
-	seq  uint64 // the Span.keySeq of these keys (setSeq)
-}
-
-// maxCachedKey is the longest key the cache's encoding holds.
-const maxCachedKey = 255
-
-// keySeqs numbers the key sequences cached by all Decoders, so a keySeq
-// never names two different sequences, even across Decoders.
+// keySeqs numbers the key sets cached by all Decoders, so a keySeq never
+// names two different sets of keys, even across Decoders.
 var keySeqs atomic.Uint64
-
-// slotOf is the slot of n tags with the encoded keys: a hash of the
-// number of tags, the encoding's length and its first and last eight
-// bytes, which tells a tracer's few kinds of span apart without reading
-// every key; finding that a slot holds the keys takes one comparison of
-// the whole encoding.
-func slotOf(n int, keys []byte) uint64 {
-	h := uint64(n)<<32 | uint64(len(keys))
-	if len(keys) >= 8 {
-		h ^= binary.LittleEndian.Uint64(keys)*31 + binary.LittleEndian.Uint64(keys[len(keys)-8:])
-	}
-	return (h * 0x9E3779B97F4A7C15) >> 60
-}
-
-// entry returns the cache entry of tagKeys, encoded as keys, after
-// working out their order (tagOrderOf) if it is not cached. There are 2
-// to maxInsertionSort of them.
-func (c *tagOrderCache) entry(t *keyTable, tagKeys [][]byte, keys []byte) *tagOrderEntry {
-	slot := slotOf(len(tagKeys), keys)
-	e := &c.slots[slot]
-	if e.n == len(tagKeys) && string(e.keys) == string(keys) {
-		return e
-	}
-	e.keys = append(e.keys[:0], keys...)
-	e.perm = tagOrderOf(tagKeys, e.perm[:0])
-	e.n = len(tagKeys)
-	e.seq = c.setSeq(t, tagKeys, e.perm, slot)
-	return e
-}
 
 const maxInsertionSort = 32
 
