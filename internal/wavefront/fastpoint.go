@@ -876,7 +876,7 @@ type shapeKey struct {
 	seen [seenSlots]seenTag
 }
 
-// seenSlots is how many remembered tags a key has, at 128 bytes each:
+// seenSlots is how many remembered tags a key has, at 144 bytes each:
 // twice the workloads or codes a sidecar's lines usually name, since a
 // hash puts two values in one slot far less often then (8 slots kept
 // ~2.2 more of an Istio line's 14 tags from being remembered). Only the
@@ -885,9 +885,10 @@ const seenSlots = 16
 
 // seenTag is a remembered tag: as written (in, the low inLen bytes of
 // mask) and as the loop wrote it (out). inLen is 0 for none. Its size is
-// 128 bytes, so that the assembly finds a slot with a shift.
+// 144 bytes (9<<4), so that the assembly finds a slot with a LEA and a
+// shift.
 type seenTag struct {
-	in            [48]byte
+	in            [64]byte
 	out           [64]byte
 	mask          uint64 // the low inLen bits
 	inLen, outLen uint16

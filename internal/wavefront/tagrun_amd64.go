@@ -45,12 +45,12 @@ func (d *Decoder) shapedTagRun(line []byte, i int, out []byte, w int, shape *tag
 }
 
 // shapedTagsSSE2 finds a key's slot (shapeKey.seen) with a shift: there
-// are 16, of 128 bytes each. These fail to compile otherwise.
+// are 16, of 144 bytes each. These fail to compile otherwise.
 var (
 	_ [seenSlots - 16]struct{}
 	_ [16 - seenSlots]struct{}
-	_ [unsafe.Sizeof(seenTag{}) - 128]struct{}
-	_ [128 - unsafe.Sizeof(seenTag{})]struct{}
+	_ [unsafe.Sizeof(seenTag{}) - 144]struct{}
+	_ [144 - unsafe.Sizeof(seenTag{})]struct{}
 )
 
 // nameRunSSE2 and plainValueEndSSE2 are nameRunCopyGo and plainValueEndGo

@@ -77,8 +77,9 @@ key: // past the last key, R8 is the one learn puts there, whose rawLen leads to
 	JAE  checkkey // no value: checkkey finds out why
 	MOVL (CX), AX // the value's first four bytes, or what follows it (within the line's 16 bytes after)
 	IMUL3L $-1640531535, AX, AX // 0x9e3779b1
-	SHRL $28, AX // 16 slots…
-	SHLQ $7, AX  // …of 128 bytes (tagrun_amd64.go checks both)
+	SHRL $28, AX          // 16 slots…
+	LEAQ (AX)(AX*8), AX
+	SHLQ $4, AX           // …of 144 bytes (tagrun_amd64.go checks both)
 	LEAQ shapeKey_seen(R8)(AX*1), R12 // R12: the slot (the source's stay empty)
 	MOVWLZX seenTag_inLen(R12), CX
 	// An empty slot (CX 0) misses below: a tag does not start with a space.
@@ -113,6 +114,14 @@ seenend: // BX: where the next tag may start
 	PCMPEQB X0, X1
 	PMOVMSKB X1, R9
 	SHLQ $32, R9
+	ORQ  R9, AX
+	CMPL CX, $48
+	JBE  seenmask
+	MOVOU 48(SI), X0
+	MOVOU seenTag_in+48(R12), X1
+	PCMPEQB X0, X1
+	PMOVMSKB X1, R9
+	SHLQ $48, R9
 	ORQ  R9, AX
 
 seenmask:
@@ -343,7 +352,7 @@ tagend:
 	MOVQ AX, R12 // R12: the slot
 	MOVQ tagIn-8(SP), AX
 	SUBQ AX, CX // CX: the tag's length as written
-	CMPQ CX, $48
+	CMPQ CX, $63 // (its output is a byte longer at least)
 	JA   next
 	MOVQ tagOut-16(SP), R14
 	MOVQ DI, R9
@@ -366,6 +375,10 @@ tagend:
 	JBE  remembered
 	MOVOU 32(AX), X0
 	MOVOU X0, seenTag_in+32(R12)
+	CMPQ CX, $48
+	JBE  remembered
+	MOVOU 48(AX), X0
+	MOVOU X0, seenTag_in+48(R12)
 
 remembered:
 	MOVOU (R14), X0

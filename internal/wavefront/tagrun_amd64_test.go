@@ -1,8 +1,10 @@
 package wavefront
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -79,6 +81,41 @@ func TestShapedTagsSSE2Remembers(t *testing.T) {
 	}
 	if got, _ := remembered(&shape.keys[3]); len(got) < 4 {
 		t.Errorf("remembers %q of 8 values taking turns", got)
+	}
+
+	// Tags up to 63 bytes whose output fits 64 are remembered, longer ones
+	// are not.
+	for _, c := range []struct {
+		tag  string
+		kept bool
+	}{
+		{`"kk"="` + strings.Repeat("v", 56) + `"`, true},  // 63 bytes, 64 out
+		{`"kk"="` + strings.Repeat("v", 57) + `"`, false}, // 64 bytes
+		{`kk=` + strings.Repeat("v", 54), true},           // 57 bytes, 62 out
+		{`kk=` + strings.Repeat("v", 57), false},          // 60 bytes, 65 out
+	} {
+		line := []byte(` source=x ` + c.tag + ` z=1`)
+		d := fuzzDecoder()
+		if _, ok := d.appendCheckedTags(make([]byte, 0, 256), line, line, 0, lim); !ok {
+			t.Fatal("declined")
+		}
+		var shape tagShape
+		shape.learn(line, d.fastTags, d.fastSrc)
+		var outs [2][]byte
+		for pass := range 2 {
+			outs[pass] = make([]byte, 256)
+			r := d.shapedTagRun(line, 0, outs[pass], 0, &shape, lim)
+			if r.fits != shapedOK {
+				t.Fatalf("%s: outcome %+v", c.tag, r)
+			}
+			outs[pass] = outs[pass][:r.w]
+		}
+		if got, _ := remembered(&shape.keys[1]); (len(got) == 1 && got[0] == c.tag) != c.kept || len(got) > 1 {
+			t.Errorf("%s: remembers %q", c.tag, got)
+		}
+		if !bytes.Equal(outs[0], outs[1]) {
+			t.Errorf("%s: wrote %q, then %q", c.tag, outs[0], outs[1])
+		}
 	}
 }
 
