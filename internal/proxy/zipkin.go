@@ -136,7 +136,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 		var rd zipkin.RED
 		var fused bool
 		in.stage(fmtTrace, func(b []byte) []byte {
-			b, rd, fused = st.conv.AppendCanonicalSpan(b, z, s, &in.dec)
+			b, fused = st.conv.AppendCanonicalSpanTo(b, z, s, &rd, &in.dec)
 			return b
 		})
 		if fused {

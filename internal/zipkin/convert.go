@@ -913,19 +913,27 @@ func (c *Converter) sanitizeKey(k []byte) []byte {
 	return b
 }
 
-// AppendCanonicalSpan is Convert followed by d.AppendCanonicalSpan, in one
-// pass over z's tags and without building out.Tags: the span line is
+// AppendCanonicalSpan is AppendCanonicalSpanTo returning the RED inputs.
+func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span, d *wavefront.Decoder) ([]byte, RED, bool) {
+	var red RED
+	dst, ok := c.AppendCanonicalSpanTo(dst, z, out, &red, d)
+	return dst, red, ok
+}
+
+// AppendCanonicalSpanTo is Convert followed by d.AppendCanonicalSpan, in
+// one pass over z's tags and without building out.Tags: the span line is
 // written as the tags are converted, and the RED inputs are collected on
-// the way instead of by Refresh. It reports true only when both steps
-// would, and then appends the same bytes and returns the same RED;
-// otherwise dst is unchanged and the caller uses Convert and the general
-// path. It also declines when CustomTagKeys is set. After a true, out holds
+// the way into red instead of by Refresh (a RED is ~30 words, which a
+// caller that keeps one then need not have copied). It reports true only
+// when both steps would, and then appends the same bytes and sets red to
+// what Convert returns; otherwise dst is unchanged, red undefined, and the
+// caller uses Convert and the general path. It also declines when CustomTagKeys is set. After a true, out holds
 // the converted span without its tags, enough for AppendLogs and the RED
 // durations. z must be a Decoder's: its IDs are copied as the lower-case
 // hex the Decoder guarantees, without a second check.
-func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span, d *wavefront.Decoder) ([]byte, RED, bool) {
+func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Span, red *RED, d *wavefront.Decoder) ([]byte, bool) {
 	if len(c.CustomTagKeys) > 0 {
-		return dst, RED{}, false
+		return dst, false
 	}
 	w := c.words()
 	c.arena.reset()
@@ -947,9 +955,9 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	out.Tags = out.Tags[:0]
 	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, plan.source < 0, true, out.StartMillis, out.DurationMillis)
 	if !ok {
-		return dst, RED{}, false
+		return dst, false
 	}
-	red := RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
+	*red = RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
 	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs
@@ -967,7 +975,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	if h := c.headFor(z, w); h != nil {
 		h.fill(z)
 		if !l.Annotations(h.text, h.n, h.longestKey, h.longestValue) {
-			return l.Discard(), RED{}, false
+			return l.Discard(), false
 		}
 		first = slotService
 	} else {
@@ -992,7 +1000,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 	// An empty service is declined by Tags; here it would read as absent.
 	line[slotService].Value, line[slotService].Plain = red.Service, false
 	if len(red.Service) == 0 {
-		return l.Discard(), RED{}, false
+		return l.Discard(), false
 	}
 
 	// An upper bound of the values' bytes, for SpanLine.Tags' room: the
@@ -1048,7 +1056,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		if !tc.nameKey {
 			// A kept '~' or delta prefix is not a name byte: the general
 			// path writes and validates such a key.
-			return l.Discard(), RED{}, false
+			return l.Discard(), false
 		}
 	}
 	if red.Application == nil {
@@ -1060,7 +1068,7 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 		// application's and "none"s made once, the rest when it differs
 		// from the previous span's: a sidecar's spans share its address.
 		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
-			return l.Discard(), RED{}, false
+			return l.Discard(), false
 		}
 		a := &c.after
 		if k := (afterKey{z.LocalEndpoint.IPv4, z.Debug && !debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]}); k != a.key {
@@ -1071,15 +1079,15 @@ func (c *Converter) AppendCanonicalSpan(dst []byte, z *Span, out *wavefront.Span
 			a.fill(w, k, ip)
 		}
 		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
-			return l.Discard(), RED{}, false
+			return l.Discard(), false
 		}
-	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, &red, appPlain, clusterPlain, shardPlain, debugTagged) {
-		return l.Discard(), RED{}, false
+	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, red, appPlain, clusterPlain, shardPlain, debugTagged) {
+		return l.Discard(), false
 	}
 	c.custom = c.custom[:0]
 	red.CustomTags = c.custom
 	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
-	return l.End(), red, true
+	return l.End(), true
 }
 
 // tagsAfter writes line, the tags and the annotations after them from the

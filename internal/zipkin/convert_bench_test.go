@@ -23,6 +23,7 @@ func BenchmarkConvertFused(b *testing.B) {
 	c := Converter{SpanLogs: true}
 	wd := meshDecoder()
 	var out wavefront.Span
+	var red RED
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -30,7 +31,7 @@ func BenchmarkConvertFused(b *testing.B) {
 		for i := range spans {
 			z := &spans[i]
 			var ok bool
-			if buf, _, ok = c.AppendCanonicalSpan(buf, z, &out, wd); !ok {
+			if buf, ok = c.AppendCanonicalSpanTo(buf, z, &out, &red, wd); !ok {
 				c.Convert(z, &out)
 				buf = wavefront.AppendSpan(buf, &out)
 			}
