@@ -42,6 +42,9 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	if err := l.expect('{'); err != nil {
 		return err
 	}
+	// One switch on the key serves every member, in this loop rather than
+	// a call per member: traceId and id must not be null, a null
+	// elsewhere is ignored (skip consumes it for unknown members).
 	for first := true; ; first = false {
 		key, ok, err := l.objectNext(first)
 		if err != nil {
@@ -50,7 +53,91 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 		if !ok {
 			break
 		}
-		if err := d.readFieldV2(l, s, key); err != nil {
+		var v []byte
+		maybeNull := !l.nonNullAt() // isNull, inlined
+		switch string(key) {
+		case "traceId":
+			if v, err = l.stringOrNumber(); err == nil {
+				s.TraceID, err = d.traceID(v)
+			}
+		case "id":
+			if v, err = l.stringOrNumber(); err == nil {
+				s.ID, err = d.spanID(v)
+			}
+		case "parentId":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			if v, err = l.stringOrNumber(); err == nil {
+				s.ParentID, err = d.parentID(v)
+			}
+		case "name":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			if v, err = l.stringOrNumber(); err == nil {
+				s.Name = d.lower(v)
+			}
+		case "kind":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			if v, err = l.stringOrNumber(); err == nil {
+				var ok bool
+				if s.Kind, ok = parseKind(v); !ok {
+					err = errors.New("unknown kind " + strconv.Quote(string(v)))
+				}
+			}
+		case "timestamp":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			s.Timestamp, err = l.int64()
+			s.Timestamp = clampNonNegative(s.Timestamp)
+		case "duration":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			s.Duration, err = l.int64()
+			s.Duration = clampNonNegative(s.Duration)
+		case "localEndpoint":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			err = d.readEndpoint(l, &s.LocalEndpoint)
+		case "remoteEndpoint":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			err = d.readEndpoint(l, &s.RemoteEndpoint)
+		case "annotations":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			err = d.readAnnotations(l)
+		case "tags":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			err = d.readTags(l)
+		case "debug":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			var b bool
+			b, err = l.boolean()
+			s.Debug = s.Debug || b
+		case "shared":
+			if maybeNull && l.isNullSlow() {
+				continue
+			}
+			var b bool
+			b, err = l.boolean()
+			s.Shared = s.Shared || b
+		default:
+			err = l.skip()
+		}
+		if err != nil {
 			if _, isSyntax := err.(*syntaxError); isSyntax {
 				return err
 			}
@@ -58,98 +145,6 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 		}
 	}
 	return d.finishSpan(s)
-}
-
-// readFieldV2 reads the value of the member key into s. One switch on the
-// key serves every member: traceId and id must not be null, a null
-// elsewhere is ignored (skip consumes it for unknown members).
-func (d *Decoder) readFieldV2(l *lexer, s *Span, key []byte) error {
-	var err error
-	var v []byte
-	maybeNull := !l.nonNullAt() // isNull, inlined
-	switch string(key) {
-	case "traceId":
-		if v, err = l.stringOrNumber(); err == nil {
-			s.TraceID, err = d.traceID(v)
-		}
-	case "id":
-		if v, err = l.stringOrNumber(); err == nil {
-			s.ID, err = d.spanID(v)
-		}
-	case "parentId":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		if v, err = l.stringOrNumber(); err == nil {
-			s.ParentID, err = d.parentID(v)
-		}
-	case "name":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		if v, err = l.stringOrNumber(); err == nil {
-			s.Name = d.lower(v)
-		}
-	case "kind":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		if v, err = l.stringOrNumber(); err == nil {
-			var ok bool
-			if s.Kind, ok = parseKind(v); !ok {
-				err = errors.New("unknown kind " + strconv.Quote(string(v)))
-			}
-		}
-	case "timestamp":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		s.Timestamp, err = l.int64()
-		s.Timestamp = clampNonNegative(s.Timestamp)
-	case "duration":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		s.Duration, err = l.int64()
-		s.Duration = clampNonNegative(s.Duration)
-	case "localEndpoint":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		err = d.readEndpoint(l, &s.LocalEndpoint)
-	case "remoteEndpoint":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		err = d.readEndpoint(l, &s.RemoteEndpoint)
-	case "annotations":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		err = d.readAnnotations(l)
-	case "tags":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		err = d.readTags(l)
-	case "debug":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		var b bool
-		b, err = l.boolean()
-		s.Debug = s.Debug || b
-	case "shared":
-		if maybeNull && l.isNullSlow() {
-			return nil
-		}
-		var b bool
-		b, err = l.boolean()
-		s.Shared = s.Shared || b
-	default:
-		err = l.skip()
-	}
-	return err
 }
 
 var errIncompleteAnnotation = errors.New("annotation needs a timestamp and a value")
