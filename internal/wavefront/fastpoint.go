@@ -148,65 +148,79 @@ func (d *Decoder) appendFastPoint(dst, line []byte, win *timeWindow) ([]byte, bo
 		return dst, false
 	}
 
-	// The value: integers that print back as themselves are copied, the
-	// rest goes through the Java-syntax parser and AppendValue. A token is
-	// a run of plainValueByte ended by a space or the end: a value or
-	// timestamp with '"' or '\\' in it would not parse either.
-	// Digits alone without a leading zero (most values) are read in two
-	// words and need no other check.
-	if x0, x1, n := digitToken(line, i); n > 0 && (n == 1 || line[i] != '0') && cap(dst)-len(dst) >= 16 {
-		dst = appendWords(dst, x0, x1, n)
-		i += n
-	} else {
-		vs := i
-		if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
-			return dst, false
-		}
-		valTok := line[vs:i]
-		if plainInteger(valTok) {
-			dst = append(dst, valTok...)
-		} else if out, ok := appendPlainDecimal(dst, valTok); ok {
-			dst = out
-		} else {
-			v, ok := parseJavaDouble(valTok)
-			if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
-				return dst, false
-			}
-			dst = AppendValue(dst, v)
-		}
-	}
-
-	// An optional timestamp: the next token, if it starts with a digit.
-	secFrom, secTo := 0, 0  // the token, if it is whole seconds without leading zeros
-	var secX0, secX1 uint64 // and its words, if digitToken read it
-	i = skipSpaces(line, i)
-	if i < len(line) && line[i] == '"' && i+1 < len(line) && isDigit(line[i+1]) {
-		return dst, false // a quoted token starting with a digit is a timestamp too; rare
-	}
-	if i < len(line) && isDigit(line[i]) {
-		ts := i
-		var ms int64
+	// The value and the timestamp. Most lines: a value of 1–7 digits, one
+	// space and a timestamp of 1–15 digits, all read from words in one
+	// call. Else the value: integers that print back as themselves are
+	// copied, the rest goes through the Java-syntax parser and
+	// AppendValue. A token is a run of plainValueByte ended by a space or
+	// the end: a value or timestamp with '"' or '\\' in it would not parse
+	// either.
+	secFrom, secTo := 0, 0  // the timestamp, if it is whole seconds without leading zeros
+	var secX0, secX1 uint64 // and its words, if read from words
+	if vx, vn, tx0, tx1, tn := valueAndTimestamp(line, i); tn > 0 && cap(dst)-len(dst) >= 16 {
+		dst = appendWords(dst, vx, 0, vn)
+		ts := i + vn + 1
 		var seconds bool
-		if x0, x1, n := digitToken(line, i); n > 0 {
-			// fastTimestampMillis for the usual 1–15 digits, from words.
-			ms, seconds = timestampDigitsMillis(digitsValue(x0, x1, n), line[i] != '0')
-			secX0, secX1 = x0, x1
+		d.millis, seconds = timestampDigitsMillis(digitsValue(tx0, tx1, tn), line[ts] != '0')
+		if seconds {
+			secFrom, secTo, secX0, secX1 = ts, ts+tn, tx0, tx1
+		}
+		i = ts + tn
+	} else {
+		// Digits alone without a leading zero (most values) are read in two
+		// words and need no other check.
+		if x0, x1, n := digitToken(line, i); n > 0 && (n == 1 || line[i] != '0') && cap(dst)-len(dst) >= 16 {
+			dst = appendWords(dst, x0, x1, n)
 			i += n
 		} else {
+			vs := i
 			if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
 				return dst, false
 			}
-			var ok bool
-			if ms, seconds, ok = fastTimestampMillis(line[ts:i]); !ok {
-				return dst, false
+			valTok := line[vs:i]
+			if plainInteger(valTok) {
+				dst = append(dst, valTok...)
+			} else if out, ok := appendPlainDecimal(dst, valTok); ok {
+				dst = out
+			} else {
+				v, ok := parseJavaDouble(valTok)
+				if !ok || v-v != 0 { // v-v is NaN for ±Inf and NaN
+					return dst, false
+				}
+				dst = AppendValue(dst, v)
 			}
 		}
-		if seconds {
-			secFrom, secTo = ts, i
+
+		// An optional timestamp: the next token, if it starts with a digit.
+		i = skipSpaces(line, i)
+		if i < len(line) && line[i] == '"' && i+1 < len(line) && isDigit(line[i+1]) {
+			return dst, false // a quoted token starting with a digit is a timestamp too; rare
 		}
-		d.millis = ms
-	} else {
-		d.millis = win.now
+		if i < len(line) && isDigit(line[i]) {
+			ts := i
+			var ms int64
+			var seconds bool
+			if x0, x1, n := digitToken(line, i); n > 0 {
+				// fastTimestampMillis for the usual 1–15 digits, from words.
+				ms, seconds = timestampDigitsMillis(digitsValue(x0, x1, n), line[i] != '0')
+				secX0, secX1 = x0, x1
+				i += n
+			} else {
+				if i = plainValueEnd(line, i); i < len(line) && line[i] != ' ' {
+					return dst, false
+				}
+				var ok bool
+				if ms, seconds, ok = fastTimestampMillis(line[ts:i]); !ok {
+					return dst, false
+				}
+			}
+			if seconds {
+				secFrom, secTo = ts, i
+			}
+			d.millis = ms
+		} else {
+			d.millis = win.now
+		}
 	}
 	if !win.admits(d.millis) {
 		return dst, false

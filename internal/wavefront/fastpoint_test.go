@@ -731,3 +731,53 @@ func TestAppendCanonicalLinesFloor(t *testing.T) {
 		}
 	}
 }
+
+// TestValueAndTimestamp checks valueAndTimestamp against digitToken read
+// twice, on random value and timestamp tokens around its edges (7 and 8
+// value digits, leading zeros, 15 and 16 timestamp digits, two spaces,
+// other bytes, the line's end), with digits or other bytes in the spare
+// capacity and with too little capacity for its loads.
+func TestValueAndTimestamp(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	others := []byte{' ', '.', '-', 'e', '"', '\n', 0, 0x80, 0xb0}
+	digits := func(b []byte, n int) []byte {
+		for range n {
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		return b
+	}
+	for range 300000 {
+		at := r.IntN(3)
+		b := digits(make([]byte, 0, at+64), at)
+		b = digits(b, r.IntN(10))
+		for range r.IntN(3) {
+			b = append(b, ' ')
+		}
+		b = digits(b, r.IntN(18))
+		if r.IntN(3) == 0 {
+			b = append(b, others[r.IntN(len(others))])
+		}
+		full := b[:cap(b)]
+		for j := len(b); j < len(full); j++ {
+			full[j] = byte('0' + r.IntN(10))
+			if r.IntN(8) == 0 {
+				full[j] = others[r.IntN(len(others))]
+			}
+		}
+		if r.IntN(4) == 0 {
+			b = b[:len(b):min(cap(b), len(b)+r.IntN(40))]
+		}
+		wantTn := 0
+		var wantVx, wantTx0, wantTx1 uint64
+		vx, _, vn := digitToken(b, at)
+		if vn > 0 && vn < 8 && (vn == 1 || b[at] != '0') && at+vn < len(b) && b[at+vn] == ' ' && cap(b)-at >= 32 {
+			if tx0, tx1, tn := digitToken(b, at+vn+1); tn > 0 {
+				wantTn, wantVx, wantTx0, wantTx1 = tn, vx, tx0, tx1
+			}
+		}
+		gotVx, gotVn, gotTx0, gotTx1, gotTn := valueAndTimestamp(b, at)
+		if gotTn != wantTn || (wantTn > 0 && (gotVn != vn || gotVx != wantVx || gotTx0 != wantTx0 || gotTx1 != wantTx1)) {
+			t.Fatalf("%q (capacity %d) at %d: got %d, %d digits; want %d, %d", b, cap(b), at, gotVn, gotTn, vn, wantTn)
+		}
+	}
+}

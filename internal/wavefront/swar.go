@@ -166,6 +166,50 @@ func digitToken(b []byte, i int) (x0, x1 uint64, d int) {
 	return x0, x1, d
 }
 
+// valueAndTimestamp reads the tokens at b[i:] if they are a value of 1–7
+// digits without a leading zero, one space and a timestamp of 1–15 digits
+// ended by a space or b's end, as digitToken would read each: vn and tn
+// are their lengths (tn 0 if b[i:] is not so, or if b lacks the 32 bytes
+// of capacity from i that the loads may read), vx and tx0, tx1 their
+// words as read (tx1 is 0 if tn ≤ 8).
+func valueAndTimestamp(b []byte, i int) (vx uint64, vn int, tx0, tx1 uint64, tn int) {
+	rest := len(b) - i
+	if i < 0 || rest < 3 || cap(b)-i < 32 {
+		return 0, 0, 0, 0, 0
+	}
+	p := wordsAt(b[:cap(b)], i)
+	vx = wordAt(p, 0)
+	nd := nonDigits(vx)
+	if rest < 8 {
+		nd |= highs << (8 * uint(rest&7))
+	}
+	vn = bits.TrailingZeros64(nd) / 8 // 8 if all digits
+	if vn == 0 || vn >= min(rest, 8) || byte(vx>>(8*uint(vn&7))) != ' ' || (vn > 1 && byte(vx) == '0') {
+		return 0, 0, 0, 0, 0
+	}
+	trest := rest - vn - 1
+	q := unsafe.Add(p, vn+1)
+	tx0 = wordAt(q, 0)
+	nd = nonDigits(tx0)
+	if trest < 8 {
+		nd |= highs << (8 * uint(trest&7))
+	}
+	if nd != 0 {
+		tn = bits.TrailingZeros64(nd) / 8
+	} else {
+		tx1 = wordAt(q, 8)
+		nd = nonDigits(tx1)
+		if trest < 16 {
+			nd |= highs << (8 * uint(trest&7))
+		}
+		tn = 8 + bits.TrailingZeros64(nd)/8
+	}
+	if tn == 0 || tn > 15 || (tn < trest && b[i+vn+1+tn] != ' ') {
+		return 0, 0, 0, 0, 0
+	}
+	return vx, vn, tx0, tx1, tn
+}
+
 // nonDigits marks the lanes of x that are not '0'–'9': x^'0' puts the
 // digits on 0–9, and adding 0x76 carries the rest (or those with the high
 // bit) into the high bit.
