@@ -146,3 +146,21 @@ func TestSpanSanitizeAndTruncate(t *testing.T) {
 		t.Errorf("truncateUTF16 split a surrogate pair: %q", got)
 	}
 }
+
+// hasNameSpecial finds exactly the bytes a span name cannot take
+// verbatim, whatever the other bytes of the word.
+func TestHasNameSpecial(t *testing.T) {
+	for _, fill := range []byte{'a', '"', '*', 0x80, 0, '+', ')'} {
+		for b := range 256 {
+			for at := range 8 {
+				x := uint64(fill) * 0x0101010101010101
+				x = x&^(0xff<<(8*at)) | uint64(b)<<(8*at)
+				want := b >= 0x80 || b == '"' || b == '\\' || b == '\n' || b == '*' ||
+					fill >= 0x80 || fill == '"' || fill == '*'
+				if got := hasNameSpecial(x); got != want {
+					t.Fatalf("hasNameSpecial(%#016x) = %v, want %v", x, got, want)
+				}
+			}
+		}
+	}
+}
