@@ -10,13 +10,14 @@ import (
 
 // Envoy writes a span's tags in a fresh order every time (they come from a
 // protobuf map), so a cache keyed by arrival order misses on real traffic.
-// The JSON v2 decoder therefore interns tag keys: each key gets a small id
-// the first time it is seen (keyTable), a tag is stored in its key's slot
-// as it is read, and the span's keys are a bit set of ids. The sorted
-// order of a bit set's keys is cached (idSet), so the tags are written
-// once, in key order, in any arrival order, and every order of a set gets
-// the set's Span.keySeq, which the Converter's plans are cached by. A
-// repeated key keeps its last value, as sorting would.
+// The decoder therefore interns tag keys: each key gets a small id the
+// first time it is seen (keyTable), a tag is stored in its key's slot (as
+// the JSON v2 readers read it, or once a JSON v1 or proto3 span is read),
+// and the span's keys are a bit set of ids. The sorted order of a bit
+// set's keys is cached (idSet), so the tags are written once, in key
+// order, in any arrival order, and every order of a set gets the set's
+// Span.keySeq, which the Converter's plans are cached by. A repeated key
+// keeps its last value, as sorting would.
 
 // maxKeyIDs bounds the keys a keyTable holds; when it is full, it is
 // cleared at the next span (a tracer's keys are few, so only keys that
