@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
+	"github.com/meshwave/meshwave/internal/envoyjson"
 	"github.com/openzipkin/zipkin-go/model"
 )
 
@@ -68,49 +68,12 @@ func envoyBodies(tb testing.TB, n int) [][]byte {
 			if j > 0 {
 				b.WriteString(", ")
 			}
-			writeShuffled(&b, r, span)
+			envoyjson.WriteShuffled(&b, r, span)
 		}
 		b.WriteByte(']')
 		bodies[i] = b.Bytes()
 	}
 	return bodies
-}
-
-// writeShuffled writes v as Envoy does (no spaces but after a member's or
-// element's comma), with every object's members in a random order.
-func writeShuffled(b *bytes.Buffer, r *rand.Rand, v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		keys := slices.Collect(maps.Keys(v))
-		slices.Sort(keys) // a deterministic start for the seeded shuffle
-		r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeShuffled(b, r, k)
-			b.WriteByte(':')
-			writeShuffled(b, r, v[k])
-		}
-		b.WriteByte('}')
-	case []any:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeShuffled(b, r, e)
-		}
-		b.WriteByte(']')
-	default:
-		enc := json.NewEncoder(b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			panic(err)
-		}
-		b.Truncate(b.Len() - 1) // Encode's newline
-	}
 }
 
 // BenchmarkZipkinIngest: parallel clients POST Envoy JSON v2 bodies of 100

@@ -1,19 +1,17 @@
 package zipkin
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
+	"github.com/meshwave/meshwave/internal/envoyjson"
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/openzipkin/zipkin-go/model"
 )
@@ -126,55 +124,13 @@ func shuffleTags(body []byte, seed uint64) []byte {
 }
 
 // shuffleAll rewrites body with every object's members in a random order
-// per span, written as Envoy writes them: ", " between members and
-// elements, no other spaces.
+// per span, written as Envoy writes them.
 func shuffleAll(tb testing.TB, body []byte, seed uint64) []byte {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var spans []any
-	if err := dec.Decode(&spans); err != nil {
+	out, err := envoyjson.Shuffle(body, seed)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(seed, seed))
-	var out bytes.Buffer
-	writeShuffled(&out, r, spans)
-	return out.Bytes()
-}
-
-// writeShuffled writes v with every object's members in a random order
-// (as the proxy's benchmark bodies do).
-func writeShuffled(b *bytes.Buffer, r *rand.Rand, v any) {
-	switch v := v.(type) {
-	case map[string]any:
-		keys := slices.Sorted(maps.Keys(v)) // a deterministic start for the seeded shuffle
-		r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
-		b.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeShuffled(b, r, k)
-			b.WriteByte(':')
-			writeShuffled(b, r, v[k])
-		}
-		b.WriteByte('}')
-	case []any:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			writeShuffled(b, r, e)
-		}
-		b.WriteByte(']')
-	default:
-		enc := json.NewEncoder(b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			panic(err)
-		}
-		b.Truncate(b.Len() - 1) // Encode's newline
-	}
+	return out
 }
 
 // BenchmarkDecodeV2EncodingJSON is the baseline: encoding/json into
