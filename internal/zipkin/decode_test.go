@@ -378,3 +378,29 @@ func TestLongTagKeyBeforeShortOnes(t *testing.T) {
 		}
 	}
 }
+
+// The openers the readers take without a call ('{' of a span, endpoint,
+// tags object and annotation, '[' of annotations) still accept
+// whitespace before them, through expectSlow, and report anything else.
+func TestDecodeV2OpenersAfterWhitespace(t *testing.T) {
+	const compact = `[{"traceId":"1","id":"2","localEndpoint":{"serviceName":"a","ipv4":"10.0.0.1"},` +
+		`"tags":{"k":"v"},"annotations":[{"timestamp":1,"value":"x"}]}]`
+	want := spanString(&mustDecode(t, compact)[0])
+	spaced := `[ 	{"traceId":"1","id":"2","localEndpoint":
+{"serviceName":"a","ipv4":"10.0.0.1"},"tags": {"k":"v"},"annotations": [ {"timestamp":1,"value":"x"}]}]`
+	if got := spanString(&mustDecode(t, spaced)[0]); got != want {
+		t.Errorf("with whitespace: %s, want %s", got, want)
+	}
+	for _, tc := range []struct{ in, err string }{
+		{`[1]`, `expected '{', found '1'`},
+		{`[{"traceId":"1","id":"2","localEndpoint":["a"]}]`, `expected '{', found '['`},
+		{`[{"traceId":"1","id":"2","tags":"k"}]`, `expected '{', found '"'`},
+		{`[{"traceId":"1","id":"2","annotations":{}}]`, `expected '[', found '{'`},
+		{`[{"traceId":"1","id":"2","annotations":[1]}]`, `expected '{', found '1'`},
+		{`[{"traceId":"1","id":"2","annotations": `, `unexpected end of input, expected '['`},
+	} {
+		if _, err := decodeAs(&Decoder{}, []byte(tc.in), JSONV2); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
+		}
+	}
+}

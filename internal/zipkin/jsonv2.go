@@ -39,8 +39,10 @@ func (d *Decoder) decodeJSONV2(body []byte) error {
 func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	d.beginSpan(s)
 	d.beginIDTags()
-	if err := l.expect('{'); err != nil {
-		return err
+	if !l.take('{') {
+		if err := l.expectSlow('{'); err != nil {
+			return err
+		}
 	}
 	// One switch on the key serves every member, in this loop rather than
 	// a call per member: traceId and id must not be null, a null
@@ -150,16 +152,20 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 var errIncompleteAnnotation = errors.New("annotation needs a timestamp and a value")
 
 func (d *Decoder) readAnnotations(l *lexer) error {
-	if err := l.expect('['); err != nil {
-		return err
+	if !l.take('[') {
+		if err := l.expectSlow('['); err != nil {
+			return err
+		}
 	}
 	for first := true; ; first = false {
 		ok, err := l.arrayNext(first)
 		if err != nil || !ok {
 			return err
 		}
-		if err := l.expect('{'); err != nil {
-			return err
+		if !l.take('{') {
+			if err := l.expectSlow('{'); err != nil {
+				return err
+			}
 		}
 		var a Annotation
 		hasTS, hasValue := false, false
@@ -193,8 +199,10 @@ func (d *Decoder) readAnnotations(l *lexer) error {
 }
 
 func (d *Decoder) readTags(l *lexer) error {
-	if err := l.expect('{'); err != nil {
-		return err
+	if !l.take('{') {
+		if err := l.expectSlow('{'); err != nil {
+			return err
+		}
 	}
 	for first := true; ; first = false {
 		if d.byID && d.readIDTags(l, first) {
@@ -296,8 +304,10 @@ func isValueStart(c byte) bool {
 
 func (d *Decoder) readEndpoint(l *lexer, e *Endpoint) error {
 	*e = Endpoint{}
-	if err := l.expect('{'); err != nil {
-		return err
+	if !l.take('{') {
+		if err := l.expectSlow('{'); err != nil {
+			return err
+		}
 	}
 	for first := true; ; first = false {
 		key, ok, err := l.objectNext(first)

@@ -112,11 +112,21 @@ func (l *lexer) peek() byte {
 }
 
 func (l *lexer) expect(c byte) error {
-	if i := l.i; i < len(l.b) && l.b[i] == c { // no whitespace first
-		l.i = i + 1
+	if l.take(c) { // no whitespace first
 		return nil
 	}
 	return l.expectSlow(c)
+}
+
+// take consumes c if it is right at l.i. Unlike expect, which is just
+// over the inlining budget, it inlines, so the hot callers write
+// "if !l.take(c)" before expectSlow and pay no call for the usual case.
+func (l *lexer) take(c byte) bool {
+	if i := l.i; i < len(l.b) && l.b[i] == c {
+		l.i = i + 1
+		return true
+	}
+	return false
 }
 
 func (l *lexer) expectSlow(c byte) error {
