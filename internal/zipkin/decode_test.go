@@ -404,3 +404,38 @@ func TestDecodeV2OpenersAfterWhitespace(t *testing.T) {
 		}
 	}
 }
+
+// ipCache.parse is parseIP for any text: texts of every length around
+// the cached 1 to 16 bytes, drawn from a few so that they repeat and
+// share slots, with bytes that differ only in the middle, zero bytes,
+// lengths that differ only by trailing zero bytes, and a text of 8
+// bytes twice, whose first and last eight bytes are the single one's.
+func TestIPCache(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 5))
+	var c ipCache
+	pool := []string{"", "1.2.3.4", "1.2.3.4\x00", "10.244.0.12", "10.244.0.25", "10.244.1.12", "10.245.0.12",
+		"192.168.100.254", "255.255.255.255", "255.255.255.2550", "1.2.3.45", "1.2.3.451.2.3.45", "::1", "::ffff:1.2.3.4", "2001:db8::1", "bogus", "\x00"}
+	for x := 10; x < 100; x++ { // one length and first word, 90 last words in 16 slots
+		pool = append(pool, "10.244.0."+strconv.Itoa(x))
+	}
+	alphabet := []byte("0123456789.:af\x00")
+	var recent [8]string // random texts, seen again later
+	for range 50000 {
+		var b []byte
+		switch r.IntN(3) {
+		case 0:
+			b = []byte(pool[r.IntN(len(pool))])
+		case 1:
+			b = []byte(recent[r.IntN(len(recent))])
+		default:
+			b = make([]byte, r.IntN(20))
+			for i := range b {
+				b[i] = alphabet[r.IntN(len(alphabet))]
+			}
+			recent[r.IntN(len(recent))] = string(b)
+		}
+		if got, want := c.parse(b), parseIP(b); got != want {
+			t.Fatalf("parse(%q) = %v, want %v", b, got, want)
+		}
+	}
+}

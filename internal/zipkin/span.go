@@ -133,6 +133,7 @@ type Decoder struct {
 	plainIn []plainTag
 	body    []byte // the JSON v2 body being decoded, for plainIn
 	v1      v1State
+	ips     ipCache // endpoint addresses seen, by text
 
 	// maxBuffered bounds how many spans, tags and annotations one batch may
 	// hold in memory (0 means defaultMaxBuffered). Beyond it Decode
