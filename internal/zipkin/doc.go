@@ -38,6 +38,8 @@
 // Converter's per-sequence plans hitting. JSON v1 and proto3 tags go to
 // their slots once the span is read; only a span with more different keys
 // than the id table holds is sorted.
+// An endpoint's address is parsed once per text (ipCache): a sidecar's
+// spans name its pod's address again and again.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
 // Thrift cheaply, and Envoy/Istio never send it.
 package zipkin
