@@ -50,7 +50,8 @@ func load8(p unsafe.Pointer, i int) byte { return *(*byte)(unsafe.Add(p, i)) }
 
 // bodySlice is b[lo:hi] of the slice b of length n at p, with the
 // capacity to b's end, for 0 ≤ lo ≤ hi ≤ n, which the caller has checked:
-// the slice header is written without checking them again.
+// the slice header is written without checking them again (unsafe.Slice
+// and a reslice check them twice more: +440 instructions per Envoy span).
 func bodySlice(p unsafe.Pointer, n, lo, hi int) (s []byte) {
 	*(*sliceHeader)(unsafe.Pointer(&s)) = sliceHeader{unsafe.Add(p, lo), hi - lo, n - lo}
 	return s
