@@ -10,8 +10,9 @@ import (
 // text for a key of name bytes only ([,-./0-9A-Za-z_], as a sanitiser's
 // output is), so that a producer that sees the same keys on every span
 // checks and quotes each once. Plain says that Value is known to be ASCII
-// without '"', '\\' or '\n' (its JSON decoder found none), so it is copied
-// without being checked again; its length and ends still are.
+// without '"', '\\' or '\n' (its JSON decoder found none) and to start and
+// end with a byte other than a blank (it was trimmed), so it is copied
+// without being checked again; its length still is.
 type SpanTag struct {
 	KeyText, Value []byte
 	Plain          bool
@@ -58,13 +59,16 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 			return false
 		}
 		vp := unsafe.Pointer(unsafe.SliceData(v))
-		// Values come trimmed, so a first and last byte above ' ' is the
-		// common case, decided by one comparison each.
-		if c := *(*byte)(vp); c <= ' ' && isSpace(c) {
-			return false
-		}
-		if c := *(*byte)(unsafe.Add(vp, m-1)); c <= ' ' && isSpace(c) {
-			return false
+		plain := t.Plain
+		if !plain {
+			// Values come trimmed, so a first and last byte above ' '
+			// is the common case, decided by one comparison each.
+			if c := *(*byte)(vp); c <= ' ' && isSpace(c) {
+				return false
+			}
+			if c := *(*byte)(unsafe.Add(vp, m-1)); c <= ' ' && isSpace(c) {
+				return false
+			}
 		}
 		kp := unsafe.Pointer(unsafe.SliceData(k))
 		if nk <= SpanTagSpare && cap(k) >= SpanTagSpare {
@@ -84,7 +88,6 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 		}
 		p += nk
 		// No calls in this loop, so that its state stays in registers.
-		plain := t.Plain
 		switch {
 		case m >= 8:
 			for j := 0; j < m-8; j += 8 {

@@ -339,7 +339,7 @@ type words struct {
 	def struct{ application, service, operation []byte }
 	// plainFor is the default application of the setting appSetting, as
 	// AppendCanonicalSpan writes it, and plainApplication whether it is
-	// plain (see Tag.plainValue).
+	// plain (see Tag.plainValue) and trimmed, as a plain SpanTag must be.
 	plainApplication bool
 	plainFor         []byte
 	appSetting       string
@@ -424,9 +424,9 @@ func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
 	if w.plainFor == nil || c.DefaultApplication != w.appSetting {
 		w.appSetting = c.DefaultApplication
 		app := []byte(orDefault(c.DefaultApplication, "Zipkin"))
-		w.plainFor, w.plainApplication = app, isPlain(app)
+		w.plainFor, w.plainApplication = app, isPlain(app) && app[0] > ' ' && app[len(app)-1] > ' '
 		w.fixedAfter = nil
-		if w.plainApplication && app[0] > ' ' && app[len(app)-1] > ' ' {
+		if w.plainApplication {
 			w.fixedAfter = wavefront.AppendSpanKey(nil, w.application)
 			w.fixedAfter = append(append(w.fixedAfter, app...), '"')
 			w.fixedAfter = append(append(wavefront.AppendSpanKey(w.fixedAfter, w.cluster), w.none...), '"')
