@@ -231,7 +231,13 @@ func (l *lexer) arrayNext(first bool) (ok bool, err error) {
 		l.i = i + 2
 		return true, nil
 	}
-	i = skipWS(b, i)
+	return l.arrayNextSlow(first)
+}
+
+// arrayNextSlow is arrayNext for any input.
+func (l *lexer) arrayNextSlow(first bool) (ok bool, err error) {
+	b := l.b
+	i := skipWS(b, l.i)
 	if i < len(b) && b[i] == ']' {
 		l.i = i + 1
 		return false, nil
