@@ -5,7 +5,10 @@
 //
 // Everything a listener accepts is validated, encoded in canonical form and
 // appended to the queue (internal/queue) before it is acknowledged or
-// counted; the forwarder alone reads the queue and posts to the backend.
+// counted, a batch per record, S2-compressed unless --bufferCompression
+// is false (fewer bytes copied into the page cache and written back, and
+// more backlog per byte of --bufferMaxBytes); the forwarder alone reads
+// the queue and posts to the backend.
 // HTTP requests are answered only after their lines are fsync'd. Plain TCP
 // lines, which the sender never sees acknowledged, are counted once
 // written to the segment file, which a process crash does not lose; the
