@@ -614,13 +614,7 @@ func TestDigitToken(t *testing.T) {
 				b = append(b, byte('0'+r.IntN(10)))
 			}
 		}
-		full := b[:cap(b)]
-		for j := len(b); j < len(full); j++ {
-			full[j] = byte('0' + r.IntN(10))
-			if r.IntN(8) == 0 {
-				full[j] = others[r.IntN(len(others))]
-			}
-		}
+		fillSpare(r, b, others)
 		if r.IntN(4) == 0 {
 			b = b[:len(b):min(cap(b), len(b)+r.IntN(20))]
 		}
@@ -757,13 +751,7 @@ func TestValueAndTimestamp(t *testing.T) {
 		if r.IntN(3) == 0 {
 			b = append(b, others[r.IntN(len(others))])
 		}
-		full := b[:cap(b)]
-		for j := len(b); j < len(full); j++ {
-			full[j] = byte('0' + r.IntN(10))
-			if r.IntN(8) == 0 {
-				full[j] = others[r.IntN(len(others))]
-			}
-		}
+		fillSpare(r, b, others)
 		if r.IntN(4) == 0 {
 			b = b[:len(b):min(cap(b), len(b)+r.IntN(40))]
 		}
@@ -778,6 +766,18 @@ func TestValueAndTimestamp(t *testing.T) {
 		gotVx, gotVn, gotTx0, gotTx1, gotTn := valueAndTimestamp(b, at)
 		if gotTn != wantTn || (wantTn > 0 && (gotVn != vn || gotVx != wantVx || gotTx0 != wantTx0 || gotTx1 != wantTx1)) {
 			t.Fatalf("%q (capacity %d) at %d: got %d, %d digits; want %d, %d", b, cap(b), at, gotVn, gotTn, vn, wantTn)
+		}
+	}
+}
+
+// fillSpare fills b's spare capacity with digits and now and then one of
+// others: what the word loads may read past a token must not extend it.
+func fillSpare(r *rand.Rand, b, others []byte) {
+	full := b[:cap(b)]
+	for j := len(b); j < len(full); j++ {
+		full[j] = byte('0' + r.IntN(10))
+		if r.IntN(8) == 0 {
+			full[j] = others[r.IntN(len(others))]
 		}
 	}
 }
