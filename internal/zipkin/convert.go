@@ -54,9 +54,12 @@ type Converter struct {
 	// AppendCanonicalSpan wrote to its out, from a Decoder's hex IDs: hex
 	// and '-' only, which AppendLogs need not escape.
 	hexTraceID, hexSpanID []byte
-	// after is AppendCanonicalSpan's annotations after the tags for a
-	// span without application, cluster or shard tags.
-	after fixedAfter
+	// after holds AppendCanonicalSpan's annotations after the tags for
+	// spans without application, cluster or shard tags, for the last few
+	// keys: a body's spans come from a few pods, whose addresses alternate
+	// from span to span. nextAfter is the entry to refill next.
+	after     [4]fixedAfter
+	nextAfter int
 }
 
 // fixedAfter is the text of a span's annotations after its tags
@@ -92,6 +95,25 @@ func (a *fixedAfter) fill(w *words, k afterKey, ip []byte) {
 		a.n++
 	}
 	a.text, a.key = t, k
+}
+
+// afterFor returns the cached fixedAfter for k, filling the oldest entry
+// if none has it. An entry never filled has a nil key.fixed, which no k
+// has.
+func (c *Converter) afterFor(w *words, k afterKey) *fixedAfter {
+	for i := range c.after {
+		if a := &c.after[i]; a.key == k {
+			return a
+		}
+	}
+	a := &c.after[c.nextAfter]
+	c.nextAfter = (c.nextAfter + 1) % len(c.after)
+	var ip []byte
+	if k.ip.IsValid() {
+		ip = c.ipText(k.ip)
+	}
+	a.fill(w, k, ip)
+	return a
 }
 
 // ipText returns ip's text, valid until the next call.
@@ -1080,14 +1102,7 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
 			return l.Discard(), false
 		}
-		a := &c.after
-		if k := (afterKey{z.LocalEndpoint.IPv4, z.Debug && !debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]}); k != a.key {
-			var ip []byte
-			if k.ip.IsValid() {
-				ip = c.ipText(k.ip)
-			}
-			a.fill(w, k, ip)
-		}
+		a := c.afterFor(w, afterKey{z.LocalEndpoint.IPv4, z.Debug && !debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]})
 		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
 			return l.Discard(), false
 		}

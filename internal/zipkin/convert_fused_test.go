@@ -60,6 +60,9 @@ var fusedEdgeCases = []string{
 		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
 		`"timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"s","ipv4":"10.1.2.3"},` +
 		`"annotations":[{"timestamp":1700000000000001,"value":"ss"}],"tags":{"component":"proxy","cluster":" "}}]`,
+	// More addresses than the Converter keeps texts for, cycled, so that
+	// entries are refilled and found again.
+	manyAddresses(6, 2),
 	// One annotation per span, the span logs' end kept by kind: an empty
 	// value first, then values that change within a kind.
 	`[{"traceId":"1","id":"2","kind":"SERVER","annotations":[{"timestamp":1,"value":""}]},` +
@@ -67,6 +70,22 @@ var fusedEdgeCases = []string{
 		`{"traceId":"1","id":"4","kind":"SERVER","annotations":[{"timestamp":3,"value":"s\"s"}]},` +
 		`{"traceId":"1","id":"5","annotations":[{"timestamp":4,"value":"ss"}]},` +
 		`{"traceId":"1","id":"6","kind":"SERVER","annotations":[{"timestamp":5,"value":"sr"},{"timestamp":6,"value":"ss"}]}]`,
+}
+
+// manyAddresses is a body of rounds of n spans, each from its own IPv4
+// address.
+func manyAddresses(n, rounds int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i := range n * rounds {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"traceId":"a2fb4a1d1a96d312","id":"%016x","kind":"SERVER","timestamp":1700000000000000,`+
+			`"annotations":[{"timestamp":1,"value":"ss"}],"localEndpoint":{"serviceName":"s","ipv4":"10.0.%d.%d"}}`, i+1, i%n, 200+i%n)
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 func manyTags(n int) string {
