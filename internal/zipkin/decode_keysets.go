@@ -217,14 +217,16 @@ func (d *Decoder) readIDTags(l *lexer, first bool) bool {
 	return l.i != start
 }
 
-// readKnownTags is readIDTags' loop, from i, without calls: it places
+// readKnownTagsGo is readIDTags' loop, from i, without calls: it places
 // the tags whose keys t holds and returns the index after the last tag
-// read, which is the plain tag p, left unplaced, if missed.
+// read, which is the plain tag p, left unplaced, if missed. It is
+// readKnownTags where there is no assembly, and the definition the
+// assembly must agree with (FuzzReadKnownTags).
 //
 // It reads the body through load64 and friends, without bounds checks:
 // every read is of bytes at or after i that a check before it has found
 // in the body.
-func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next int, p plainTag, missed bool) {
+func (t *keyTable) readKnownTagsGo(tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next int, p plainTag, missed bool) {
 	n, ptr := len(b), unsafe.Pointer(unsafe.SliceData(b))
 	for ; ; first = false {
 		j := i

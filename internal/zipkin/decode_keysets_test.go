@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/bits"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -250,4 +251,50 @@ func TestTagsByIDMatchEncodingJSON(t *testing.T) {
 			t.Fatalf("round %d: %d spans, %v", round, i, err)
 		}
 	}
+}
+
+// FuzzReadKnownTags checks each version of readKnownTags this CPU runs
+// (the assembly on amd64) against readKnownTagsGo: from position i of
+// body, with the keys listed in keys (one per line) interned, both must
+// stop at the same place, miss the same tag and place the same tags in
+// the same slots. Seeds: tags objects of the Envoy fixtures' shape, keys
+// of every length class, and tags crossing the index's 64-byte words.
+func FuzzReadKnownTags(f *testing.F) {
+	long := strings.Repeat("x", 60)
+	f.Add("a\nhttp.method\nupstream_cluster.name\n"+long, []byte(`{"a":"1", "http.method":"GET","upstream_cluster.name":"`+long+`", "b":"2"}`), uint(1), true)
+	f.Add("node_id\nguid:x-request-id", []byte(`x, "node_id":"sidecar~10.0.0.1", "guid:x-request-id":"`+long+`"`), uint(1), false)
+	f.Add("k\n"+long, []byte(`"`+long+`":"v", "k":"`+long+long+`","k":"\u00e9"`), uint(0), true)
+	f.Add("abcdefgh\nabcdefghijklmnopqrstuvwx\nabcdefghijklmnopqrstuvwxy", []byte(`"abcdefgh":"", "abcdefghijklmnopqrstuvwx":"1", "abcdefghijklmnopqrstuvwxy":"2", "abc":"3"`), uint(0), true)
+	f.Add("ab", []byte(`"ab":"1", "ab":"2", "ab"`), uint(0), true)
+	f.Fuzz(func(t *testing.T, keys string, body []byte, i uint, first bool) {
+		var want keyTable
+		for k := range strings.SplitSeq(keys, "\n") {
+			want.idOf([]byte(k))
+		}
+		from := int(i % uint(len(body)+1))
+		stops := buildStops(nil, body)
+		var wantBits [2]uint64
+		wantNext, wantP, wantMissed := want.readKnownTagsGo(&wantBits, body, stops, from, first)
+		for name, read := range readKnownTagsVariants {
+			var got keyTable
+			for k := range strings.SplitSeq(keys, "\n") {
+				got.idOf([]byte(k))
+			}
+			var gotBits [2]uint64
+			next, p, missed := read(&got, &gotBits, body, stops, from, first)
+			if next != wantNext || p != wantP || missed != wantMissed {
+				t.Fatalf("%s: next %d, tag %+v, missed %v; readKnownTagsGo: %d, %+v, %v", name, next, p, missed, wantNext, wantP, wantMissed)
+			}
+			if gotBits != wantBits {
+				t.Fatalf("%s: key ids %x, readKnownTagsGo %x", name, gotBits, wantBits)
+			}
+			for w, word := range wantBits {
+				for ; word != 0; word &= word - 1 {
+					if id := w*64 + bits.TrailingZeros64(word); got.slots[id] != want.slots[id] {
+						t.Fatalf("%s: key %d's tag %+v, readKnownTagsGo %+v", name, id, got.slots[id], want.slots[id])
+					}
+				}
+			}
+		}
+	})
 }

@@ -10,3 +10,9 @@ var markStopsVariants = func() map[string]func([]uint64, []byte) {
 	}
 	return m
 }()
+
+// readKnownTagsVariants are the versions of readKnownTags other than
+// readKnownTagsGo, which FuzzReadKnownTags compares with it.
+var readKnownTagsVariants = map[string]func(*keyTable, *[2]uint64, []byte, []uint64, int, bool) (int, plainTag, bool){
+	"amd64": (*keyTable).readKnownTags,
+}

@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "go_asm.h"
 
 // STOPS16 sets the low 16 bits of R to the stop bits of the 16 bytes at
 // off(SI): bytes equal to '"' (X1), '\\' (X2) or '\n' (X3), or with the
@@ -129,4 +130,240 @@ TEXT ·hasAVX2(SB), NOSPLIT, $0-1
 
 no:
 	MOVB $0, ret+0(FP)
+	RET
+
+// func readKnownTagsAMD64(t *keyTable, tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next, k0, k1 int, missed bool)
+//
+// keyTable.readKnownTagsGo's loop: the same checks and loads in the same
+// order, with every value in a register (the Go loop spills half of
+// them). A key's closing quote and the value's opening quote are the
+// first two stop bits after the key's start, so the value's end is the
+// third, in the word already loaded unless the tag crosses into the
+// next one. next is stored as each tag is placed.
+//
+// Registers: SI b, DX len(b), R8 stops, DI the position after the last
+// tag, R10 t, R11 tagBits; per tag R12 the key's start (k0), R13 its end
+// (k1), R14 the value's end, AX BX R15 the key's words, CX its length.
+TEXT ·readKnownTagsAMD64(SB), NOSPLIT, $0-105
+	MOVQ t+0(FP), R10
+	MOVQ tagBits+8(FP), R11
+	MOVQ b_base+16(FP), SI
+	MOVQ b_len+24(FP), DX
+	MOVQ stops_base+40(FP), R8
+	MOVQ i+64(FP), DI
+	MOVQ DI, next+80(FP)
+	MOVB $0, missed+104(FP)
+	// Every position up to len(b) has its index word, as buildStops
+	// makes it; read nothing otherwise.
+	MOVQ DX, AX
+	SHRQ $6, AX
+	CMPQ AX, stops_len+48(FP)
+	JAE  done
+	CMPB first+72(FP), $0
+	JEQ  sep
+	MOVQ DI, BX
+	JMP  quote
+
+sep: // DI: after the last tag; a ", " or ',' before the next
+	LEAQ 2(DI), BX
+	CMPQ BX, DX
+	JGT  done
+	MOVWLZX (SI)(DI*1), AX
+	CMPW AX, $0x202c // ", "
+	JEQ  quote
+	CMPW AX, $0x222c // `,"`
+	JNE  done
+	LEAQ 1(DI), BX
+	JMP  key
+
+quote: // BX: where the key's opening quote must be
+	CMPQ BX, DX
+	JGE  done
+	CMPB (SI)(BX*1), $0x22
+	JNE  done
+
+key: // BX: the key's opening quote
+	LEAQ 1(BX), R12
+	MOVQ R12, AX
+	SHRQ $6, AX
+	MOVQ (R8)(AX*8), AX
+	MOVQ R12, CX
+	SHRQ CX, AX
+	TESTQ AX, AX
+	JZ   keyfar
+	BSFQ AX, R13
+	ADDQ R12, R13
+	// Drop the stop bits at k1 and, if the colon check below passes,
+	// k1+2: what is left starts at the value's end.
+	LEAQ -1(AX), BX
+	ANDQ BX, AX
+	LEAQ -1(AX), BX
+	ANDQ BX, AX
+
+colon: // `":"` at R13 and at least the value's closing quote after it
+	LEAQ 4(R13), BX
+	CMPQ BX, DX
+	JGT  done
+	MOVL (SI)(R13*1), BX
+	ANDL $0xffffff, BX
+	CMPL BX, $0x223a22
+	JNE  done
+	TESTQ AX, AX
+	JZ   valuefar
+	BSFQ AX, R14
+	ADDQ R12, R14
+
+value: // R14: the value's end, if it is a quote
+	CMPQ R14, DX
+	JGE  done
+	CMPB (SI)(R14*1), $0x22
+	JNE  done
+	// The key's words (keysWordsOf): three for 8 to maxWordKey bytes,
+	// one masked word for fewer if eight bytes from k0 are in b, else
+	// the caller's.
+	MOVQ R13, CX
+	SUBQ R12, CX
+	LEAQ -8(CX), BX
+	CMPQ BX, $(const_maxWordKey-8)
+	JHI  short
+	MOVQ (SI)(R12*1), AX
+	MOVL $8, R15
+	CMPQ BX, R15
+	CMOVQGT R15, BX
+	ADDQ R12, BX
+	MOVQ (SI)(BX*1), BX
+	MOVQ -8(SI)(R13*1), R15
+	JMP  mix
+
+short:
+	CMPQ CX, $8
+	JGE  miss
+	LEAQ 8(R12), BX
+	CMPQ BX, DX
+	JGT  miss
+	MOVQ (SI)(R12*1), AX
+	SHLQ $3, CX
+	MOVQ $1, BX
+	SHLQ CX, BX
+	DECQ BX
+	ANDQ BX, AX
+	XORL BX, BX
+	XORL R15, R15
+	MOVQ R13, CX
+	SUBQ R12, CX
+
+mix: // keyWords.mix: (w0 ^ w2*C1 ^ w1>>7 ^ n) * C2, its top byte the slot
+	MOVQ $0xD6E8FEB86659FD93, R9
+	IMULQ R15, R9
+	XORQ AX, R9
+	XORQ CX, R9
+	MOVQ BX, DI
+	SHRQ $7, DI
+	XORQ DI, R9
+	MOVQ $0x9E3779B97F4A7C15, DI
+	IMULQ DI, R9
+	SHRQ $56, R9
+
+probe: // keyTable.find: R9 the index slot
+	MOVBLZX keyTable_index(R10)(R9*1), DI
+	TESTL DI, DI
+	JZ   miss
+	DECL DI
+	ANDL $(const_maxKeyIDs-1), DI
+	SHLQ $5, DI // keyWords are 32 bytes (stops_amd64.go)
+	CMPQ AX, keyTable_words+keyWords_w0(R10)(DI*1)
+	JNE  nextslot
+	CMPQ BX, keyTable_words+keyWords_w1(R10)(DI*1)
+	JNE  nextslot
+	CMPQ R15, keyTable_words+keyWords_w2(R10)(DI*1)
+	JNE  nextslot
+	CMPQ CX, keyTable_words+keyWords_n(R10)(DI*1)
+	JEQ  found
+
+nextslot:
+	INCL R9
+	ANDL $(2*const_maxKeyIDs-1), R9
+	JMP  probe
+
+found: // DI: id*32; its bit in tagBits, the tag in its slot
+	MOVQ DI, CX
+	SHRQ $5, CX
+	MOVQ CX, BX
+	SHRQ $6, BX
+	MOVQ (R11)(BX*8), AX
+	BTSQ CX, AX
+	MOVQ AX, (R11)(BX*8)
+	LEAQ keyTable_slots(R10)(DI*1), AX // plainTags are 32 bytes too
+	MOVQ R12, plainTag_k0(AX)
+	MOVQ R13, plainTag_k1(AX)
+	LEAQ 3(R13), BX
+	MOVQ BX, plainTag_v0(AX)
+	MOVQ R14, plainTag_v1(AX)
+	LEAQ 1(R14), DI
+	MOVQ DI, next+80(FP)
+	JMP  sep
+
+keyfar: // nextStopIn past k0's word
+	MOVQ R12, AX
+	SHRQ $6, AX
+	MOVQ stops_len+48(FP), R9
+
+keyfarloop:
+	INCQ AX
+	CMPQ AX, R9
+	JGE  keyend
+	MOVQ (R8)(AX*8), BX
+	TESTQ BX, BX
+	JZ   keyfarloop
+	BSFQ BX, R13
+	SHLQ $6, AX
+	ADDQ AX, R13
+	XORL AX, AX // the value's end: valuefar
+	JMP  colon
+
+keyend:
+	MOVQ DX, R13
+	XORL AX, AX
+	JMP  colon
+
+valuefar: // nextStopIn(stops, k1+3, len(b))
+	LEAQ 3(R13), R14
+	MOVQ R14, AX
+	SHRQ $6, AX
+	MOVQ (R8)(AX*8), BX
+	MOVQ R14, CX
+	SHRQ CX, BX
+	TESTQ BX, BX
+	JZ   valuefarword
+	BSFQ BX, BX
+	ADDQ BX, R14
+	JMP  value
+
+valuefarword:
+	MOVQ stops_len+48(FP), R9
+
+valuefarloop:
+	INCQ AX
+	CMPQ AX, R9
+	JGE  valueend
+	MOVQ (R8)(AX*8), BX
+	TESTQ BX, BX
+	JZ   valuefarloop
+	BSFQ BX, R14
+	SHLQ $6, AX
+	ADDQ AX, R14
+	JMP  value
+
+valueend:
+	MOVQ DX, R14
+	JMP  value
+
+miss: // a key t does not hold: the tag is the caller's
+	LEAQ 1(R14), DI
+	MOVQ DI, next+80(FP)
+	MOVQ R12, k0+88(FP)
+	MOVQ R13, k1+96(FP)
+	MOVB $1, missed+104(FP)
+
+done:
 	RET
