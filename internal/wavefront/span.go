@@ -362,6 +362,27 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 	return SpanLine{d: d, lim: lim, dst: dst, start: start, startMillis: startMillis, durationMillis: durationMillis}, true
 }
 
+// BeginCanonicalSpanText is BeginCanonicalSpan for a producer that keeps
+// what follows the name as one text: ` source="<source>" spanId="<id>"
+// traceId="<id>"`, the source sourceLen bytes long, then n annotations as
+// Annotations takes them. The caller vouches for the text as plainSource,
+// plainIDs and Annotations have it vouch for its parts, so it is copied
+// whole after the name and the limits are checked.
+func (d *Decoder) BeginCanonicalSpanText(dst, name []byte, sourceLen int, text []byte, n, longestKey, longestValue int, startMillis, durationMillis int64) (SpanLine, bool) {
+	lim := d.limits()
+	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
+		len(name) > lim.MaxSpanNameLength || sourceLen > lim.MaxSourceLength ||
+		n > lim.MaxSpanAnnotations || longestKey > lim.MaxSpanKeyLength || longestValue > lim.MaxSpanValueLength {
+		return SpanLine{}, false
+	}
+	start := len(dst)
+	dst, ok := appendPlainName(dst, name)
+	if !ok {
+		return SpanLine{}, false
+	}
+	return SpanLine{d: d, lim: lim, dst: append(dst, text...), start: start, tags: n, startMillis: startMillis, durationMillis: durationMillis}, true
+}
+
 // Tag appends one annotation; on false nothing was appended.
 func (l *SpanLine) Tag(k, v []byte) bool {
 	for _, c := range k {

@@ -263,3 +263,37 @@ func TestSpanLineAnnotations(t *testing.T) {
 		}
 	}
 }
+
+// BeginCanonicalSpanText writes what BeginCanonicalSpan and Annotations
+// write for the same source, IDs and annotations, and declines exactly
+// when one of them would.
+func TestBeginCanonicalSpanText(t *testing.T) {
+	tags := []Tag{{[]byte("zipkinSpanId"), []byte("0123456789abcdef")}, {[]byte("_spanSecondaryId"), []byte("server")}}
+	src, spanID, traceID := []byte("zipkin"), []byte("00000000-0000-0000-0123-456789abcdef"), []byte("00000000-0000-0000-0000-000000000001")
+	text := append(append(append(append(append(append([]byte(` source="`), src...), `" spanId="`...), spanID...), `" traceId="`...), traceID...), '"')
+	var annotations []byte
+	for _, tag := range tags {
+		annotations = append(append(AppendSpanKey(annotations, tag.Key), tag.Value...), '"')
+	}
+	text = append(text, annotations...)
+	for _, lim := range []struct{ n, key, value, name, source int }{{100, 100, 100, 100, 100}, {2, 16, 16, 2, 6},
+		{1, 16, 16, 2, 6}, {2, 15, 16, 2, 6}, {2, 16, 15, 2, 6}, {2, 16, 16, 1, 6}, {2, 16, 16, 2, 5}} {
+		l := DefaultLimits()
+		l.MaxSpanAnnotations, l.MaxSpanKeyLength, l.MaxSpanValueLength = lim.n, lim.key, lim.value
+		l.MaxSpanNameLength, l.MaxSourceLength = lim.name, lim.source
+		d := &Decoder{Limits: &l}
+		var want []byte
+		w, wantOK := d.BeginCanonicalSpan([]byte("prefix "), []byte("op"), src, spanID, traceID, true, true, 1712000000000, 1)
+		if wantOK = wantOK && w.Annotations(annotations, len(tags), len("_spanSecondaryId"), len("0123456789abcdef")); wantOK {
+			want = w.End()
+		}
+		var got []byte
+		g, gotOK := d.BeginCanonicalSpanText([]byte("prefix "), []byte("op"), len(src), text, len(tags), len("_spanSecondaryId"), len("0123456789abcdef"), 1712000000000, 1)
+		if gotOK {
+			got = g.End()
+		}
+		if gotOK != wantOK || string(got) != string(want) {
+			t.Errorf("limits %+v: BeginCanonicalSpanText ok=%v %q, BeginCanonicalSpan and Annotations ok=%v %q", lim, gotOK, got, wantOK, want)
+		}
+	}
+}

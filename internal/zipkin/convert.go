@@ -459,15 +459,22 @@ func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
 	return w.plainFor, w.plainApplication
 }
 
-// fixedHead is the text of a span's annotations before service
-// (zipkinSpanId, zipkinTraceId, parent, span.kind, _spanSecondaryId) for
-// one shape of span, with the IDs' places to be filled in: for Envoy's
-// spans they are what most of a span line's annotations are, and their
-// keys and the span kind need no checks per span.
+// fixedHead is the text after a span line's name up to service for one
+// shape of span: ` source="zipkin" spanId="<uuid>" traceId="<uuid>"`,
+// then the annotations zipkinSpanId, zipkinTraceId, parent, span.kind and
+// _spanSecondaryId, with the IDs' places to be filled in. For Envoy's
+// spans it is most of a span line; its keys, the span kind and the
+// source need no checks per span, and the UUIDs need not be made apart
+// from it: the converted span's IDs are slices of it.
 type fixedHead struct {
-	text                          []byte
-	spanIDAt, traceIDAt, parentAt int // parentAt is 0 without a parent
-	n, longestKey, longestValue   int // as SpanLine.Annotations takes them
+	text []byte
+	// annAt is where the annotations start, after the source and IDs.
+	annAt int
+	// Where the IDs go: the UUIDs' starts, and the hex IDs' (parentAt is
+	// 0 without a parent; its UUID's hex parts are at parentAt and
+	// parentAt+5).
+	spanUUIDAt, traceUUIDAt, spanIDAt, traceIDAt, parentAt int
+	n, longestKey, longestValue                            int // of the annotations, as SpanLine.Annotations takes them
 }
 
 // headFor returns the fixedHead of z's shape: its trace ID's length, its
@@ -492,16 +499,25 @@ func (c *Converter) headFor(z *Span, w *words) *fixedHead {
 		return h
 	}
 	h := &fixedHead{n: 2, longestKey: len(w.zipkinTraceID), longestValue: len(z.TraceID)}
-	t := wavefront.AppendSpanKey(nil, w.zipkinSpanID)
+	// The IDs' places hold zeros, as a UUID of hexUUID's keeps where fill
+	// does not write (not the IDs of z: they would take the arena).
+	const zeroUUID = "00000000-0000-0000-0000-000000000000"
+	t := append(append(append([]byte(nil), ` source="`...), w.zipkin...), `" spanId="`...)
+	h.spanUUIDAt = len(t)
+	t = append(append(t, zeroUUID...), `" traceId="`...)
+	h.traceUUIDAt = len(t)
+	t = append(append(t, zeroUUID...), '"')
+	h.annAt = len(t)
+	t = wavefront.AppendSpanKey(t, w.zipkinSpanID)
 	h.spanIDAt = len(t)
 	t = wavefront.AppendSpanKey(append(append(t, z.ID...), '"'), w.zipkinTraceID)
 	h.traceIDAt = len(t)
 	t = append(append(t, z.TraceID...), '"')
 	if z.ParentID != nil {
 		// hexUUID's form of a 16-digit ID: zeros, then the ID from [19:].
-		t = append(wavefront.AppendSpanKey(t, w.parent), "00000000-0000-0000-"...)
+		t = append(wavefront.AppendSpanKey(t, w.parent), zeroUUID[:19]...)
 		h.parentAt = len(t)
-		t = append(append(t, c.hexUUID(z.ParentID)[19:]...), '"')
+		t = append(append(t, zeroUUID[19:]...), '"')
 		h.n, h.longestValue = h.n+1, uuidLen
 	}
 	if z.Kind != KindUnset {
@@ -518,21 +534,36 @@ func (c *Converter) headFor(z *Span, w *words) *fixedHead {
 }
 
 // fill puts z's IDs into h.text, which headFor made for z's shape, by
-// array copies: 16 bytes in one move.
-func (h *fixedHead) fill(z *Span) {
+// array copies of at most 16 bytes, which the compiler inlines, and
+// returns the UUIDs of z's span and trace IDs, in h.text.
+func (h *fixedHead) fill(z *Span) (spanUUID, traceUUID []byte) {
 	t := h.text
-	*(*[16]byte)(t[h.spanIDAt:]) = [16]byte(z.ID)
-	at := h.traceIDAt
-	if len(z.TraceID) == 32 {
-		*(*[32]byte)(t[at:]) = [32]byte(z.TraceID)
+	id := z.ID
+	u := (*[uuidLen]byte)(t[h.spanUUIDAt:]) // "00000000-0000-0000-" and the ID
+	*(*[4]byte)(u[19:]) = [4]byte(id)
+	*(*[12]byte)(u[24:]) = [12]byte(id[4:])
+	*(*[16]byte)(t[h.spanIDAt:]) = [16]byte(id)
+	tr := z.TraceID
+	v := (*[uuidLen]byte)(t[h.traceUUIDAt:])
+	if len(tr) == 32 {
+		*(*[8]byte)(v[:]) = [8]byte(tr)
+		*(*[4]byte)(v[9:]) = [4]byte(tr[8:])
+		*(*[4]byte)(v[14:]) = [4]byte(tr[12:])
+		*(*[4]byte)(v[19:]) = [4]byte(tr[16:])
+		*(*[12]byte)(v[24:]) = [12]byte(tr[20:])
+		*(*[16]byte)(t[h.traceIDAt:]) = [16]byte(tr)
+		*(*[16]byte)(t[h.traceIDAt+16:]) = [16]byte(tr[16:])
 	} else {
-		*(*[16]byte)(t[at:]) = [16]byte(z.TraceID)
+		*(*[4]byte)(v[19:]) = [4]byte(tr)
+		*(*[12]byte)(v[24:]) = [12]byte(tr[4:])
+		*(*[16]byte)(t[h.traceIDAt:]) = [16]byte(tr)
 	}
-	if at = h.parentAt; at > 0 {
+	if at := h.parentAt; at > 0 {
 		id := z.ParentID
 		*(*[4]byte)(t[at:]) = [4]byte(id)
 		*(*[12]byte)(t[at+5:]) = [12]byte(id[4:])
 	}
+	return u[:len(u):len(u)], v[:len(v):len(v)]
 }
 
 // isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
@@ -980,12 +1011,30 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	if plan.source >= 0 {
 		out.Source = c.sanitizeKey(z.Tags[plan.source].Value)
 	}
-	out.TraceID = c.hexUUID(z.TraceID)
-	out.SpanID = c.hexUUID(z.ID)
 	out.StartMillis = z.Timestamp / 1000
 	out.DurationMillis = z.Duration / 1000
 	out.Tags = out.Tags[:0]
-	l, ok := d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, plan.source < 0, true, out.StartMillis, out.DurationMillis)
+	// The source, IDs and annotations before service come from the
+	// span's shape's text, else the IDs are made here and the
+	// annotations come from the plan's line like the others.
+	var l wavefront.SpanLine
+	var ok bool
+	first := 0
+	h := c.headFor(z, w)
+	if h != nil {
+		out.SpanID, out.TraceID = h.fill(z)
+		first = slotService
+		if plan.source < 0 {
+			l, ok = d.BeginCanonicalSpanText(dst, out.Name, len(out.Source), h.text, h.n, h.longestKey, h.longestValue, out.StartMillis, out.DurationMillis)
+		} else if l, ok = d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, false, true, out.StartMillis, out.DurationMillis); ok &&
+			!l.Annotations(h.text[h.annAt:], h.n, h.longestKey, h.longestValue) {
+			return l.Discard(), false
+		}
+	} else {
+		out.TraceID = c.hexUUID(z.TraceID)
+		out.SpanID = c.hexUUID(z.ID)
+		l, ok = d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, plan.source < 0, true, out.StartMillis, out.DurationMillis)
+	}
 	if !ok {
 		return dst, false
 	}
@@ -1001,16 +1050,7 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	if z.Kind != KindUnset {
 		red.SpanKind = w.kinds[z.Kind]
 	}
-	// The annotations before service come from the span's shape's text,
-	// else from the plan's line like the others.
-	first := 0
-	if h := c.headFor(z, w); h != nil {
-		h.fill(z)
-		if !l.Annotations(h.text, h.n, h.longestKey, h.longestValue) {
-			return l.Discard(), false
-		}
-		first = slotService
-	} else {
+	if h == nil {
 		head := line[:slotTags:slotTags]
 		head[slotSpanID].Value, head[slotSpanID].Plain = z.ID, true
 		head[slotTraceID].Value, head[slotTraceID].Plain = z.TraceID, true

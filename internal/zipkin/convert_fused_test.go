@@ -60,6 +60,14 @@ var fusedEdgeCases = []string{
 		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
 		`"timestamp":1700000000000000,"duration":5,"localEndpoint":{"serviceName":"s","ipv4":"10.1.2.3"},` +
 		`"annotations":[{"timestamp":1700000000000001,"value":"ss"}],"tags":{"component":"proxy","cluster":" "}}]`,
+	// A Decoder's IDs with a source tag, which the shape's text (source
+	// "zipkin") cannot give, plain or not, and then without one.
+	`[{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d312","parentId":"0123456789abcdef","kind":"SERVER",` +
+		`"annotations":[{"timestamp":1,"value":"ss"}],"tags":{"source":"pod-1"}},` +
+		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d313","parentId":"0123456789abcdef","kind":"SERVER",` +
+		`"annotations":[{"timestamp":1,"value":"ss"}],"tags":{"source":"pod 1"}},` +
+		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d314","parentId":"0123456789abcdef","kind":"SERVER",` +
+		`"annotations":[{"timestamp":1,"value":"ss"}]}]`,
 	// More addresses than the Converter keeps texts for, cycled, so that
 	// entries are refilled and found again.
 	manyAddresses(6, 2),
