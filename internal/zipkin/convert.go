@@ -166,7 +166,10 @@ type tagPlan struct {
 	seq    uint64 // the Span.keySeq planned for; 0 while being filled
 	source int    // index of the last tag keyed exactly "source", or -1
 	tags   []tagConv
-	text   []byte // the keys' texts, one after another, and spare bytes
+	// special are the indexes of the tags that are not plain (see
+	// tagConv.plain), in order.
+	special []int
+	text    []byte // the keys' texts, one after another, and spare bytes
 	// keysRoom is what line's keys take in SpanLine.Tags' room: the
 	// sum of their texts' lengths and closing quotes.
 	keysRoom int
@@ -245,13 +248,13 @@ func (c *Converter) planFor(z *Span) *tagPlan {
 
 func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 	p.seq, p.source = 0, -1
-	p.tags, p.text = p.tags[:0], p.text[:0]
+	p.tags, p.special, p.text = p.tags[:0], p.special[:0], p.text[:0]
 	for i, t := range z.Tags {
 		if string(t.Key) == "source" {
 			p.source = i
 		}
 		if len(t.Key) == len("source") && bytes.EqualFold(t.Key, []byte("source")) {
-			p.tags = append(p.tags, tagConv{role: roleSkip})
+			p.tags, p.special = append(p.tags, tagConv{role: roleSkip}), append(p.special, i)
 			continue
 		}
 		key := c.sanitizeKey(t.Key)
@@ -284,6 +287,9 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 			nameKey: len(key) > 0 && keyByte[key[0]],
 		}
 		tc.plain = role == roleAnnotation && !tc.status && tc.nameKey
+		if !tc.plain {
+			p.special = append(p.special, i)
+		}
 		p.tags = append(p.tags, tc)
 	}
 	p.text = append(p.text, make([]byte, wavefront.SpanTagSpare)...) // for each key text
@@ -1081,17 +1087,24 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		len(w.none) + len(w.none) + len(w.true) + len(w.true) + len("255.255.255.255")
 	debugTagged, tagged := false, false                     // tagged: application, cluster or shard came from a tag
 	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
+	// Every tag's value goes to its slot, trimmed; then the few whose keys
+	// mean more than an annotation (plan.special) are seen to.
 	zt := z.Tags
-	tagSlots, convs := line[slotTags:slotTags+len(zt)], plan.tags[:len(zt)]
-	for i := range zt {
-		tc, t, out := &convs[i], &zt[i], &tagSlots[i]
+	tagSlots := line[slotTags : slotTags+len(zt)]
+	zt = zt[:len(tagSlots)]
+	for i := range tagSlots {
+		t, out := &zt[i], &tagSlots[i]
 		v := t.Value
 		if len(v) == 0 || v[0] <= ' ' || v[len(v)-1] <= ' ' {
 			v = javaTrim(v) // a blank value is left out
 		}
 		out.Value, out.Plain = v, t.plainValue
 		values += len(v)
-		if len(v) == 0 || tc.plain {
+	}
+	for _, i := range plan.special {
+		tc, out := &plan.tags[i], &tagSlots[i]
+		v, plain := out.Value, out.Plain
+		if len(v) == 0 {
 			continue
 		}
 		// The roles are Convert's special keys and then what Refresh reads
@@ -1101,13 +1114,13 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 			out.Value = nil
 			continue
 		case roleApplication:
-			red.Application, appPlain, out.Value, tagged = v, t.plainValue, nil, true
+			red.Application, appPlain, out.Value, tagged = v, plain, nil, true
 			continue
 		case roleCluster:
-			red.Cluster, clusterPlain, out.Value, tagged = v, t.plainValue, nil, true
+			red.Cluster, clusterPlain, out.Value, tagged = v, plain, nil, true
 			continue
 		case roleShard:
-			red.Shard, shardPlain, out.Value, tagged = v, t.plainValue, nil, true
+			red.Shard, shardPlain, out.Value, tagged = v, plain, nil, true
 			continue
 		case roleError:
 			red.IsError = true
