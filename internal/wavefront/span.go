@@ -367,8 +367,12 @@ func (d *Decoder) BeginCanonicalSpan(dst, name, source, spanID, traceID []byte, 
 // traceId="<id>"`, the source sourceLen bytes long, then n annotations as
 // Annotations takes them. The caller vouches for the text as plainSource,
 // plainIDs and Annotations have it vouch for its parts, so it is copied
-// whole after the name and the limits are checked.
-func (d *Decoder) BeginCanonicalSpanText(dst, name []byte, sourceLen int, text []byte, n, longestKey, longestValue int, startMillis, durationMillis int64) (SpanLine, bool) {
+// whole after the name and the limits are checked. plainName says that
+// name is known to be in AppendCanonicalSpan's subset (non-empty ASCII
+// without '"', '\\', '\n' or '*' and without blanks at either end), as a
+// producer knows of a name it has checked before; it is then copied
+// without being checked again.
+func (d *Decoder) BeginCanonicalSpanText(dst, name []byte, plainName bool, sourceLen int, text []byte, n, longestKey, longestValue int, startMillis, durationMillis int64) (SpanLine, bool) {
 	lim := d.limits()
 	if d.checkSpanTime(startMillis, durationMillis, lim) != nil ||
 		len(name) > lim.MaxSpanNameLength || sourceLen > lim.MaxSourceLength ||
@@ -376,9 +380,13 @@ func (d *Decoder) BeginCanonicalSpanText(dst, name []byte, sourceLen int, text [
 		return SpanLine{}, false
 	}
 	start := len(dst)
-	dst, ok := appendPlainName(dst, name)
-	if !ok {
-		return SpanLine{}, false
+	if plainName {
+		dst = append(append(append(dst, '"'), name...), '"')
+	} else {
+		var ok bool
+		if dst, ok = appendPlainName(dst, name); !ok {
+			return SpanLine{}, false
+		}
 	}
 	return SpanLine{d: d, lim: lim, dst: append(dst, text...), start: start, tags: n, startMillis: startMillis, durationMillis: durationMillis}, true
 }

@@ -287,13 +287,15 @@ func TestBeginCanonicalSpanText(t *testing.T) {
 		if wantOK = wantOK && w.Annotations(annotations, len(tags), len("_spanSecondaryId"), len("0123456789abcdef")); wantOK {
 			want = w.End()
 		}
-		var got []byte
-		g, gotOK := d.BeginCanonicalSpanText([]byte("prefix "), []byte("op"), len(src), text, len(tags), len("_spanSecondaryId"), len("0123456789abcdef"), 1712000000000, 1)
-		if gotOK {
-			got = g.End()
-		}
-		if gotOK != wantOK || string(got) != string(want) {
-			t.Errorf("limits %+v: BeginCanonicalSpanText ok=%v %q, BeginCanonicalSpan and Annotations ok=%v %q", lim, gotOK, got, wantOK, want)
+		for _, plainName := range []bool{false, true} {
+			var got []byte
+			g, gotOK := d.BeginCanonicalSpanText([]byte("prefix "), []byte("op"), plainName, len(src), text, len(tags), len("_spanSecondaryId"), len("0123456789abcdef"), 1712000000000, 1)
+			if gotOK {
+				got = g.End()
+			}
+			if gotOK != wantOK || string(got) != string(want) {
+				t.Errorf("limits %+v, plain name %v: BeginCanonicalSpanText ok=%v %q, BeginCanonicalSpan and Annotations ok=%v %q", lim, plainName, gotOK, got, wantOK, want)
+			}
 		}
 	}
 }

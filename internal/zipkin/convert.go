@@ -60,6 +60,10 @@ type Converter struct {
 	// from span to span. nextAfter is the entry to refill next.
 	after     [4]fixedAfter
 	nextAfter int
+	// names are the last few span names AppendCanonicalSpanTo converted;
+	// nextName is the entry to refill next.
+	names    [4]convertedName
+	nextName int
 }
 
 // fixedAfter is the text of a span's annotations after its tags
@@ -887,6 +891,37 @@ func javaTrim(b []byte) []byte {
 	return b
 }
 
+// convertedName is a span name as sanitizeName makes it, kept with the
+// name it was made from.
+type convertedName struct {
+	raw, name []byte
+	// plain says that name is in wavefront's canonical subset (see
+	// wavefront.Decoder.BeginCanonicalSpanText's plainName).
+	plain bool
+}
+
+// nameFor returns name sanitised, from the cache of the last few names
+// (Envoy names a span by its route, so a body's spans share a few) or
+// else made and kept in it, with whether it is plain. Its slices are
+// valid until the next conversion.
+func (c *Converter) nameFor(name []byte) *convertedName {
+	for i := range c.names {
+		// An entry not yet filled has no raw name, and name is never
+		// empty.
+		if e := &c.names[i]; len(e.raw) == len(name) && string(e.raw) == string(name) {
+			return e
+		}
+	}
+	e := &c.names[c.nextName]
+	c.nextName = (c.nextName + 1) % len(c.names)
+	sanitized := c.sanitizeName(name)
+	e.raw = append(e.raw[:0], name...)
+	e.name = append(e.name[:0], sanitized...)
+	// Trimmed and without '*', so plain if it is non-empty and plain.
+	e.plain = len(e.name) > 0 && isPlain(e.name)
+	return e
+}
+
 // sanitizeName trims the operation name and replaces '*' with '-'.
 // Newlines are escaped later by wavefront.AppendSpan.
 func (c *Converter) sanitizeName(name []byte) []byte {
@@ -1011,7 +1046,8 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	if len(name) == 0 {
 		name = cached(&w.def.operation, orDefault(c.DefaultOperation, "defaultOperation"))
 	}
-	out.Name = c.sanitizeName(name)
+	nc := c.nameFor(name)
+	out.Name = nc.name
 	plan := c.planFor(z)
 	out.Source = w.zipkin
 	if plan.source >= 0 {
@@ -1031,7 +1067,7 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		out.SpanID, out.TraceID = h.fill(z)
 		first = slotService
 		if plan.source < 0 {
-			l, ok = d.BeginCanonicalSpanText(dst, out.Name, len(out.Source), h.text, h.n, h.longestKey, h.longestValue, out.StartMillis, out.DurationMillis)
+			l, ok = d.BeginCanonicalSpanText(dst, out.Name, nc.plain, len(out.Source), h.text, h.n, h.longestKey, h.longestValue, out.StartMillis, out.DurationMillis)
 		} else if l, ok = d.BeginCanonicalSpan(dst, out.Name, out.Source, out.SpanID, out.TraceID, false, true, out.StartMillis, out.DurationMillis); ok &&
 			!l.Annotations(h.text[h.annAt:], h.n, h.longestKey, h.longestValue) {
 			return l.Discard(), false

@@ -1,6 +1,7 @@
 package zipkin
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -68,7 +69,7 @@ var fusedEdgeCases = []string{
 		`"annotations":[{"timestamp":1,"value":"ss"}],"tags":{"source":"pod 1"}},` +
 		`{"traceId":"463ac35c9f6413ad48485a3953bb6124","id":"a2fb4a1d1a96d314","parentId":"0123456789abcdef","kind":"SERVER",` +
 		`"annotations":[{"timestamp":1,"value":"ss"}]}]`,
-	// More addresses than the Converter keeps texts for, cycled, so that
+	// More addresses and names than the Converter keeps, cycled, so that
 	// entries are refilled and found again.
 	manyAddresses(6, 2),
 	// One annotation per span, the span logs' end kept by kind: an empty
@@ -81,7 +82,7 @@ var fusedEdgeCases = []string{
 }
 
 // manyAddresses is a body of rounds of n spans, each from its own IPv4
-// address.
+// address and with its own name, one not ASCII.
 func manyAddresses(n, rounds int) string {
 	var b strings.Builder
 	b.WriteByte('[')
@@ -89,8 +90,12 @@ func manyAddresses(n, rounds int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		fmt.Fprintf(&b, `{"traceId":"a2fb4a1d1a96d312","id":"%016x","kind":"SERVER","timestamp":1700000000000000,`+
-			`"annotations":[{"timestamp":1,"value":"ss"}],"localEndpoint":{"serviceName":"s","ipv4":"10.0.%d.%d"}}`, i+1, i%n, 200+i%n)
+		name := fmt.Sprintf("route-%d/*", i%n)
+		if i%n == n-1 {
+			name = "routé"
+		}
+		fmt.Fprintf(&b, `{"traceId":"a2fb4a1d1a96d312","id":"%016x","kind":"SERVER","name":%q,"timestamp":1700000000000000,`+
+			`"annotations":[{"timestamp":1,"value":"ss"}],"localEndpoint":{"serviceName":"s","ipv4":"10.0.%d.%d"}}`, i+1, name, i%n, 200+i%n)
 	}
 	b.WriteByte(']')
 	return b.String()
@@ -142,6 +147,9 @@ func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
 	refRED := c.Convert(z, &ref)
 	want, wantOK := d.AppendCanonicalSpan([]byte("prefix "), &ref)
 	wantRED := redString(&refRED)
+	// ref's slices are valid only until the next conversion.
+	ref = wavefront.Span{Name: bytes.Clone(ref.Name), Source: bytes.Clone(ref.Source), SpanID: bytes.Clone(ref.SpanID),
+		TraceID: bytes.Clone(ref.TraceID), StartMillis: ref.StartMillis, DurationMillis: ref.DurationMillis}
 	var out wavefront.Span
 	got, gotRED, gotOK := c.AppendCanonicalSpan([]byte("prefix "), z, &out, d)
 	switch {
