@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
@@ -106,7 +107,9 @@ func (a *fixedAfter) fill(w *words, k afterKey, ip []byte) {
 // has.
 func (c *Converter) afterFor(w *words, k afterKey) *fixedAfter {
 	for i := range c.after {
-		if a := &c.after[i]; a.key == k {
+		// Field by field, the likeliest to differ first, rather than by
+		// the generated equality function.
+		if a := &c.after[i]; a.key.ip == k.ip && a.key.fixed == k.fixed && a.key.debug == k.debug && a.key.logs == k.logs {
 			return a
 		}
 	}
@@ -543,37 +546,39 @@ func (c *Converter) headFor(z *Span, w *words) *fixedHead {
 	return h
 }
 
-// fill puts z's IDs into h.text, which headFor made for z's shape, by
-// array copies of at most 16 bytes, which the compiler inlines, and
-// returns the UUIDs of z's span and trace IDs, in h.text.
+// fill puts z's IDs into h.text, which headFor made for z's shape, and
+// returns the UUIDs of z's span and trace IDs, in h.text. The shape fixes
+// the IDs' lengths and places, which headFor checked, so they are stored
+// through pointers without a bounds check each, in moves of at most 16
+// bytes, which the compiler inlines.
 func (h *fixedHead) fill(z *Span) (spanUUID, traceUUID []byte) {
-	t := h.text
-	id := z.ID
-	u := (*[uuidLen]byte)(t[h.spanUUIDAt:]) // "00000000-0000-0000-" and the ID
-	*(*[4]byte)(u[19:]) = [4]byte(id)
-	*(*[12]byte)(u[24:]) = [12]byte(id[4:])
-	*(*[16]byte)(t[h.spanIDAt:]) = [16]byte(id)
-	tr := z.TraceID
-	v := (*[uuidLen]byte)(t[h.traceUUIDAt:])
-	if len(tr) == 32 {
-		*(*[8]byte)(v[:]) = [8]byte(tr)
-		*(*[4]byte)(v[9:]) = [4]byte(tr[8:])
-		*(*[4]byte)(v[14:]) = [4]byte(tr[12:])
-		*(*[4]byte)(v[19:]) = [4]byte(tr[16:])
-		*(*[12]byte)(v[24:]) = [12]byte(tr[20:])
-		*(*[16]byte)(t[h.traceIDAt:]) = [16]byte(tr)
-		*(*[16]byte)(t[h.traceIDAt+16:]) = [16]byte(tr[16:])
+	t := unsafe.Pointer(unsafe.SliceData(h.text))
+	id := unsafe.Pointer(unsafe.SliceData(z.ID))
+	u := unsafe.Add(t, h.spanUUIDAt) // "00000000-0000-0000-" and the ID
+	*(*[4]byte)(unsafe.Add(u, 19)) = *(*[4]byte)(id)
+	*(*[12]byte)(unsafe.Add(u, 24)) = *(*[12]byte)(unsafe.Add(id, 4))
+	*(*[16]byte)(unsafe.Add(t, h.spanIDAt)) = *(*[16]byte)(id)
+	tr := unsafe.Pointer(unsafe.SliceData(z.TraceID))
+	v := unsafe.Add(t, h.traceUUIDAt)
+	if len(z.TraceID) == 32 {
+		*(*[8]byte)(v) = *(*[8]byte)(tr)
+		*(*[4]byte)(unsafe.Add(v, 9)) = *(*[4]byte)(unsafe.Add(tr, 8))
+		*(*[4]byte)(unsafe.Add(v, 14)) = *(*[4]byte)(unsafe.Add(tr, 12))
+		*(*[4]byte)(unsafe.Add(v, 19)) = *(*[4]byte)(unsafe.Add(tr, 16))
+		*(*[12]byte)(unsafe.Add(v, 24)) = *(*[12]byte)(unsafe.Add(tr, 20))
+		*(*[16]byte)(unsafe.Add(t, h.traceIDAt)) = *(*[16]byte)(tr)
+		*(*[16]byte)(unsafe.Add(t, h.traceIDAt+16)) = *(*[16]byte)(unsafe.Add(tr, 16))
 	} else {
-		*(*[4]byte)(v[19:]) = [4]byte(tr)
-		*(*[12]byte)(v[24:]) = [12]byte(tr[4:])
-		*(*[16]byte)(t[h.traceIDAt:]) = [16]byte(tr)
+		*(*[4]byte)(unsafe.Add(v, 19)) = *(*[4]byte)(tr)
+		*(*[12]byte)(unsafe.Add(v, 24)) = *(*[12]byte)(unsafe.Add(tr, 4))
+		*(*[16]byte)(unsafe.Add(t, h.traceIDAt)) = *(*[16]byte)(tr)
 	}
-	if at := h.parentAt; at > 0 {
-		id := z.ParentID
-		*(*[4]byte)(t[at:]) = [4]byte(id)
-		*(*[12]byte)(t[at+5:]) = [12]byte(id[4:])
+	if h.parentAt > 0 {
+		p, at := unsafe.Pointer(unsafe.SliceData(z.ParentID)), unsafe.Add(t, h.parentAt)
+		*(*[4]byte)(at) = *(*[4]byte)(p)
+		*(*[12]byte)(unsafe.Add(at, 5)) = *(*[12]byte)(unsafe.Add(p, 4))
 	}
-	return u[:len(u):len(u)], v[:len(v):len(v)]
+	return unsafe.Slice((*byte)(u), uuidLen), unsafe.Slice((*byte)(v), uuidLen)
 }
 
 // isPlain reports whether b is ASCII without '"', '\\' or '\n', the values
