@@ -55,14 +55,14 @@ done:
 	RET
 
 // STOPS32 sets the low 32 bits of R to the stop bits of the 32 bytes at
-// off(SI), as STOPS16 does with Y1-Y3; VEX encodings need no copies.
+// off(SI) with one table lookup: Y1 maps a byte's low nibble to the one
+// stop byte with that nibble ('"', '\\' or '\n'; 0xff, which no ASCII
+// byte equals, for the others), so a byte is a stop where it equals its
+// lookup, or has its high bit set (VPSHUFB gives those 0).
 #define STOPS32(off, R) \
 	VMOVDQU   off(SI), Y0 \
-	VPCMPEQB  Y1, Y0, Y4  \
-	VPCMPEQB  Y2, Y0, Y5  \
-	VPOR      Y5, Y4, Y4  \
-	VPCMPEQB  Y3, Y0, Y5  \
-	VPOR      Y5, Y4, Y4  \
+	VPSHUFB   Y0, Y1, Y4  \
+	VPCMPEQB  Y0, Y4, Y4  \
 	VPOR      Y0, Y4, Y4  \
 	VPMOVMSKB Y4, R
 
@@ -73,15 +73,7 @@ TEXT ·markStopsAVX2(SB), NOSPLIT, $0-48
 	MOVQ b_len+32(FP), CX
 	SHRQ $6, CX
 	JZ   avxdone
-	MOVQ $0x2222222222222222, AX
-	MOVQ AX, X1
-	VPBROADCASTQ X1, Y1
-	MOVQ $0x5c5c5c5c5c5c5c5c, AX
-	MOVQ AX, X2
-	VPBROADCASTQ X2, Y2
-	MOVQ $0x0a0a0a0a0a0a0a0a, AX
-	MOVQ AX, X3
-	VPBROADCASTQ X3, Y3
+	VBROADCASTI128 stopNibbles<>(SB), Y1
 
 avxloop:
 	STOPS32(0, AX)
@@ -97,6 +89,11 @@ avxloop:
 
 avxdone:
 	RET
+
+// stopNibbles is STOPS32's table: the stop byte of each low nibble.
+DATA stopNibbles<>+0(SB)/8, $0xffffffffff22ffff
+DATA stopNibbles<>+8(SB)/8, $0xffffff5cff0affff
+GLOBL stopNibbles<>(SB), RODATA|NOPTR, $16
 
 // func hasAVX2() bool
 TEXT ·hasAVX2(SB), NOSPLIT, $0-1
