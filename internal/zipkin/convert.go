@@ -1085,7 +1085,12 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	if !ok {
 		return dst, false
 	}
-	*red = RED{Cluster: w.none, Shard: w.none, DurationMicros: z.Duration, Operation: out.Name, Source: out.Source}
+	// Field by field: a composite literal is built on the stack and then
+	// copied, and red's every field but Service and CustomTags, set
+	// below, needs a value here.
+	red.Application, red.Cluster, red.Shard, red.Component = nil, w.none, w.none, nil
+	red.Operation, red.Source, red.SpanKind, red.HTTPStatusCode = out.Name, out.Source, nil, nil
+	red.IsError, red.DurationMicros = false, z.Duration
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
 	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs

@@ -151,7 +151,12 @@ func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
 	ref = wavefront.Span{Name: bytes.Clone(ref.Name), Source: bytes.Clone(ref.Source), SpanID: bytes.Clone(ref.SpanID),
 		TraceID: bytes.Clone(ref.TraceID), StartMillis: ref.StartMillis, DurationMillis: ref.DurationMillis}
 	var out wavefront.Span
-	got, gotRED, gotOK := c.AppendCanonicalSpan([]byte("prefix "), z, &out, d)
+	// A RED left from another span: every field must be set anew.
+	stale := []byte("stale")
+	gotRED := RED{Application: stale, Service: stale, Cluster: stale, Shard: stale, Component: stale, Operation: stale,
+		Source: stale, SpanKind: stale, HTTPStatusCode: stale, CustomTags: []wavefront.Tag{{Key: stale, Value: stale}},
+		IsError: true, DurationMicros: -1}
+	got, gotOK := c.AppendCanonicalSpanTo([]byte("prefix "), z, &out, &gotRED, d)
 	switch {
 	case gotOK != wantOK:
 		t.Fatalf("fused ok=%v, Convert+AppendCanonicalSpan ok=%v for %s\nreference line: %s", gotOK, wantOK, spanString(z), want)
