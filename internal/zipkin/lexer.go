@@ -223,13 +223,23 @@ func (l *lexer) objectNextSlow(first bool) (key []byte, ok bool, err error) {
 }
 
 // arrayNext is objectNext for arrays: ok reports whether an element
-// follows.
+// follows. The usual cases, a ']' or, first, an element right at l.i, or
+// else ", " before an element, are read here.
 func (l *lexer) arrayNext(first bool) (ok bool, err error) {
-	b := l.b
-	i := l.i
-	if !first && i+2 < len(b) && b[i] == ',' && b[i+1] == ' ' && b[i+2] > ' ' { // the usual ", " before an element
-		l.i = i + 2
-		return true, nil
+	b, i := l.b, l.i
+	if i+2 < len(b) {
+		switch c := b[i]; {
+		case c == ']':
+			l.i = i + 1
+			return false, nil
+		case first:
+			if c > ' ' {
+				return true, nil
+			}
+		case c == ',' && b[i+1] == ' ' && b[i+2] > ' ':
+			l.i = i + 2
+			return true, nil
+		}
 	}
 	return l.arrayNextSlow(first)
 }
