@@ -203,13 +203,13 @@ func (d *Decoder) beginIDTags() {
 func (d *Decoder) readIDTags(l *lexer, first bool) bool {
 	start := l.i
 	for {
-		i, p, missed := d.ids.readKnownTags(&d.tagBits, l.b, l.stops, l.i, first)
+		i, k0, k1, missed := d.ids.readKnownTags(&d.tagBits, l.b, l.stops, l.i, first)
 		l.i, first = i, false
 		if !missed {
 			break
 		}
 		// A new or longer key, or one at the body's end.
-		if !d.addTagByID(l.b, p) {
+		if p := (plainTag{k0, k1, k1 + 3, i - 1}); !d.addTagByID(l.b, p) {
 			d.plainIn = append(d.plainIn, p)
 			break
 		}

@@ -281,7 +281,11 @@ func FuzzReadKnownTags(f *testing.F) {
 				got.idOf([]byte(k))
 			}
 			var gotBits [2]uint64
-			next, p, missed := read(&got, &gotBits, body, stops, from, first)
+			next, k0, k1, missed := read(&got, &gotBits, body, stops, from, first)
+			p := plainTag{}
+			if missed {
+				p = plainTag{k0, k1, k1 + 3, next - 1}
+			}
 			if next != wantNext || p != wantP || missed != wantMissed {
 				t.Fatalf("%s: next %d, tag %+v, missed %v; readKnownTagsGo: %d, %+v, %v", name, next, p, missed, wantNext, wantP, wantMissed)
 			}

@@ -228,6 +228,9 @@ func (d *Decoder) readTags(l *lexer) error {
 	for first := true; ; first = false {
 		if d.byID && d.readIDTags(l, first) {
 			first = false
+			if l.take('}') { // the usual end, right after them
+				return nil
+			}
 		}
 		// readPlainTags is for other forms; not at the object's end.
 		if (l.i >= len(l.b) || l.b[l.i] != '}') && d.readPlainTags(l, first) {

@@ -13,6 +13,6 @@ var markStopsVariants = func() map[string]func([]uint64, []byte) {
 
 // readKnownTagsVariants are the versions of readKnownTags other than
 // readKnownTagsGo, which FuzzReadKnownTags compares with it.
-var readKnownTagsVariants = map[string]func(*keyTable, *[2]uint64, []byte, []uint64, int, bool) (int, plainTag, bool){
+var readKnownTagsVariants = map[string]func(*keyTable, *[2]uint64, []byte, []uint64, int, bool) (next, k0, k1 int, missed bool){
 	"amd64": (*keyTable).readKnownTags,
 }

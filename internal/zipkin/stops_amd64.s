@@ -149,6 +149,8 @@ TEXT ·readKnownTagsAMD64(SB), NOSPLIT, $0-105
 	MOVQ stops_base+40(FP), R8
 	MOVQ i+64(FP), DI
 	MOVQ DI, next+80(FP)
+	MOVQ $0, k0+88(FP)
+	MOVQ $0, k1+96(FP)
 	MOVB $0, missed+104(FP)
 	// Every position up to len(b) has its index word, as buildStops
 	// makes it; read nothing otherwise.

@@ -6,6 +6,9 @@ package zipkin
 // 64, to dst[:len(b)/64].
 func markStops(dst []uint64, b []byte) { markStopsGeneric(dst, b) }
 
-func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next int, p plainTag, missed bool) {
-	return t.readKnownTagsGo(tagBits, b, stops, i, first)
+// readKnownTags is readKnownTagsGo, returning a missed tag as its key's
+// bounds, k0 and k1: its value is from k1+3 to next-1.
+func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next, k0, k1 int, missed bool) {
+	next, p, missed := t.readKnownTagsGo(tagBits, b, stops, i, first)
+	return next, p.k0, p.k1, missed
 }
