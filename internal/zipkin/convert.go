@@ -453,10 +453,12 @@ func (c *Converter) words() *words {
 }
 
 // defaultApplication is the configured default application, and whether
-// it is plain, which is worked out once per setting (compared as a string,
-// which is quick while it is the same string).
+// it is plain, which is worked out once per setting (compared as a
+// string, by its data pointer first: the setting is the same string
+// from span to span).
 func (c *Converter) defaultApplication(w *words) ([]byte, bool) {
-	if w.plainFor == nil || c.DefaultApplication != w.appSetting {
+	if app := c.DefaultApplication; w.plainFor == nil || len(app) != len(w.appSetting) ||
+		unsafe.StringData(app) != unsafe.StringData(w.appSetting) && app != w.appSetting {
 		w.appSetting = c.DefaultApplication
 		app := []byte(orDefault(c.DefaultApplication, "Zipkin"))
 		w.plainFor, w.plainApplication = app, isPlain(app) && app[0] > ' ' && app[len(app)-1] > ' '
@@ -1131,8 +1133,6 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	// fixed annotations' longest values, then each tag's.
 	values := len(z.ID) + len(z.TraceID) + uuidLen + 2*len("consumer") + len(red.Service) +
 		len(w.none) + len(w.none) + len(w.true) + len(w.true) + len("255.255.255.255")
-	debugTagged, tagged := false, false                     // tagged: application, cluster or shard came from a tag
-	appPlain, clusterPlain, shardPlain := false, true, true // cluster and shard default to "none"
 	// Every tag's value goes to its slot, trimmed; then the few whose keys
 	// mean more than an annotation (plan.special) are seen to.
 	zt := z.Tags
@@ -1147,8 +1147,54 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		out.Value, out.Plain = v, t.plainValue
 		values += len(v)
 	}
+	st, ok := c.specialTags(plan, tagSlots, red)
+	if !ok {
+		return l.Discard(), false
+	}
+	values += st.values
+	appPlain := st.appPlain
+	if red.Application == nil {
+		red.Application, appPlain = c.defaultApplication(w)
+		values += len(red.Application)
+	}
+	if !st.tagged && w.fixedAfter != nil {
+		// The annotations after the tags as a text, the default
+		// application's and "none"s made once, the rest when it differs
+		// from the previous span's: a sidecar's spans share its address.
+		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
+			return l.Discard(), false
+		}
+		a := c.afterFor(w, afterKey{z.LocalEndpoint.IPv4, z.Debug && !st.debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]})
+		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
+			return l.Discard(), false
+		}
+	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, red, appPlain, st.clusterPlain, st.shardPlain, st.debugTagged) {
+		return l.Discard(), false
+	}
+	c.custom = c.custom[:0]
+	red.CustomTags = c.custom
+	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
+	return l.End(), true
+}
+
+// specialResult is what specialTags found for the annotations after the
+// tags.
+type specialResult struct {
+	values                             int  // what the values set add to SpanLine.Tags' room
+	tagged                             bool // application, cluster or shard came from a tag
+	appPlain, clusterPlain, shardPlain bool // their values are plain (see SpanTag.Plain)
+	debugTagged                        bool // a debug tag is "true"
+}
+
+// specialTags sees to the tags of plan.special in their slots, whose
+// values are set: it sets red from them and their slots' values as the
+// annotations they become, if any. It reports false if the span must take
+// the general path. A function of its own, so that AppendCanonicalSpanTo's
+// loops keep their state in registers.
+func (c *Converter) specialTags(plan *tagPlan, slots []wavefront.SpanTag, red *RED) (specialResult, bool) {
+	st := specialResult{clusterPlain: true, shardPlain: true} // cluster and shard default to "none"
 	for _, i := range plan.special {
-		tc, out := &plan.tags[i], &tagSlots[i]
+		tc, out := &plan.tags[i], &slots[i]
 		v, plain := out.Value, out.Plain
 		if len(v) == 0 {
 			continue
@@ -1160,22 +1206,22 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 			out.Value = nil
 			continue
 		case roleApplication:
-			red.Application, appPlain, out.Value, tagged = v, plain, nil, true
+			red.Application, st.appPlain, out.Value, st.tagged = v, plain, nil, true
 			continue
 		case roleCluster:
-			red.Cluster, clusterPlain, out.Value, tagged = v, plain, nil, true
+			red.Cluster, st.clusterPlain, out.Value, st.tagged = v, plain, nil, true
 			continue
 		case roleShard:
-			red.Shard, shardPlain, out.Value, tagged = v, plain, nil, true
+			red.Shard, st.shardPlain, out.Value, st.tagged = v, plain, nil, true
 			continue
 		case roleError:
 			red.IsError = true
-			out.Value = w.true
-			values += len(w.true)
+			out.Value = c.w.true
+			st.values += len(c.w.true)
 		case roleComponent:
 			red.Component = v
 		case roleDebug:
-			debugTagged = debugTagged || string(v) == "true"
+			st.debugTagged = st.debugTagged || string(v) == "true"
 		case roleService:
 			red.Service = v
 		case roleSpanKind:
@@ -1187,31 +1233,10 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		if !tc.nameKey {
 			// A kept '~' or delta prefix is not a name byte: the general
 			// path writes and validates such a key.
-			return l.Discard(), false
+			return st, false
 		}
 	}
-	if red.Application == nil {
-		red.Application, appPlain = c.defaultApplication(w)
-		values += len(red.Application)
-	}
-	if !tagged && w.fixedAfter != nil {
-		// The annotations after the tags as a text, the default
-		// application's and "none"s made once, the rest when it differs
-		// from the previous span's: a sidecar's spans share its address.
-		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
-			return l.Discard(), false
-		}
-		a := c.afterFor(w, afterKey{z.LocalEndpoint.IPv4, z.Debug && !debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]})
-		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
-			return l.Discard(), false
-		}
-	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, red, appPlain, clusterPlain, shardPlain, debugTagged) {
-		return l.Discard(), false
-	}
-	c.custom = c.custom[:0]
-	red.CustomTags = c.custom
-	c.hexTraceID, c.hexSpanID = out.TraceID, out.SpanID
-	return l.End(), true
+	return st, true
 }
 
 // tagsAfter writes line, the tags and the annotations after them from the
