@@ -1,6 +1,7 @@
 package zipkin
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -438,4 +439,47 @@ func TestIPCache(t *testing.T) {
 			t.Fatalf("parse(%q) = %v, want %v", b, got, want)
 		}
 	}
+}
+
+// FuzzReadEndpoint checks readEndpointFast against readEndpointGeneral:
+// whatever the fast reader accepts, the general one must read to the
+// same place as the same endpoint, and what it declines it must leave
+// unread. Seeds: the forms tracers write, in several orders, and the
+// cases the fast reader leaves to the general one (duplicates, nulls,
+// whitespace, escapes, ports out of range or with a leading zero,
+// unknown members, both address members holding IPv4 addresses).
+func FuzzReadEndpoint(f *testing.F) {
+	for _, s := range []string{
+		`{"serviceName":"productpage.default", "ipv4":"10.1.2.3", "port":9080}, `,
+		`{"port":0,"ipv6":"::1","serviceName":"A"}]`,
+		`{"ipv4":"1.2.3.4", "ipv6":"5.6.7.8"}}`,
+		`{"ipv6":"::ffff:1.2.3.4", "ipv4":"::1"}}`,
+		`{}, `,
+		`{"port":65535}, {"port":65536}, {"port":065}, {"port":-1}, {"port":1.5}, {"port":123456}`,
+		`{"serviceName":"X", "serviceName":"y"}, `,
+		`{"serviceName":null, "ipv4":""}, `,
+		`{"serviceName":"\u00e9", "ipv4" : "1.2.3.4"}, `,
+		`{"serviceName":"x","other":1}, `,
+		`{"port":80}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fast, general Decoder
+		lf, lg := newLexer(body, &fast), newLexer(body, &general)
+		var ef, eg Endpoint
+		if !fast.readEndpointFast(&lf, &ef) {
+			if lf.i != 0 || ef.ServiceName != nil || ef.IPv4.IsValid() || ef.IPv6.IsValid() || ef.Port != 0 {
+				t.Fatalf("declined %q after reading to %d", body, lf.i)
+			}
+			return
+		}
+		if err := general.readEndpointGeneral(&lg, &eg); err != nil {
+			t.Fatalf("%q: the fast reader accepted, the general one: %v", body, err)
+		}
+		if lf.i != lg.i || !bytes.Equal(ef.ServiceName, eg.ServiceName) || (ef.ServiceName == nil) != (eg.ServiceName == nil) ||
+			ef.IPv4 != eg.IPv4 || ef.IPv6 != eg.IPv6 || ef.Port != eg.Port {
+			t.Fatalf("%q: fast %+v to %d, general %+v to %d", body, ef, lf.i, eg, lg.i)
+		}
+	})
 }

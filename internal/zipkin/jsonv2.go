@@ -327,6 +327,14 @@ func isValueStart(c byte) bool {
 }
 
 func (d *Decoder) readEndpoint(l *lexer, e *Endpoint) error {
+	if d.readEndpointFast(l, e) {
+		return nil
+	}
+	return d.readEndpointGeneral(l, e)
+}
+
+// readEndpointGeneral is readEndpoint for any input.
+func (d *Decoder) readEndpointGeneral(l *lexer, e *Endpoint) error {
 	*e = Endpoint{}
 	if !l.take('{') {
 		if err := l.expectSlow('{'); err != nil {
@@ -363,6 +371,109 @@ func (d *Decoder) readEndpoint(l *lexer, e *Endpoint) error {
 			return err
 		}
 	}
+}
+
+// readEndpointFast reads an endpoint object of the form tracers write,
+// {"serviceName":"…", "ipv4":"…", "port":…} in any order, in one loop
+// rather than a call per member and value, and reports whether it did:
+// its members are serviceName, ipv4, ipv6 and port, each once at most,
+// after '{' or ", " (or ','), their strings plain, the port 0 to 65535
+// without a leading zero, with no whitespace or null. On anything else
+// it reads nothing, and readEndpoint's general loop reads the object,
+// which agrees with it on what it accepts. The loop only finds the
+// values; they are converted after it, so that it keeps its values in
+// registers across no calls.
+func (d *Decoder) readEndpointFast(l *lexer, e *Endpoint) bool {
+	b, stops := l.b, l.stops
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
+	i := l.i
+	if i+2 > n || load8(p, i) != '{' {
+		return false
+	}
+	i++
+	var seen uint8               // bits: serviceName, ipv4, ipv6, port
+	var service, ip0, ip1 [2]int // the strings' bounds, the addresses in body order
+	port := 0
+	for first := true; ; first = false {
+		if load8(p, i) == '}' { // i < n: each step checks the byte after it is in b
+			i++
+			break
+		}
+		if !first {
+			switch {
+			case i+2 <= n && load16(p, i) == ','|' '<<8:
+				i += 2
+			case load8(p, i) == ',':
+				i++
+			default:
+				return false
+			}
+		}
+		if i >= n || load8(p, i) != '"' {
+			return false
+		}
+		k0 := i + 1
+		k := nextStopIn(stops, k0, n)
+		v := k + 2
+		if v+2 > n || load16(p, k) != '"'|':'<<8 {
+			return false
+		}
+		var member uint8 // its bit in seen
+		switch string(b[k0:k]) {
+		case "serviceName":
+			member = 1
+		case "ipv4":
+			member = 2
+		case "ipv6":
+			member = 4
+		case "port":
+			member = 8
+		default:
+			return false
+		}
+		if seen&member != 0 {
+			return false
+		}
+		if member == 8 {
+			j := v
+			for ; j < v+5 && j < n && load8(p, j)-'0' <= 9; j++ {
+				port = port*10 + int(load8(p, j)-'0')
+			}
+			if j == v || j+1 > n || numberByte[load8(p, j)] || load8(p, v) == '0' && j > v+1 || port > 0xffff {
+				return false
+			}
+			seen, i = seen|member, j
+			continue
+		}
+		if load8(p, v) != '"' {
+			return false
+		}
+		end := nextStopIn(stops, v+1, n)
+		if end+2 > n || load8(p, end) != '"' {
+			return false
+		}
+		switch {
+		case member == 1:
+			service = [2]int{v + 1, end}
+		case seen&6 == 0:
+			ip0 = [2]int{v + 1, end}
+		default:
+			ip1 = [2]int{v + 1, end}
+		}
+		seen, i = seen|member, end+1
+	}
+	*e = Endpoint{Port: uint16(port)}
+	if seen&1 != 0 {
+		e.ServiceName = d.lower(bodySlice(p, n, service[0], service[1]))
+	}
+	if seen&6 != 0 {
+		e.setIP(d.ips.parse(bodySlice(p, n, ip0[0], ip0[1])))
+	}
+	if seen&6 == 6 {
+		e.setIP(d.ips.parse(bodySlice(p, n, ip1[0], ip1[1])))
+	}
+	l.i = i
+	return true
 }
 
 // port applies the reference's rule: above 65535 is an error, and zero or
