@@ -483,3 +483,44 @@ func FuzzReadEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadAnnotations checks readAnnotationsFast against
+// readAnnotationsGeneral as FuzzReadEndpoint checks the endpoint readers:
+// whatever list the fast reader accepts, the general one must read to
+// the same place as the same annotations. Seeds: lists as tracers write
+// them, in both member orders, and the cases the general reader takes
+// (a member missing or repeated, quoted or fractional timestamps,
+// whitespace, null, escapes, unknown members).
+func FuzzReadAnnotations(f *testing.F) {
+	for _, s := range []string{
+		`[{"timestamp":1700000000123456, "value":"ws"}, {"value":"wr", "timestamp":1700000000123999}], `,
+		`[{"value":"cs","timestamp":0},{"timestamp":12,"value":""}]}`,
+		`[], `,
+		`[{"timestamp":1, "value":"a", "timestamp":2}], `,
+		`[{"timestamp":"1", "value":"a"}, {"timestamp":1.0, "value":"a"}, {"timestamp":01, "value":"a"}], `,
+		`[{"timestamp":1, "value":null}, {"timestamp":1, "value":"\u00e9"}, { "timestamp":1, "value":"a"}], `,
+		`[{"timestamp":1234567890123456789, "value":"a"}, {"timestamp":-1, "value":"a"}], `,
+		`[{"timestamp":1, "other":"a"}], `,
+		`[{"timestamp":1, "value":"a"}]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var fast, general Decoder
+		lf, lg := newLexer(body, &fast), newLexer(body, &general)
+		if !fast.readAnnotationsFast(&lf) {
+			return
+		}
+		if err := general.readAnnotationsGeneral(&lg); err != nil {
+			t.Fatalf("%q: the fast reader accepted, the general one: %v", body, err)
+		}
+		if lf.i != lg.i || len(fast.anns) != len(general.anns) {
+			t.Fatalf("%q: fast %d annotations to %d, general %d to %d", body, len(fast.anns), lf.i, len(general.anns), lg.i)
+		}
+		for i, a := range fast.anns {
+			if g := general.anns[i]; a.Timestamp != g.Timestamp || !bytes.Equal(a.Value, g.Value) {
+				t.Fatalf("%q: annotation %d: fast %d %q, general %d %q", body, i, a.Timestamp, a.Value, g.Timestamp, g.Value)
+			}
+		}
+	})
+}

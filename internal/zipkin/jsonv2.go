@@ -173,6 +173,107 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 var errIncompleteAnnotation = errors.New("annotation needs a timestamp and a value")
 
 func (d *Decoder) readAnnotations(l *lexer) error {
+	lo := len(d.anns)
+	if d.readAnnotationsFast(l) {
+		return nil
+	}
+	d.anns = d.anns[:lo]
+	return d.readAnnotationsGeneral(l)
+}
+
+// readAnnotationsFast reads an annotations list of the form tracers
+// write, [{"timestamp":…, "value":"…"}, …] with the two members in either
+// order, in one loop rather than calls per element, member and value,
+// and reports whether it did: after '[', '{' or ", " (or ','), each
+// element has exactly those two members, the timestamp a non-negative
+// integer as lexer.int64 reads it without a call (digitsAt), the value a
+// plain string, with no whitespace or null. On anything else it stops,
+// having appended what it read to d.anns, and readAnnotations drops that
+// and reads the list with its general loop, which agrees with it on what
+// it accepts.
+func (d *Decoder) readAnnotationsFast(l *lexer) bool {
+	b, stops := l.b, l.stops
+	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
+	i := l.i
+	if i+2 > n || load8(p, i) != '[' {
+		return false
+	}
+	i++
+	for first := true; ; first = false {
+		if load8(p, i) == ']' { // i < n: each step checks the byte after it is in b
+			i++
+			break
+		}
+		if !first {
+			if i = afterComma(p, n, i); i < 0 {
+				return false
+			}
+		}
+		if i+2 > n || load8(p, i) != '{' {
+			return false
+		}
+		i++
+		var a Annotation
+		var seen uint8 // bits: timestamp, value
+		for member := range 2 {
+			if member == 1 {
+				if i = afterComma(p, n, i); i < 0 {
+					return false
+				}
+			}
+			if i >= n || load8(p, i) != '"' {
+				return false
+			}
+			k0 := i + 1
+			k := nextStopIn(stops, k0, n)
+			v := k + 2
+			if v+2 > n || load16(p, k) != '"'|':'<<8 {
+				return false
+			}
+			switch string(b[k0:k]) {
+			case "timestamp":
+				ts, end, ok := digitsAt(p, n, v)
+				if !ok || seen&1 != 0 {
+					return false
+				}
+				a.Timestamp, i, seen = ts, end, seen|1
+			case "value":
+				if load8(p, v) != '"' || seen&2 != 0 {
+					return false
+				}
+				end := nextStopIn(stops, v+1, n)
+				if end >= n || load8(p, end) != '"' {
+					return false
+				}
+				a.Value, i, seen = bodySlice(p, n, v+1, end), end+1, seen|2
+			default:
+				return false
+			}
+		}
+		if i+2 > n || load8(p, i) != '}' {
+			return false
+		}
+		i++
+		d.anns = append(d.anns, a)
+	}
+	l.i = i
+	return true
+}
+
+// afterComma returns the index after the ", " or ',' at i of the n
+// bytes at p, or -1 if there is neither.
+func afterComma(p unsafe.Pointer, n, i int) int {
+	switch {
+	case i+2 <= n && load16(p, i) == ','|' '<<8:
+		return i + 2
+	case i < n && load8(p, i) == ',':
+		return i + 1
+	}
+	return -1
+}
+
+// readAnnotationsGeneral is readAnnotations for any input.
+func (d *Decoder) readAnnotationsGeneral(l *lexer) error {
 	if !l.take('[') {
 		if err := l.expectSlow('['); err != nil {
 			return err

@@ -530,6 +530,7 @@ func (l *lexer) int64() (int64, error) {
 	// The usual case, a bare non-negative integer of up to 18 digits (µs
 	// timestamps have 16), is read in one pass; anything else, including
 	// a leading zero or a digit after the 18th, takes num and parseInt.
+	// (digitsAt without its call: TestDigitsAt checks they agree.)
 	b := l.b
 	i := skipWS(b, l.i)
 	n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
@@ -552,6 +553,28 @@ func (l *lexer) int64() (int64, error) {
 		return v, nil
 	}
 	return l.int64General()
+}
+
+// digitsAt is int64's usual case, read from i of the n bytes at p: the
+// value of the bare non-negative integer of up to 18 digits there and
+// the index after it, or false for anything else.
+func digitsAt(p unsafe.Pointer, n, i int) (v int64, end int, ok bool) {
+	// A µs timestamp: 16 digits, checked and summed eight at a time.
+	if i+16 < n && load8(p, i) != '0' && !numberByte[load8(p, i+16)] {
+		hi, lo := load64(p, i), load64(p, i+8)
+		if allDigits(hi) && allDigits(lo) {
+			return int64(eightDigits(hi)*100000000 + eightDigits(lo)), i + 16, true
+		}
+	}
+	// Anything shorter (durations, ports) digit by digit, up to the 18th.
+	j := i
+	for ; j < n && j-i < 18 && load8(p, j)-'0' <= 9; j++ {
+		v = v*10 + int64(load8(p, j)-'0')
+	}
+	if j > i && (load8(p, i) != '0' || j == i+1) && (j == n || !numberByte[load8(p, j)]) {
+		return v, j, true
+	}
+	return 0, 0, false
 }
 
 // allDigits reports whether all eight bytes of x are ASCII digits: their

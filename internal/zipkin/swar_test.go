@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // byteBetween must mark exactly the bytes in range, whatever its
@@ -192,6 +194,43 @@ func TestByteTables(t *testing.T) {
 		}
 		if want := c > ' ' && c != 'n'; notNull[c] != want {
 			t.Errorf("notNull[%q] = %v", c, notNull[c])
+		}
+	}
+}
+
+// digitsAt against its definition (a bare non-negative integer of up to
+// 18 digits, without a leading zero unless it is 0, not followed by a
+// byte that continues a number), and lexer.int64, which has its code
+// inlined, against digitsAt wherever digitsAt reads a number: strings of
+// digits around 16 and 18, cut anywhere, with what may follow a number.
+func TestDigitsAt(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 11))
+	pieces := []string{"0", "1", "9", "12345678", "1234567890123456", "00", ",", "}", ".", "e", "-", " ", "\"", "x"}
+	for range 200000 {
+		var sb strings.Builder
+		for range 1 + r.IntN(5) {
+			sb.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		b := []byte(sb.String())
+		digits := 0
+		for digits < len(b) && '0' <= b[digits] && b[digits] <= '9' {
+			digits++
+		}
+		want := digits > 0 && digits <= 18 && (b[0] != '0' || digits == 1) && (digits == len(b) || !strings.ContainsRune("0123456789.eE+-", rune(b[digits])))
+		var wantV int64
+		if want {
+			wantV, _ = strconv.ParseInt(string(b[:digits]), 10, 64)
+		}
+		v, end, ok := digitsAt(unsafe.Pointer(unsafe.SliceData(b)), len(b), 0)
+		if ok != want || ok && (v != wantV || end != digits) {
+			t.Fatalf("digitsAt(%q) = %d, %d, %v; want %d, %d, %v", b, v, end, ok, wantV, digits, want)
+		}
+		if !ok {
+			continue
+		}
+		l := newLexer(b, &Decoder{})
+		if got, err := l.int64(); err != nil || got != v || l.i != end {
+			t.Fatalf("int64(%q) = %d, %v to %d; digitsAt: %d to %d", b, got, err, l.i, v, end)
 		}
 	}
 }
