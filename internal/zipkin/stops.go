@@ -10,12 +10,16 @@ import "math/bits"
 
 // buildStops returns the index of b in dst's storage: a word for every
 // 64 bytes and one for the rest, even when that is empty, so that every
-// position up to len(b) has a word.
+// position up to len(b) has a word, and past its end a zero word, so
+// that the index can be read eight bytes at a time from the byte that
+// holds any position's bit (readKnownTagsAMD64 does).
 func buildStops(dst []uint64, b []byte) []uint64 {
 	n := len(b)/64 + 1
-	if cap(dst) < n {
-		dst = make([]uint64, n, n+n/4)
+	if cap(dst) < n+1 {
+		dst = make([]uint64, n+1, n+1+n/4)
 	}
+	dst = dst[:n+1]
+	dst[n] = 0
 	dst = dst[:n]
 	whole := len(b) &^ 63
 	markStops(dst, b[:whole])

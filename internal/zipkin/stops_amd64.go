@@ -28,7 +28,7 @@ func markStopsAVX2(dst []uint64, b []byte)
 // readKnownTagsAMD64 is keyTable.readKnownTagsGo in assembly
 // (stops_amd64.s): the Go loop keeps half its values on the stack (6 906
 // -> 6 286 instructions per Envoy span). It reads nothing if stops is
-// shorter than buildStops makes it for b.
+// shorter than buildStops makes it for b, or lacks its spare word.
 //
 //go:noescape
 func readKnownTagsAMD64(t *keyTable, tagBits *[2]uint64, b []byte, stops []uint64, i int, first bool) (next, k0, k1 int, missed bool)

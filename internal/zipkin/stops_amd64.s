@@ -135,8 +135,10 @@ no:
 // order, with every value in a register (the Go loop spills half of
 // them). A key's closing quote and the value's opening quote are the
 // first two stop bits after the key's start, so the value's end is the
-// third, in the word already loaded unless the tag crosses into the
-// next one. next is stored as each tag is placed.
+// third, in the 57 or more bits of the index read from there unless the
+// tag is longer; it reads the index eight bytes at a time from any
+// byte, into the zero word buildStops leaves after it. next is stored
+// as each tag is placed.
 //
 // Registers: SI b, DX len(b), R8 stops, DI the position after the last
 // tag, R10 t, R11 tagBits; per tag R12 the key's start (k0), R13 its end
@@ -152,27 +154,32 @@ TEXT ·readKnownTagsAMD64(SB), NOSPLIT, $0-105
 	MOVQ $0, k0+88(FP)
 	MOVQ $0, k1+96(FP)
 	MOVB $0, missed+104(FP)
-	// Every position up to len(b) has its index word, as buildStops
-	// makes it; read nothing otherwise.
+	// Every position up to len(b) has its index word, and a spare one
+	// follows, as buildStops makes them; read nothing otherwise.
 	MOVQ DX, AX
 	SHRQ $6, AX
 	CMPQ AX, stops_len+48(FP)
+	JAE  done
+	MOVQ stops_len+48(FP), AX
+	CMPQ AX, stops_cap+56(FP)
 	JAE  done
 	CMPB first+72(FP), $0
 	JEQ  sep
 	MOVQ DI, BX
 	JMP  quote
 
-sep: // DI: after the last tag; a ", " or ',' before the next
-	LEAQ 2(DI), BX
-	CMPQ BX, DX
+sep: // DI: after the last tag; `, "` or `,"` before the next (a tag
+	// takes at least six bytes, so fewer than three left end the run)
+	LEAQ 3(DI), R12
+	CMPQ R12, DX
 	JGT  done
-	MOVWLZX (SI)(DI*1), AX
-	CMPW AX, $0x202c // ", "
-	JEQ  quote
+	MOVL (SI)(DI*1), AX
+	ANDL $0xffffff, AX
+	CMPL AX, $0x22202c // `, "`
+	JEQ  key
 	CMPW AX, $0x222c // `,"`
 	JNE  done
-	LEAQ 1(DI), BX
+	LEAQ 2(DI), R12
 	JMP  key
 
 quote: // BX: where the key's opening quote must be
@@ -180,13 +187,16 @@ quote: // BX: where the key's opening quote must be
 	JGE  done
 	CMPB (SI)(BX*1), $0x22
 	JNE  done
-
-key: // BX: the key's opening quote
 	LEAQ 1(BX), R12
+
+key: // R12: the key's start (k0); AX: the index from it on, at least 57
+	// bits of it, read at the byte that holds its bit (buildStops
+	// leaves a zero word after the index for this load)
 	MOVQ R12, AX
-	SHRQ $6, AX
-	MOVQ (R8)(AX*8), AX
-	MOVQ R12, CX
+	SHRQ $3, AX
+	MOVQ (R8)(AX*1), AX
+	MOVL R12, CX
+	ANDL $7, CX
 	SHRQ CX, AX
 	TESTQ AX, AX
 	JZ   keyfar
@@ -302,9 +312,20 @@ found: // DI: id*32; its bit in tagBits, the tag in its slot
 	MOVQ DI, next+80(FP)
 	JMP  sep
 
-keyfar: // nextStopIn past k0's word
+keyfar: // nextStopIn(stops, k0, len(b)), as readKnownTagsGo has it
 	MOVQ R12, AX
 	SHRQ $6, AX
+	MOVQ (R8)(AX*8), BX
+	MOVQ R12, CX
+	SHRQ CX, BX
+	TESTQ BX, BX
+	JZ   keyfarword
+	BSFQ BX, R13
+	ADDQ R12, R13
+	XORL AX, AX // the value's end: valuefar
+	JMP  colon
+
+keyfarword:
 	MOVQ stops_len+48(FP), R9
 
 keyfarloop:
@@ -325,8 +346,21 @@ keyend:
 	XORL AX, AX
 	JMP  colon
 
-valuefar: // nextStopIn(stops, k1+3, len(b))
+valuefar: // the index from k1+3 as at key, else nextStopIn(stops, k1+3, len(b))
 	LEAQ 3(R13), R14
+	MOVQ R14, AX
+	SHRQ $3, AX
+	MOVQ (R8)(AX*1), BX
+	MOVL R14, CX
+	ANDL $7, CX
+	SHRQ CX, BX
+	TESTQ BX, BX
+	JZ   valuealigned
+	BSFQ BX, BX
+	ADDQ BX, R14
+	JMP  value
+
+valuealigned:
 	MOVQ R14, AX
 	SHRQ $6, AX
 	MOVQ (R8)(AX*8), BX

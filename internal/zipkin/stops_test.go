@@ -9,8 +9,9 @@ import (
 
 // FuzzStopIndex checks the structural index against its byte-at-a-time
 // definition: bit i is set exactly where b[i] is not plain, nothing past
-// the end is marked, and the assembly agrees with markStopsGeneric on the
-// whole 64-byte blocks, in each version it has (SSE2 and AVX2 on amd64).
+// the end is marked, a zero word follows the index, and the assembly
+// agrees with markStopsGeneric on the whole 64-byte blocks, in each
+// version it has (SSE2 and AVX2 on amd64).
 // Seeds: the Envoy fixtures and the corpus.
 func FuzzStopIndex(f *testing.F) {
 	f.Add([]byte(`{"a":"b\\"c","d":"\u00e9\n"}`))
@@ -22,9 +23,17 @@ func FuzzStopIndex(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		stops := buildStops([]uint64{^uint64(0)}, b) // stale bits must not survive
+		// Stale bits must not survive, in the index or its spare word.
+		dirty := make([]uint64, len(b)/64+2)
+		for i := range dirty {
+			dirty[i] = ^uint64(0)
+		}
+		stops := buildStops(dirty[:1], b)
 		if want := len(b)/64 + 1; len(stops) != want {
 			t.Fatalf("%d index words for %d bytes, want %d", len(stops), len(b), want)
+		}
+		if cap(stops) == len(stops) || stops[:len(stops)+1][len(stops)] != 0 {
+			t.Fatalf("no zero word after the index")
 		}
 		for i := range len(stops) * 64 {
 			got := stops[i/64]>>(i%64)&1 == 1
