@@ -55,13 +55,18 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 		// right after the colon, with the key's end in the index word it
 		// starts in, is read here: objectNext's fast path without its
 		// call, which costs more than the path.
+		// A value that may be null (isNull, inlined) is told by its first
+		// byte, which that path has read.
 		var key []byte
+		var maybeNull bool
 		b, i := l.b, l.i
 		n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
 		if k0 := i + 3; !first && k0+3 <= n && load32(p, i)&0xffffff == ','|' '<<8|'"'<<16 {
 			if x := l.stops[k0>>6] >> (k0 & 63); x != 0 {
-				if k := k0 + bits.TrailingZeros64(x); k+3 <= n && load16(p, k) == '"'|':'<<8 && load8(p, k+2) > ' ' {
-					key, l.i = bodySlice(p, n, k0, k), k+2
+				if k := k0 + bits.TrailingZeros64(x); k+3 <= n && load16(p, k) == '"'|':'<<8 {
+					if c := load8(p, k+2); c > ' ' {
+						key, l.i, maybeNull = bodySlice(p, n, k0, k), k+2, c == 'n'
+					}
 				}
 			}
 		}
@@ -74,10 +79,10 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 			if !ok {
 				break
 			}
+			maybeNull = !l.nonNullAt()
 		}
 		var v []byte
 		var err error
-		maybeNull := !l.nonNullAt() // isNull, inlined
 		switch string(key) {
 		case "traceId":
 			if v, err = l.stringOrNumber(); err == nil {
