@@ -56,11 +56,15 @@ func checkCanonicalSpan(t *testing.T, lim *Limits, s *Span) bool {
 
 // checkSpanLineTags compares SpanLine.Tags with AppendCanonicalSpan for a
 // span whose keys it takes (name bytes, non-empty) and whose values are
-// all non-empty, with each value marked plain when it is and half the keys
-// given spare capacity.
+// all non-empty, with each value marked plain when it is, the key texts
+// in one buffer with SpanTagSpare spare bytes as Tags needs, and their
+// longest key, which Tags checks against the limit.
 func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 	t.Helper()
 	tags := make([]SpanTag, 0, len(s.Tags)+1)
+	var texts []byte
+	var at []int
+	longest := 0
 	for _, tag := range s.Tags {
 		if len(tag.Key) == 0 || len(tag.Value) == 0 {
 			return
@@ -76,13 +80,19 @@ func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 		for _, c := range tag.Value {
 			plain = plain && c < utf8.RuneSelf && c != '"' && c != '\\' && c != '\n'
 		}
-		var keyText []byte
-		if len(tag.Key)%2 == 1 { // with the spare capacity Tags copies words from
-			keyText = make([]byte, 0, len(` ""="`)+len(tag.Key)+SpanTagSpare)
-		}
-		tags = append(tags, SpanTag{KeyText: AppendSpanKey(keyText, tag.Key), Value: tag.Value, Plain: plain})
+		at = append(at, len(texts))
+		texts = AppendSpanKey(texts, tag.Key)
+		longest = max(longest, len(tag.Key))
+		tags = append(tags, SpanTag{Value: tag.Value, Plain: plain})
 	}
-	tags = append(tags, SpanTag{KeyText: AppendSpanKey(nil, []byte("left.out"))}) // an empty Value is skipped
+	at = append(at, len(texts))
+	texts = AppendSpanKey(texts, []byte("a.key.longer.than.any.limit.left.out"))
+	tags = append(tags, SpanTag{}) // an empty Value is skipped, and its key not checked
+	at = append(at, len(texts))
+	texts = append(texts, make([]byte, SpanTagSpare)...)
+	for i := range tags {
+		tags[i].KeyText = texts[at[i]:at[i+1]]
+	}
 	room := 0
 	for _, tag := range tags {
 		if len(tag.Value) > 0 {
@@ -96,26 +106,27 @@ func checkSpanLineTags(t *testing.T, lim *Limits, s *Span) {
 	// The exact room and more give the same line; less must fail, not
 	// write past it.
 	for _, extra := range []int{0, 1, 100} {
-		got, gotOK := spanLineTags(d, s, tags, room+extra)
+		got, gotOK := spanLineTags(d, s, tags, room+extra, longest)
 		if gotOK != wantOK || string(got) != string(want) {
 			t.Fatalf("Tags (room %d+%d): ok=%v %q\nAppendCanonicalSpan: ok=%v %q", room, extra, gotOK, got, wantOK, want)
 		}
 	}
 	if room > 0 {
-		if got, ok := spanLineTags(d, s, tags, room-1); ok || string(got) != "prefix " {
+		if got, ok := spanLineTags(d, s, tags, room-1, longest); ok || string(got) != "prefix " {
 			t.Fatalf("Tags with room %d, one short: ok=%v %q", room-1, ok, got)
 		}
 	}
 }
 
-// spanLineTags writes s's line through BeginCanonicalSpan and Tags(tags, room).
-func spanLineTags(d *Decoder, s *Span, tags []SpanTag, room int) ([]byte, bool) {
+// spanLineTags writes s's line through BeginCanonicalSpan and Tags(tags,
+// room, longestKey).
+func spanLineTags(d *Decoder, s *Span, tags []SpanTag, room, longestKey int) ([]byte, bool) {
 	got := []byte("prefix ")
 	l, ok := d.BeginCanonicalSpan(got, s.Name, s.Source, s.SpanID, s.TraceID, false, false, s.StartMillis, s.DurationMillis)
 	if !ok {
 		return got, false
 	}
-	if !l.Tags(tags, room) {
+	if !l.Tags(tags, room, longestKey) {
 		return l.Discard(), false
 	}
 	return l.End(), true
@@ -152,6 +163,9 @@ func FuzzAppendCanonicalSpan(f *testing.F) {
 		`"op" source="h" spanId="s" traceId="t" "a:b"="v" "~k"="v" "∆k"="v" 1712000000123 7`,
 		`"op" source="h" spanId="s" traceId="t" "k"="say \"hi\"\\n" "é"="ü" 1712000000123 7`,
 		`"op" source="h" spanId="s" traceId="t" "k"="a value longer than sixteen" 1712000000123 7`,
+		// Keys whose texts are longer than the four words Tags copies at
+		// once, between short ones.
+		`"op" source="h" spanId="s" traceId="t" "a"="v" "a.key.of.twenty-seven.bytes"="v" "a.key.that.is.longer.than.thirty-two.bytes"="w" "b"="x" 1712000000123 7`,
 		`"op" source="h" spanId="s" traceId="t" "k"="v" 1 7`,
 		`"op" source="h" spanId="" traceId="t" "k"="\t" 1712000000123 7`,
 	} {

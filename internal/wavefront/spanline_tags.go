@@ -24,21 +24,28 @@ type SpanTag struct {
 // a producer that drops blank annotations can keep one list per key
 // sequence and set only the values.
 //
+// The keys are the caller's to vouch for, as it makes them once for many
+// spans: every KeyText with a Value is of a key 1 to longestKey bytes long
+// and has the capacity for its length rounded up to a multiple of
+// SpanTagSpare, as Tags reads it in runs of that many bytes (a buffer of
+// key texts with SpanTagSpare spare bytes at its end gives each text in
+// it that), so Tags only checks longestKey against the limit.
+//
 // room must be at least the sum of len(KeyText)+len(Value)+1 over the
 // entries with a Value (a producer knows it as it sets the values, so
 // Tags need not add it up in a pass of its own); with less, Tags reports
 // false. The line grows once by room, the limits are read once, and keys
 // and values are copied by word loads and stores through unsafe pointers
 // instead of by calls to memmove, which would make the loop spill and
-// reload its state twice per annotation: a KeyText up to SpanTagSpare
-// bytes long with that much spare capacity as four words (give key texts
-// that), a Value of 8 bytes or more as words the last of which overlaps
-// the one before, shorter ones as two overlapping halves.
-func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
+// reload its state twice per annotation: a KeyText of up to SpanTagSpare
+// bytes as four words, a longer one word by word, a Value of 8 bytes or
+// more as words the last of which overlaps the one before, shorter ones as
+// two overlapping halves.
+func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 	lim := l.lim
-	maxKey, maxValue := uint(lim.MaxSpanKeyLength), uint(lim.MaxSpanValueLength)
+	maxValue := uint(lim.MaxSpanValueLength)
 	at := len(l.dst)
-	if room < 0 || room > maxSpanTagsRoom {
+	if room < 0 || room > maxSpanTagsRoom || longestKey > lim.MaxSpanKeyLength {
 		return false
 	}
 	buf := slices.Grow(l.dst, room+SpanTagSpare)[:at+room+SpanTagSpare]
@@ -55,7 +62,7 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 		}
 		k := t.KeyText
 		nk := len(k)
-		if uint(nk-len(` ""="`)-1) >= maxKey || uint(m) > maxValue || end-p < nk+m+1 {
+		if uint(m) > maxValue || end-p < nk+m+1 {
 			return false
 		}
 		vp := unsafe.Pointer(unsafe.SliceData(v))
@@ -70,20 +77,18 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 				return false
 			}
 		}
+		// The key's last word ends below p+nk+SpanTagSpare, at most
+		// end+SpanTagSpare-1 (m ≥ 1): what is past the key, the value
+		// and what follows overwrite.
 		kp := unsafe.Pointer(unsafe.SliceData(k))
-		if nk <= SpanTagSpare && cap(k) >= SpanTagSpare {
+		if nk <= SpanTagSpare {
 			putWordAt(base, p, wordAt(kp, 0))
 			putWordAt(base, p+8, wordAt(kp, 8))
 			putWordAt(base, p+16, wordAt(kp, 16))
 			putWordAt(base, p+24, wordAt(kp, 24))
-		} else if nk >= 8 { // the last word overlaps the one before
-			for j := 0; j < nk-8; j += 8 {
-				putWordAt(base, p+j, wordAt(kp, j))
-			}
-			putWordAt(base, p+nk-8, wordAt(kp, nk-8))
 		} else {
-			for j := range nk {
-				*(*byte)(unsafe.Add(base, p+j)) = *(*byte)(unsafe.Add(kp, j))
+			for j := 0; j < nk; j += 8 {
+				putWordAt(base, p+j, wordAt(kp, j))
 			}
 		}
 		p += nk
@@ -131,6 +136,9 @@ func (l *SpanLine) Tags(tags []SpanTag, room int) bool {
 	return true
 }
 
+// Limits returns the limits the line is checked against.
+func (l *SpanLine) Limits() *Limits { return l.lim }
+
 // Annotations appends text, n whole annotations as Tags writes them
 // (` "k"="v"` each), and reports false, having appended nothing, if they
 // would break a limit. It checks nothing else: the caller vouches for
@@ -149,8 +157,8 @@ func (l *SpanLine) Annotations(text []byte, n, longestKey, longestValue int) boo
 	return true
 }
 
-// SpanTagSpare is the longest KeyText that SpanLine.Tags copies as whole
-// words, and the capacity from its start that it needs for that.
+// SpanTagSpare is how many bytes of a KeyText SpanLine.Tags copies at a
+// time, as four words.
 const SpanTagSpare = 32
 
 // maxSpanTagsRoom bounds SpanLine.Tags' room: far more than any span line

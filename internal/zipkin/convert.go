@@ -180,6 +180,10 @@ type tagPlan struct {
 	// keysRoom is what line's keys take in SpanLine.Tags' room: the
 	// sum of their texts' lengths and closing quotes.
 	keysRoom int
+	// longestKey is the length of line's longest key, and emptyKey
+	// whether one is empty.
+	longestKey int
+	emptyKey   bool
 	// line is the span line's annotations with their keys filled in:
 	// the fixed ones (slot*) around one per tag (from slotTags on), so
 	// that a span only sets the values, nil for those it leaves out.
@@ -316,9 +320,13 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 		slotDebug: q.debug, slotIPv4: q.ipv4, slotSpanLogs: q.spanLogs} {
 		after[i].KeyText = k
 	}
-	p.keysRoom = 0
+	p.keysRoom, p.longestKey, p.emptyKey = 0, 0, false
 	for _, t := range p.line {
 		p.keysRoom += len(t.KeyText) + len(`"`)
+		if t.KeyText != nil {
+			k := len(t.KeyText) - len(` ""="`)
+			p.longestKey, p.emptyKey = max(p.longestKey, k), p.emptyKey || k == 0
+		}
 	}
 	p.seq = seq
 }
@@ -1161,14 +1169,15 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 		// The annotations after the tags as a text, the default
 		// application's and "none"s made once, the rest when it differs
 		// from the previous span's: a sidecar's spans share its address.
-		if !l.Tags(line[first:slotTags+len(zt)], plan.keysRoom+values) {
+		tags := line[first : slotTags+len(zt)]
+		if longest, ok := plan.longestWritten(tags, l.Limits()); !ok || !l.Tags(tags, plan.keysRoom+values, longest) {
 			return l.Discard(), false
 		}
 		a := c.afterFor(w, afterKey{z.LocalEndpoint.IPv4, z.Debug && !st.debugTagged, len(z.Annotations) > 0 && c.SpanLogs, &w.fixedAfter[0]})
 		if !l.Annotations(a.text, a.n, len(w.application), a.longestValue) {
 			return l.Discard(), false
 		}
-	} else if !c.tagsAfter(&l, z, line[first:], plan.keysRoom+values, red, appPlain, st.clusterPlain, st.shardPlain, st.debugTagged) {
+	} else if !c.tagsAfter(&l, z, plan, line[first:], plan.keysRoom+values, red, appPlain, st.clusterPlain, st.shardPlain, st.debugTagged) {
 		return l.Discard(), false
 	}
 	c.custom = c.custom[:0]
@@ -1242,7 +1251,7 @@ func (c *Converter) specialTags(plan *tagPlan, slots []wavefront.SpanTag, red *R
 // tagsAfter writes line, the tags and the annotations after them from the
 // plan's slots, the general way for the spans whose application, cluster
 // or shard came from their tags.
-func (c *Converter) tagsAfter(l *wavefront.SpanLine, z *Span, line []wavefront.SpanTag, room int, red *RED, appPlain, clusterPlain, shardPlain, debugTagged bool) bool {
+func (c *Converter) tagsAfter(l *wavefront.SpanLine, z *Span, plan *tagPlan, line []wavefront.SpanTag, room int, red *RED, appPlain, clusterPlain, shardPlain, debugTagged bool) bool {
 	w := c.w
 	after := line[len(line)-slotsAfterTags:]
 	after[slotApplication].Value, after[slotApplication].Plain = red.Application, appPlain
@@ -1260,5 +1269,27 @@ func (c *Converter) tagsAfter(l *wavefront.SpanLine, z *Span, line []wavefront.S
 	if len(z.Annotations) > 0 && c.SpanLogs {
 		after[slotSpanLogs].Value = w.true
 	}
-	return l.Tags(line, room)
+	longest, ok := plan.longestWritten(line, l.Limits())
+	return ok && l.Tags(line, room, longest)
+}
+
+// longestWritten returns the length of the longest key of line's entries
+// with a value, or at least that, for SpanLine.Tags: p's longest key when
+// all of p's keys keep to the limit, else the longest of those entries',
+// and false if one of those is empty, which Tags would decline.
+func (p *tagPlan) longestWritten(line []wavefront.SpanTag, lim *wavefront.Limits) (int, bool) {
+	if !p.emptyKey && p.longestKey <= lim.MaxSpanKeyLength {
+		return p.longestKey, true
+	}
+	longest := 0
+	for _, t := range line {
+		if len(t.Value) > 0 {
+			k := len(t.KeyText) - len(` ""="`)
+			if k == 0 {
+				return 0, false
+			}
+			longest = max(longest, k)
+		}
+	}
+	return longest, true
 }
