@@ -771,8 +771,11 @@ func (c *Converter) AppendLogs(dst []byte, z *Span, out *wavefront.Span, sampled
 		// Envoy's span: one annotation, whose text after the timestamp
 		// is the same for most spans of a kind ("ss", "cs").
 		dst = wavefront.AppendInt(dst, anns[0].Timestamp)
+		// sampledBy is compared by data pointer first: callers pass the
+		// same constant.
 		e := &w.logsEnd[z.Kind]
-		if e.text == nil || string(e.value) != string(anns[0].Value) || e.sampledBy != sampledBy {
+		if e.text == nil || string(e.value) != string(anns[0].Value) || len(e.sampledBy) != len(sampledBy) ||
+			unsafe.StringData(e.sampledBy) != unsafe.StringData(sampledBy) && e.sampledBy != sampledBy {
 			e.value = append(e.value[:0], anns[0].Value...)
 			e.sampledBy = sampledBy
 			e.text = appendLogField(e.text[:0], anns[0].Value)
