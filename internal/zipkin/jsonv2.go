@@ -51,17 +51,22 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	// a call per member: traceId and id must not be null, a null
 	// elsewhere is ignored (skip consumes it for unknown members).
 	for first := true; ; first = false {
-		// The usual member after the first, `, "key":` and its value
-		// right after the colon, with the key's end in the index word it
-		// starts in, is read here: objectNext's fast path without its
-		// call, which costs more than the path.
-		// A value that may be null (isNull, inlined) is told by its first
-		// byte, which that path has read.
+		// The usual member, `"key":` right after the '{' or `, "key":`
+		// after a value, with the value right after the colon and the
+		// key's end in the index word it starts in, and the usual '}'
+		// right after a value, are read here: objectNext's fast paths
+		// without its call, which costs more than they do. A value that
+		// may be null (isNull, inlined) is told by its first byte, which
+		// that path has read.
 		var key []byte
 		var maybeNull bool
 		b, i := l.b, l.i
 		n, p := len(b), unsafe.Pointer(unsafe.SliceData(b))
-		if k0 := i + 3; !first && k0+3 <= n && load32(p, i)&0xffffff == ','|' '<<8|'"'<<16 {
+		k0 := i + 3
+		if first {
+			k0 = i + 1
+		}
+		if k0+3 <= n && (first && load8(p, i) == '"' || !first && load32(p, i)&0xffffff == ','|' '<<8|'"'<<16) {
 			if x := l.stops[k0>>6] >> (k0 & 63); x != 0 {
 				if k := k0 + bits.TrailingZeros64(x); k+3 <= n && load16(p, k) == '"'|':'<<8 {
 					if c := load8(p, k+2); c > ' ' {
@@ -71,6 +76,10 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 			}
 		}
 		if key == nil {
+			if !first && i < n && load8(p, i) == '}' { // the span's end, right after a value
+				l.i = i + 1
+				break
+			}
 			var ok bool
 			var err error
 			if key, ok, err = l.objectNext(first); err != nil {
