@@ -538,10 +538,19 @@ func (d *Decoder) parentID(id []byte) ([]byte, error) {
 }
 
 // lowerHexZeros reports the number of leading '0's and whether id is
-// entirely lower-case hex, both eight bytes at a time; an ID whose length
-// is not a multiple of eight has its last eight bytes checked as one word
-// that overlaps the previous one.
+// entirely lower-case hex; IDs of the usual lengths, 16 and 32, take
+// lowerHexZeros16or32 (SSE2 on amd64).
 func lowerHexZeros(id []byte) (zeros int, ok bool) {
+	if n := len(id); n == 16 || n == 32 {
+		return lowerHexZeros16or32(id)
+	}
+	return lowerHexZerosGo(id)
+}
+
+// lowerHexZerosGo is lowerHexZeros eight bytes at a time; an ID whose
+// length is not a multiple of eight has its last eight bytes checked as
+// one word that overlaps the previous one.
+func lowerHexZerosGo(id []byte) (zeros int, ok bool) {
 	for ; zeros+8 <= len(id); zeros += 8 {
 		if x := binary.LittleEndian.Uint64(id[zeros:]) ^ lowBits*'0'; x != 0 {
 			zeros += bits.TrailingZeros64(x) / 8

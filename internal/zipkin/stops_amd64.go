@@ -47,3 +47,14 @@ var (
 	_ [unsafe.Sizeof(plainTag{}) - 32]struct{}
 	_ [32 - unsafe.Sizeof(plainTag{})]struct{}
 )
+
+// lowerHexZerosSSE2 is lowerHexZerosGo for the n bytes at p, n 16 or 32,
+// 16 bytes per step (stops_amd64.s).
+//
+//go:noescape
+func lowerHexZerosSSE2(p *byte, n int) (zeros int, ok bool)
+
+// lowerHexZeros16or32 is lowerHexZerosGo for an ID of 16 or 32 bytes.
+func lowerHexZeros16or32(id []byte) (zeros int, ok bool) {
+	return lowerHexZerosSSE2(unsafe.SliceData(id), len(id))
+}

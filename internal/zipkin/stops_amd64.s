@@ -90,6 +90,71 @@ avxloop:
 avxdone:
 	RET
 
+// HEX16 sets the low 16 bits of R to the bytes of X that are lower-case
+// hex digits, with signed compares against X4-X7 ('0'-1, '9'+1, 'a'-1,
+// 'f'+1; bytes from 0x80 are negative, below all four), and Z to those
+// that are '0' (X8); X2, X3 and X9 are scratch.
+#define HEX16(X, R, Z) \
+	MOVO     X, X2    \
+	PCMPGTB  X4, X2   \
+	MOVO     X5, X3   \
+	PCMPGTB  X, X3    \
+	PAND     X3, X2   \
+	MOVO     X, X3    \
+	PCMPGTB  X6, X3   \
+	MOVO     X7, X9   \
+	PCMPGTB  X, X9    \
+	PAND     X9, X3   \
+	POR      X3, X2   \
+	PMOVMSKB X2, R    \
+	PCMPEQB  X8, X    \
+	PMOVMSKB X, Z
+
+// func lowerHexZerosSSE2(p *byte, n int) (zeros int, ok bool)
+TEXT ·lowerHexZerosSSE2(SB), NOSPLIT, $0-25
+	MOVQ  p+0(FP), SI
+	MOVQ  n+8(FP), CX
+	MOVOU hexBounds<>+0(SB), X4
+	MOVOU hexBounds<>+16(SB), X5
+	MOVOU hexBounds<>+32(SB), X6
+	MOVOU hexBounds<>+48(SB), X7
+	MOVOU hexBounds<>+64(SB), X8
+	MOVOU (SI), X0
+	HEX16(X0, AX, BX)
+	CMPQ  CX, $16
+	JEQ   hexmasks
+	MOVOU 16(SI), X1
+	HEX16(X1, DX, DI)
+	SHLL  $16, DX
+	ORL   DX, AX
+	SHLL  $16, DI
+	ORL   DI, BX
+
+hexmasks: // AX: the hex bytes, BX: the '0's, of the n at p
+	NOTQ  BX
+	BTSQ  CX, BX // n zeros if all are
+	BSFQ  BX, BX
+	MOVQ  BX, zeros+16(FP)
+	MOVL  $1, DX
+	SHLQ  CX, DX
+	DECQ  DX
+	CMPQ  AX, DX
+	SETEQ ok+24(FP)
+	RET
+
+// hexBounds are HEX16's constants: '0'-1, '9'+1, 'a'-1, 'f'+1 and '0'.
+DATA hexBounds<>+0(SB)/8, $0x2f2f2f2f2f2f2f2f
+DATA hexBounds<>+8(SB)/8, $0x2f2f2f2f2f2f2f2f
+DATA hexBounds<>+16(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA hexBounds<>+24(SB)/8, $0x3a3a3a3a3a3a3a3a
+DATA hexBounds<>+32(SB)/8, $0x6060606060606060
+DATA hexBounds<>+40(SB)/8, $0x6060606060606060
+DATA hexBounds<>+48(SB)/8, $0x6767676767676767
+DATA hexBounds<>+56(SB)/8, $0x6767676767676767
+DATA hexBounds<>+64(SB)/8, $0x3030303030303030
+DATA hexBounds<>+72(SB)/8, $0x3030303030303030
+GLOBL hexBounds<>(SB), RODATA|NOPTR, $80
+
 // stopNibbles is STOPS32's table: the stop byte of each low nibble.
 DATA stopNibbles<>+0(SB)/8, $0xffffffffff22ffff
 DATA stopNibbles<>+8(SB)/8, $0xffffff5cff0affff

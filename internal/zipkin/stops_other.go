@@ -12,3 +12,6 @@ func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i
 	next, p, missed := t.readKnownTagsGo(tagBits, b, stops, i, first)
 	return next, p.k0, p.k1, missed
 }
+
+// lowerHexZeros16or32 is lowerHexZerosGo for an ID of 16 or 32 bytes.
+func lowerHexZeros16or32(id []byte) (zeros int, ok bool) { return lowerHexZerosGo(id) }

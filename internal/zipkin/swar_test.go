@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -231,6 +232,38 @@ func TestDigitsAt(t *testing.T) {
 		l := newLexer(b, &Decoder{})
 		if got, err := l.int64(); err != nil || got != v || l.i != end {
 			t.Fatalf("int64(%q) = %d, %v to %d; digitsAt: %d to %d", b, got, err, l.i, v, end)
+		}
+	}
+}
+
+// lowerHexZeros for the usual ID lengths (lowerHexZeros16or32, SSE2 on
+// amd64) against lowerHexZerosGo and the definition: IDs of hex digits
+// with 0 to all leading '0's, with every byte value at every position.
+func TestLowerHexZeros16or32(t *testing.T) {
+	r := rand.New(rand.NewPCG(12, 12))
+	const hex = "0123456789abcdef"
+	for _, n := range []int{16, 32} {
+		for zeros := range n + 1 {
+			id := make([]byte, n)
+			for i := range id {
+				id[i] = '0'
+				if i >= zeros {
+					id[i] = hex[1+r.IntN(len(hex)-1)]
+				}
+			}
+			for i := range n {
+				for c := range 256 {
+					v := slices.Clone(id)
+					v[i] = byte(c)
+					wantZeros := len(v) - len(bytes.TrimLeft(v, "0"))
+					wantOK := len(bytes.Trim(v, hex)) == 0
+					z, ok := lowerHexZeros16or32(v)
+					gz, gok := lowerHexZerosGo(v)
+					if z != wantZeros || ok != wantOK || gz != wantZeros || gok != wantOK {
+						t.Fatalf("%q: lowerHexZeros16or32 %d, %v; lowerHexZerosGo %d, %v; want %d, %v", v, z, ok, gz, gok, wantZeros, wantOK)
+					}
+				}
+			}
 		}
 	}
 }
