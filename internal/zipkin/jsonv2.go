@@ -53,7 +53,7 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 	for first := true; ; first = false {
 		// The usual member, `"key":` right after the '{' or `, "key":`
 		// after a value, with the value right after the colon and the
-		// key's end in the index word it starts in, and the usual '}'
+		// key's end within stopsFrom's bits, and the usual '}'
 		// right after a value, are read here: objectNext's fast paths
 		// without its call, which costs more than they do. A value that
 		// may be null (isNull, inlined) is told by its first byte, which
@@ -67,7 +67,7 @@ func (d *Decoder) readSpanV2(l *lexer, s *Span) error {
 			k0 = i + 1
 		}
 		if k0+3 <= n && (first && load8(p, i) == '"' || !first && load32(p, i)&0xffffff == ','|' '<<8|'"'<<16) {
-			if x := l.stops[k0>>6] >> (k0 & 63); x != 0 {
+			if x := stopsFrom(l.stops, k0); x != 0 {
 				if k := k0 + bits.TrailingZeros64(x); k+3 <= n && load16(p, k) == '"'|':'<<8 {
 					if c := load8(p, k+2); c > ' ' {
 						key, l.i, maybeNull = bodySlice(p, n, k0, k), k+2, c == 'n'

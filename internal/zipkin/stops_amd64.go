@@ -58,3 +58,12 @@ func lowerHexZerosSSE2(p *byte, n int) (zeros int, ok bool)
 func lowerHexZeros16or32(id []byte) (zeros int, ok bool) {
 	return lowerHexZerosSSE2(unsafe.SliceData(id), len(id))
 }
+
+// stopsFrom returns the index's bits from position i on, bit 0 for i:
+// 57 or more, read eight bytes at a time from the byte that holds i's bit
+// (into the zero word buildStops leaves after the index, which stops, made
+// by buildStops for a body of at least i bytes, must have), so that most
+// strings end within them wherever they start.
+func stopsFrom(stops []uint64, i int) uint64 {
+	return *(*uint64)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(stops)), i>>3)) >> (i & 7)
+}

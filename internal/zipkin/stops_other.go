@@ -15,3 +15,7 @@ func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i
 
 // lowerHexZeros16or32 is lowerHexZerosGo for an ID of 16 or 32 bytes.
 func lowerHexZeros16or32(id []byte) (zeros int, ok bool) { return lowerHexZerosGo(id) }
+
+// stopsFrom returns the index's bits from position i on, bit 0 for i, to
+// the end of i's word.
+func stopsFrom(stops []uint64, i int) uint64 { return stops[i>>6] >> (i & 63) }
