@@ -515,12 +515,7 @@ func (d *Decoder) readEndpointFast(l *lexer, e *Endpoint) bool {
 			break
 		}
 		if !first {
-			switch {
-			case i+2 <= n && load16(p, i) == ','|' '<<8:
-				i += 2
-			case load8(p, i) == ',':
-				i++
-			default:
+			if i = afterComma(p, n, i); i < 0 {
 				return false
 			}
 		}
