@@ -234,10 +234,12 @@ TEXT ·readKnownTagsAMD64(SB), NOSPLIT, $0-105
 	JMP  quote
 
 sep: // DI: after the last tag; `, "` or `,"` before the next (a tag
-	// takes at least six bytes, so fewer than three left end the run)
-	LEAQ 3(DI), R12
+	// takes at least six bytes, so fewer than four left end the run,
+	// and the four bytes loaded are in b)
+	LEAQ 4(DI), R12
 	CMPQ R12, DX
 	JGT  done
+	DECQ R12 // the key's start after `, "`
 	MOVL (SI)(DI*1), AX
 	ANDL $0xffffff, AX
 	CMPL AX, $0x22202c // `, "`
