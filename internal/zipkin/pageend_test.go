@@ -3,42 +3,15 @@
 package zipkin
 
 import (
-	"os"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/meshwave/meshwave/internal/pageend"
+	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
-// pageEnd is a mapping whose last page the process cannot read: at(b)
-// copies b to end right before that page, so any load past b's end
-// faults instead of quietly reading whatever follows b in the heap. The
-// decoder's word loads (load64 and friends, the assembly) must stay
-// within what their checks found in the body.
-type pageEnd struct{ mem []byte }
-
-func newPageEnd(t *testing.T, maxLen int) *pageEnd {
-	ps := os.Getpagesize()
-	n := (maxLen+ps-1)/ps*ps + ps
-	mem, err := syscall.Mmap(-1, 0, n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mprotect(mem[n-ps:], syscall.PROT_NONE); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Munmap(mem) })
-	return &pageEnd{mem[:n-ps]}
-}
-
-func (p *pageEnd) at(b []byte) []byte {
-	end := len(p.mem)
-	dst := p.mem[end-len(b) : end : end]
-	copy(dst, b)
-	return dst
-}
-
-// TestDecodeReadsNothingPastTheBody decodes every prefix of Envoy-shaped
-// bodies placed at the end of readable memory: most prefixes are bad
+// TestDecodeReadsNothingPastTheBody decodes and converts every prefix of Envoy-shaped
+// bodies placed at the end of readable memory (package pageend): most prefixes are bad
 // JSON and end in an error, none may fault.
 func TestDecodeReadsNothingPastTheBody(t *testing.T) {
 	bodies := [][]byte{
@@ -57,11 +30,27 @@ func TestDecodeReadsNothingPastTheBody(t *testing.T) {
 	for _, b := range bodies {
 		longest = max(longest, len(b))
 	}
-	mem := newPageEnd(t, longest)
+	mem := pageend.New(t, longest)
 	var d Decoder
+	c := Converter{SpanLogs: true}
+	wd := meshDecoder()
+	var (
+		out  wavefront.Span
+		red  RED
+		line []byte
+	)
 	decodePrefixes := func(body []byte, enc Encoding) {
 		for n := range len(body) + 1 {
-			_ = d.Decode(mem.at(body[:n]), enc, func(*Span) error { return nil })
+			// Conversion reads the values in place, in the body.
+			_ = d.Decode(mem.At(body[:n]), enc, func(z *Span) error {
+				var ok bool
+				if line, ok = c.AppendCanonicalSpanTo(line[:0], z, &out, &red, wd); !ok {
+					c.Convert(z, &out)
+					line = wavefront.AppendSpan(line[:0], &out)
+				}
+				line = c.AppendLogs(line, z, &out, "_sampledByPolicy=NONE")
+				return nil
+			})
 		}
 	}
 	for _, body := range bodies {
@@ -80,9 +69,9 @@ func TestReadKnownTagsReadsNothingPastTheBody(t *testing.T) {
 	for _, k := range []string{"a", "bb", "ccccccccc", long, "d"} {
 		table.idOf([]byte(k))
 	}
-	mem := newPageEnd(t, len(body))
+	mem := pageend.New(t, len(body))
 	for n := range len(body) + 1 {
-		b := mem.at(body[:n])
+		b := mem.At(body[:n])
 		stops := buildStops(nil, b)
 		for from := range n + 1 {
 			for name, read := range readKnownTagsVariants {
