@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
+	"github.com/meshwave/meshwave/internal/pageend"
 )
 
 // generalCanonical is what the fast path must reproduce: DecodePoint, then
@@ -361,10 +362,18 @@ func FuzzAppendCanonicalPoint(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	pairs, batches := decoderPairs(), decoderPairs()
+	// Inputs are also read at the end of readable memory, where a load
+	// past a line without spare capacity faults.
+	const pageEndMax = 64 << 10
+	mem := pageend.New(f, pageEndMax)
 	f.Fuzz(func(t *testing.T, input []byte) {
 		for name, p := range pairs {
 			t.Run(name, func(t *testing.T) {
 				checkFastAgrees(t, p[0], p[1], input)
+				if len(input) <= pageEndMax {
+					checkFastAgrees(t, p[0], p[1], mem.At(input))
+					batches[name][0].AppendCanonicalLines(nil, mem.At(input), 1<<20)
+				}
 				for line := range bytes.SplitSeq(input, []byte("\n")) {
 					checkFastAgrees(t, p[0], p[1], line)
 				}
