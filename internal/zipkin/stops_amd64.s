@@ -155,6 +155,11 @@ DATA hexBounds<>+64(SB)/8, $0x3030303030303030
 DATA hexBounds<>+72(SB)/8, $0x3030303030303030
 GLOBL hexBounds<>(SB), RODATA|NOPTR, $80
 
+// mixMultiplier is keyWords.mix's multiplier, a memory operand so that
+// the tag loop needs no register for it.
+DATA mixMultiplier<>+0(SB)/8, $0x9E3779B97F4A7C15
+GLOBL mixMultiplier<>(SB), RODATA|NOPTR, $8
+
 // stopNibbles is STOPS32's table: the stop byte of each low nibble.
 DATA stopNibbles<>+0(SB)/8, $0xffffffffff22ffff
 DATA stopNibbles<>+8(SB)/8, $0xffffff5cff0affff
@@ -265,9 +270,8 @@ key: // R12: the key's start (k0); AX: the index from it on, at least 57
 	MOVL R12, CX
 	ANDL $7, CX
 	SHRQ CX, AX
-	TESTQ AX, AX
+	BSFQ AX, R13 // ZF: AX is 0
 	JZ   keyfar
-	BSFQ AX, R13
 	ADDQ R12, R13
 	// Drop the stop bits at k1 and, if the colon check below passes,
 	// k1+2: what is left starts at the value's end.
@@ -275,23 +279,20 @@ key: // R12: the key's start (k0); AX: the index from it on, at least 57
 	ANDQ BX, AX
 	LEAQ -1(AX), BX
 	ANDQ BX, AX
-
-colon: // `":"` at R13 and at least the value's closing quote after it
-	LEAQ 4(R13), BX
-	CMPQ BX, DX
-	JGT  done
-	MOVL (SI)(R13*1), BX
-	ANDL $0xffffff, BX
-	CMPL BX, $0x223a22
-	JNE  done
-	TESTQ AX, AX
-	JZ   valuefar
 	BSFQ AX, R14
+	JZ   colon
 	ADDQ R12, R14
-
-value: // R14: the value's end, if it is a quote
+	// R14, the third stop from k0, is at k1+2 or after, so once it is in
+	// b so are the four bytes from k1-1 (a quote precedes the key) that
+	// hold `":"`: its check needs no bounds check of its own.
 	CMPQ R14, DX
 	JGE  done
+	MOVL -1(SI)(R13*1), BX
+	ANDL $0xffffff00, BX
+	CMPL BX, $0x223a2200 // `":"` from k1
+	JNE  done
+
+valuequote: // R14: the value's end, in b, if it is a quote
 	CMPB (SI)(R14*1), $0x22
 	JNE  done
 	// The key's words (keysWordsOf): three for 8 to maxWordKey bytes,
@@ -328,17 +329,12 @@ short:
 	MOVQ R13, CX
 	SUBQ R12, CX
 
-mix: // keyWords.mix: (w0 ^ w2*C1 ^ w1>>7 ^ n) * C2, its top byte the slot
-	MOVQ $0xD6E8FEB86659FD93, R9
-	IMULQ R15, R9
-	XORQ AX, R9
-	XORQ CX, R9
-	MOVQ BX, DI
-	SHRQ $7, DI
-	XORQ DI, R9
-	MOVQ $0x9E3779B97F4A7C15, DI
-	IMULQ DI, R9
-	SHRQ $56, R9
+mix: // keyWords.mix: (w0 + w2 ^ n) * C, its top byte the slot
+	MOVQ  AX, R9
+	ADDQ  R15, R9
+	XORQ  CX, R9
+	IMULQ mixMultiplier<>(SB), R9
+	SHRQ  $56, R9
 
 probe: // keyTable.find: R9 the index slot
 	MOVBLZX keyTable_index(R10)(R9*1), DI
@@ -413,6 +409,16 @@ keyend:
 	XORL AX, AX
 	JMP  colon
 
+colon: // the value's end is past the bits read at key: `":"` at R13
+	// and at least the value's closing quote after it, then valuefar
+	LEAQ 4(R13), BX
+	CMPQ BX, DX
+	JGT  done
+	MOVL (SI)(R13*1), BX
+	ANDL $0xffffff, BX
+	CMPL BX, $0x223a22
+	JNE  done
+
 valuefar: // the index from k1+3 as at key, else nextStopIn(stops, k1+3, len(b))
 	LEAQ 3(R13), R14
 	MOVQ R14, AX
@@ -456,7 +462,11 @@ valuefarloop:
 
 valueend:
 	MOVQ DX, R14
-	JMP  value
+
+value: // R14: the value's end from valuefar
+	CMPQ R14, DX
+	JGE  done
+	JMP  valuequote
 
 miss: // a key t does not hold: the tag is the caller's
 	LEAQ 1(R14), DI
