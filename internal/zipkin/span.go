@@ -587,6 +587,15 @@ const (
 	highBits = 0x8080808080808080
 )
 
+// upperASCII sets the high bit of the bytes of x that are upper-case
+// letters if all its bytes are ASCII: byteBetween(x, 'A'-1, 'Z'+1)
+// without the masks that keep bytes from 0x80 on from carrying into the
+// next byte, and lower takes a word with such a byte elsewhere anyway.
+// Its other bits are garbage.
+func upperASCII(x uint64) uint64 {
+	return (lowBits*(127+'Z'+1) - x) & (x + lowBits*(127-('A'-1)))
+}
+
 // byteBetween sets the high bit of exactly those bytes c of x with
 // lo < c < hi, for 0 ≤ lo ≤ 127 and 0 < hi ≤ 128; bytes ≥ 0x80 are never
 // marked. No byte's arithmetic carries into the next, so the result is
@@ -622,11 +631,12 @@ func (d *Decoder) lower(b []byte) []byte {
 		for i := 0; i < n-8; i += 8 {
 			x := binary.LittleEndian.Uint64(b[i:])
 			nonASCII |= x
-			upper |= byteBetween(x, 'A'-1, 'Z'+1)
+			upper |= upperASCII(x)
 		}
 		x := binary.LittleEndian.Uint64(b[n-8:])
 		nonASCII |= x
-		upper |= byteBetween(x, 'A'-1, 'Z'+1)
+		upper |= upperASCII(x)
+		upper &= highBits
 	} else {
 		for _, c := range b {
 			nonASCII |= uint64(c)

@@ -41,7 +41,7 @@ func TestByteBetween(t *testing.T) {
 // length around the word size.
 func TestLowerAndHexWords(t *testing.T) {
 	r := rand.New(rand.NewPCG(6, 6))
-	alphabet := []byte("0123456789abcdefABCDEFxyzXYZ-_ \xc3\xa9")
+	alphabet := []byte("0123456789abcdefABCDEFxyzXYZ@[`{-_ \xc3\xa9\xff")
 	var d Decoder
 	for range 20000 {
 		b := make([]byte, r.IntN(40))
