@@ -35,12 +35,15 @@ type SpanTag struct {
 // entries with a Value (a producer knows it as it sets the values, so
 // Tags need not add it up in a pass of its own); with less, Tags reports
 // false. The line grows once by room, the limits are read once, and keys
-// and values are copied by word loads and stores through unsafe pointers
-// instead of by calls to memmove, which would make the loop spill and
-// reload its state twice per annotation: a KeyText of up to SpanTagSpare
-// bytes as four words, a longer one word by word, a Value of 8 bytes or
-// more as words the last of which overlaps the one before, shorter ones as
-// two overlapping halves.
+// and values are copied by moves of up to 16 bytes through unsafe
+// pointers instead of by calls to memmove, which would make the loop
+// spill and reload its state twice per annotation: a KeyText of up to
+// SpanTagSpare bytes as two moves of 16, a longer one 16 bytes at a time,
+// a Value of 16 bytes or more in moves of 16 the last of which overlaps
+// the one before, shorter ones as two overlapping halves. A Value that is
+// not Plain is checked by a call (spanValueOK) before it is copied, so
+// that the usual, plain annotations take a loop without calls, whose
+// state stays in registers.
 func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 	lim := l.lim
 	maxValue := uint(lim.MaxSpanValueLength)
@@ -62,67 +65,39 @@ func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 		}
 		k := t.KeyText
 		nk := len(k)
-		if uint(m) > maxValue || end-p < nk+m+1 {
+		if uint(m) > maxValue || end-p < nk+m+1 || !t.Plain && !spanValueOK(v) {
 			return false
 		}
-		vp := unsafe.Pointer(unsafe.SliceData(v))
-		plain := t.Plain
-		if !plain {
-			// Values come trimmed, so a first and last byte above ' '
-			// is the common case, decided by one comparison each.
-			if c := *(*byte)(vp); c <= ' ' && isSpace(c) {
-				return false
-			}
-			if c := *(*byte)(unsafe.Add(vp, m-1)); c <= ' ' && isSpace(c) {
-				return false
-			}
-		}
-		// The key's last word ends below p+nk+SpanTagSpare, at most
+		// The key's last move ends below p+nk+SpanTagSpare, at most
 		// end+SpanTagSpare-1 (m ≥ 1): what is past the key, the value
 		// and what follows overwrite.
 		kp := unsafe.Pointer(unsafe.SliceData(k))
 		if nk <= SpanTagSpare {
-			putWordAt(base, p, wordAt(kp, 0))
-			putWordAt(base, p+8, wordAt(kp, 8))
-			putWordAt(base, p+16, wordAt(kp, 16))
-			putWordAt(base, p+24, wordAt(kp, 24))
+			*(*[16]byte)(unsafe.Add(base, p)) = *(*[16]byte)(kp)
+			*(*[16]byte)(unsafe.Add(base, p+16)) = *(*[16]byte)(unsafe.Add(kp, 16))
 		} else {
-			for j := 0; j < nk; j += 8 {
-				putWordAt(base, p+j, wordAt(kp, j))
+			for j := 0; j < nk; j += 16 {
+				*(*[16]byte)(unsafe.Add(base, p+j)) = *(*[16]byte)(unsafe.Add(kp, j))
 			}
 		}
 		p += nk
-		// No calls in this loop, so that its state stays in registers.
+		vp := unsafe.Pointer(unsafe.SliceData(v))
 		switch {
+		case m >= 16:
+			for j := 0; j < m-16; j += 16 {
+				*(*[16]byte)(unsafe.Add(base, p+j)) = *(*[16]byte)(unsafe.Add(vp, j))
+			}
+			*(*[16]byte)(unsafe.Add(base, p+m-16)) = *(*[16]byte)(unsafe.Add(vp, m-16))
 		case m >= 8:
-			for j := 0; j < m-8; j += 8 {
-				x := wordAt(vp, j)
-				if !plain && hasSpanSpecial(x) {
-					return false
-				}
-				putWordAt(base, p+j, x)
-			}
-			x := wordAt(vp, m-8)
-			if !plain && hasSpanSpecial(x) {
-				return false
-			}
-			putWordAt(base, p+m-8, x)
+			*(*[8]byte)(unsafe.Add(base, p)) = *(*[8]byte)(vp)
+			*(*[8]byte)(unsafe.Add(base, p+m-8)) = *(*[8]byte)(unsafe.Add(vp, m-8))
 		case m >= 4:
-			le := binary.LittleEndian
-			lo, hi := le.Uint32((*[4]byte)(vp)[:]), le.Uint32((*[4]byte)(unsafe.Add(vp, m-4))[:])
-			if !plain && hasSpanSpecial(uint64(lo)|uint64(hi)<<32) {
-				return false
-			}
-			le.PutUint32((*[4]byte)(unsafe.Add(base, p))[:], lo)
-			le.PutUint32((*[4]byte)(unsafe.Add(base, p+m-4))[:], hi)
-		default:
-			a, b, c := *(*byte)(vp), *(*byte)(unsafe.Add(vp, m/2)), *(*byte)(unsafe.Add(vp, m-1))
-			if !plain && hasSpanSpecial(uint64(a)|uint64(b)<<8|uint64(c)<<16|0x202020<<24) {
-				return false
-			}
-			*(*byte)(unsafe.Add(base, p)) = a
-			*(*byte)(unsafe.Add(base, p+m/2)) = b
-			*(*byte)(unsafe.Add(base, p+m-1)) = c
+			*(*[4]byte)(unsafe.Add(base, p)) = *(*[4]byte)(vp)
+			*(*[4]byte)(unsafe.Add(base, p+m-4)) = *(*[4]byte)(unsafe.Add(vp, m-4))
+		default: // 1 to 3 bytes: the first, the middle and the last
+			*(*byte)(unsafe.Add(base, p)) = *(*byte)(vp)
+			*(*byte)(unsafe.Add(base, p+m/2)) = *(*byte)(unsafe.Add(vp, m/2))
+			*(*byte)(unsafe.Add(base, p+m-1)) = *(*byte)(unsafe.Add(vp, m-1))
 		}
 		p += m
 		*(*byte)(unsafe.Add(base, p)) = '"'
@@ -134,6 +109,36 @@ func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 	}
 	l.dst = buf[:p]
 	return true
+}
+
+// spanValueOK reports whether v, non-empty, is a value Tags copies as it
+// is: ASCII without '"', '\\' or '\n', and without a blank at either end
+// (values come trimmed, so a first and last byte above ' ' is the common
+// case, decided by one comparison each). Words are read within v, the
+// last overlapping the one before.
+func spanValueOK(v []byte) bool {
+	m := len(v)
+	if c := v[0]; c <= ' ' && isSpace(c) {
+		return false
+	}
+	if c := v[m-1]; c <= ' ' && isSpace(c) {
+		return false
+	}
+	vp := unsafe.Pointer(unsafe.SliceData(v))
+	switch {
+	case m >= 8:
+		for j := 0; j < m-8; j += 8 {
+			if hasSpanSpecial(wordAt(vp, j)) {
+				return false
+			}
+		}
+		return !hasSpanSpecial(wordAt(vp, m-8))
+	case m >= 4:
+		le := binary.LittleEndian
+		return !hasSpanSpecial(uint64(le.Uint32(v)) | uint64(le.Uint32(v[m-4:]))<<32)
+	default:
+		return !hasSpanSpecial(uint64(v[0]) | uint64(v[m/2])<<8 | uint64(v[m-1])<<16 | 0x202020<<24)
+	}
 }
 
 // Limits returns the limits the line is checked against.
