@@ -373,6 +373,16 @@ found: // DI: id*32; its bit in tagBits, the tag in its slot
 	MOVQ R14, plainTag_v1(AX)
 	LEAQ 1(R14), DI
 	MOVQ DI, next+80(FP)
+
+aftertag: // DI: after a tag read here, its value's closing quote at
+	// DI-1, so the usual `, "` is one compare of the four bytes from
+	// there, in b if DI+3 is (a tag takes at least six bytes, so fewer
+	// than three left end the run); sep reads anything else
+	LEAQ 3(DI), R12
+	CMPQ R12, DX
+	JGT  done
+	CMPL -1(SI)(DI*1), $0x22202c22 // `", "`
+	JEQ  key
 	JMP  sep
 
 keyfar: // nextStopIn(stops, k0, len(b)), as readKnownTagsGo has it
