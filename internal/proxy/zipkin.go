@@ -140,7 +140,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 			return b
 		})
 		if fused {
-			observeRED(st.reds, &rd, s)
+			st.reds.Add(&rd)
 			in.stage(fmtSpanLogs, func(b []byte) []byte { return st.conv.AppendLogs(b, z, s, "_sampledByPolicy=NONE") })
 			return
 		}
@@ -153,7 +153,7 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 		}
 		st.conv.Refresh(&rd, s) // Convert's RED inputs may be stale now
 	}
-	observeRED(st.reds, &rd, s)
+	st.reds.Add(&rd)
 	var canonical bool
 	in.stage(fmtTrace, func(b []byte) []byte {
 		b, canonical = in.dec.AppendCanonicalSpan(b, s)
@@ -170,27 +170,6 @@ func (p *Proxy) zipkinSpan(in *ingester, rules *preprocessor.PortRules, st *zipk
 	if full := in.dec.TruncatedAnnotations(); len(full) > 0 {
 		in.stageSpanLogs(wavefront.TruncationSpanLogs(s, full))
 	}
-}
-
-// observeRED adds a span to the batch. rs stays on the stack: Add copies
-// what it keeps.
-func observeRED(reds *red.Batch, rd *zipkin.RED, s *wavefront.Span) {
-	rs := red.Span{
-		Application:    rd.Application,
-		Service:        rd.Service,
-		Operation:      rd.Operation,
-		Cluster:        rd.Cluster,
-		Shard:          rd.Shard,
-		Component:      rd.Component,
-		SpanKind:       rd.SpanKind,
-		Source:         rd.Source,
-		HTTPStatusCode: rd.HTTPStatusCode,
-		CustomTags:     rd.CustomTags,
-		IsError:        rd.IsError,
-		DurationMicros: rd.DurationMicros,
-		DurationMillis: s.DurationMillis,
-	}
-	reds.Add(&rs)
 }
 
 // runRED flushes a port's RED metrics and heartbeats into the queue once a

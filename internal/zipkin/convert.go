@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/meshwave/meshwave/internal/red"
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
@@ -331,40 +332,29 @@ func (c *Converter) fillPlan(p *tagPlan, z *Span, seq uint64) {
 	p.seq = seq
 }
 
-// RED is what the RED-metrics and heartbeat stage (§6) needs from a span.
-// Byte slices alias the Converter and are valid until its next Convert.
+// RED is what the RED-metrics and heartbeat stage (§6) needs from a span:
+// the span the red package observes, filled by the conversion itself, so
+// that the caller hands it on without a copy. Byte slices alias the
+// Converter and are valid until its next Convert.
 //
 // Application, Service, Cluster and Shard are always set on the Zipkin
 // port (defaults applied during conversion). Component, SpanKind and
 // HTTPStatusCode are nil when the span has none; the RED stage then writes
 // the §6.2 defaults ("none"), so metric names can use the raw values.
 // After user preprocessing rules, call Converter.Refresh to re-read them
-// from the final annotations.
-type RED struct {
-	Application, Service, Cluster, Shard, Component []byte
-	// Operation is the sanitised span name (the operationName tag and the
-	// <op> of metric names).
-	Operation []byte
-	// Source is the span's source; per proxy.md §10.8 meshwave uses it as
-	// the RED points' source instead of adding a "source" tag.
-	Source []byte
-	// SpanKind is the value of the last span.kind annotation.
-	SpanKind []byte
-	// HTTPStatusCode is the last annotation whose key equals
-	// http.status_code ignoring case; write it as lower-case
-	// "http.status_code".
-	HTTPStatusCode []byte
-	// CustomTags holds the annotations whose keys are in
-	// Converter.CustomTagKeys, in that order, one per key.
-	CustomTags []wavefront.Tag
-	// IsError is sticky: set by a non-blank Zipkin error tag or any error
-	// annotation; later removal of the annotation does not clear it.
-	IsError bool
-	// DurationMicros is the original Zipkin duration, the sample of the
-	// duration.micros histogram; the span's DurationMillis is the
-	// total_time.millis increment.
-	DurationMicros int64
-}
+// from the final annotations. Operation is the sanitised span name (the
+// operationName tag and the <op> of metric names); Source the span's
+// source, which per proxy.md §10.8 meshwave uses as the RED points'
+// source instead of adding a "source" tag; SpanKind the value of the last
+// span.kind annotation; HTTPStatusCode the last annotation whose key
+// equals http.status_code ignoring case (written as lower-case
+// "http.status_code"); CustomTags the annotations whose keys are in
+// Converter.CustomTagKeys, in that order, one per key. IsError is sticky:
+// set by a non-blank Zipkin error tag or any error annotation; later
+// removal of the annotation does not clear it. DurationMicros is the
+// original Zipkin duration, the sample of the duration.micros histogram;
+// DurationMillis the converted span's, the total_time.millis increment.
+type RED = red.Span
 
 // words are the fixed keys and values Convert emits. Each Converter owns
 // a copy because output tags alias them and []byte cannot be constant.
@@ -702,9 +692,9 @@ func (c *Converter) Convert(z *Span, out *wavefront.Span) RED {
 // take the last annotation with that exact key and keep their previous
 // value when a rule removed it; span.kind, http.status_code and custom
 // tags are present only if still on the span; an error annotation sets
-// IsError, and nothing clears it.
+// IsError, and nothing clears it. DurationMillis is s's.
 func (c *Converter) Refresh(red *RED, s *wavefront.Span) {
-	red.Operation, red.Source = s.Name, s.Source
+	red.Operation, red.Source, red.DurationMillis = s.Name, s.Source, s.DurationMillis
 	red.SpanKind, red.HTTPStatusCode = nil, nil
 	c.custom = c.custom[:0]
 	for _, t := range s.Tags {
@@ -1103,7 +1093,7 @@ func (c *Converter) AppendCanonicalSpanTo(dst []byte, z *Span, out *wavefront.Sp
 	// below, needs a value here.
 	red.Application, red.Cluster, red.Shard, red.Component = nil, w.none, w.none, nil
 	red.Operation, red.Source, red.SpanKind, red.HTTPStatusCode = out.Name, out.Source, nil, nil
-	red.IsError, red.DurationMicros = false, z.Duration
+	red.IsError, red.DurationMicros, red.DurationMillis = false, z.Duration, out.DurationMillis
 	// The fixed keys are name bytes, and so is a sanitised key unless it
 	// kept a '~' or delta prefix, which is the only way its first byte can
 	// be outside keyByte. Span kinds, "true", "none", IP addresses and IDs

@@ -155,7 +155,7 @@ func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
 	stale := []byte("stale")
 	gotRED := RED{Application: stale, Service: stale, Cluster: stale, Shard: stale, Component: stale, Operation: stale,
 		Source: stale, SpanKind: stale, HTTPStatusCode: stale, CustomTags: []wavefront.Tag{{Key: stale, Value: stale}},
-		IsError: true, DurationMicros: -1}
+		IsError: true, DurationMicros: -1, DurationMillis: -1}
 	got, gotOK := c.AppendCanonicalSpanTo([]byte("prefix "), z, &out, &gotRED, d)
 	switch {
 	case gotOK != wantOK:
@@ -182,9 +182,9 @@ func checkFused(t *testing.T, c *Converter, d *wavefront.Decoder, z *Span) {
 }
 
 func redString(r *RED) string {
-	return fmt.Sprintf("app=%q svc=%q cluster=%q shard=%q comp=%q op=%q src=%q kind=%q status=%q custom=%d err=%v dur=%d",
+	return fmt.Sprintf("app=%q svc=%q cluster=%q shard=%q comp=%q op=%q src=%q kind=%q status=%q custom=%d err=%v dur=%d ms=%d",
 		r.Application, r.Service, r.Cluster, r.Shard, r.Component, r.Operation, r.Source, r.SpanKind, r.HTTPStatusCode,
-		len(r.CustomTags), r.IsError, r.DurationMicros)
+		len(r.CustomTags), r.IsError, r.DurationMicros, r.DurationMillis)
 }
 
 func checkFusedBody(t *testing.T, body []byte) {

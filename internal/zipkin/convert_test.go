@@ -43,8 +43,8 @@ func TestWorkedExample(t *testing.T) {
 		"SpanKind": "server", "HTTPStatusCode": "503",
 	}
 	checkRED(t, &red, wantRED)
-	if !red.IsError || red.DurationMicros != 2500 || out.DurationMillis != 2 {
-		t.Errorf("IsError=%v DurationMicros=%d DurationMillis=%d", red.IsError, red.DurationMicros, out.DurationMillis)
+	if !red.IsError || red.DurationMicros != 2500 || out.DurationMillis != 2 || red.DurationMillis != 2 {
+		t.Errorf("IsError=%v DurationMicros=%d DurationMillis=%d, RED's %d", red.IsError, red.DurationMicros, out.DurationMillis, red.DurationMillis)
 	}
 }
 
