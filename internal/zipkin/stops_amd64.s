@@ -208,7 +208,8 @@ no:
 // third, in the 57 or more bits of the index read from there unless the
 // tag is longer; it reads the index eight bytes at a time from any
 // byte, into the zero word buildStops leaves after it. next is stored
-// as each tag is placed.
+// on the way out, from DI, which the probe borrows only on its way to
+// found or miss, both of which set it.
 //
 // Registers: SI b, DX len(b), R8 stops, DI the position after the last
 // tag, R10 t, R11 tagBits; per tag R12 the key's start (k0), R13 its end
@@ -220,7 +221,6 @@ TEXT ·readKnownTagsAMD64(SB), NOSPLIT, $0-105
 	MOVQ b_len+24(FP), DX
 	MOVQ stops_base+40(FP), R8
 	MOVQ i+64(FP), DI
-	MOVQ DI, next+80(FP)
 	MOVQ $0, k0+88(FP)
 	MOVQ $0, k1+96(FP)
 	MOVB $0, missed+104(FP)
@@ -304,12 +304,12 @@ valuequote: // R14: the value's end, in b, if it is a quote
 	CMPQ BX, $(const_maxWordKey-8)
 	JHI  short
 	MOVQ (SI)(R12*1), AX
-	MOVL $8, R15
-	CMPQ BX, R15
-	CMOVQGT R15, BX
-	ADDQ R12, BX
-	MOVQ (SI)(BX*1), BX
 	MOVQ -8(SI)(R13*1), R15
+	// The middle word, from k0+min(8, n-8), is w2 for up to 16 bytes.
+	MOVQ R15, BX
+	CMPQ CX, $16
+	JLE  mix
+	MOVQ 8(SI)(R12*1), BX
 	JMP  mix
 
 short:
@@ -372,7 +372,6 @@ found: // DI: id*32; its bit in tagBits, the tag in its slot
 	MOVQ BX, plainTag_v0(AX)
 	MOVQ R14, plainTag_v1(AX)
 	LEAQ 1(R14), DI
-	MOVQ DI, next+80(FP)
 
 aftertag: // DI: after a tag read here, its value's closing quote at
 	// DI-1, so the usual `, "` is one compare of the four bytes from
@@ -480,10 +479,10 @@ value: // R14: the value's end from valuefar
 
 miss: // a key t does not hold: the tag is the caller's
 	LEAQ 1(R14), DI
-	MOVQ DI, next+80(FP)
 	MOVQ R12, k0+88(FP)
 	MOVQ R13, k1+96(FP)
 	MOVB $1, missed+104(FP)
 
-done:
+done: // DI: next
+	MOVQ DI, next+80(FP)
 	RET
