@@ -58,20 +58,19 @@ func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 	p, end, n := at, at+room, 0
 	for i := range tags {
 		t := &tags[i]
-		v := t.Value
-		m := len(v)
+		m := len(t.Value)
 		if m == 0 {
 			continue
 		}
-		k := t.KeyText
-		nk := len(k)
-		if uint(m) > maxValue || end-p < nk+m+1 || !t.Plain && !spanValueOK(v) {
+		nk := len(t.KeyText)
+		// p+nk+m < end: room for the key, the value and the quote.
+		if uint(m) > maxValue || p+nk+m >= end || !t.Plain && !spanValueOK(t.Value) {
 			return false
 		}
 		// The key's last move ends below p+nk+SpanTagSpare, at most
 		// end+SpanTagSpare-1 (m ≥ 1): what is past the key, the value
 		// and what follows overwrite.
-		kp := unsafe.Pointer(unsafe.SliceData(k))
+		kp := unsafe.Pointer(unsafe.SliceData(t.KeyText))
 		if nk <= SpanTagSpare {
 			*(*[16]byte)(unsafe.Add(base, p)) = *(*[16]byte)(kp)
 			*(*[16]byte)(unsafe.Add(base, p+16)) = *(*[16]byte)(unsafe.Add(kp, 16))
@@ -81,7 +80,7 @@ func (l *SpanLine) Tags(tags []SpanTag, room, longestKey int) bool {
 			}
 		}
 		p += nk
-		vp := unsafe.Pointer(unsafe.SliceData(v))
+		vp := unsafe.Pointer(unsafe.SliceData(t.Value))
 		switch {
 		case m >= 16:
 			for j := 0; j < m-16; j += 16 {
