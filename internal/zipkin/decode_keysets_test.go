@@ -266,6 +266,12 @@ func FuzzReadKnownTags(f *testing.F) {
 	f.Add("k\n"+long, []byte(`"`+long+`":"v", "k":"`+long+long+`","k":"\u00e9"`), uint(0), true)
 	f.Add("abcdefgh\nabcdefghijklmnopqrstuvwx\nabcdefghijklmnopqrstuvwxy", []byte(`"abcdefgh":"", "abcdefghijklmnopqrstuvwx":"1", "abcdefghijklmnopqrstuvwxy":"2", "abc":"3"`), uint(0), true)
 	f.Add("ab", []byte(`"ab":"1", "ab":"2", "ab"`), uint(0), true)
+	// Keys of 17 to 24 bytes that differ only in their middle words share
+	// a slot (mix leaves those words out), so they probe past each other,
+	// and a third misses after both; keys of 16 and 17 bytes have no
+	// middle word and one of its own.
+	mid := func(c string) string { return "aaaaaaaa" + c + "bbbbbbbbbbb" }
+	f.Add(mid("X")+"\n"+mid("Y")+"\nhttp.status_code\nhttp.status_codes", []byte(`"`+mid("Y")+`":"1", "`+mid("X")+`":"2", "http.status_code":"3", "http.status_codes":"4", "`+mid("Z")+`":"5"`), uint(0), true)
 	f.Fuzz(func(t *testing.T, keys string, body []byte, i uint, first bool) {
 		var want keyTable
 		for k := range strings.SplitSeq(keys, "\n") {
