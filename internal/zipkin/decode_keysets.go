@@ -30,8 +30,9 @@ type keyTable struct {
 	full  bool
 	words [maxKeyIDs]keyWords
 	keys  [maxKeyIDs][]byte // copies, for sorting and for long keys
-	// index holds id+1 of each key at slot mix>>56, or of the next free
-	// slot after it (linear probing); 0 is free. At most half is used.
+	// index holds indexUsed|id of each key at slot mix>>56, or of the
+	// next free slot after it (linear probing); 0 is free. At most half
+	// is used.
 	index [2 * maxKeyIDs]uint8
 	sets  [16]idSet
 	// slots holds the current span's tag of each key id in its bit set
@@ -59,6 +60,13 @@ type keyWords struct {
 
 const maxWordKey = 24
 
+// indexUsed marks a used keyTable.index entry, the key's id in the bits
+// below it: the tag loop's assembly takes the id by clearing the bit it
+// tests. This fails to compile if ids do not fit below it.
+const indexUsed = 0x80
+
+var _ [indexUsed - maxKeyIDs]struct{}
+
 // keysWordsOf returns k's keyWords.
 func keysWordsOf(k []byte) keyWords {
 	n := len(k)
@@ -80,13 +88,14 @@ func (k keyWords) mix() uint64 {
 	return (k.w0 + k.w2 ^ uint64(k.n)) * 0x9E3779B97F4A7C15
 }
 
-// find returns the index entry for w: id+1 if the table holds w's key
-// (for a key longer than maxWordKey, one with the same words), else 0.
+// find returns the index entry for w: indexUsed|id if the table holds
+// w's key (for a key longer than maxWordKey, one with the same words),
+// else 0.
 func (t *keyTable) find(w keyWords) uint8 {
 	h := w.mix() >> 56
 	for {
 		x := t.index[h]
-		if x == 0 || t.words[(x-1)&(maxKeyIDs-1)] == w {
+		if x == 0 || t.words[x&(maxKeyIDs-1)] == w {
 			return x
 		}
 		h = (h + 1) & (2*maxKeyIDs - 1)
@@ -103,7 +112,7 @@ func (t *keyTable) idOf(key []byte) (int, bool) {
 		if x == 0 {
 			break
 		}
-		if id := x - 1; t.words[id] == w && (w.n <= maxWordKey || bytes.Equal(t.keys[id], key)) {
+		if id := x & (maxKeyIDs - 1); t.words[id] == w && (w.n <= maxWordKey || bytes.Equal(t.keys[id], key)) {
 			return id, true
 		}
 		h = (h + 1) & (2*maxKeyIDs - 1)
@@ -116,7 +125,7 @@ func (t *keyTable) idOf(key []byte) (int, bool) {
 	t.n++
 	t.words[id] = w
 	t.keys[id] = append(t.keys[id][:0], key...)
-	t.index[h] = uint8(id + 1)
+	t.index[h] = indexUsed | uint8(id)
 	return id, true
 }
 
@@ -268,7 +277,7 @@ func (t *keyTable) readKnownTagsGo(tagBits *[2]uint64, b []byte, stops []uint64,
 		if x == 0 {
 			return i, plainTag{k0, k, k + 3, e}, true
 		}
-		id := int(x-1) & (maxKeyIDs - 1)
+		id := int(x) & (maxKeyIDs - 1)
 		tagBits[id>>6] |= 1 << (id & 63)
 		s := &t.slots[id]
 		s.k0, s.k1, s.v0, s.v1 = k0, k, k+3, e
@@ -298,7 +307,7 @@ func nextStopIn(stops []uint64, i, n int) int {
 func (d *Decoder) addTagByID(b []byte, p plainTag) bool {
 	if w, ok := wordsAt(unsafe.Pointer(unsafe.SliceData(b)), len(b), p.k0, p.k1); ok {
 		if x := d.ids.find(w); x != 0 {
-			d.addIDTag(int(x-1), p)
+			d.addIDTag(int(x)&(maxKeyIDs-1), p)
 			return true
 		}
 	}

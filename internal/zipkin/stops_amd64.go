@@ -40,8 +40,11 @@ func (t *keyTable) readKnownTags(tagBits *[2]uint64, b []byte, stops []uint64, i
 }
 
 // readKnownTagsAMD64 finds a key's words and slot with shifts: both are
-// 32 bytes. These fail to compile otherwise.
+// 32 bytes, and an index entry's id by clearing bit 7, indexUsed. These
+// fail to compile otherwise.
 var (
+	_ [indexUsed - 1<<7]struct{}
+	_ [1<<7 - indexUsed]struct{}
 	_ [unsafe.Sizeof(keyWords{}) - 32]struct{}
 	_ [32 - unsafe.Sizeof(keyWords{})]struct{}
 	_ [unsafe.Sizeof(plainTag{}) - 32]struct{}

@@ -338,10 +338,8 @@ mix: // keyWords.mix: (w0 + w2 ^ n) * C, its top byte the slot
 
 probe: // keyTable.find: R9 the index slot
 	MOVBLZX keyTable_index(R10)(R9*1), DI
-	TESTL DI, DI
-	JZ   miss
-	DECL DI
-	ANDL $(const_maxKeyIDs-1), DI
+	BTRL $7, DI // indexUsed, leaving the id
+	JCC  miss
 	SHLQ $5, DI // keyWords are 32 bytes (stops_amd64.go)
 	CMPQ AX, keyTable_words+keyWords_w0(R10)(DI*1)
 	JNE  nextslot
@@ -365,12 +363,12 @@ found: // DI: id*32; its bit in tagBits, the tag in its slot
 	MOVQ (R11)(BX*8), AX
 	BTSQ CX, AX
 	MOVQ AX, (R11)(BX*8)
-	LEAQ keyTable_slots(R10)(DI*1), AX // plainTags are 32 bytes too
-	MOVQ R12, plainTag_k0(AX)
-	MOVQ R13, plainTag_k1(AX)
+	// plainTags are 32 bytes too
+	MOVQ R12, keyTable_slots+plainTag_k0(R10)(DI*1)
+	MOVQ R13, keyTable_slots+plainTag_k1(R10)(DI*1)
 	LEAQ 3(R13), BX
-	MOVQ BX, plainTag_v0(AX)
-	MOVQ R14, plainTag_v1(AX)
+	MOVQ BX, keyTable_slots+plainTag_v0(R10)(DI*1)
+	MOVQ R14, keyTable_slots+plainTag_v1(R10)(DI*1)
 	LEAQ 1(R14), DI
 
 aftertag: // DI: after a tag read here, its value's closing quote at
