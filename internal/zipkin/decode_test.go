@@ -464,7 +464,9 @@ func FuzzReadEndpoint(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	atPageEnd := fuzzAtPageEnd(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		body = atPageEnd(body)
 		var fast, general Decoder
 		lf, lg := newLexer(body, &fast), newLexer(body, &general)
 		var ef, eg Endpoint
@@ -505,7 +507,9 @@ func FuzzReadAnnotations(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	atPageEnd := fuzzAtPageEnd(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		body = atPageEnd(body)
 		var fast, general Decoder
 		lf, lg := newLexer(body, &fast), newLexer(body, &general)
 		if !fast.readAnnotationsFast(&lf) {

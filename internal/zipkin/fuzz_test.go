@@ -96,7 +96,9 @@ func FuzzDecodeJSONV2(f *testing.F) {
 	// seqKeys remembers the keys each key sequence number of d1 named:
 	// d1 keeps its caches across inputs, and a number must never name two.
 	seqKeys := map[uint64]string{}
+	atPageEnd := fuzzAtPageEnd(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		body = atPageEnd(body)
 		first := []jsonSpan{} // "[]", not "null", for an empty list
 		var firstStr, raw []string
 		err := d1.Decode(body, JSONV2, func(s *Span) error {
@@ -167,8 +169,9 @@ func FuzzDecodeJSONV1(f *testing.F) {
 		`"binaryAnnotations":[{"key":"ca","value":true,"endpoint":{"serviceName":"a","ipv4":"1.2.3.4"}},{"key":"k","value":"v"}]}]`))
 	f.Add([]byte(`[{"traceId":"1","id":"2","annotations":[{"timestamp":1,"value":"ms","endpoint":{"serviceName":"a"}},{"timestamp":2,"value":"mr","endpoint":{"serviceName":"a"}},{"timestamp":1,"value":"wr","endpoint":{"port":1}}]}]`))
 	var d Decoder
+	atPageEnd := fuzzAtPageEnd(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_ = d.Decode(body, JSONV1, func(s *Span) error {
+		_ = d.Decode(atPageEnd(body), JSONV1, func(s *Span) error {
 			checkInvariants(t, s)
 			return nil
 		})
@@ -179,8 +182,9 @@ func FuzzDecodeProto3(f *testing.F) {
 	f.Add([]byte{0x0a, 0x16, 0x0a, 0x08, 0, 0, 0, 0, 0, 0, 0, 1, 0x1a, 0x08, 0, 0, 0, 0, 0, 0, 0, 2, 0x20, 2})
 	f.Add([]byte{0x0a, 0x1e, 0x0a, 0x08, 0, 0, 0, 0, 0, 0, 0, 1, 0x1a, 0x08, 0, 0, 0, 0, 0, 0, 0, 2, 0x5a, 0x06, 0x0a, 0x01, 'k', 0x12, 0x01, 'v', 0x42, 0x00})
 	var d Decoder
+	atPageEnd := fuzzAtPageEnd(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		_ = d.Decode(body, Proto3, func(s *Span) error {
+		_ = d.Decode(atPageEnd(body), Proto3, func(s *Span) error {
 			checkInvariants(t, s)
 			return nil
 		})

@@ -8,6 +8,20 @@ import (
 	"github.com/meshwave/meshwave/internal/wavefront"
 )
 
+// fuzzAtPageEnd returns a function that places a fuzz input at the end
+// of readable memory, so the fuzzers catch any load past its end; inputs
+// over 1 MiB stay where they are.
+func fuzzAtPageEnd(f *testing.F) func([]byte) []byte {
+	const most = 1 << 20
+	mem := pageend.New(f, most)
+	return func(b []byte) []byte {
+		if len(b) > most {
+			return b
+		}
+		return mem.At(b)
+	}
+}
+
 // TestDecodeReadsNothingPastTheBody decodes and converts every prefix of Envoy-shaped
 // bodies placed at the end of readable memory (package pageend): most prefixes are bad
 // JSON and end in an error, none may fault.
