@@ -38,6 +38,12 @@
 // Converter's per-sequence plans hitting. JSON v1 and proto3 tags go to
 // their slots once the span is read; only a span with more different keys
 // than the id table holds is sorted.
+// On amd64 the tag loop is assembly (readKnownTagsAMD64), with
+// readKnownTagsGo as the definition FuzzReadKnownTags compares it with;
+// endpoints and annotation lists in their usual shape have fast readers
+// of their own, fuzzed against the general ones. The word loads and the
+// assembly read only bytes their checks found in the body: the tests and
+// fuzzers place bodies right before an unreadable page (package pageend).
 // An endpoint's address is parsed once per text (ipCache): a sidecar's
 // spans name its pod's address again and again.
 // Thrift is rejected (ErrThrift): no maintained Go library decodes Zipkin's
