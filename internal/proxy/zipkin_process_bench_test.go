@@ -32,27 +32,40 @@ import (
 //   - forward: the child also drains the queue to a discarding backend
 //     (gzip and HTTP posts), i.e. its steady state when the backend keeps up.
 //
+// Each runs with 4 and with 64 clients (keep-alive connections, each
+// waiting for its 202 before the next POST). The CPU a span costs depends
+// on that: a 202 waits for its fsync, so with 4 clients a group commit
+// gathers about 2 bodies and each body pays for half an fsync, while 64
+// clients, like a mesh's many sidecars, saturate this 2-core machine and
+// an fsync covers many bodies. clients=64 is the proxy's capacity per
+// core; clients=4 is a lightly loaded proxy's cost per span.
+//
 // MESHWAVE_PROXY_CHILD_BIN and MESHWAVE_PROXY_CHILD_CPUPROFILE work as for
-// BenchmarkTCPIngestChild (profiles go to <prefix>zipkin-<mode>.prof).
+// BenchmarkTCPIngestChild (profiles go to <prefix>zipkin-<mode>-<clients>.prof).
 func BenchmarkZipkinProcess(b *testing.B) {
 	bodies := envoyBodies(b, 64)
-	b.Run("queue", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		unreachable := "http://" + ln.Addr().String()
-		ln.Close()
-		benchZipkinChild(b, bodies, unreachable, "queue")
-	})
-	b.Run("forward", func(b *testing.B) { benchZipkinChild(b, bodies, discardBackend(b).URL, "forward") })
+	for _, clients := range []int{4, 64} {
+		name := fmt.Sprintf("clients=%d", clients)
+		b.Run("queue/"+name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			unreachable := "http://" + ln.Addr().String()
+			ln.Close()
+			benchZipkinChild(b, bodies, unreachable, "queue", clients)
+		})
+		b.Run("forward/"+name, func(b *testing.B) {
+			benchZipkinChild(b, bodies, discardBackend(b).URL, "forward", clients)
+		})
+	}
 }
 
-func benchZipkinChild(b *testing.B, bodies [][]byte, server, mode string) {
+func benchZipkinChild(b *testing.B, bodies [][]byte, server, mode string, clients int) {
 	dir := b.TempDir()
 	cc := childConfig{Buffer: filepath.Join(dir, "buffer"), Server: server, PortFile: filepath.Join(dir, "ports.json")}
 	if prefix := os.Getenv(childProfileEnv); prefix != "" {
-		cc.CPUProfile = prefix + "zipkin-" + mode + ".prof"
+		cc.CPUProfile = fmt.Sprintf("%szipkin-%s-%d.prof", prefix, mode, clients)
 	}
 	bin := os.Getenv(childBinEnv)
 	if bin == "" {
@@ -60,14 +73,13 @@ func benchZipkinChild(b *testing.B, bodies [][]byte, server, mode string) {
 	}
 	ch := startChildBinary(b, bin, cc)
 	url := "http://" + ch.ports.Zipkin + "/api/v2/spans"
-	const clients = 4
 	hcs := make([]*http.Client, clients)
 	for i := range hcs {
 		hcs[i] = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
 	}
 	// Warm-up: connections, pools and RED series exist before measuring.
 	for i, hc := range hcs {
-		if err := postZipkin(hc, url, bodies[i]); err != nil {
+		if err := postZipkin(hc, url, bodies[i%len(bodies)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -110,7 +122,7 @@ func benchZipkinChild(b *testing.B, bodies [][]byte, server, mode string) {
 	// Every span must have been counted as durable, plus the warm-up's.
 	hc := &http.Client{Timeout: 5 * time.Second}
 	got, err := ch.metric(hc, "proxy_received", `{entity="spans",port="`+portOf(ch.ports.Zipkin)+`"}`)
-	if want := spans + clients*zipkinSpansPerBody; err != nil || got != want {
+	if want := spans + float64(clients*zipkinSpansPerBody); err != nil || got != want {
 		b.Fatalf("proxy_received spans = %v (%v), want %v", got, err, want)
 	}
 	ch.stop() // lets a profiling child write its profile
