@@ -1,5 +1,8 @@
 // Package httpbody reads the bodies of ingestion requests — the proxy's and
 // the server's — with one size limit that also holds after decompression.
+// Bodies may be plain or gzip, deflate or zstd encoded; a server says so
+// to its clients with Accept-Encoding: Encodings in its responses
+// (RFC 7694), which is how meshwave's proxy learns it may send zstd.
 package httpbody
 
 import (
@@ -11,9 +14,18 @@ import (
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
-// Read reads r's body up to limit bytes, decompressing gzip or deflate, and
+// Encodings are the content codings Read decodes, for a server's
+// Accept-Encoding response header.
+const Encodings = "zstd, gzip, deflate"
+
+// maxZstdWindow bounds the window a zstd body may ask for (the format
+// allows up to 3.75 TB): every sender meshwave knows uses 8 MiB or less.
+const maxZstdWindow = 8 << 20
+
+// Read reads r's body up to limit bytes, decompressing gzip, deflate or zstd, and
 // returns the HTTP status to answer on failure: 413 over the limit (checked
 // after decompression too, against gzip bombs), 400 for a body that cannot
 // be read or decompressed.
@@ -22,8 +34,9 @@ func Read(r *http.Request, limit int) ([]byte, int, error) {
 }
 
 // gzipReaders keeps gzip readers for reuse: each holds a 32 KiB window and
-// tables that would otherwise be allocated per request.
-var gzipReaders sync.Pool
+// tables that would otherwise be allocated per request. zstdReaders
+// likewise, each decoding on the request's goroutine (concurrency 1).
+var gzipReaders, zstdReaders sync.Pool
 
 // ReadInto is Read appending to dst[:0], so a caller that pools its buffers
 // reads a steady stream of requests without allocating; the result aliases
@@ -44,6 +57,19 @@ func ReadInto(dst []byte, r *http.Request, limit int) ([]byte, int, error) {
 			return dst[:0], http.StatusBadRequest, errors.New("bad gzip body: " + err.Error())
 		}
 		defer func() { zr.Close(); gzipReaders.Put(zr) }()
+		rd = zr
+	case "zstd":
+		zr, _ := zstdReaders.Get().(*zstd.Decoder)
+		var err error
+		if zr == nil {
+			zr, err = zstd.NewReader(rd, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
+		} else {
+			err = zr.Reset(rd)
+		}
+		if err != nil {
+			return dst[:0], http.StatusBadRequest, errors.New("bad zstd body: " + err.Error())
+		}
+		defer func() { _ = zr.Reset(nil); zstdReaders.Put(zr) }()
 		rd = zr
 	case "deflate":
 		// klauspost's inflater, as for gzip: the same format, decoded faster

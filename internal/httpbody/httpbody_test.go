@@ -9,7 +9,13 @@ import (
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
+
+func zst(b []byte) []byte {
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	return enc.EncodeAll(b, nil)
+}
 
 func deflate(b []byte) []byte {
 	var buf bytes.Buffer
@@ -44,6 +50,12 @@ func TestRead(t *testing.T) {
 		{"bad deflate", "deflate", []byte{0xff, 0xff, 0xff}, 100, http.StatusBadRequest, ""},
 		{"bad gzip", "gzip", []byte("not gzip"), 100, http.StatusBadRequest, ""},
 		{"truncated gzip", "gzip", gz([]byte("c 3\n"))[:10], 100, http.StatusBadRequest, ""},
+		{"zstd", "zstd", zst([]byte("e 5\n")), 100, 0, "e 5\n"},
+		{"zstd bomb", "zstd", zst(bytes.Repeat([]byte("a"), 1<<20)), 64 << 10, http.StatusRequestEntityTooLarge, ""},
+		{"bad zstd", "zstd", []byte("not zstd"), 100, http.StatusBadRequest, ""},
+		{"truncated zstd", "zstd", zst([]byte("f 6\n"))[:8], 100, http.StatusBadRequest, ""},
+		{"zstd window 1 MiB", "zstd", zstdFrameHeader(1 << 20), 100, 0, "x"},
+		{"zstd window too large", "zstd", zstdFrameHeader(1 << 30), 100, http.StatusBadRequest, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(c.body))
@@ -61,7 +73,8 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// TestReadIntoReuses reads plain and gzip bodies in turn into one buffer:
+// TestReadIntoReuses reads plain, gzip and zstd bodies in turn into one buffer
+// (each pooled decoder is used again):
 // each result is exact, and once the buffer is large enough it is reused.
 func TestReadIntoReuses(t *testing.T) {
 	buf := make([]byte, 0, 1<<16)
@@ -69,9 +82,13 @@ func TestReadIntoReuses(t *testing.T) {
 		want := strings.Repeat("line "+string(rune('a'+i))+" 1\n", 100+i*50)
 		body := []byte(want)
 		r := httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(body))
-		if i%2 == 1 {
+		switch i % 3 {
+		case 1:
 			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(gz(body)))
 			r.Header.Set("Content-Encoding", "gzip")
+		case 2:
+			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(zst(body)))
+			r.Header.Set("Content-Encoding", "zstd")
 		}
 		got, code, err := ReadInto(buf, r, 1<<20)
 		if err != nil || code != 0 || string(got) != want {
@@ -94,4 +111,17 @@ func TestReadIntoLyingLength(t *testing.T) {
 	if err != nil || code != 0 || string(got) != "a 1\n" || cap(got) > 1<<20 {
 		t.Fatalf("got %q (cap %d), %d, %v", got, cap(got), code, err)
 	}
+}
+
+// zstdFrameHeader is the start of a zstd frame that asks for a window of
+// the given size (a power of two, at least 1 KiB), without content size.
+func zstdFrameHeader(window int) []byte {
+	exp := 0
+	for 1<<(10+exp) < window {
+		exp++
+	}
+	// Magic, then the frame header descriptor (no single segment, no
+	// checksum, no dictionary, no content size) and the window
+	// descriptor (exponent only), then a last raw block of 1 byte.
+	return []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte(exp << 3), 0x09, 0x00, 0x00, 'x'}
 }
