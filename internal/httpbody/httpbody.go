@@ -27,8 +27,8 @@ const maxZstdWindow = 8 << 20
 
 // Read reads r's body up to limit bytes, decompressing gzip, deflate or zstd, and
 // returns the HTTP status to answer on failure: 413 over the limit (checked
-// after decompression too, against gzip bombs), 400 for a body that cannot
-// be read or decompressed.
+// after decompression too, against gzip bombs), 415 for an encoding it
+// does not know, 400 for a body that cannot be read or decompressed.
 func Read(r *http.Request, limit int) ([]byte, int, error) {
 	return ReadInto(nil, r, limit)
 }
@@ -77,8 +77,10 @@ func ReadInto(dst []byte, r *http.Request, limit int) ([]byte, int, error) {
 		fr := flate.NewReader(rd)
 		defer fr.Close()
 		rd = fr
-	default:
+	case "", "identity":
 		size = r.ContentLength
+	default:
+		return dst[:0], http.StatusUnsupportedMediaType, errors.New("unsupported body encoding " + strconv.Quote(r.Header.Get("Content-Encoding")) + "; use one of " + Encodings)
 	}
 	body, err := readAll(dst[:0], rd, limit, size)
 	var tooBig *http.MaxBytesError

@@ -50,6 +50,8 @@ func TestRead(t *testing.T) {
 		{"bad deflate", "deflate", []byte{0xff, 0xff, 0xff}, 100, http.StatusBadRequest, ""},
 		{"bad gzip", "gzip", []byte("not gzip"), 100, http.StatusBadRequest, ""},
 		{"truncated gzip", "gzip", gz([]byte("c 3\n"))[:10], 100, http.StatusBadRequest, ""},
+		{"identity", "identity", []byte("g 7\n"), 100, 0, "g 7\n"},
+		{"unknown encoding", "br", []byte("h 8\n"), 100, http.StatusUnsupportedMediaType, ""},
 		{"zstd", "zstd", zst([]byte("e 5\n")), 100, 0, "e 5\n"},
 		{"zstd bomb", "zstd", zst(bytes.Repeat([]byte("a"), 1<<20)), 64 << 10, http.StatusRequestEntityTooLarge, ""},
 		{"bad zstd", "zstd", []byte("not zstd"), 100, http.StatusBadRequest, ""},

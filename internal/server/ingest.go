@@ -31,6 +31,9 @@ type ReportResult struct {
 // validated as the proxy does; good ones are re-encoded canonically into
 // WAL records, which are fsync'd before the 202.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
+	// Tells clients which body encodings they may use (RFC 7694): meshwave's
+	// proxy switches from gzip to zstd when it sees zstd here.
+	w.Header().Set("Accept-Encoding", httpbody.Encodings)
 	q := r.URL.Query()
 	name := cmp.Or(q.Get("f"), q.Get("format"), "wavefront")
 	f, ok := formatNames[name]

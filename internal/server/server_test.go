@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/meshwave/meshwave/internal/wql"
 )
@@ -225,6 +226,29 @@ func TestGzipAuthAndLimits(t *testing.T) {
 	if code, res := do(t, req); code != 202 || res.Accepted != 1 {
 		t.Fatalf("gzip: %d %+v", code, res)
 	}
+	// zstd and an unknown coding: every answer names the codings the
+	// server reads (RFC 7694), which is how the proxy learns it may use zstd.
+	zenc, _ := zstd.NewWriter(nil)
+	for _, c := range []struct {
+		encoding string
+		body     []byte
+		code     int
+	}{
+		{"zstd", zenc.EncodeAll([]byte(line("zstd.zipped")), nil), 202},
+		{"br", []byte(line("brotli")), 415},
+	} {
+		req, _ = http.NewRequest("POST", s.url+"/report?f=wavefront", bytes.NewReader(c.body))
+		req.Header.Set("Content-Encoding", c.encoding)
+		req.Header.Set("Authorization", "Bearer secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code || !strings.Contains(resp.Header.Get("Accept-Encoding"), "zstd") {
+			t.Fatalf("%s: %d, Accept-Encoding %q", c.encoding, resp.StatusCode, resp.Header.Get("Accept-Encoding"))
+		}
+	}
 	for _, hdr := range [][]string{nil, {"Authorization", "Bearer wrong"}, {"X-AUTH-TOKEN", "wrong"}, {"Authorization", "secret"}} {
 		if code, _ := post(t, s.url, "wavefront", line("denied"), hdr...); code != 401 {
 			t.Fatalf("token %v: %d", hdr, code)
@@ -259,14 +283,14 @@ func TestGzipAuthAndLimits(t *testing.T) {
 		t.Fatalf("bad gzip: %d", code)
 	}
 
-	eventually(t, "accepted points", func() bool { return len(selectAll(t, s.Server, "*")) == 3 })
+	eventually(t, "accepted points", func() bool { return len(selectAll(t, s.Server, "*")) == 4 })
 	var names []string
 	for _, ser := range selectAll(t, s.Server, "*") {
 		names = append(names, ser.Name)
 	}
 	slices.Sort(names)
-	if !slices.Equal(names, []string{"other.token", "query.token", "zipped"}) {
-		t.Fatalf("stored: %v (401 and 413 must store nothing)", names)
+	if !slices.Equal(names, []string{"other.token", "query.token", "zipped", "zstd.zipped"}) {
+		t.Fatalf("stored: %v (401, 413 and 415 must store nothing)", names)
 	}
 }
 
