@@ -14,17 +14,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/meshwave/meshwave/internal/testlog"
 )
 
 // backend is a loopback direct-ingestion endpoint that records every line
 // it acknowledges, per ?f= format.
 type backend struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	lines  map[string][]string
-	status func() int // answer to give; nil means 202
-	tokens []string
+	srv        *httptest.Server
+	mu         sync.Mutex
+	lines      map[string][]string
+	status     func() int // answer to give; nil means 202
+	tokens     []string
+	accept     string   // its Accept-Encoding answer header, if any
+	refuseZstd bool     // answers 415 to zstd bodies
+	encodings  []string // the Content-Encoding of each request
 }
 
 func newBackend(t *testing.T) *backend {
@@ -34,13 +38,33 @@ func newBackend(t *testing.T) *backend {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
 		}
+		b.mu.Lock()
+		accept, refuseZstd := b.accept, b.refuseZstd
+		b.encodings = append(b.encodings, r.Header.Get("Content-Encoding"))
+		b.mu.Unlock()
+		if accept != "" {
+			w.Header().Set("Accept-Encoding", accept)
+		}
 		var body io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
+		switch r.Header.Get("Content-Encoding") {
+		case "gzip":
 			zr, err := gzip.NewReader(r.Body)
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadRequest)
 				return
 			}
+			body = zr
+		case "zstd":
+			if refuseZstd {
+				http.Error(w, "zstd not supported here", http.StatusUnsupportedMediaType)
+				return
+			}
+			zr, err := zstd.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			defer zr.Close()
 			body = zr
 		}
 		data, err := io.ReadAll(body)
