@@ -18,12 +18,15 @@ import (
 	"time"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
+	"github.com/meshwave/meshwave/internal/httpbody"
 )
 
-// discardBackend acknowledges every post without looking at it.
+// discardBackend acknowledges every post without looking at it, and offers
+// zstd as meshwave's server does.
 func discardBackend(tb testing.TB) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Accept-Encoding", httpbody.Encodings)
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	tb.Cleanup(srv.Close)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -38,8 +39,10 @@ const (
 const baselineEnv = "MESHWAVE_BASELINE_SERVER"
 
 // BenchmarkIngest measures a server process end to end: /report over
-// loopback HTTP → WAL (fsync) → tsdb, for plain and gzip'd (BestSpeed, as
-// the forwarder sends) bodies of canonical Istio-like point lines. An op
+// loopback HTTP → WAL (fsync) → tsdb, for plain, gzip'd (BestSpeed) and
+// zstd (SpeedFastest) bodies of canonical Istio-like point lines, the
+// last two as the forwarder sends them to other backends and to this
+// one. An op
 // is one body; the clock stops once every point is in the tsdb. The
 // series exist before the clock starts.
 // points/cpu-s divides by the server process's CPU time (user+system from
@@ -52,15 +55,16 @@ func BenchmarkIngest(b *testing.B) {
 	if bin := os.Getenv(baselineEnv); bin != "" {
 		servers = append(servers, server{"baseline", bin})
 	}
-	for _, gzipped := range []bool{false, true} {
+	// gzip=false is plain, zstd=true is zstd (SpeedFastest, as the
+	// forwarder sends once the server offers it).
+	for _, enc := range []struct{ name, encoding string }{{"gzip=false", ""}, {"gzip=true", "gzip"}, {"zstd=true", "zstd"}} {
 		for _, srv := range servers {
-			name := fmt.Sprintf("server=%s/gzip=%t", srv.name, gzipped)
-			b.Run(name, func(b *testing.B) { benchIngest(b, srv.bin, gzipped) })
+			b.Run("server="+srv.name+"/"+enc.name, func(b *testing.B) { benchIngest(b, srv.bin, enc.encoding) })
 		}
 	}
 }
 
-func benchIngest(b *testing.B, bin string, gzipped bool) {
+func benchIngest(b *testing.B, bin, encoding string) {
 	var env []string
 	if prof := os.Getenv(childProfileEnv); prof != "" {
 		env = append(env, childProfileEnv+"="+prof)
@@ -76,9 +80,7 @@ func benchIngest(b *testing.B, bin string, gzipped bool) {
 	for i := range b.N + benchSenders {
 		w := i % benchSenders
 		body, n := istioBody(w, len(bodies[w]), t0)
-		if gzipped {
-			body = gzBestSpeed(b, body)
-		}
+		body = encodeBody(b, body, encoding)
 		bodies[w] = append(bodies[w], body)
 		if i < benchSenders {
 			warmup += n
@@ -88,7 +90,7 @@ func benchIngest(b *testing.B, bin string, gzipped bool) {
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchSenders}}
 	for w, bs := range bodies {
-		if err := postBody(client, url, bs[0], gzipped); err != nil {
+		if err := postBody(client, url, bs[0], encoding); err != nil {
 			b.Fatal(err)
 		}
 		bodies[w] = bs[1:]
@@ -105,7 +107,7 @@ func benchIngest(b *testing.B, bin string, gzipped bool) {
 		go func() {
 			defer wg.Done()
 			for _, body := range bs {
-				if err := postBody(client, url, body, gzipped); err != nil {
+				if err := postBody(client, url, body, encoding); err != nil {
 					errs <- err
 					return
 				}
@@ -251,25 +253,34 @@ func istioBody(w, k int, t0 int64) ([]byte, int) {
 	return body, n
 }
 
-func gzBestSpeed(b *testing.B, body []byte) []byte {
-	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if _, err := zw.Write(body); err != nil {
-		b.Fatal(err)
+// encodeBody compresses body as the forwarder would for encoding ("" is
+// plain).
+func encodeBody(b *testing.B, body []byte, encoding string) []byte {
+	switch encoding {
+	case "gzip":
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		if _, err := zw.Write(body); err != nil {
+			b.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			b.Fatal(err)
+		}
+		return buf.Bytes()
+	case "zstd":
+		zw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+		return zw.EncodeAll(body, nil)
 	}
-	if err := zw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
+	return body
 }
 
-func postBody(client *http.Client, url string, body []byte, gzipped bool) error {
+func postBody(client *http.Client, url string, body []byte, encoding string) error {
 	req, err := http.NewRequest(http.MethodPost, url+"/report?f=wavefront", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	if gzipped {
-		req.Header.Set("Content-Encoding", "gzip")
+	if encoding != "" {
+		req.Header.Set("Content-Encoding", encoding)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
