@@ -33,6 +33,16 @@ func Read(r *http.Request, limit int) ([]byte, int, error) {
 	return ReadInto(nil, r, limit)
 }
 
+// Error answers a request: code and msg as http.Error does, and for a 415
+// (a coding Read does not take) the codings it takes, in Accept-Encoding
+// as RFC 7694 asks.
+func Error(w http.ResponseWriter, msg string, code int) {
+	if code == http.StatusUnsupportedMediaType {
+		w.Header().Set("Accept-Encoding", Encodings)
+	}
+	http.Error(w, msg, code)
+}
+
 // gzipReaders keeps gzip readers for reuse: each holds a 32 KiB window and
 // tables that would otherwise be allocated per request. zstdReaders
 // likewise, each decoding on the request's goroutine (concurrency 1).

@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +46,28 @@ func TestForwarderEncodings(t *testing.T) {
 				t.Fatalf("encodings %v, want %v", got, c.want)
 			}
 		})
+	}
+}
+
+// TestUnknownBodyEncoding: a body in a coding the proxy does not read gets
+// 415 naming it, with the codings it reads in Accept-Encoding (RFC 7694),
+// on the push port and the Zipkin port alike.
+func TestUnknownBodyEncoding(t *testing.T) {
+	p := startProxy(t, newBackend(t).srv.URL, nil)
+	for _, url := range []string{
+		fmt.Sprintf("http://%s/report?f=wavefront", p.Addr("push", "0")),
+		fmt.Sprintf("http://%s/api/v2/spans", p.Addr("zipkin", "0")),
+	} {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("x"))
+		req.Header.Set("Content-Encoding", "br")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType || !strings.Contains(string(msg), `"br"`) || !strings.Contains(resp.Header.Get("Accept-Encoding"), "zstd") {
+			t.Errorf("%s: %d %q, Accept-Encoding %q", url, resp.StatusCode, msg, resp.Header.Get("Accept-Encoding"))
+		}
 	}
 }

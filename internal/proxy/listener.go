@@ -341,7 +341,7 @@ func (l *pushListener) serveHTTPCode(w http.ResponseWriter, r *http.Request) int
 	body, code, err := httpbody.ReadInto(*buf, r, l.p.cfg.PushListenerHTTPBufferSize)
 	*buf = body
 	if err != nil {
-		http.Error(w, err.Error(), code)
+		httpbody.Error(w, err.Error(), code)
 		return code
 	}
 	f, _ := formatOf(r.URL.Query().Get("f"))

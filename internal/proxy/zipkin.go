@@ -65,7 +65,7 @@ func (p *Proxy) zipkinHandler(ctx context.Context, port string) http.Handler {
 			p.m.httpStatus.WithLabelValues(port, strconv.Itoa(code)).Inc()
 		}
 		if msg != "" {
-			http.Error(w, msg, code)
+			httpbody.Error(w, msg, code)
 			return
 		}
 		w.WriteHeader(code)
