@@ -31,7 +31,8 @@ import (
 //     ingests: HTTP, decode, convert, RED, span logs, fsync'd queue append.
 //     The target is checked with this one.
 //   - forward: the child also drains the queue to a discarding backend
-//     (gzip and HTTP posts), i.e. its steady state when the backend keeps up.
+//     (zstd, which it offers as meshwave's server does, and HTTP posts),
+//     i.e. its steady state when the backend keeps up.
 //
 // Each runs with 4 and with 64 clients (keep-alive connections, each
 // waiting for its 202 before the next POST). The CPU a span costs depends
