@@ -1,8 +1,9 @@
 // Package httpbody reads the bodies of ingestion requests — the proxy's and
 // the server's — with one size limit that also holds after decompression.
-// Bodies may be plain or gzip, deflate or zstd encoded; a server says so
-// to its clients with Accept-Encoding: Encodings in its responses
-// (RFC 7694), which is how meshwave's proxy learns it may send zstd.
+// Bodies may be plain or gzip, deflate, zstd or s2 encoded; a server says
+// so to its clients with Accept-Encoding: Encodings in its responses
+// (RFC 7694), which is how meshwave's proxy learns it may send zstd, or
+// its queue's S2 blocks as they are.
 package httpbody
 
 import (
@@ -14,21 +15,23 @@ import (
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
 // Encodings are the content codings Read decodes, for a server's
 // Accept-Encoding response header.
-const Encodings = "zstd, gzip, deflate"
+const Encodings = "s2, zstd, gzip, deflate"
 
 // maxZstdWindow bounds the window a zstd body may ask for (the format
 // allows up to 3.75 TB): every sender meshwave knows uses 8 MiB or less.
 const maxZstdWindow = 8 << 20
 
-// Read reads r's body up to limit bytes, decompressing gzip, deflate or zstd, and
-// returns the HTTP status to answer on failure: 413 over the limit (checked
-// after decompression too, against gzip bombs), 415 for an encoding it
-// does not know, 400 for a body that cannot be read or decompressed.
+// Read reads r's body up to limit bytes, decompressing gzip, deflate, zstd
+// or s2, and returns the HTTP status to answer on failure: 413 over the
+// limit (checked after decompression too, against gzip bombs), 415 for an
+// encoding it does not know, 400 for a body that cannot be read or
+// decompressed.
 func Read(r *http.Request, limit int) ([]byte, int, error) {
 	return ReadInto(nil, r, limit)
 }
@@ -87,18 +90,68 @@ func ReadInto(dst []byte, r *http.Request, limit int) ([]byte, int, error) {
 		fr := flate.NewReader(rd)
 		defer fr.Close()
 		rd = fr
+	case "s2":
+		return readS2(dst, rd, r.ContentLength, limit)
 	case "", "identity":
 		size = r.ContentLength
 	default:
 		return dst[:0], http.StatusUnsupportedMediaType, errors.New("unsupported body encoding " + strconv.Quote(r.Header.Get("Content-Encoding")) + "; use one of " + Encodings)
 	}
 	body, err := readAll(dst[:0], rd, limit, size)
+	if code, err := check(body, err, limit); err != nil {
+		return dst[:0], code, err
+	}
+	return body, 0, nil
+}
+
+// check turns readAll's outcome into Read's status and error.
+func check(body []byte, err error, limit int) (int, error) {
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig), len(body) > limit:
-		return dst[:0], http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
+		return http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes")
 	case err != nil:
-		return dst[:0], http.StatusBadRequest, errors.New("reading body: " + err.Error())
+		return http.StatusBadRequest, errors.New("reading body: " + err.Error())
+	}
+	return 0, nil
+}
+
+// s2Blocks keeps the compressed bodies of s2 requests for reuse, up to
+// maxPooledBlock each, so one huge request does not pin its size.
+var s2Blocks sync.Pool
+
+const maxPooledBlock = 4 << 20
+
+// readS2 reads a body that is one S2 block (klauspost/compress/s2's block
+// format, as Prometheus remote write sends one snappy block): meshwave's
+// proxy posts its queue's compressed records as they are, so neither side
+// compresses them again. The block says its decoded size up front, which
+// is checked against limit before anything is decoded.
+func readS2(dst []byte, rd io.Reader, size int64, limit int) ([]byte, int, error) {
+	buf, _ := s2Blocks.Get().(*[]byte)
+	if buf == nil {
+		buf = new([]byte)
+	}
+	block, err := readAll((*buf)[:0], rd, limit, size)
+	if *buf = block; cap(block) <= maxPooledBlock {
+		defer s2Blocks.Put(buf)
+	}
+	if code, err := check(block, err, limit); err != nil {
+		return dst[:0], code, err
+	}
+	n, err := s2.DecodedLen(block)
+	switch {
+	case err != nil:
+		return dst[:0], http.StatusBadRequest, errors.New("bad s2 body: " + err.Error())
+	case n > limit:
+		return dst[:0], http.StatusRequestEntityTooLarge, errors.New("request body over " + strconv.Itoa(limit) + " bytes once decoded")
+	}
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	body, err := s2.Decode(dst[:cap(dst)], block)
+	if err != nil {
+		return dst[:0], http.StatusBadRequest, errors.New("bad s2 body: " + err.Error())
 	}
 	return body, 0, nil
 }

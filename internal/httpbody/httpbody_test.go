@@ -9,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/flate"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -53,6 +54,10 @@ func TestRead(t *testing.T) {
 		{"identity", "identity", []byte("g 7\n"), 100, 0, "g 7\n"},
 		{"unknown encoding", "br", []byte("h 8\n"), 100, http.StatusUnsupportedMediaType, ""},
 		{"zstd", "zstd", zst([]byte("e 5\n")), 100, 0, "e 5\n"},
+		{"s2", "s2", s2.Encode(nil, []byte("i 9\n")), 100, 0, "i 9\n"},
+		{"s2 bomb", "s2", s2.Encode(nil, bytes.Repeat([]byte("a"), 1<<20)), 64 << 10, http.StatusRequestEntityTooLarge, ""},
+		{"bad s2", "s2", []byte{0x05, 0xff, 0xff}, 100, http.StatusBadRequest, ""},
+		{"truncated s2", "s2", s2.Encode(nil, bytes.Repeat([]byte("j 10\n"), 20))[:6], 100, http.StatusBadRequest, ""},
 		{"zstd bomb", "zstd", zst(bytes.Repeat([]byte("a"), 1<<20)), 64 << 10, http.StatusRequestEntityTooLarge, ""},
 		{"bad zstd", "zstd", []byte("not zstd"), 100, http.StatusBadRequest, ""},
 		{"truncated zstd", "zstd", zst([]byte("f 6\n"))[:8], 100, http.StatusBadRequest, ""},
@@ -75,7 +80,7 @@ func TestRead(t *testing.T) {
 	}
 }
 
-// TestReadIntoReuses reads plain, gzip and zstd bodies in turn into one buffer
+// TestReadIntoReuses reads plain, gzip, zstd and s2 bodies in turn into one buffer
 // (each pooled decoder is used again):
 // each result is exact, and once the buffer is large enough it is reused.
 func TestReadIntoReuses(t *testing.T) {
@@ -84,13 +89,16 @@ func TestReadIntoReuses(t *testing.T) {
 		want := strings.Repeat("line "+string(rune('a'+i))+" 1\n", 100+i*50)
 		body := []byte(want)
 		r := httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(body))
-		switch i % 3 {
+		switch i % 4 {
 		case 1:
 			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(gz(body)))
 			r.Header.Set("Content-Encoding", "gzip")
 		case 2:
 			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(zst(body)))
 			r.Header.Set("Content-Encoding", "zstd")
+		case 3:
+			r = httptest.NewRequest(http.MethodPost, "/report", bytes.NewReader(s2.Encode(nil, body)))
+			r.Header.Set("Content-Encoding", "s2")
 		}
 		got, code, err := ReadInto(buf, r, 1<<20)
 		if err != nil || code != 0 || string(got) != want {
