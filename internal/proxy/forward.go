@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/meshwave/meshwave/internal/retry"
 )
@@ -34,6 +35,12 @@ type forwarder struct {
 	zbody       []byte
 	useZstd     bool
 	zstdRefused bool
+	// useS2: the backend reads s2, so records the queue holds as S2 blocks
+	// are posted as they are, with no decoding or compressing (meshwave's
+	// server). s2Refused stops it for good after a 415 to one. plain holds
+	// a decoded record otherwise.
+	useS2, s2Refused bool
+	plain            []byte
 }
 
 // Backoff bounds for retrying a backend that is down or pushing back.
@@ -89,20 +96,54 @@ func (f *forwarder) run(ctx context.Context) {
 // whole batch later".
 func (f *forwarder) deliver(ctx context.Context, records [][]byte) error {
 	for _, r := range records {
-		fm, port, lines, ok := parseRecord(r)
-		if !ok || len(lines) == 0 {
+		rec, ok := parseRecord(r)
+		if !ok || len(rec.body) == 0 {
 			continue
+		}
+		lines := rec.body
+		if rec.s2 {
+			if f.useS2 && rec.lines <= f.p.cfg.PushFlushMaxPoints {
+				sent, err := f.postBlock(ctx, rec)
+				if err != nil {
+					return err
+				}
+				if sent {
+					f.rateLimit(ctx, rec.lines)
+					continue
+				}
+			}
+			var err error
+			if lines, err = f.decode(rec.body); err != nil {
+				// The queue checked the record's checksum: this is a bug,
+				// not damage, and retrying would block the queue.
+				f.p.log.Error("cannot decode a queued record; lines dropped", "err", err, "lines", rec.lines)
+				f.p.m.dropped.WithLabelValues(rec.f.entity()).Add(float64(rec.lines))
+				continue
+			}
 		}
 		for len(lines) > 0 {
 			chunk, n := takeLines(lines, f.p.cfg.PushFlushMaxPoints)
 			lines = lines[len(chunk):]
-			if err := f.post(ctx, fm, port, chunk, n); err != nil {
+			if err := f.post(ctx, rec.f, rec.port, chunk, n); err != nil {
 				return err
 			}
 			f.rateLimit(ctx, n)
 		}
 	}
 	return nil
+}
+
+// decode gives an S2 record's lines, in a buffer reused for the next one.
+func (f *forwarder) decode(block []byte) ([]byte, error) {
+	n, err := s2.DecodedLen(block)
+	if err != nil {
+		return nil, err
+	}
+	if cap(f.plain) < n {
+		f.plain = make([]byte, n)
+	}
+	f.plain, err = s2.Decode(f.plain[:cap(f.plain)], block)
+	return f.plain, err
 }
 
 // takeLines returns the first max lines of b and their count.
@@ -120,17 +161,18 @@ func takeLines(b []byte, max int) ([]byte, int) {
 	return b[:end], n
 }
 
-// post sends one request and applies the reference's handling of each
-// response class (proxy.md §7.4). Permanent failures drop the lines, counted;
-// only transient ones return an error.
+// post sends lines in one request and applies the reference's handling of
+// each response class (proxy.md §7.4). Permanent failures drop the lines,
+// counted; only transient ones return an error.
 func (f *forwarder) post(ctx context.Context, fm format, port string, lines []byte, n int) error {
-	status, encoding, msg, err := f.send(ctx, fm, lines)
+	body, encoding, err := f.encode(lines)
+	if err != nil {
+		return err
+	}
+	status, msg, err := f.send(ctx, fm, body, encoding)
 	switch {
 	case err != nil:
 		return err
-	case status/100 == 2:
-		f.p.m.delivered.WithLabelValues(fm.entity(), port).Add(float64(n))
-		return nil
 	case status == http.StatusRequestEntityTooLarge && n > 1:
 		// Too large: split in halves and send each.
 		first, k := takeLines(lines, n/2)
@@ -144,6 +186,36 @@ func (f *forwarder) post(ctx context.Context, fm format, port string, lines []by
 		f.useZstd, f.zstdRefused = false, true
 		f.p.log.Warn("backend refused a zstd batch; sending gzip from now on", "body", msg)
 		return f.post(ctx, fm, port, lines, n)
+	}
+	return f.outcome(fm, port, n, status, msg)
+}
+
+// postBlock posts an S2 record's block as it is. sent is false when the
+// backend wants it otherwise (413: split it; 415: it does not read s2
+// after all, and gets none from now on); the caller then decodes it.
+func (f *forwarder) postBlock(ctx context.Context, rec record) (sent bool, err error) {
+	status, msg, err := f.send(ctx, rec.f, rec.body, "s2")
+	switch {
+	case err != nil:
+		return false, err
+	case status == http.StatusUnsupportedMediaType:
+		f.useS2, f.s2Refused = false, true
+		f.p.log.Warn("backend refused an s2 batch; compressing batches again from now on", "body", msg)
+		return false, nil
+	case status == http.StatusRequestEntityTooLarge && rec.lines > 1:
+		return false, nil
+	}
+	return true, f.outcome(rec.f, rec.port, rec.lines, status, msg)
+}
+
+// outcome counts n lines delivered on a 2xx, drops them (counted and logged)
+// on an answer that retrying cannot change, and returns an error for the
+// caller to retry otherwise.
+func (f *forwarder) outcome(fm format, port string, n, status int, msg string) error {
+	switch {
+	case status/100 == 2:
+		f.p.m.delivered.WithLabelValues(fm.entity(), port).Add(float64(n))
+		return nil
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		f.p.log.Error(`backend refused the token; please verify that "`+fm.entity()+`" is enabled for your account; lines dropped`, "status", status, "lines", n, "body", msg)
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
@@ -155,14 +227,12 @@ func (f *forwarder) post(ctx context.Context, fm format, port string, lines []by
 	return nil
 }
 
-func (f *forwarder) send(ctx context.Context, fm format, lines []byte) (status int, encoding, msg string, err error) {
-	body, encoding, err := f.encode(lines)
-	if err != nil {
-		return 0, "", "", err
-	}
+// send posts body, in encoding, and takes note of the codings the backend
+// offers in its answer.
+func (f *forwarder) send(ctx context.Context, fm format, body []byte, encoding string) (status int, msg string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.base+"/report?f="+fm.param(), bytes.NewReader(body))
 	if err != nil {
-		return 0, "", "", err
+		return 0, "", err
 	}
 	req.Header.Set("Content-Type", "text/plain")
 	req.Header.Set("Content-Encoding", encoding)
@@ -171,14 +241,14 @@ func (f *forwarder) send(ctx context.Context, fm format, lines []byte) (status i
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		return 0, "", "", err
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	if accept, ok := resp.Header["Accept-Encoding"]; ok {
 		f.learnEncodings(strings.Join(accept, ","))
 	}
 	text, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return resp.StatusCode, encoding, strings.TrimSpace(string(text)), nil
+	return resp.StatusCode, strings.TrimSpace(string(text)), nil
 }
 
 // encode compresses lines for the backend, into f.zbody or f.body.
@@ -204,22 +274,24 @@ func (f *forwarder) encode(lines []byte) ([]byte, string, error) {
 	return f.body.Bytes(), "gzip", nil
 }
 
-// learnEncodings takes a backend's Accept-Encoding answer header: zstd is
-// used while the backend offers it, unless it once refused it.
+// learnEncodings takes a backend's Accept-Encoding answer header: s2 and
+// zstd are used while the backend offers them, unless it once refused them.
 func (f *forwarder) learnEncodings(accept string) {
-	offered := offersZstd(accept)
-	if offered && !f.useZstd && !f.zstdRefused {
+	s2OK, zstdOK := offers(accept, "s2") && !f.s2Refused, offers(accept, "zstd") && !f.zstdRefused
+	if s2OK && !f.useS2 {
+		f.p.log.Info("backend reads s2; compressed batches are sent as the queue holds them", "accept_encoding", accept)
+	} else if zstdOK && !f.useZstd && !s2OK {
 		f.p.log.Info("backend reads zstd; batches are sent zstd-compressed", "accept_encoding", accept)
 	}
-	f.useZstd = offered && !f.zstdRefused
+	f.useS2, f.useZstd = s2OK, zstdOK
 }
 
-// offersZstd reports whether an Accept-Encoding value accepts zstd: listed,
+// offers reports whether an Accept-Encoding value accepts coding: listed,
 // and not with q=0.
-func offersZstd(accept string) bool {
+func offers(accept, coding string) bool {
 	for c := range strings.SplitSeq(accept, ",") {
-		coding, params, _ := strings.Cut(c, ";")
-		if !strings.EqualFold(strings.TrimSpace(coding), "zstd") {
+		name, params, _ := strings.Cut(c, ";")
+		if !strings.EqualFold(strings.TrimSpace(name), coding) {
 			continue
 		}
 		for p := range strings.SplitSeq(params, ";") {

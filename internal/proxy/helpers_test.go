@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/meshwave/meshwave/internal/testlog"
 )
@@ -28,6 +29,8 @@ type backend struct {
 	tokens     []string
 	accept     string   // its Accept-Encoding answer header, if any
 	refuseZstd bool     // answers 415 to zstd bodies
+	refuseS2   bool     // answers 415 to s2 bodies
+	maxLines   int      // answers 413 to bodies of more lines, if > 0
 	encodings  []string // the Content-Encoding of each request
 }
 
@@ -39,7 +42,7 @@ func newBackend(t *testing.T) *backend {
 			return
 		}
 		b.mu.Lock()
-		accept, refuseZstd := b.accept, b.refuseZstd
+		accept, refuseZstd, refuseS2, maxLines := b.accept, b.refuseZstd, b.refuseS2, b.maxLines
 		b.encodings = append(b.encodings, r.Header.Get("Content-Encoding"))
 		b.mu.Unlock()
 		if accept != "" {
@@ -66,10 +69,26 @@ func newBackend(t *testing.T) *backend {
 			}
 			defer zr.Close()
 			body = zr
+		case "s2":
+			if refuseS2 {
+				http.Error(w, "s2 not supported here", http.StatusUnsupportedMediaType)
+				return
+			}
+			block, _ := io.ReadAll(r.Body)
+			lines, err := s2.Decode(nil, block)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			body = bytes.NewReader(lines)
 		}
 		data, err := io.ReadAll(body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if maxLines > 0 && bytes.Count(data, []byte{'\n'}) > maxLines {
+			http.Error(w, "too many lines", http.StatusRequestEntityTooLarge)
 			return
 		}
 		if b.status != nil {
