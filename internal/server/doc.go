@@ -5,9 +5,10 @@
 // # Endpoints
 //
 //   - POST /report?f=wavefront|histogram|trace|spanLogs (also format=):
-//     newline-separated lines, plain, gzip, deflate or zstd (every answer
-//     offers them in Accept-Encoding, RFC 7694, which is how the proxy
-//     learns it may send zstd; another coding gets 415). Lines are decoded and
+//     newline-separated lines, plain, gzip, deflate, zstd or s2 (every
+//     answer offers them in Accept-Encoding, RFC 7694, which is how the
+//     proxy learns it may post its queue's S2 records as they are; another
+//     coding gets 415). Lines are decoded and
 //     validated as the proxy does (internal/wavefront); rejected lines are
 //     counted per WF code while the rest of the body is processed, and the
 //     answer is 202 with {"accepted", "rejected": {code: n}, "errors"}.
