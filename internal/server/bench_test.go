@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
@@ -39,10 +40,9 @@ const (
 const baselineEnv = "MESHWAVE_BASELINE_SERVER"
 
 // BenchmarkIngest measures a server process end to end: /report over
-// loopback HTTP → WAL (fsync) → tsdb, for plain, gzip'd (BestSpeed) and
-// zstd (SpeedFastest) bodies of canonical Istio-like point lines, the
-// last two as the forwarder sends them to other backends and to this
-// one. An op
+// loopback HTTP → WAL (fsync) → tsdb, for plain, gzip'd (BestSpeed), zstd
+// (SpeedFastest) and s2 bodies of canonical Istio-like point lines, the
+// compressed ones as the forwarder may send them. An op
 // is one body; the clock stops once every point is in the tsdb. The
 // series exist before the clock starts.
 // points/cpu-s divides by the server process's CPU time (user+system from
@@ -55,9 +55,10 @@ func BenchmarkIngest(b *testing.B) {
 	if bin := os.Getenv(baselineEnv); bin != "" {
 		servers = append(servers, server{"baseline", bin})
 	}
-	// gzip=false is plain, zstd=true is zstd (SpeedFastest, as the
-	// forwarder sends once the server offers it).
-	for _, enc := range []struct{ name, encoding string }{{"gzip=false", ""}, {"gzip=true", "gzip"}, {"zstd=true", "zstd"}} {
+	// gzip=false is plain; zstd=true is zstd (SpeedFastest) and s2=true one
+	// S2 block, as the forwarder sends to backends that offer them (to
+	// this one, s2).
+	for _, enc := range []struct{ name, encoding string }{{"gzip=false", ""}, {"gzip=true", "gzip"}, {"zstd=true", "zstd"}, {"s2=true", "s2"}} {
 		for _, srv := range servers {
 			b.Run("server="+srv.name+"/"+enc.name, func(b *testing.B) { benchIngest(b, srv.bin, enc.encoding) })
 		}
@@ -270,6 +271,8 @@ func encodeBody(b *testing.B, body []byte, encoding string) []byte {
 	case "zstd":
 		zw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
 		return zw.EncodeAll(body, nil)
+	case "s2":
+		return s2.Encode(nil, body)
 	}
 	return body
 }
