@@ -13,7 +13,10 @@
 // (same guarantees): the checksum is then computed where the record was
 // just written, and the writer copies nothing; SealCompressed instead
 // builds a frame holding the record compressed (S2), and Read gives back
-// the original. Data whose sender gets no
+// the original. (The proxy wrote such frames until it began compressing
+// its records' lines itself, to forward them as they are; Read still
+// decodes them, so an upgraded proxy delivers an old buffer.) Data whose
+// sender gets no
 // acknowledgement (plaintext TCP lines) can be appended with
 // AppendFramesWrittenAsync, which is done once the record is written
 // (write(2) returned, so it is in the kernel's page cache; the appender
