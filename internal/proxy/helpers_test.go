@@ -3,9 +3,7 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/s2"
-	"github.com/klauspost/compress/zstd"
+	"github.com/meshwave/meshwave/internal/httpbody"
 	"github.com/meshwave/meshwave/internal/testlog"
 )
 
@@ -48,43 +45,14 @@ func newBackend(t *testing.T) *backend {
 		if accept != "" {
 			w.Header().Set("Accept-Encoding", accept)
 		}
-		var body io.Reader = r.Body
-		switch r.Header.Get("Content-Encoding") {
-		case "gzip":
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = zr
-		case "zstd":
-			if refuseZstd {
-				http.Error(w, "zstd not supported here", http.StatusUnsupportedMediaType)
-				return
-			}
-			zr, err := zstd.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			defer zr.Close()
-			body = zr
-		case "s2":
-			if refuseS2 {
-				http.Error(w, "s2 not supported here", http.StatusUnsupportedMediaType)
-				return
-			}
-			block, _ := io.ReadAll(r.Body)
-			lines, err := s2.Decode(nil, block)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			body = bytes.NewReader(lines)
+		enc := r.Header.Get("Content-Encoding")
+		if enc == "zstd" && refuseZstd || enc == "s2" && refuseS2 {
+			http.Error(w, enc+" not supported here", http.StatusUnsupportedMediaType)
+			return
 		}
-		data, err := io.ReadAll(body)
+		data, code, err := httpbody.Read(r, 64<<20)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			http.Error(w, err.Error(), code)
 			return
 		}
 		if maxLines > 0 && bytes.Count(data, []byte{'\n'}) > maxLines {
