@@ -26,11 +26,11 @@ type forwarder struct {
 	body   bytes.Buffer
 	gz     *gzip.Writer
 	// zstd compresses batches once the backend says it reads zstd
-	// (Accept-Encoding in its answers, RFC 7694), as meshwave's server
-	// does: as cheap as gzip to encode, 1.5× smaller, and 2.6× cheaper to
-	// decode (the server ingests 1.1× the points per CPU-second). Other
-	// backends get gzip, which every Wavefront backend reads. zstdRefused
-	// stops it for good after a 415 to a zstd batch.
+	// (Accept-Encoding in its answers, RFC 7694): as cheap as gzip to
+	// encode, 1.5× smaller, and 2.6× cheaper to decode (meshwave's server
+	// ingests 1.1× the points per CPU-second), for what does not go as s2.
+	// Other backends get gzip, which every Wavefront backend reads.
+	// zstdRefused stops it for good after a 415 to a zstd batch.
 	zstd        *zstd.Encoder
 	zbody       []byte
 	useZstd     bool
