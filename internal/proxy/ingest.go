@@ -7,12 +7,10 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
 
-	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshwave/meshwave/internal/preprocessor"
@@ -113,36 +111,17 @@ func parseRecord(r []byte) (record, bool) {
 	return rec, true
 }
 
-// minCompress is the fewest bytes of lines sealS2 compresses: below it S2
-// saves a few bytes for a fixed cost.
-const minCompress = 256
-
-// s2Scratch holds S2's worst-case output buffers, one per concurrent sealS2.
-var s2Scratch = sync.Pool{New: func() any { return new([]byte) }}
-
 // sealS2 seals frame (a record behind queue.FrameHeader bytes of room) as an
-// S2 record in dst when S2 shrinks its lines by an eighth or more, else as
-// it is. The block is copied into dst at its own size, so a set holding
-// frames in flight keeps ~1/5 of its lines, not S2's worst case (1.2×).
+// S2 record in dst when S2 shrinks its lines by an eighth or more
+// (queue.AppendCompressed), else as it is.
 func sealS2(dst, frame []byte, lines int) (sealed []byte, compressed bool) {
 	head := queue.FrameHeader + 2 + int(frame[queue.FrameHeader+1])
-	text := frame[head:]
-	bound := s2.MaxEncodedLen(len(text))
-	if len(text) < minCompress || bound < 0 {
-		queue.Seal(frame)
-		return frame, false
-	}
-	scratch := s2Scratch.Get().(*[]byte)
-	defer s2Scratch.Put(scratch)
-	*scratch = slices.Grow((*scratch)[:0], bound)[:bound]
-	block := s2.Encode(*scratch, text)
-	if len(block) > len(text)-len(text)/8 {
-		queue.Seal(frame)
-		return frame, false
-	}
 	dst = append(dst[:0], frame[:head]...)
 	dst[queue.FrameHeader] |= s2Lines
-	dst = append(binary.AppendUvarint(dst, uint64(lines)), block...)
+	if dst, compressed = queue.AppendCompressed(binary.AppendUvarint(dst, uint64(lines)), frame[head:]); !compressed {
+		queue.Seal(frame)
+		return frame, false
+	}
 	queue.Seal(dst)
 	return dst, true
 }

@@ -77,30 +77,41 @@ func putRecHeader(h []byte, payload []byte) {
 // where fresh page-cache pages are expensive (BENCHMARKS.md).
 func SealCompressed(dst, frame []byte) (sealed []byte, compressed bool) {
 	payload := frame[recHdrSize:]
-	bound := s2.MaxEncodedLen(len(payload))
-	if bound < 0 || len(payload) < minCompress {
+	dst, compressed = AppendCompressed(slices.Grow(dst[:0], recHdrSize)[:recHdrSize], payload)
+	if !compressed {
 		Seal(frame)
 		return frame, false
 	}
-	// S2 wants room for its worst case, ~1.2× the payload; the block is
-	// then copied into dst at its own size, so a caller holding frames
-	// in flight keeps ~1/5 of the payload per frame, not 1.2×.
-	scratch := encodeScratch.Get().(*[]byte)
-	defer encodeScratch.Put(scratch)
-	*scratch = slices.Grow((*scratch)[:0], bound)[:bound]
-	block := s2.Encode(*scratch, payload)
-	if len(block) > len(payload)-len(payload)/8 {
-		Seal(frame)
-		return frame, false
-	}
-	dst = append(slices.Grow(dst[:0], recHdrSize+len(block))[:recHdrSize], block...)
+	block := dst[recHdrSize:]
 	binary.LittleEndian.PutUint32(dst[0:4], uint32(len(block))|compressedFlag)
 	binary.LittleEndian.PutUint32(dst[4:8], checksum(dst[0:4], block))
 	return dst, true
 }
 
+// AppendCompressed appends src to dst as one S2 block when that saves an
+// eighth of it or more, and says whether it did; otherwise dst is returned
+// as it was. SealCompressed is built on it, and so is any caller that
+// keeps part of its record readable in front of the block.
+func AppendCompressed(dst, src []byte) ([]byte, bool) {
+	bound := s2.MaxEncodedLen(len(src))
+	if bound < 0 || len(src) < minCompress {
+		return dst, false
+	}
+	// S2 wants room for its worst case, ~1.2× the input; the block is
+	// then copied into dst at its own size, so a caller holding frames
+	// in flight keeps ~1/5 of the input per frame, not 1.2×.
+	scratch := encodeScratch.Get().(*[]byte)
+	defer encodeScratch.Put(scratch)
+	*scratch = slices.Grow((*scratch)[:0], bound)[:bound]
+	block := s2.Encode(*scratch, src)
+	if len(block) > len(src)-len(src)/8 {
+		return dst, false
+	}
+	return append(dst, block...), true
+}
+
 // encodeScratch holds S2's worst-case output buffers, one per
-// concurrent SealCompressed.
+// concurrent AppendCompressed.
 var encodeScratch = sync.Pool{New: func() any { return new([]byte) }}
 
 // decodedLen is the size of an S2 block once decoded, from its header.
@@ -112,7 +123,7 @@ func decodedLen(block []byte) (int64, error) {
 	return int64(n), nil
 }
 
-// minCompress is the smallest payload SealCompressed compresses: below it
+// minCompress is the smallest input AppendCompressed compresses: below it
 // S2 saves a few bytes for a fixed cost.
 const minCompress = 256
 
