@@ -39,7 +39,13 @@
 // Linux the write segment's blocks are allocated when it is created
 // (fallocate, keeping its size), and a sealed segment gives back the ones
 // it did not use. Records are made durable with fdatasync there, which
-// still commits the size and extent changes they need to be read back.
+// also commits the size and extent changes they need to be read back; so
+// that most commits need none, the write segment is kept written with
+// zeros up to 1 MiB past its records while its fsyncs cover less than
+// 128 KiB each (the zeroed room; no record header is all zeros, so
+// readers and Open find the records' end at the first such header).
+// Sealing a segment and Close cut the room; Open cuts the room a killed
+// process left, without counting it as a torn record.
 //
 // Guarantees:
 //   - Durability: a record is on disk (file, directory entry and all earlier

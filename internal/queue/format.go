@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,6 +40,10 @@ const (
 // errCorrupt marks a record that fails validation; everything from it to
 // the end of its segment is unreadable.
 var errCorrupt = errors.New("corrupt record")
+
+// errZeroed is a record header of zeros: where the records of a segment
+// written over zeros end (keepZeroedAhead), or damage in the middle of one.
+var errZeroed = fmt.Errorf("%w: zeroed header", errCorrupt)
 
 func segName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, segSuffix) }
 
@@ -147,7 +152,10 @@ func (r *segReader) use(f *os.File, seq uint64) {
 	r.f, r.seq, r.n = f, seq, 0
 }
 
-func (r *segReader) readAt(p []byte, off int64) error {
+// readAt reads p at off through the buffer, which it fills from off up
+// to limit at most: bytes past the records a reader may see are zeros
+// about to be overwritten (keepZeroedAhead), and must not be kept.
+func (r *segReader) readAt(p []byte, off, limit int64) error {
 	if off >= r.base && off+int64(len(p)) <= r.base+int64(r.n) {
 		copy(p, r.buf[off-r.base:])
 		return nil
@@ -157,7 +165,7 @@ func (r *segReader) readAt(p []byte, off int64) error {
 		_, err := r.f.ReadAt(p, off)
 		return noEOF(err)
 	}
-	m, err := r.f.ReadAt(r.buf, off)
+	m, err := r.f.ReadAt(r.buf[:min(int64(len(r.buf)), limit-off)], off)
 	r.base, r.n = off, m
 	if m >= len(p) {
 		copy(p, r.buf[:len(p)])
@@ -185,10 +193,13 @@ func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out [
 	if off+recHdrSize > limit {
 		return dst, off, errCorrupt
 	}
-	if err := r.readAt(h, off); err != nil {
+	if err := r.readAt(h, off, limit); err != nil {
 		return dst, off, corruptIfShort(err)
 	}
 	word := binary.LittleEndian.Uint32(h[0:4])
+	if word == 0 && binary.LittleEndian.Uint32(h[4:8]) == 0 {
+		return dst, off, errZeroed
+	}
 	n := int64(word & lenMask)
 	next = off + recHdrSize + n
 	if next > limit {
@@ -205,7 +216,7 @@ func (r *segReader) readRecord(dst []byte, off, limit int64, verify bool) (out [
 	}
 	stored = grow(stored, int(n))
 	payload := stored[len(stored)-int(n):]
-	if err := r.readAt(payload, off+recHdrSize); err != nil {
+	if err := r.readAt(payload, off+recHdrSize, limit); err != nil {
 		return dst[:start], off, corruptIfShort(err)
 	}
 	if checksum(h[0:4], payload) != binary.LittleEndian.Uint32(h[4:8]) {
@@ -249,14 +260,14 @@ type scanResult struct {
 	end      int64 // offset just past the last valid record
 	before   int64 // records ending at or before the probe offset
 	boundary int64 // largest record boundary <= the probe offset
-	torn     bool  // bytes after end are not a valid record
 }
 
 // scanSegment walks the records of the file from the header on, stopping
-// at the first invalid one. With verify it reads payloads and checks CRCs;
-// without it only lengths are checked, which for a sealed segment reads
-// one buffer per 64 KiB of small records instead of every payload. probe
-// is an offset (the persisted cursor) to locate among the records.
+// at the first invalid one (a zeroed header among them). With verify it
+// reads payloads and checks CRCs; without it only lengths are checked,
+// which for a sealed segment reads one buffer per 64 KiB of small records
+// instead of every payload. probe is an offset (the persisted cursor) to
+// locate among the records.
 func scanSegment(r *segReader, size int64, verify bool, probe int64) (scanResult, error) {
 	res := scanResult{end: segHdrSize, boundary: segHdrSize}
 	var scratch []byte
@@ -264,8 +275,7 @@ func scanSegment(r *segReader, size int64, verify bool, probe int64) (scanResult
 		next := off
 		var err error
 		scratch, next, err = r.readRecord(scratch[:0], off, size, verify)
-		if err == errCorrupt {
-			res.torn = true
+		if errors.Is(err, errCorrupt) {
 			return res, nil
 		}
 		if err != nil {
@@ -280,4 +290,20 @@ func scanSegment(r *segReader, size int64, verify bool, probe int64) (scanResult
 		}
 	}
 	return res, nil
+}
+
+// allZero reports whether f holds only zero bytes from off to end.
+func allZero(f *os.File, off, end int64) (bool, error) {
+	buf := make([]byte, min(end-off, readBufSize))
+	for off < end {
+		n := min(end-off, int64(len(buf)))
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return false, err
+		}
+		if !bytes.Equal(buf[:n], zeros[:n]) {
+			return false, nil
+		}
+		off += n
+	}
+	return true, nil
 }

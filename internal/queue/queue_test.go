@@ -104,17 +104,15 @@ func TestTornTail(t *testing.T) {
 		"flipped length byte": func(t *testing.T, path string) {
 			flip(t, path, fileSize(t, path)-size-recHdrSize)
 		},
+		// A process killed after writing its records leaves the zeroed
+		// room after them (keepZeroedAhead): cut, not counted as torn.
 		"zeroed tail": func(t *testing.T, path string) {
-			f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			// Pages written back out of order leave zeros after the last
-			// good record; those must not count as a torn record kept.
-			if _, err := f.Write(make([]byte, 4096)); err != nil {
-				t.Fatal(err)
-			}
+			appendToFile(t, path, make([]byte, 4096))
+		},
+		// Pages written back out of order after a machine failure can
+		// leave bytes after zeros: cut and counted.
+		"bytes after a zeroed tail": func(t *testing.T, path string) {
+			appendToFile(t, path, append(make([]byte, 4096), "x"...))
 		},
 	}
 	for name, damage := range cases {
@@ -128,22 +126,42 @@ func TestTornTail(t *testing.T) {
 
 			q = e.open(t, Options{})
 			defer q.Close()
-			want := n - 1
-			if name == "zeroed tail" {
-				want = n // only the garbage after the last record is cut
+			want, torn := n-1, 1.0
+			switch name {
+			case "zeroed tail":
+				want, torn = n, 0
+			case "bytes after a zeroed tail":
+				want = n // only what follows the last record is cut
 			}
 			if got := q.Len(); got != int64(want) {
 				t.Fatalf("Len after recovery = %d, want %d", got, want)
 			}
-			mustContain(t, e.log.String(), "truncating segment")
-			if got := counter(e.m.tornRec); got != 1 {
-				t.Fatalf("queue_torn_records_total = %v", got)
+			if torn > 0 {
+				mustContain(t, e.log.String(), "truncating segment")
+			}
+			if got := counter(e.m.tornRec); got != torn {
+				t.Fatalf("queue_torn_records_total = %v, want %v", got, torn)
+			}
+			if got, records := fileSize(t, files[len(files)-1]), segHdrSize+int64(want*(recHdrSize+size)); got != records {
+				t.Fatalf("segment holds %d bytes after recovery, its records %d", got, records)
 			}
 			appendN(t, q, 1000, 1, size)
 			if got := drain(t, q, 1<<20); !equalInts(got, append(seq(0, want), 1000)) {
 				t.Fatalf("recovered %v", got)
 			}
 		})
+	}
+}
+
+func appendToFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -16,7 +16,7 @@ type vecWriter struct {
 	iov []syscall.Iovec
 }
 
-// write appends bufs to f (opened O_APPEND), resuming after short writes.
+// write writes bufs at f's offset, resuming after short writes.
 func (w *vecWriter) write(f *os.File, bufs [][]byte) error {
 	for {
 		for len(bufs) > 0 && len(bufs[0]) == 0 {
