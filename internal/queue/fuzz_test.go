@@ -32,6 +32,8 @@ func FuzzRecover(f *testing.F) {
 	f.Add(compressed[:len(compressed)-30])
 	f.Add(valid[:len(valid)-7])
 	f.Add(append(bytes.Clone(valid), 0, 0, 0, 0, 0, 0, 0, 0))
+	f.Add(append(bytes.Clone(valid), make([]byte, 100)...))                 // the zeroed room a killed process leaves
+	f.Add(append(append(bytes.Clone(valid), make([]byte, 100)...), 'x', 1)) // bytes after it
 	f.Add(append(bytes.Clone(valid), 0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4))
 	f.Add([]byte(segMagic))
 	f.Add([]byte("MWQ"))
