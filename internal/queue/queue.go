@@ -780,9 +780,7 @@ func (q *Queue) commit(group []*appendReq) error {
 	if err := q.writeVec(); err != nil {
 		return q.fail(err)
 	}
-	if err := q.keepZeroedAhead(); err != nil {
-		return q.fail(err)
-	}
+	q.keepZeroedAhead()
 	q.publish()
 	if q.m != nil {
 		q.m.appended.Add(float64(n))
@@ -828,18 +826,21 @@ var zeros [zeroAhead]byte
 // the zeroed end, up to zeroAhead bytes past them but not past
 // SegmentBytes. A reader finds the end of the records at the first
 // all-zero header: no record has one (an empty record's CRC is not 0).
-func (q *Queue) keepZeroedAhead() error {
+// The zeros only save work, so failing to write them (a full disk where
+// the file system could not preallocate) fails no commit: whatever part
+// of them was written is zeroed room like the rest, and the next commit
+// tries again.
+func (q *Queue) keepZeroedAhead() {
 	if q.wsize < q.wend || q.perSync >= zeroAheadBelow {
-		return nil
+		return
 	}
 	end := min(q.wsize+zeroAhead, q.opt.SegmentBytes)
-	if end > q.wsize {
-		if _, err := q.wf.WriteAt(zeros[:end-q.wsize], q.wsize); err != nil {
-			return err
-		}
+	if end <= q.wsize {
+		return
 	}
-	q.wend = max(end, q.wsize)
-	return nil
+	if _, err := q.wf.WriteAt(zeros[:end-q.wsize], q.wsize); err == nil {
+		q.wend = end
+	}
 }
 
 // syncPublish makes everything written so far durable and visible to Read.
