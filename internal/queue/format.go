@@ -21,9 +21,11 @@ import (
 //
 //	segMagic (8 bytes)
 //	record*  where record = len uint32 LE | crc32c uint32 LE | payload[len]
+//	zeros*   the write segment's zeroed room (keepZeroedAhead), if any
 //
 // The CRC covers the 4 length bytes and the payload, so a zeroed or torn
-// header is detected as well as a torn payload. The length's top bit
+// header is detected as well as a torn payload; an all-zero header is
+// where the records end. The length's top bit
 // (compressedFlag) marks a payload stored as an S2 block (SealCompressed);
 // the record read back is the block decoded.
 const (
