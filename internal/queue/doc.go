@@ -42,7 +42,8 @@
 // also commits the size and extent changes they need to be read back; so
 // that most commits need none, the write segment is kept written with
 // zeros up to 1 MiB past its records while its fsyncs cover less than
-// 128 KiB each (the zeroed room; no record header is all zeros, so
+// 128 KiB each, on ext4 and XFS, which overwrite written blocks in place
+// (the zeroed room; no record header is all zeros, so
 // readers and Open find the records' end at the first such header).
 // Sealing a segment and Close cut the room; Open cuts the room a killed
 // process left, without counting it as a torn record.

@@ -97,6 +97,7 @@ type Queue struct {
 	wseq     uint64
 	wsize    int64 // bytes written to wf, synced or not
 	wend     int64 // wf's size: wsize and the zeros written after it (keepZeroedAhead)
+	zeroRoom bool  // the file system overwrites in place, so keepZeroedAhead pays
 	syncedAt int64 // wsize at wf's last fsync
 	perSync  int64 // bytes written per fsync, a moving average
 	wcount   int64
@@ -206,6 +207,7 @@ func Open(dir string, opt Options) (*Queue, error) {
 		m:        opt.Metrics,
 		lockFile: lf,
 		maxRec:   min(opt.SegmentBytes-segHdrSize-recHdrSize, lenMask),
+		zeroRoom: overwritesInPlace(dir),
 		wake:     make(chan struct{}, 1),
 		writerOK: make(chan struct{}),
 		notify:   make(chan struct{}),
@@ -831,7 +833,7 @@ var zeros [zeroAhead]byte
 // of them was written is zeroed room like the rest, and the next commit
 // tries again.
 func (q *Queue) keepZeroedAhead() {
-	if q.wsize < q.wend || q.perSync >= zeroAheadBelow {
+	if !q.zeroRoom || q.wsize < q.wend || q.perSync >= zeroAheadBelow {
 		return
 	}
 	end := min(q.wsize+zeroAhead, q.opt.SegmentBytes)

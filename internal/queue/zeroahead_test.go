@@ -13,6 +13,7 @@ import (
 // next zeroAhead bytes, the room stops at SegmentBytes, and Close cuts it.
 func TestWriteSegmentZeroedAhead(t *testing.T) {
 	e := newEnv(t)
+	skipUnlessOverwritesInPlace(t, e.dir)
 	const segBytes = 3 * zeroAhead
 	q := e.open(t, Options{SegmentBytes: segBytes})
 	const size = 100_000
@@ -61,6 +62,7 @@ func TestWriteSegmentZeroedAhead(t *testing.T) {
 // follow the last of them.
 func TestZeroedRoomAfterKill(t *testing.T) {
 	e := newEnv(t)
+	skipUnlessOverwritesInPlace(t, e.dir)
 	q := e.open(t, Options{})
 	appendN(t, q, 0, 20, 300)
 	killed := newEnv(t)
@@ -106,5 +108,34 @@ func TestNoZeroedRoomForLargeCommits(t *testing.T) {
 	}
 	if got := drain(t, q, 1<<20); !equalInts(got, seq(0, 15)) {
 		t.Fatalf("read back %v", got)
+	}
+}
+
+// TestNoZeroedRoomOnTmpfs checks that the room is only written where it
+// saves work: on tmpfs fdatasync costs nothing, so zeros would only be
+// copied twice.
+func TestNoZeroedRoomOnTmpfs(t *testing.T) {
+	dir, err := os.MkdirTemp("/dev/shm", "queue-test-")
+	if err != nil {
+		t.Skipf("no /dev/shm: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if overwritesInPlace(dir) {
+		t.Skip("/dev/shm is not tmpfs here")
+	}
+	e := newEnv(t)
+	e.dir = dir
+	q := e.open(t, Options{})
+	defer q.Close()
+	appendN(t, q, 0, 3, 100)
+	if got, want := fileSize(t, segFiles(t, dir)[0]), segHdrSize+3*(recHdrSize+100); got != want {
+		t.Fatalf("file size %d, want %d: the records and no zeroed room", got, want)
+	}
+}
+
+func skipUnlessOverwritesInPlace(t *testing.T, dir string) {
+	t.Helper()
+	if !overwritesInPlace(dir) {
+		t.Skip("the test directory is not on ext4 or XFS: no zeroed room is written there")
 	}
 }
