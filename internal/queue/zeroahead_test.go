@@ -65,19 +65,7 @@ func TestZeroedRoomAfterKill(t *testing.T) {
 	skipUnlessOverwritesInPlace(t, e.dir)
 	q := e.open(t, Options{})
 	appendN(t, q, 0, 20, 300)
-	killed := newEnv(t)
-	for _, p := range segFiles(t, e.dir) {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if int64(len(data)) <= segHdrSize+20*(recHdrSize+300) {
-			t.Fatalf("%s has %d bytes: no zeroed room to recover from", p, len(data))
-		}
-		if err := os.WriteFile(filepath.Join(killed.dir, filepath.Base(p)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	killed := killedCopy(t, e, segHdrSize+20*(recHdrSize+300))
 	q.Close()
 
 	q = killed.open(t, Options{})
@@ -138,4 +126,51 @@ func skipUnlessOverwritesInPlace(t *testing.T, dir string) {
 	if !overwritesInPlace(dir) {
 		t.Skip("the test directory is not on ext4 or XFS: no zeroed room is written there")
 	}
+}
+
+// TestEmptyRecordHeaderIsNotZero pins what finding the records' end at
+// the first all-zero header relies on: an empty record's header is not
+// all zeros, because the CRC of its four zero length bytes is not 0.
+func TestEmptyRecordHeaderIsNotZero(t *testing.T) {
+	var h [recHdrSize]byte
+	putRecHeader(h[:], nil)
+	if h == [recHdrSize]byte{} {
+		t.Fatal("an empty record's header is all zeros")
+	}
+	e := newEnv(t)
+	skipUnlessOverwritesInPlace(t, e.dir)
+	q := e.open(t, Options{})
+	for range 3 {
+		if err := q.Append([]byte("x"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	killed := killedCopy(t, e, segHdrSize+3*(2*recHdrSize+1))
+	q.Close()
+	q = killed.open(t, Options{})
+	defer q.Close()
+	if got := q.Len(); got != 6 {
+		t.Fatalf("Len after recovery = %d, want the 6 records, the empty last one included", got)
+	}
+}
+
+// killedCopy copies e's segment files, taken while its queue is open, as
+// a killed process leaves them, to a new env; each must be longer than
+// records bytes, i.e. hold zeroed room after them.
+func killedCopy(t *testing.T, e *env, records int64) *env {
+	t.Helper()
+	killed := newEnv(t)
+	for _, p := range segFiles(t, e.dir) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(data)) <= records {
+			t.Fatalf("%s has %d bytes: no zeroed room to recover from", p, len(data))
+		}
+		if err := os.WriteFile(filepath.Join(killed.dir, filepath.Base(p)), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return killed
 }
