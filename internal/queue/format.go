@@ -77,11 +77,10 @@ func putRecHeader(h []byte, payload []byte) {
 // would save less than an eighth, it seals frame itself and returns that
 // (compressed false), so either result goes to AppendFrames as it is.
 //
-// Istio's lines and Envoy's spans compress 5-10×: the queue then copies,
-// checksums and writes back to disk that much less, and a disk budget
-// holds that much more backlog. S2 at ~1.5-2 GB/s per core costs about
-// what the page-cache copy it saves costs on a quiet host, and much less
-// where fresh page-cache pages are expensive (BENCHMARKS.md).
+// It suits a caller that needs nothing of a record before Read decodes
+// it. The proxy sealed its records this way until it began compressing
+// only their lines (AppendCompressed), so older buffers hold such frames;
+// its tests make them with this.
 func SealCompressed(dst, frame []byte) (sealed []byte, compressed bool) {
 	payload := frame[recHdrSize:]
 	dst, compressed = AppendCompressed(slices.Grow(dst[:0], recHdrSize)[:recHdrSize], payload)
@@ -294,15 +293,16 @@ func scanSegment(r *segReader, size int64, verify bool, probe int64) (scanResult
 	return res, nil
 }
 
-// allZero reports whether f holds only zero bytes from off to end.
-func allZero(f *os.File, off, end int64) (bool, error) {
-	buf := make([]byte, min(end-off, readBufSize))
+// allZero reports whether the segment holds only zero bytes from off to
+// end, read through the reader's buffer.
+func (r *segReader) allZero(off, end int64) (bool, error) {
+	r.n = 0 // the buffer no longer holds what base says
 	for off < end {
-		n := min(end-off, int64(len(buf)))
-		if _, err := f.ReadAt(buf[:n], off); err != nil {
+		n := min(end-off, int64(len(r.buf)))
+		if _, err := r.f.ReadAt(r.buf[:n], off); err != nil {
 			return false, err
 		}
-		if !bytes.Equal(buf[:n], zeros[:n]) {
+		if !bytes.Equal(r.buf[:n], zeros[:n]) {
 			return false, nil
 		}
 		off += n

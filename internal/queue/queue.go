@@ -353,7 +353,7 @@ func (q *Queue) recoverSegment(seq uint64, last bool, probe int64) (segment, sca
 	if res.end < size {
 		// What follows the last record is the zeroed room written ahead of
 		// the records (keepZeroedAhead), or a torn or damaged record.
-		zeroed, err := allZero(f, res.end, size)
+		zeroed, err := r.allZero(res.end, size)
 		if err != nil {
 			return segment{}, scanResult{}, false, err
 		}

@@ -32,7 +32,7 @@ type ReportResult struct {
 // WAL records, which are fsync'd before the 202.
 func (s *Server) handleReport(w http.ResponseWriter, r *http.Request) {
 	// Tells clients which body encodings they may use (RFC 7694): meshwave's
-	// proxy switches from gzip to zstd when it sees zstd here.
+	// proxy then posts its queue's S2 blocks as they are (s2), or zstd.
 	w.Header().Set("Accept-Encoding", httpbody.Encodings)
 	q := r.URL.Query()
 	name := cmp.Or(q.Get("f"), q.Get("format"), "wavefront")
