@@ -8,9 +8,10 @@
 // counted, a batch per record, S2-compressed unless --bufferCompression
 // is false (fewer bytes copied into the page cache and written back, and
 // more backlog per byte of --bufferMaxBytes); the forwarder alone reads
-// the queue and posts to the backend: a compressed record's S2 block as it
-// is to a backend that offers s2 in Accept-Encoding (meshwave's server),
-// else its lines zstd- or gzip-compressed.
+// the queue and posts to the backend, a batch's records of one format and
+// port together: their S2 blocks joined as they are to a backend that
+// offers s2 in Accept-Encoding (meshwave's server), else their lines zstd-
+// or gzip-compressed. Order is therefore FIFO per format and port.
 // HTTP requests are answered only after their lines are fsync'd. Plain TCP
 // lines, which the sender never sees acknowledged, are counted once
 // written to the segment file, which a process crash does not lose; the

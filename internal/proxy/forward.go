@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,7 +19,7 @@ import (
 
 // forwarder is the queue's only reader: it posts batches to the backend's
 // direct-ingestion API and acknowledges them only after a 2xx, so delivery
-// is at-least-once and in queue order (FIFO across all ports and formats).
+// is at-least-once, and in queue order per format and port (see deliver).
 type forwarder struct {
 	p      *Proxy
 	client *http.Client
@@ -35,12 +36,20 @@ type forwarder struct {
 	zbody       []byte
 	useZstd     bool
 	zstdRefused bool
-	// useS2: the backend reads s2, so records the queue holds as S2 blocks
-	// are posted as they are, with no decoding or compressing (meshwave's
-	// server). s2Refused stops it for good after a 415 to one. plain holds
-	// a decoded record otherwise.
+	// useS2: the backend reads s2, so the S2 blocks the queue holds are
+	// posted as they are, joined, with no decoding or compressing
+	// (meshwave's server). s2Refused stops it for good after a 415 to one.
 	useS2, s2Refused bool
-	plain            []byte
+	// Reused from batch to batch: the records grouped by format and port;
+	// the blocks joined for a post, and the records stored as lines
+	// compressed for it (encoded, ending at ends); the lines joined for a
+	// post otherwise (plain).
+	groups  []group
+	blocks  [][]byte
+	encoded []byte
+	ends    []int
+	joined  []byte
+	plain   []byte
 }
 
 // Backoff bounds for retrying a backend that is down or pushing back.
@@ -97,58 +106,169 @@ func (f *forwarder) run(ctx context.Context) {
 	}
 }
 
-// deliver posts every record of a batch; a non-nil error means "retry the
-// whole batch later".
+// maxPostBytes caps the lines one post carries, before compression, when
+// the forwarder joins records: meshwave's server reads bodies of up to
+// 16 MiB, and a 413 from any backend splits a post anyway.
+const maxPostBytes = 4 << 20
+
+// group is the records of one format and port in a batch, in queue order.
+type group struct {
+	f    format
+	port string
+	recs []record
+}
+
+// deliver posts a batch's records, those of one format and port together
+// in as few posts as --pushFlushMaxPoints and maxPostBytes allow, rather
+// than a post per record: a Zipkin body is two records (spans and span
+// logs), and Envoy posts 5 spans at a time. Delivery is therefore FIFO per
+// format and port; across them, FIFO between batches. A non-nil error
+// means "retry the whole batch later".
 func (f *forwarder) deliver(ctx context.Context, records [][]byte) error {
+	f.groups = f.groups[:0]
 	for _, r := range records {
 		rec, ok := parseRecord(r)
 		if !ok || len(rec.body) == 0 {
 			continue
 		}
-		lines := rec.body
-		if rec.s2 {
-			if f.useS2 && rec.lines <= f.p.cfg.PushFlushMaxPoints {
-				sent, err := f.postBlock(ctx, rec)
-				if err != nil {
-					return err
-				}
-				if sent {
-					f.rateLimit(ctx, rec.lines)
-					continue
-				}
-			}
-			var err error
-			if lines, err = f.decode(rec.body); err != nil {
-				// The queue checked the record's checksum: this is a bug,
-				// not damage, and retrying would block the queue.
-				f.p.log.Error("cannot decode a queued record; lines dropped", "err", err, "lines", rec.lines)
-				f.p.m.dropped.WithLabelValues(rec.f.entity()).Add(float64(rec.lines))
-				continue
-			}
+		i := slices.IndexFunc(f.groups, func(g group) bool { return g.f == rec.f && g.port == rec.port })
+		if i < 0 {
+			i = len(f.groups)
+			f.groups = append(f.groups, group{f: rec.f, port: rec.port, recs: f.spare()})
 		}
-		for len(lines) > 0 {
-			chunk, n := takeLines(lines, f.p.cfg.PushFlushMaxPoints)
-			lines = lines[len(chunk):]
-			if err := f.post(ctx, rec.f, rec.port, chunk, n); err != nil {
+		f.groups[i].recs = append(f.groups[i].recs, rec)
+	}
+	for _, g := range f.groups {
+		for recs := g.recs; len(recs) > 0; {
+			n, lines := f.postable(recs)
+			if err := f.deliverRecords(ctx, g.f, g.port, recs[:n], lines); err != nil {
 				return err
 			}
-			f.rateLimit(ctx, n)
+			recs = recs[n:]
 		}
 	}
 	return nil
 }
 
-// decode gives an S2 record's lines, in a buffer reused for the next one.
-func (f *forwarder) decode(block []byte) ([]byte, error) {
-	n, err := s2.DecodedLen(block)
+// spare returns an empty record slice, reusing the last batch's.
+func (f *forwarder) spare() []record {
+	if n := len(f.groups); n < cap(f.groups) {
+		return f.groups[:n+1][n].recs[:0]
+	}
+	return nil
+}
+
+// postable returns how many of recs, at least one, go in one post, and
+// their lines.
+func (f *forwarder) postable(recs []record) (n, lines int) {
+	size := 0
+	for _, r := range recs {
+		l, b := r.lineCount(), r.decodedLen()
+		if n > 0 && (lines+l > f.p.cfg.PushFlushMaxPoints || size+b > maxPostBytes) {
+			break
+		}
+		n, lines, size = n+1, lines+l, size+b
+	}
+	return n, lines
+}
+
+// deliverRecords posts records of one format and port: their S2 blocks
+// joined into one, as they are, to a backend that reads s2; otherwise
+// their lines, compressed, in posts of at most --pushFlushMaxPoints.
+func (f *forwarder) deliverRecords(ctx context.Context, fm format, port string, recs []record, lines int) error {
+	if f.useS2 && lines <= f.p.cfg.PushFlushMaxPoints {
+		if block, ok := f.joinBlocks(recs); ok {
+			sent, err := f.postBlock(ctx, fm, port, block, lines)
+			if err != nil {
+				return err
+			}
+			if sent {
+				f.rateLimit(ctx, lines)
+				return nil
+			}
+		}
+	}
+	for all := f.joinLines(fm, recs); len(all) > 0; {
+		chunk, n := takeLines(all, f.p.cfg.PushFlushMaxPoints)
+		all = all[len(chunk):]
+		if err := f.post(ctx, fm, port, chunk, n); err != nil {
+			return err
+		}
+		f.rateLimit(ctx, n)
+	}
+	return nil
+}
+
+// joinBlocks returns recs as one S2 block, in buffers reused for the next
+// call: S2 blocks concatenate by their headers alone (s2.ConcatBlocks),
+// and a record stored as lines, because S2 did not shrink it, is
+// compressed for it. Every record ends its last line with '\n' (staging
+// writes whole lines), so lines do not run together. ok is false if a
+// block's header does not read.
+func (f *forwarder) joinBlocks(recs []record) (block []byte, ok bool) {
+	if len(recs) == 1 && recs[0].s2 {
+		return recs[0].body, true
+	}
+	// The records stored as lines are compressed first, one after the
+	// other into f.encoded, so that no block moves once sliced.
+	f.encoded, f.ends = f.encoded[:0], f.ends[:0]
+	for _, r := range recs {
+		if !r.s2 {
+			at, room := len(f.encoded), s2.MaxEncodedLen(len(r.body))
+			f.encoded = slices.Grow(f.encoded, room)
+			f.encoded = f.encoded[:at+len(s2.Encode(f.encoded[at:at+room], r.body))]
+			f.ends = append(f.ends, len(f.encoded))
+		}
+	}
+	f.blocks = f.blocks[:0]
+	at, k := 0, 0
+	for _, r := range recs {
+		b := r.body
+		if !r.s2 {
+			b, at, k = f.encoded[at:f.ends[k]], f.ends[k], k+1
+		}
+		f.blocks = append(f.blocks, b)
+	}
+	joined, err := s2.ConcatBlocks(f.joined[:0], f.blocks...)
 	if err != nil {
-		return nil, err
+		return nil, false
 	}
-	if cap(f.plain) < n {
-		f.plain = make([]byte, n)
+	f.joined = joined
+	return joined, true
+}
+
+// joinLines returns the lines of recs, in a buffer reused for the next
+// call. A record that does not decode is dropped, counted and logged: the
+// queue checked its checksum, so this is a bug, not damage, and retrying
+// would block the queue.
+func (f *forwarder) joinLines(fm format, recs []record) []byte {
+	if len(recs) == 1 && !recs[0].s2 {
+		return recs[0].body
 	}
-	f.plain, err = s2.Decode(f.plain[:cap(f.plain)], block)
-	return f.plain, err
+	f.plain = f.plain[:0]
+	for _, r := range recs {
+		at := len(f.plain)
+		if r.s2 {
+			n, err := s2.DecodedLen(r.body)
+			if err == nil {
+				f.plain = slices.Grow(f.plain, n)
+				_, err = s2.Decode(f.plain[at:at+n], r.body)
+				f.plain = f.plain[:at+n]
+			}
+			if err != nil {
+				f.plain = f.plain[:at]
+				f.p.log.Error("cannot decode a queued record; lines dropped", "err", err, "lines", r.lines)
+				f.p.m.dropped.WithLabelValues(fm.entity()).Add(float64(r.lines))
+				continue
+			}
+		} else {
+			f.plain = append(f.plain, r.body...)
+		}
+		if len(f.plain) > at && f.plain[len(f.plain)-1] != '\n' {
+			f.plain = append(f.plain, '\n')
+		}
+	}
+	return f.plain
 }
 
 // takeLines returns the first max lines of b and their count.
@@ -195,11 +315,11 @@ func (f *forwarder) post(ctx context.Context, fm format, port string, lines []by
 	return f.outcome(fm, port, n, status, msg)
 }
 
-// postBlock posts an S2 record's block as it is. sent is false when the
+// postBlock posts an S2 block of n lines as it is. sent is false when the
 // backend wants it otherwise (413: split it; 415: it does not read s2
-// after all, and gets none from now on); the caller then decodes it.
-func (f *forwarder) postBlock(ctx context.Context, rec record) (sent bool, err error) {
-	status, msg, err := f.send(ctx, rec.f, rec.body, "s2")
+// after all, and gets none from now on); the caller then sends its lines.
+func (f *forwarder) postBlock(ctx context.Context, fm format, port string, block []byte, n int) (sent bool, err error) {
+	status, msg, err := f.send(ctx, fm, block, "s2")
 	switch {
 	case err != nil:
 		return false, err
@@ -207,10 +327,10 @@ func (f *forwarder) postBlock(ctx context.Context, rec record) (sent bool, err e
 		f.useS2, f.s2Refused = false, true
 		f.p.log.Warn("backend refused an s2 batch; compressing batches again from now on", "body", msg)
 		return false, nil
-	case status == http.StatusRequestEntityTooLarge && rec.lines > 1:
+	case status == http.StatusRequestEntityTooLarge && n > 1:
 		return false, nil
 	}
-	return true, f.outcome(rec.f, rec.port, rec.lines, status, msg)
+	return true, f.outcome(fm, port, n, status, msg)
 }
 
 // outcome counts n lines delivered on a 2xx, drops them (counted and logged)

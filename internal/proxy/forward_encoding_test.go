@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,9 +21,10 @@ import (
 // the queue's S2 records as they are, or zstd; a backend that offers
 // nothing keeps getting gzip; one that refuses s2 or zstd with 415, though
 // it offered it, gets that batch again otherwise and never that coding
-// again; records too small to compress, and records over
-// --pushFlushMaxPoints, are decoded and compressed as requests. Every line
-// arrives, and is counted delivered, in each case.
+// again; records too small for the queue to compress are compressed for
+// the post, and records over --pushFlushMaxPoints are decoded and go in
+// posts of that many lines. Every line arrives, and is counted delivered,
+// in each case.
 func TestForwarderEncodings(t *testing.T) {
 	for _, c := range []struct {
 		name                 string
@@ -36,7 +39,7 @@ func TestForwarderEncodings(t *testing.T) {
 		{"offers zstd, refuses it", "zstd, gzip", true, false, 20, 0, []string{"gzip", "zstd", "gzip", "gzip"}},
 		{"offers s2", "s2, zstd, gzip", false, false, 20, 0, []string{"gzip", "s2", "s2"}},
 		{"offers s2, refuses it", "s2, zstd", false, true, 20, 0, []string{"gzip", "s2", "zstd", "zstd"}},
-		{"offers s2, records too small", "s2, zstd", false, false, 1, 0, []string{"gzip", "zstd", "zstd"}},
+		{"offers s2, records too small", "s2, zstd", false, false, 1, 0, []string{"gzip", "s2", "s2"}},
 		{"offers s2, records over pushFlushMaxPoints", "s2, zstd", false, false, 20, 10, []string{"gzip", "zstd", "zstd", "zstd", "zstd", "zstd"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -182,4 +185,71 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("lines %q, want %q", got, lines)
 		}
 	})
+}
+
+// TestForwarderJoinsRecords: records queued while the backend was away go
+// out joined, one post per format and port, each format's lines in the
+// order the proxy accepted them: as one S2 block to a backend that reads
+// s2 (records the queue holds as S2 blocks and as lines alike), as gzip'd
+// lines to one that does not.
+func TestForwarderJoinsRecords(t *testing.T) {
+	for _, c := range []struct{ accept, want string }{{"s2, zstd, gzip", "s2"}, {"", "gzip"}} {
+		t.Run("accept="+c.accept, func(t *testing.T) {
+			b := newBackend(t)
+			b.accept = c.accept
+			var up atomic.Bool
+			b.status = func() int {
+				if up.Load() {
+					return http.StatusAccepted
+				}
+				return http.StatusServiceUnavailable
+			}
+			p := startProxy(t, b.srv.URL, nil)
+			ms := time.Now().UnixMilli()
+			var spans, logs []string
+			for i := range 30 {
+				// A Zipkin body's two records; one line is too little for
+				// S2 to shrink, so those records are kept as lines.
+				var sp, lg strings.Builder
+				for j := range 1 + i%2*19 {
+					span := fmt.Sprintf("00000000-0000-0000-%04x-%012x", i, j)
+					name := fmt.Sprintf("op.%d.%d", i, j)
+					fmt.Fprintf(&sp, "%s source=s spanId=%s traceId=%s application=a service=b %d 12\n", name, span, span, ms)
+					fmt.Fprintf(&lg, `{"traceId":"%s","spanId":"%s","logs":[{"timestamp":%d,"fields":{"event":"%s"}}]}`+"\n", span, span, ms*1000, name)
+					spans, logs = append(spans, name), append(logs, name)
+				}
+				for _, post := range []struct{ query, body string }{{"?f=trace", sp.String()}, {"?f=spanLogs", lg.String()}} {
+					if code := postLines(t, p, post.query, post.body); code != http.StatusAccepted {
+						t.Fatalf("POST %s: %d", post.query, code)
+					}
+				}
+			}
+			// Two failed attempts after the last record was queued: the
+			// second read the whole queue, and so will the next.
+			retries := value(p.m.retries)
+			waitFor(t, "two more retries", 20*time.Second, func() bool { return value(p.m.retries) >= retries+2 })
+			up.Store(true)
+			waitFor(t, "every line", 20*time.Second, func() bool {
+				return len(b.get("trace")) == len(spans) && len(b.get("spanLogs")) == len(logs)
+			})
+			b.mu.Lock()
+			posts := maps.Clone(b.posts)
+			b.mu.Unlock()
+			for _, f := range []string{"trace", "spanLogs"} {
+				if !slices.Equal(posts[f], []string{c.want}) {
+					t.Errorf("%s posts %v, want one %s", f, posts[f], c.want)
+				}
+			}
+			for _, got := range []struct {
+				f     string
+				names []string
+			}{{"trace", spans}, {"spanLogs", logs}} {
+				for i, l := range b.get(got.f) {
+					if !strings.Contains(l, `"`+got.names[i]+`"`) && !strings.HasPrefix(l, `"`+got.names[i]+`"`) {
+						t.Fatalf("%s line %d is %q, want %s: out of order", got.f, i, l, got.names[i])
+					}
+				}
+			}
+		})
+	}
 }

@@ -24,15 +24,16 @@ type backend struct {
 	lines      map[string][]string
 	status     func() int // answer to give; nil means 202
 	tokens     []string
-	accept     string   // its Accept-Encoding answer header, if any
-	refuseZstd bool     // answers 415 to zstd bodies
-	refuseS2   bool     // answers 415 to s2 bodies
-	maxLines   int      // answers 413 to bodies of more lines, if > 0
-	encodings  []string // the Content-Encoding of each request
+	accept     string              // its Accept-Encoding answer header, if any
+	refuseZstd bool                // answers 415 to zstd bodies
+	refuseS2   bool                // answers 415 to s2 bodies
+	maxLines   int                 // answers 413 to bodies of more lines, if > 0
+	encodings  []string            // the Content-Encoding of each request
+	posts      map[string][]string // the Content-Encoding of each accepted request, per format
 }
 
 func newBackend(t *testing.T) *backend {
-	b := &backend{lines: map[string][]string{}}
+	b := &backend{lines: map[string][]string{}, posts: map[string][]string{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/report" {
 			http.Error(w, "not found", http.StatusNotFound)
@@ -69,6 +70,7 @@ func newBackend(t *testing.T) *backend {
 		defer b.mu.Unlock()
 		b.tokens = append(b.tokens, r.Header.Get("Authorization"))
 		f := r.URL.Query().Get("f")
+		b.posts[f] = append(b.posts[f], r.Header.Get("Content-Encoding"))
 		sc := bufio.NewScanner(bytes.NewReader(data))
 		sc.Buffer(nil, 1<<20)
 		for sc.Scan() {

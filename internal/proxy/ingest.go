@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meshwave/meshwave/internal/preprocessor"
@@ -109,6 +110,23 @@ func parseRecord(r []byte) (record, bool) {
 		rec.body, rec.lines, rec.s2 = rec.body[k:], int(lines), true
 	}
 	return rec, true
+}
+
+// lineCount returns how many lines the record holds.
+func (r record) lineCount() int {
+	if r.s2 {
+		return r.lines
+	}
+	return bytes.Count(r.body, []byte{'\n'})
+}
+
+// decodedLen returns the size of the record's lines.
+func (r record) decodedLen() int {
+	if !r.s2 {
+		return len(r.body)
+	}
+	n, _ := s2.DecodedLen(r.body)
+	return n
 }
 
 // sealS2 seals frame (a record behind queue.FrameHeader bytes of room) as an
