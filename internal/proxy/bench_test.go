@@ -153,12 +153,7 @@ func TestBacklogMemory(t *testing.T) {
 		fmt.Sscan(s, &rate)
 	}
 	total := rate * 600
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	backendAddr := ln.Addr().String()
-	ln.Close() // unreachable until the drain phase
+	backendAddr := refusedAddr(t) // unreachable until the drain phase
 
 	dir := t.TempDir()
 	ch := startChild(t, childConfig{Buffer: filepath.Join(dir, "buffer"), Server: "http://" + backendAddr,
@@ -218,7 +213,7 @@ func TestBacklogMemory(t *testing.T) {
 	queued, _ := ch.metric(hc, "meshwave_queue_bytes", `{queue="proxy"}`)
 
 	// The backend returns: drain for a while, discarding.
-	ln, err = net.Listen("tcp", backendAddr)
+	ln, err := net.Listen("tcp", backendAddr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,13 +129,7 @@ func TestOutage503(t *testing.T) {
 // is the same: nothing is lost and order holds.
 func TestOutageUnreachable(t *testing.T) {
 	t.Parallel()
-	// Reserve an address, then close it so connections are refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := refusedAddr(t)
 	b := newBackend(t)
 	p, _ := startProxyLog(t, "http://"+addr, nil)
 	var stop atomic.Bool

@@ -20,13 +20,7 @@ import (
 // queue's S2 blocks, and the server stores every span with its span logs.
 func TestForwardsToMeshwaveServer(t *testing.T) {
 	t.Parallel()
-	// An address with nothing listening yet: the backlog builds up.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := refusedAddr(t) // the backlog builds up until the server starts there
 	p := startProxy(t, "http://"+addr, func(c *Config) { c.Token = "" })
 
 	const bodies, perBody = 20, 5 // Envoy's default flush: 5 spans
@@ -53,7 +47,7 @@ func TestForwardsToMeshwaveServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err = net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Skipf("the backend's address was taken meanwhile: %v", err)
 	}

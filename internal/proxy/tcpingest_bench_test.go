@@ -46,7 +46,7 @@ func BenchmarkTCPIngestChild(b *testing.B) {
 	}
 	for _, mode := range []string{"pure-ingest", "forwarding"} {
 		b.Run(mode, func(b *testing.B) {
-			server := unreachableURL(b)
+			server := "http://" + refusedAddr(b)
 			if mode == "forwarding" {
 				server = discardBackend(b).URL
 			}
@@ -119,14 +119,4 @@ func writeLines(b *testing.B, addr string, chunk []byte, perChunk, n int) {
 		}
 		n -= perChunk
 	}
-}
-
-// unreachableURL is a loopback address nothing listens on.
-func unreachableURL(tb testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return "http://" + ln.Addr().String()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -49,13 +48,7 @@ func BenchmarkZipkinProcess(b *testing.B) {
 	for _, clients := range []int{4, 64} {
 		name := fmt.Sprintf("clients=%d", clients)
 		b.Run("queue/"+name, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			unreachable := "http://" + ln.Addr().String()
-			ln.Close()
-			benchZipkinChild(b, bodies, unreachable, "queue", clients)
+			benchZipkinChild(b, bodies, "http://"+refusedAddr(b), "queue", clients)
 		})
 		b.Run("forward/"+name, func(b *testing.B) {
 			benchZipkinChild(b, bodies, discardBackend(b).URL, "forward", clients)
