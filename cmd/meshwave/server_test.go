@@ -85,3 +85,11 @@ func TestRunServerBadFlags(t *testing.T) {
 		}
 	}
 }
+
+// The demo takes --retention as the server does, and names it when bad.
+func TestRunDemoBadRetention(t *testing.T) {
+	err := runDemo(context.Background(), []string{"--retention", "soon", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--retention") {
+		t.Errorf("got %v, want an error naming --retention", err)
+	}
+}

@@ -27,8 +27,11 @@ type Options struct {
 	DataDir string // server data and proxy buffer (DefaultDataDir())
 	// CollectionInterval overrides the collector's 15s (tests shorten it).
 	CollectionInterval time.Duration
-	PrintPoints        bool         // also print the converted points to stdout
-	Logger             *slog.Logger // default slog.Default()
+	PrintPoints        bool // also print the converted points to stdout
+	// Retention is how long the server keeps data (the server's default,
+	// 15 days, if zero).
+	Retention time.Duration
+	Logger    *slog.Logger // default slog.Default()
 	// Ready, if set, is called once every part is running.
 	Ready func(Addrs)
 }
@@ -78,7 +81,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}
 		return fmt.Errorf("--listen %s: %w", o.Listen, err)
 	}
-	srv, err := server.Open(server.Config{DataDir: filepath.Join(o.DataDir, "server"), Logger: log.With("role", "server")})
+	srv, err := server.Open(server.Config{DataDir: filepath.Join(o.DataDir, "server"), Retention: o.Retention, Logger: log.With("role", "server")})
 	if err != nil {
 		srvLn.Close()
 		return err
