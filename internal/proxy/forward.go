@@ -40,11 +40,9 @@ type forwarder struct {
 	// posted as they are, joined, with no decoding or compressing
 	// (meshwave's server). s2Refused stops it for good after a 415 to one.
 	useS2, s2Refused bool
-	// Reused from batch to batch: the records grouped by format and port;
-	// the blocks joined for a post, and the records stored as lines
-	// compressed for it (encoded, ending at ends); the lines joined for a
-	// post otherwise (plain).
-	groups  []group
+	// Reused from post to post: the blocks joined for a post, and the
+	// records stored as lines compressed for it (encoded, ending at ends);
+	// the lines joined for a post otherwise (plain).
 	blocks  [][]byte
 	encoded []byte
 	ends    []int
@@ -125,20 +123,20 @@ type group struct {
 // format and port; across them, FIFO between batches. A non-nil error
 // means "retry the whole batch later".
 func (f *forwarder) deliver(ctx context.Context, records [][]byte) error {
-	f.groups = f.groups[:0]
+	var groups []group // a few: formats × ports
 	for _, r := range records {
 		rec, ok := parseRecord(r)
 		if !ok || len(rec.body) == 0 {
 			continue
 		}
-		i := slices.IndexFunc(f.groups, func(g group) bool { return g.f == rec.f && g.port == rec.port })
+		i := slices.IndexFunc(groups, func(g group) bool { return g.f == rec.f && g.port == rec.port })
 		if i < 0 {
-			i = len(f.groups)
-			f.groups = append(f.groups, group{f: rec.f, port: rec.port, recs: f.spare()})
+			i = len(groups)
+			groups = append(groups, group{f: rec.f, port: rec.port})
 		}
-		f.groups[i].recs = append(f.groups[i].recs, rec)
+		groups[i].recs = append(groups[i].recs, rec)
 	}
-	for _, g := range f.groups {
+	for _, g := range groups {
 		for recs := g.recs; len(recs) > 0; {
 			n, lines := f.postable(recs)
 			if err := f.deliverRecords(ctx, g.f, g.port, recs[:n], lines); err != nil {
@@ -146,14 +144,6 @@ func (f *forwarder) deliver(ctx context.Context, records [][]byte) error {
 			}
 			recs = recs[n:]
 		}
-	}
-	return nil
-}
-
-// spare returns an empty record slice, reusing the last batch's.
-func (f *forwarder) spare() []record {
-	if n := len(f.groups); n < cap(f.groups) {
-		return f.groups[:n+1][n].recs[:0]
 	}
 	return nil
 }
