@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"go.etcd.io/bbolt"
+
 	"github.com/meshwave/meshwave/internal/wavefront"
 	"github.com/meshwave/meshwave/internal/wql"
 )
@@ -589,4 +592,50 @@ func FuzzKnownSeries(f *testing.F) {
 		}
 		check(line)
 	})
+}
+
+// The time indexes, written near their end, fill their pages: 20 000
+// spans up to 2 s late (as from many sidecars) leave spantime, spansvc and
+// logtime pages at least three quarters full, where bbolt's default split
+// leaves them half full.
+func TestTimeIndexesFillPages(t *testing.T) {
+	kv, err := openKV(t.TempDir() + "/kv.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.close()
+	var dec wavefront.Decoder
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := base()
+	for batch := range 100 {
+		var b kvBatch
+		for i := range 200 {
+			n := batch*200 + i
+			st := start + int64(n)*10 - rng.Int64N(2000) // up to 2 s late
+			line := fmt.Sprintf("op source=a traceId=%016x spanId=%08x service=svc%d %d 5", rng.Uint64(), n, n%7, st)
+			var sp wavefront.Span
+			if err := dec.DecodeSpan([]byte(line), &sp); err != nil {
+				t.Fatal(err)
+			}
+			b.spans = append(b.spans, spanRecOf(&sp, []byte(line)))
+			b.logs = append(b.logs, logRec{key: fmt.Appendf(nil, "%s\x00%s\x00hash", sp.TraceID, sp.SpanID), received: start + int64(n)*10, json: []byte(`{"logs":[]}`)})
+		}
+		if err := kv.write(&b, &dec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = kv.db.View(func(tx *bbolt.Tx) error {
+		for _, name := range [][]byte{bSpanTime, bSpanSvc, bLogTime} {
+			s := tx.Bucket(name).Stats()
+			fill := float64(s.LeafInuse) / float64(s.LeafAlloc)
+			t.Logf("%s: %d keys in %d leaf pages, %.0f %% full", name, s.KeyN, s.LeafPageN, 100*fill)
+			if fill < 0.75 {
+				t.Errorf("%s leaf pages %.0f %% full, want at least 75 %%", name, 100*fill)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
