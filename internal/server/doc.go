@@ -73,6 +73,12 @@
 //     logtime  received(8) logs-key → nil
 //     dists    name 0 binStart(8) hash(8) → granularity, source, tags, centroids
 //     distnames name → nil
+//     Span lines and span-logs JSON are stored packed: 0x01, then an S2
+//     block against a built-in dictionary of Envoy span text (spanvalue.go;
+//     ~5× and ~2.4× smaller); values of stores written before are read as
+//     they are. The time indexes split their pages at 90 %, not bbolt's
+//     50 %, since they grow at their end. An Envoy span with its span logs
+//     takes ~1.8 KB of the file instead of ~3.4 KB.
 //     A trace is one prefix scan; a search walks a time-ordered index
 //     backwards and filters on the index values. Distributions keep their
 //     centroids (percentiles are a query-time concern, as in Wavefront's

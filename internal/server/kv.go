@@ -167,19 +167,24 @@ func (s *kvStore) write(b *kvBatch, dec *wavefront.Decoder) error {
 		// (TestTimeIndexesFillPages). Keys by trace ID land anywhere, so
 		// those buckets keep the default.
 		st.FillPercent, ss.FillPercent, lt.FillPercent = appendFill, appendFill, appendFill
-		var sp wavefront.Span
+		var (
+			sp         wavefront.Span
+			arena, buf []byte
+			packed     []byte
+		)
 		for i := range b.spans {
 			r := &b.spans[i]
 			k := r.key()
 			if old := spans.Get(k); old != nil {
-				if dec.DecodeSpan(old, &sp) == nil {
+				if line, err := unpacked(&buf, old); err == nil && dec.DecodeSpan(line, &sp) == nil {
 					o := spanRecOf(&sp, nil)
 					if err := deleteSpanIndex(st, ss, &o); err != nil {
 						return err
 					}
 				}
 			}
-			if err := spans.Put(k, r.line); err != nil {
+			arena, packed = appendPacked(arena, r.line)
+			if err := spans.Put(k, packed); err != nil {
 				return err
 			}
 			meta := r.meta()
@@ -191,7 +196,8 @@ func (s *kvStore) write(b *kvBatch, dec *wavefront.Decoder) error {
 			}
 		}
 		for _, l := range b.logs {
-			if err := logs.Put(l.key, l.json); err != nil {
+			arena, packed = appendPacked(arena, l.json)
+			if err := logs.Put(l.key, packed); err != nil {
 				return err
 			}
 			if err := lt.Put(append(be64(nil, l.received), l.key...), nil); err != nil {
@@ -246,9 +252,13 @@ func (s *kvStore) trace(traceID string, dec *wavefront.Decoder) ([]SpanJSON, err
 	var out []SpanJSON
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bSpans).Cursor()
-		var sp wavefront.Span
+		var (
+			sp  wavefront.Span
+			buf []byte
+		)
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			if err := dec.DecodeSpan(v, &sp); err != nil {
+			line, err := unpacked(&buf, v)
+			if err != nil || dec.DecodeSpan(line, &sp) != nil {
 				continue // validated on ingestion; only a limit change can get here
 			}
 			out = append(out, spanJSONOf(&sp))
@@ -258,7 +268,8 @@ func (s *kvStore) trace(traceID string, dec *wavefront.Decoder) ([]SpanJSON, err
 			rest := k[len(prefix):]
 			spanID := string(rest[:max(0, len(rest)-9)])
 			var sl wavefront.SpanLogs
-			if json.Unmarshal(v, &sl) != nil {
+			text, err := unpacked(&buf, v)
+			if err != nil || json.Unmarshal(text, &sl) != nil {
 				continue
 			}
 			for i := range out {
@@ -458,10 +469,13 @@ func collectRange(b *bbolt.Bucket, from, limit []byte, n int) [][]byte {
 func cleanupSpans(tx *bbolt.Tx, cutoff int64, n int, dec *wavefront.Decoder) (int, error) {
 	spans, st, ss := tx.Bucket(bSpans), tx.Bucket(bSpanTime), tx.Bucket(bSpanSvc)
 	keys := collectRange(st, nil, be64(nil, cutoff), n)
-	var sp wavefront.Span
+	var (
+		sp  wavefront.Span
+		buf []byte
+	)
 	for _, k := range keys {
 		sk := k[8:]
-		if v := spans.Get(sk); v != nil && dec.DecodeSpan(v, &sp) == nil {
+		if line, err := unpacked(&buf, spans.Get(sk)); err == nil && len(line) > 0 && dec.DecodeSpan(line, &sp) == nil {
 			r := spanRecOf(&sp, nil)
 			if err := ss.Delete(r.svcKey()); err != nil {
 				return 0, err
