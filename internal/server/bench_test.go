@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+	"go.etcd.io/bbolt"
 
 	"github.com/meshwave/meshwave/internal/cpuclock"
 	"github.com/meshwave/meshwave/internal/wavefront"
@@ -385,4 +386,51 @@ func BenchmarkTraceLookup(b *testing.B) {
 			b.Fatalf("trace: %d spans, %v", len(got), err)
 		}
 	}
+}
+
+// BenchmarkSpanStore writes Envoy spans with their span logs (the testdata
+// lines, each under its own trace ID) into the span store in transactions
+// of 500, as the applier does, and reports the store's pages per span.
+func BenchmarkSpanStore(b *testing.B) {
+	lim := wavefront.DefaultLimits()
+	lim.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
+	dec := wavefront.Decoder{Limits: &lim}
+	lines, logs := testLines(b, "testdata/envoy-span-lines.txt"), testLines(b, "testdata/envoy-span-logs.txt")
+	recs := make([]spanRec, len(lines))
+	for i, l := range lines {
+		var sp wavefront.Span
+		if err := dec.DecodeSpan(l, &sp); err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = spanRecOf(&sp, l)
+	}
+	kv, err := openKV(b.TempDir() + "/kv.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer kv.close()
+	n := 0
+	for b.Loop() {
+		var batch kvBatch
+		for range 500 {
+			r := recs[n%len(recs)]
+			r.traceID = fmt.Sprintf("%08x%s", uint32(n)*2654435761, r.traceID[8:])
+			batch.spans = append(batch.spans, r)
+			batch.logs = append(batch.logs, logRec{key: []byte(r.traceID + "\x00" + r.spanID + "\x00hashhash"), received: int64(n), json: logs[n%len(logs)]})
+			n++
+		}
+		if err := kv.write(&batch, &dec); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/span")
+	kv.db.View(func(tx *bbolt.Tx) error {
+		pages := 0
+		for _, name := range allBuckets {
+			s := tx.Bucket(name).Stats()
+			pages += s.BranchPageN + s.BranchOverflowN + s.LeafPageN + s.LeafOverflowN
+		}
+		b.ReportMetric(float64(pages*kv.db.Info().PageSize)/float64(n), "file-B/span")
+		return nil
+	})
 }

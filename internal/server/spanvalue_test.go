@@ -22,11 +22,11 @@ func TestSpanDictionaryIsFrozen(t *testing.T) {
 	}
 }
 
-func testLines(t *testing.T, path string) [][]byte {
-	t.Helper()
+func testLines(tb testing.TB, path string) [][]byte {
+	tb.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return bytes.Split(bytes.TrimSpace(data), []byte("\n"))
 }
@@ -138,7 +138,7 @@ func TestUnpackedValuesStillRead(t *testing.T) {
 // itself.
 func FuzzPackedValue(f *testing.F) {
 	for _, path := range []string{"testdata/envoy-span-lines.txt", "testdata/envoy-span-logs.txt"} {
-		for _, v := range testLines(&testing.T{}, path)[:3] {
+		for _, v := range testLines(f, path)[:3] {
 			f.Add(v)
 			_, packed := appendPacked(nil, v)
 			f.Add(packed)
