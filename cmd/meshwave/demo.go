@@ -19,7 +19,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	listen := fs.String("listen", demo.DefaultListen, "server (dashboards and API) listen address")
 	data := fs.String("data", demo.DefaultDataDir(), "data directory (server stores and proxy buffer)")
 	printPoints := fs.Bool("print-points", false, "also print the collector's points to stdout")
-	retention := fs.String("retention", "1d", "how long the server keeps data, e.g. 1d or 36h (the simulated mesh's traces take ~6 GB a day)")
+	retention := fs.String("retention", "1d", "how long the server keeps data, e.g. 1d or 36h (the simulated mesh's traces take ~3 GB a day)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
