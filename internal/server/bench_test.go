@@ -390,7 +390,8 @@ func BenchmarkTraceLookup(b *testing.B) {
 
 // BenchmarkSpanStore writes Envoy spans with their span logs (the testdata
 // lines, each under its own trace ID) into the span store in transactions
-// of 500, as the applier does, and reports the store's pages per span.
+// of 500, as the applier does, and reports the process's CPU and the
+// store's pages per span.
 func BenchmarkSpanStore(b *testing.B) {
 	lim := wavefront.DefaultLimits()
 	lim.MaxSpanAnnotations = wavefront.MeshSpanAnnotations
@@ -410,6 +411,7 @@ func BenchmarkSpanStore(b *testing.B) {
 	}
 	defer kv.close()
 	n := 0
+	cpu0 := cpuclock.Self()
 	for b.Loop() {
 		var batch kvBatch
 		for range 500 {
@@ -423,6 +425,7 @@ func BenchmarkSpanStore(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64((cpuclock.Self() - cpu0).Nanoseconds())/float64(n), "cpu-ns/span")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/span")
 	kv.db.View(func(tx *bbolt.Tx) error {
 		pages := 0
