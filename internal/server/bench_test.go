@@ -428,7 +428,7 @@ func BenchmarkSpanStore(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64((cpuclock.Self() - cpu0).Nanoseconds())/float64(n), "cpu-ns/span")
+	b.ReportMetric(float64((cpuclock.Self()-cpu0).Nanoseconds())/float64(n), "cpu-ns/span")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/span")
 	kv.db.View(func(tx *bbolt.Tx) error {
 		pages := 0
